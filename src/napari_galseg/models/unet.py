@@ -1,0 +1,96 @@
+"""A compact U-Net (Ronneberger et al. 2015) with padded convolutions and batch norm.
+
+Padded 3x3 convolutions keep every level the size of its input (no cropping), so a tile's output
+lines up pixel for pixel with its input, which is what tiled inference needs. The output has two
+channels: a galaxy-probability logit and a logit of the normalised distance to the nearest object
+border (1 at an object's core, 0 on its edge); watershed on the second one splits touching galaxies.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: output channel indices
+FOREGROUND, DISTANCE = 0, 1
+
+
+class DoubleConv(nn.Sequential):
+    """Two (3x3 conv, batch norm, ReLU) blocks; bias-free convs since batch norm adds one."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """U-Net with ``depth`` resolution levels; level k has ``base_width * 2**k`` channels.
+
+    Inputs of any size are accepted: they are padded (reflect) to a multiple of ``2**(depth-1)`` and
+    the output is cropped back, so ``out.shape[-2:] == x.shape[-2:]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int = 2, depth: int = 4, base_width: int = 16):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"U-Net depth must be >= 1, got {depth}")
+        if base_width < 1:
+            raise ValueError(f"U-Net base_width must be >= 1, got {base_width}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.depth, self.base_width = depth, base_width
+        widths = [base_width * 2**k for k in range(depth)]
+        self.down = nn.ModuleList()
+        channels = in_channels
+        for width in widths:
+            self.down.append(DoubleConv(channels, width))
+            channels = width
+        self.up = nn.ModuleList()
+        self.up_conv = nn.ModuleList()
+        for width in reversed(widths[:-1]):
+            self.up.append(nn.ConvTranspose2d(channels, width, 2, stride=2))
+            self.up_conv.append(DoubleConv(2 * width, width))
+            channels = width
+        self.head = nn.Conv2d(channels, out_channels, 1)
+
+    @property
+    def multiple(self) -> int:
+        """Spatial sizes divisible by this need no padding."""
+        return 2 ** (self.depth - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ny, nx = x.shape[-2:]
+        m = self.multiple
+        pad_y, pad_x = (-ny) % m, (-nx) % m
+        if pad_y or pad_x:
+            mode = "reflect" if (ny > pad_y and nx > pad_x) else "replicate"
+            x = F.pad(x, (0, pad_x, 0, pad_y), mode=mode)
+        skips = []
+        for k, block in enumerate(self.down):
+            if k:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for up, conv in zip(self.up, self.up_conv):
+            x = up(x)
+            x = conv(torch.cat([skips.pop(), x], dim=1))
+        out = self.head(x)
+        if pad_y or pad_x:
+            out = out[..., :ny, :nx]
+        return out
+
+    def architecture(self) -> dict:
+        """The constructor arguments, stored in a model folder's config."""
+        return {
+            "class": "UNet",
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "depth": self.depth,
+            "base_width": self.base_width,
+        }

@@ -1,0 +1,1 @@
+"""Thin magicgui/Qt widgets: the only package that imports napari or Qt."""
