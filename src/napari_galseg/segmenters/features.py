@@ -312,3 +312,70 @@ def fit_value_range(texture_samples: Sequence[np.ndarray], low: float = 0.5, hig
     if not hi > lo:
         raise ValueError("the image is constant (every pixel has the same value); there is no texture to learn from")
     return float(lo), float(hi)
+
+
+# -- helpers shared by the pixel-wise segmenters (kmeans, forest) ------------------------------------
+def is_dask(array) -> bool:
+    return type(array).__module__.startswith("dask.")
+
+
+def check_image(image, rms=None, other=None, other_name: str = "truth") -> None:
+    """2-D inputs of one shape, with some finite, non-constant pixels; clear messages otherwise."""
+    if image is None:
+        raise ValueError("no image given")
+    if getattr(image, "ndim", None) != 2:
+        raise ValueError(f"the image must be 2-D (ny, nx), got shape {tuple(getattr(image, 'shape', ()))}; "
+                         "pick one plane of a cube or one HDU")
+    for arr, what in ((rms, "rms map"), (other, other_name)):
+        if arr is not None and tuple(arr.shape) != tuple(image.shape):
+            raise ValueError(f"the {what} has shape {tuple(arr.shape)} but the image has shape "
+                             f"{tuple(image.shape)}; they must match pixel for pixel")
+    sample = sample_image(image)
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        raise ValueError("the image has no finite pixels (all NaN or inf): check that the right file/HDU was opened")
+    if finite.min() == finite.max():
+        raise ValueError(f"the image is constant (every pixel is {finite.min():g}): there is nothing to segment")
+
+
+def sample_image(image, max_pixels: int = 1_000_000) -> np.ndarray:
+    """A reproducible strided sample of a 2-D numpy or dask image (the whole image when small)."""
+    ny, nx = image.shape
+    step = max(1, int(math.ceil(math.sqrt(ny * nx / max_pixels))))
+    sample = image[::step, ::step]
+    return np.asarray(sample.compute() if is_dask(sample) else sample, dtype=np.float64)
+
+
+def resolve_recipe(recipe, image, rms):
+    """The fitted Recipe for these inputs: the stored one, or a default fitted on ``image``/``rms``.
+
+    ``recipe`` may be None (then the study's default recipe, or its image-only variant without an
+    rms map), a Recipe, a recipe dict, a name or a path. An unfitted recipe is fitted here.
+    """
+    from ..preprocess import as_recipe, default_recipe, image_only_recipe
+
+    rec = as_recipe(recipe)
+    if rec is None:
+        rec = default_recipe() if rms is not None else image_only_recipe()
+    if rec.needs_rms and rms is None:
+        raise ValueError(f"this model's recipe uses an rms map (channels {rec.channel_names}): pass rms=... (--rms)")
+    if not rec.is_fitted:
+        rec = rec.fit(image, rms if rec.needs_rms else None)
+    return rec
+
+
+def valid_pixels(image, rms=None):
+    """Pixels that can be classified: finite image (and positive finite rms when given)."""
+    if is_dask(image) or is_dask(rms):
+        import dask.array as da
+
+        ok = da.isfinite(image)
+        if rms is not None:
+            ok &= da.isfinite(rms) & (rms > 0)
+        return ok
+    ok = np.isfinite(image)
+    if rms is not None:
+        rms = np.asarray(rms)
+        with np.errstate(invalid="ignore"):
+            ok &= np.isfinite(rms) & (rms > 0)
+    return ok

@@ -1,0 +1,719 @@
+"""Open FITS images lazily and write them back atomically.
+
+Survey images are bigger than memory (a 25000² float32 frame is 2.3 GiB), so nothing here reads a
+whole image: :func:`open_fits` returns a :class:`FitsImage` whose ``data`` is a dask array over
+:class:`FitsArray`, an array-like that reads exactly the pixels a slice asks for, in native byte
+order. Plain images are memory-mapped; images with BZERO/BSCALE/BLANK (which astropy refuses to
+memory-map) and tile-compressed images (RICE, ``.fz``) are read through ``hdu.section``, one
+block at a time, with one file handle per thread so dask threads never share a file position.
+
+``.fits.gz`` (whole-file gzip) cannot be read in pieces without decompressing from the start, so
+such files are read eagerly when they are smaller than ``max_gzip_bytes`` once decompressed and
+refused otherwise with a message saying how to convert them (``gunzip`` or ``fpack``).
+
+:func:`write_fits` streams a dask array to disk one block row at a time into a temporary file that
+is renamed onto the target only when complete (see :mod:`napari_galseg._atomic`).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from napari_galseg._atomic import atomic_path
+
+__all__ = [
+    "FITS_SUFFIXES",
+    "FitsArray",
+    "FitsImage",
+    "FitsReadError",
+    "FitsReadWarning",
+    "open_fits",
+    "open_fits_all",
+    "write_fits",
+    "write_labels",
+    "is_fits_path",
+    "find_fits_files",
+    "fits_stem",
+    "guess_kind",
+]
+
+#: File name endings we treat as FITS (lower case; compared case-insensitively).
+FITS_SUFFIXES = (
+    ".fits", ".fit", ".fts", ".fz", ".fits.fz", ".fits.gz", ".fit.gz", ".fts.gz",
+)
+#: Chunk side of the dask arrays we hand out: ~16 MiB of float32, a good unit of work and I/O.
+DEFAULT_CHUNK = 2048
+#: Largest decompressed ``.fits.gz`` image we read into memory (gzip cannot be read in pieces).
+DEFAULT_MAX_GZIP_BYTES = 1 << 30
+
+_LABEL_WORDS = ("true", "truth", "seg", "segm", "segmap", "segmentation", "mask", "masks",
+                "label", "labels", "labelmap")
+_RMS_WORDS = ("rms", "err", "error", "errors", "sigma", "noise", "weight", "weights", "wht",
+              "var", "variance", "ivar", "invvar", "std", "unc", "uncertainty")
+# Header keywords that say what an HDU holds. EXTNAME first: in multi-extension files it is the
+# most specific; the file name is the last resort.
+_KIND_KEYWORDS = ("EXTNAME", "HDUNAME", "CONTENT", "IMAGETYP", "FILETYPE", "PRODTYPE", "BUNIT", "OBJECT")
+# Names astropy gives compressed/primary HDUs by default: not worth putting in a layer name.
+_BORING_EXTNAMES = {"", "PRIMARY", "COMPRESSED_IMAGE", "IMAGE"}
+
+
+class FitsReadError(ValueError):
+    """A FITS file we cannot open as a 2-D image; the message says what is wrong and what to do."""
+
+
+class FitsReadWarning(UserWarning):
+    """Part of a FITS file was skipped (e.g. a cube extension beside 2-D images)."""
+
+
+# --------------------------------------------------------------------------------------------
+# names and kinds
+
+
+def fits_stem(path: str | os.PathLike) -> str:
+    """File name without its FITS endings: ``img.fits.gz`` -> ``img``."""
+    name = Path(path).name
+    lower = name.lower()
+    for suffix in sorted(FITS_SUFFIXES + (".gz",), key=len, reverse=True):
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem or name
+
+
+def is_fits_path(path: str | os.PathLike) -> bool:
+    """True when the file name ends like a FITS file (the content is checked on opening)."""
+    lower = str(path).lower()
+    return any(lower.endswith(suffix) for suffix in FITS_SUFFIXES)
+
+
+def find_fits_files(folder: str | os.PathLike) -> list[Path]:
+    """FITS files directly inside ``folder`` (not recursive), sorted by name; hidden files skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and is_fits_path(p))
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.split(r"[^a-z0-9]+|(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])", text.lower()) if w}
+
+
+def _kind_from_text(text: str, integer: bool) -> str | None:
+    words = _words(text)
+    if integer and words.intersection(_LABEL_WORDS):
+        return "labels"
+    if words.intersection(_RMS_WORDS):
+        return "rms"
+    return None
+
+
+def guess_kind(header: Any, path: str | os.PathLike | None, dtype: np.dtype) -> str:
+    """``"labels"``, ``"rms"`` or ``"image"`` from header keywords, then the file name.
+
+    Only integer images can be labels (a float image called ``mask`` is still an image); noise
+    maps (rms, err, sigma, weight, ...) may have any type.
+    """
+    integer = np.issubdtype(np.dtype(dtype), np.integer) or np.dtype(dtype) == np.bool_
+    header = header if header is not None else {}
+    for key in _KIND_KEYWORDS:
+        value = header.get(key) if hasattr(header, "get") else None
+        if isinstance(value, str) and value.strip():
+            kind = _kind_from_text(value, integer)
+            if kind:
+                return kind
+    if path is not None:
+        kind = _kind_from_text(fits_stem(path), integer)
+        if kind:
+            return kind
+    return "image"
+
+
+# --------------------------------------------------------------------------------------------
+# the lazy array
+
+
+def _normalise_key(key: Any, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """Turn a numpy basic-indexing key into one slice or int per axis (no Ellipsis, no negatives)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (len(shape) - len(key) + 1) + key[i + 1:]
+    key = key + (slice(None),) * (len(shape) - len(key))
+    if len(key) != len(shape):
+        raise IndexError(f"too many indices for an image of shape {shape}")
+    out = []
+    for k, n in zip(key, shape):
+        if isinstance(k, slice):
+            out.append(slice(*k.indices(n)))
+        elif isinstance(k, (int, np.integer)):
+            k = int(k)
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis with size {n}")
+            out.append(k % n)
+        else:
+            raise TypeError(f"FITS images support slices and integers only, not {type(k).__name__}")
+    return tuple(out)
+
+
+class FitsArray:
+    """A read-only, picklable array-like over one image HDU that reads only what is sliced.
+
+    ``arr[y0:y1, x0:x1]`` returns a native-byte-order numpy array holding just that region (steps
+    are honoured without reading the skipped rows). Give it to :func:`dask.array.from_array` for a
+    lazy array, or slice it directly for cheap samples (dask reads whole chunks).
+
+    ``mode`` is ``"memmap"`` (plain images: a memory map shared by all threads), ``"section"``
+    (scaled or tile-compressed images: ``hdu.section`` on a per-thread file handle) or
+    ``"memory"`` (gzip-compressed files, read once on first use).
+    """
+
+    def __init__(self, path: str | os.PathLike, hdu: int, shape: tuple[int, ...], dtype: Any,
+                 mode: str, squeeze: tuple[int, ...] = ()):
+        if mode not in ("memmap", "section", "memory"):
+            raise ValueError(f"unknown FitsArray mode {mode!r}")
+        self.path = str(path)
+        self.hdu = int(hdu)
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype).newbyteorder("=")
+        self.mode = mode
+        # leading length-1 axes of the stored array (e.g. NAXIS3 = 1) that we hide
+        self.squeeze = tuple(squeeze)
+        self._init_handles()
+
+    def _init_handles(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._shared: Any = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for key in ("_lock", "_local", "_shared"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_handles()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"FitsArray({self.path!r}, hdu={self.hdu}, shape={self.shape}, dtype={self.dtype}, mode={self.mode!r})"
+
+    # -- file access
+    def _open(self, memmap: bool):
+        from astropy.io import fits
+
+        return fits.open(self.path, memmap=memmap, lazy_load_hdus=True)
+
+    def _stored(self):
+        """The stored array (or section) of the HDU, with the hidden length-1 axes still there."""
+        if self.mode == "memmap":
+            if self._shared is None:
+                with self._lock:
+                    if self._shared is None:
+                        hdul = self._open(memmap=True)
+                        data = hdul[self.hdu].data  # a memory map: nothing is read yet
+                        self._shared = (hdul, data)
+            return self._shared[1]
+        if self.mode == "memory":
+            if self._shared is None:
+                with self._lock:
+                    if self._shared is None:
+                        with self._open(memmap=False) as hdul:
+                            data = np.asarray(hdul[self.hdu].data)
+                        self._shared = (None, _native(data))
+            return self._shared[1]
+        hdul = getattr(self._local, "hdul", None)
+        if hdul is None:  # one handle per thread: astropy sections seek and read on a shared file
+            hdul = self._local.hdul = self._open(memmap=False)
+        return hdul[self.hdu].section
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = _normalise_key(key, self.shape)
+        full_key = (0,) * len(self.squeeze) + key
+        stored = self._stored()
+        if self.mode == "section" and len(key) == 2 and isinstance(key[0], slice) and key[0].step != 1:
+            # sections read row by row for strided keys anyway; do it here so only those rows
+            # are decompressed, then stack them
+            rows = range(key[0].start, key[0].stop, key[0].step)
+            pieces = [np.asarray(stored[full_key[:-2] + (r, key[1])]) for r in rows]
+            width = len(range(*key[1].indices(self.shape[1]))) if isinstance(key[1], slice) else None
+            if pieces:
+                out = np.stack(pieces)
+            else:
+                out = np.empty((0,) + ((width,) if width is not None else ()), dtype=self.dtype)
+        else:
+            out = np.asarray(stored[full_key])
+        return _native(out, self.dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[...]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _native(array: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+    """A native-byte-order copy (FITS is big-endian); only the block asked for is converted."""
+    target = np.dtype(dtype if dtype is not None else array.dtype).newbyteorder("=")
+    return np.array(array, dtype=target, copy=True)
+
+
+# --------------------------------------------------------------------------------------------
+# opening
+
+
+@dataclass(eq=False)
+class FitsImage:
+    """One 2-D image HDU of a FITS file, opened lazily.
+
+    ``data`` is a dask array (chunks of ``DEFAULT_CHUNK``²) in native byte order; ``array`` is the
+    underlying :class:`FitsArray`, cheaper to slice for small samples. ``kind`` is ``"image"``,
+    ``"labels"`` (integer segmentation maps) or ``"rms"`` (noise/weight maps).
+    """
+
+    data: Any
+    header: Any
+    wcs: Any
+    name: str
+    kind: str
+    path: Path
+    hdu: int
+    array: FitsArray = field(repr=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def pyramid(self, min_size: int = 512, method: str | None = None) -> list:
+        """Multiscale levels for napari (see :func:`napari_galseg.io.pyramid.build_pyramid`)."""
+        from .pyramid import build_pyramid
+
+        return build_pyramid(self.array, min_size=min_size, method=method,
+                             labels=self.kind == "labels", chunks=self.data.chunksize)
+
+    def contrast_limits(self, n_samples: int = 100_000) -> tuple[float, float]:
+        """zscale limits from a sparse, reproducible sample of the image (never a full read)."""
+        from .pyramid import contrast_limits_zscale
+
+        return contrast_limits_zscale(self.array, n_samples=n_samples)
+
+    def compute(self) -> np.ndarray:
+        """The whole image as a numpy array (only for images that fit in memory)."""
+        return np.asarray(self.data.compute())
+
+
+def _check_header_start(path: Path) -> None:
+    """Say plainly when a file is empty or not FITS at all (astropy's messages are terse)."""
+    size = path.stat().st_size
+    if size == 0:
+        raise FitsReadError(f"{path} is empty (0 bytes): the file was not written completely; "
+                            "copy or download it again.")
+    with open(path, "rb") as fh:
+        start = fh.read(80)
+    if start[:2] == b"\x1f\x8b":  # gzip: look inside
+        import gzip
+
+        try:
+            with gzip.open(path, "rb") as fh:
+                start = fh.read(80)
+        except (OSError, EOFError) as exc:
+            raise FitsReadError(f"{path} is a damaged gzip file ({exc}); download or copy it again.") from exc
+    elif start[:3] in (b"BZh", b"PK\x03"):
+        return  # bzip2 / zip: astropy reads these too
+    if not start.startswith(b"SIMPLE  ="):
+        shown = start[:16].decode("ascii", errors="replace")
+        raise FitsReadError(
+            f"{path} is not a FITS file: it starts with {shown!r} instead of 'SIMPLE  ='. "
+            "Check that this is the image you meant (a FITS file may have been saved under another "
+            "format), or convert it to FITS first.")
+
+
+def _open_hdulist(path: Path):
+    from astropy.io import fits
+
+    _check_header_start(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # truncation is checked and reported below
+            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    except OSError as exc:
+        raise FitsReadError(
+            f"{path} starts like a FITS file but its header cannot be read ({exc}). The file is "
+            "probably truncated or damaged; copy or download it again.") from exc
+    except Exception as exc:  # astropy raises assorted errors on damaged headers
+        raise FitsReadError(f"{path} could not be read as FITS ({type(exc).__name__}: {exc}).") from exc
+    compression = getattr(hdul._file, "compression", None)
+    if compression is None:
+        file_size = path.stat().st_size
+        for index, hdu in enumerate(hdul):
+            info = hdu.fileinfo() or {}
+            expected = info.get("datLoc", 0) + getattr(hdu, "_data_size", 0)
+            if expected > file_size:
+                hdul.close()
+                raise FitsReadError(
+                    f"{path} is truncated: HDU {index} needs {expected:,} bytes but the file has only "
+                    f"{file_size:,}. The copy or download was probably cut short; fetch the file again.")
+    return hdul
+
+
+def _is_image_hdu(hdu) -> bool:
+    from astropy.io import fits
+
+    return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+
+
+def _image_hdu_indices(hdul) -> list[int]:
+    """Image HDUs that hold data (an empty primary in front of extensions is skipped)."""
+    return [i for i, hdu in enumerate(hdul)
+            if _is_image_hdu(hdu) and hdu.header.get("NAXIS", 0) > 0 and all(n > 0 for n in hdu.shape)]
+
+
+def _axis_names(shape: Sequence[int]) -> str:
+    n = len(shape)
+    return ", ".join(f"NAXIS{n - i}={size}" for i, size in enumerate(shape))
+
+
+def _celestial_wcs(header):
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header)
+            if not wcs.has_celestial:
+                return None
+            return wcs.celestial
+    except Exception:  # a malformed WCS must not stop the image from opening
+        return None
+
+
+def _select_hdu(hdul, path: Path, hdu: int | str | None) -> int:
+    images = _image_hdu_indices(hdul)
+    if hdu is None:
+        if not images:
+            raise _no_image_error(hdul, path)
+        return images[0]
+    try:
+        index = hdul.index_of(hdu)
+    except (KeyError, IndexError) as exc:
+        raise FitsReadError(f"{path} has no HDU {hdu!r}; it has {len(hdul)} HDUs "
+                            f"(image HDUs with data: {images or 'none'}).") from exc
+    return index
+
+
+def _no_image_error(hdul, path: Path) -> FitsReadError:
+    kinds = ", ".join(f"{i}: {type(h).__name__}" for i, h in enumerate(hdul))
+    if all(_is_image_hdu(h) for h in hdul):
+        return FitsReadError(f"{path} has no image data: every HDU is empty (NAXIS=0) [{kinds}]. "
+                             "The file holds only headers; check that the right file was saved.")
+    return FitsReadError(f"{path} has no image HDU [{kinds}]; it holds tables only. Open a file "
+                         "with a 2-D image, or convert the table to an image first.")
+
+
+def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_bytes: int,
+                     check_finite: bool, multi: bool) -> FitsImage:
+    import dask.array as da
+
+    hdu = hdul[index]
+    if not _is_image_hdu(hdu):
+        raise FitsReadError(f"HDU {index} of {path} is a {type(hdu).__name__}, not an image. "
+                            f"Image HDUs with data: {_image_hdu_indices(hdul) or 'none'}.")
+    header = hdu.header
+    shape = tuple(int(n) for n in (hdu.shape or ()))
+    if header.get("NAXIS", 0) == 0 or not shape or any(n == 0 for n in shape):
+        others = _image_hdu_indices(hdul)
+        raise FitsReadError(f"HDU {index} of {path} is empty (no pixels: NAXIS={header.get('NAXIS', 0)}, "
+                            f"shape {shape}). Image HDUs with data: {others or 'none'}.")
+    squeeze: list[int] = []
+    while len(shape) - len(squeeze) > 2 and shape[len(squeeze)] == 1:
+        squeeze.append(len(squeeze))  # degenerate leading axes (NAXIS3 = 1) are harmless
+    plane_shape = shape[len(squeeze):]
+    if len(plane_shape) == 1:
+        raise FitsReadError(f"HDU {index} of {path} is 1-D (NAXIS1={shape[-1]}), a spectrum or a "
+                            "table-like vector; napari-galseg segments 2-D images.")
+    if len(plane_shape) > 2:
+        extra = [f"NAXIS{len(shape) - i} (numpy axis {i}, length {shape[i]})"
+                 for i in range(len(shape) - 2) if shape[i] > 1]
+        raise FitsReadError(
+            f"HDU {index} of {path} is a {len(shape)}-D cube ({_axis_names(shape)}): axis "
+            f"{' and '.join(extra)} is extra; napari-galseg segments 2-D images. Extract one plane "
+            "first, e.g. in Python: `from astropy.io import fits; d, h = fits.getdata(p, header=True); "
+            "fits.writeto('plane.fits', d[0], h)`, or open the cube with napari's own reader.")
+
+    compressed = hdu.__class__.__name__ == "CompImageHDU"
+    gzipped = getattr(hdul._file, "compression", None) is not None
+    if compressed:
+        dtype = hdu.section.dtype
+        mode = "section"
+    else:
+        dtype = hdu.section.dtype  # applies BZERO/BSCALE as astropy does (int16+BSCALE -> float32)
+        scaled = any(k in header for k in ("BSCALE", "BZERO", "BLANK")) and (
+            hdu._orig_bscale != 1 or hdu._orig_bzero != 0 or "BLANK" in header)
+        mode = "section" if scaled else "memmap"
+    if gzipped:
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        if nbytes > max_gzip_bytes:
+            raise FitsReadError(
+                f"{path} is gzip-compressed as a whole, which cannot be read in pieces, and its image "
+                f"needs {nbytes / 2**30:.1f} GiB once decompressed (limit {max_gzip_bytes / 2**30:.1f} GiB). "
+                f"Decompress it (`gunzip -k {path.name}`) or tile-compress it (`fpack`), then open the "
+                ".fits / .fz file, which is read lazily.")
+        mode = "memory"
+
+    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze))
+    data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
+                         name=f"fits-{_token(path, index)}")
+    kind = guess_kind(header, path, array.dtype)
+    extname = str(header.get("EXTNAME", "")).strip()
+    if multi:
+        label = extname if extname.upper() not in _BORING_EXTNAMES else str(index)
+        extver = header.get("EXTVER")
+        if label == extname and isinstance(extver, int) and extver > 1:
+            label = f"{label},{extver}"
+        name = f"{fits_stem(path)}[{label}]"
+    else:
+        name = fits_stem(path)
+    image = FitsImage(data=data, header=header.copy(), wcs=_celestial_wcs(header), name=name,
+                      kind=kind, path=path, hdu=index, array=array)
+    if check_finite and np.issubdtype(array.dtype, np.floating):
+        _check_not_all_nan(image)
+    return image
+
+
+def _token(path: Path, index: int) -> str:
+    from dask.base import tokenize
+
+    stat = path.stat()
+    return tokenize(str(path.resolve()), index, stat.st_size, stat.st_mtime_ns)
+
+
+def _check_not_all_nan(image: FitsImage, band_bytes: int = 32 << 20) -> None:
+    """Raise when every pixel is NaN/inf: a sparse sample first, a streamed scan only if needed."""
+    from .pyramid import sample_pixels
+
+    if np.isfinite(sample_pixels(image.array, n_samples=20_000)).any():
+        return
+    ny, nx = image.array.shape
+    rows = max(1, band_bytes // max(1, nx * image.array.dtype.itemsize))
+    for y0 in range(0, ny, rows):  # stops at the first finite pixel
+        if np.isfinite(image.array[y0:y0 + rows, :]).any():
+            return
+    raise FitsReadError(
+        f"HDU {image.hdu} of {image.path} has no finite pixels (all NaN or infinite): nothing to show "
+        "or segment. The image was probably masked or failed in an earlier processing step.")
+
+
+def open_fits(path: str | os.PathLike, hdu: int | str | None = None, *, chunks: int = DEFAULT_CHUNK,
+              max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES, check_finite: bool = True) -> FitsImage:
+    """Open one 2-D image HDU of a FITS file lazily.
+
+    ``hdu`` is an index or an EXTNAME; by default the first image HDU with data (the empty
+    primary HDU of a multi-extension or ``.fz`` file is skipped). Raises :class:`FitsReadError`
+    with a message that says what is wrong for files that are not FITS, truncated, without an
+    image, empty, cubes, or entirely NaN; :class:`FileNotFoundError` for missing files.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.is_dir():
+        raise FitsReadError(f"{path} is a folder; open one of its FITS files "
+                            f"({', '.join(p.name for p in find_fits_files(path)) or 'none found'})")
+    hdul = _open_hdulist(path)
+    try:
+        index = _select_hdu(hdul, path, hdu)
+        n_images = len(_image_hdu_indices(hdul))
+        return _image_from_hdul(hdul, path, index, chunks=chunks, max_gzip_bytes=max_gzip_bytes,
+                                check_finite=check_finite, multi=n_images > 1)
+    finally:
+        hdul.close()  # the FitsArray reopens the file on its own when sliced
+
+
+def open_fits_all(path: str | os.PathLike, *, chunks: int = DEFAULT_CHUNK,
+                  max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES, check_finite: bool = True) -> list[FitsImage]:
+    """Every 2-D image HDU of a (multi-extension) FITS file, in file order.
+
+    HDUs that cannot be opened as 2-D images (cubes, all-NaN planes) are skipped with a
+    :class:`FitsReadWarning` when others can; when none can, the first problem is raised.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    hdul = _open_hdulist(path)
+    try:
+        indices = _image_hdu_indices(hdul)
+        if not indices:
+            raise _no_image_error(hdul, path)
+        images, problems = [], []
+        for index in indices:
+            try:
+                images.append(_image_from_hdul(hdul, path, index, chunks=chunks,
+                                               max_gzip_bytes=max_gzip_bytes,
+                                               check_finite=check_finite, multi=len(indices) > 1))
+            except FitsReadError as exc:
+                problems.append(exc)
+        if not images:
+            raise problems[0]
+        for exc in problems:
+            warnings.warn(f"skipped: {exc}", FitsReadWarning, stacklevel=2)
+        return images
+    finally:
+        hdul.close()
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+# Structural and compression keywords that describe the old data layout, never to be copied.
+_STRUCTURAL = re.compile(
+    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|BZERO|BSCALE|BLANK|GROUPS|"
+    r"CHECKSUM|DATASUM|ZIMAGE|ZBITPIX|ZNAXIS\d*|ZTILE\d*|ZCMPTYPE|ZNAME\d*|ZVAL\d*|ZQUANTIZ|"
+    r"ZDITHER0|ZSIMPLE|ZEXTEND|ZBLOCKED|ZTENSION|ZPCOUNT|ZGCOUNT|ZHECKSUM|ZDATASUM|ZBLANK|"
+    r"ZSCALE|ZZERO|ZMASKCMP|TFIELDS|TTYPE\d+|TFORM\d+|TUNIT\d+|TDIM\d+|THEAP|END)$")
+_WCS_KEY = re.compile(
+    r"^(WCSAXES\w?|CTYPE\d\w?|CRVAL\d\w?|CRPIX\d\w?|CDELT\d\w?|CUNIT\d\w?|CROTA\d|CD\d_\d\w?|"
+    r"PC\d_\d\w?|PV\d_\d+\w?|PS\d_\d+\w?|LONPOLE\w?|LATPOLE\w?|RADESYS\w?|RADECSYS|EQUINOX\w?|"
+    r"EPOCH|WCSNAME\w?|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|A_\d_\d|B_\d_\d|AP_\d_\d|BP_\d_\d|"
+    r"A_DMAX|B_DMAX)$")
+
+_FITS_DTYPES = {  # what each numpy type is stored as (FITS has no int8/uint16/uint32 natively)
+    "b": "u1", "u1": "u1", "i1": "i2", "i2": "i2", "u2": "i4", "i4": "i4", "u4": "i8",
+    "i8": "i8", "u8": "i8", "f2": "f4", "f4": "f4", "f8": "f8",
+}
+_BITPIX = {"u1": 8, "i2": 16, "i4": 32, "i8": 64, "f4": -32, "f8": -64}
+
+
+def _storage_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    key = "b" if dt == np.bool_ else f"{dt.kind}{dt.itemsize}"
+    if key not in _FITS_DTYPES:
+        raise TypeError(f"cannot write {dt} pixels to FITS; convert to an integer or float type first")
+    return np.dtype(_FITS_DTYPES[key])
+
+
+def _output_header(data_shape: tuple[int, int], storage: np.dtype, header: Any, wcs: Any):
+    from astropy.io import fits
+
+    out = fits.Header()
+    out["SIMPLE"] = (True, "conforms to FITS standard")
+    out["BITPIX"] = _BITPIX[storage.str[1:]]
+    out["NAXIS"] = 2
+    out["NAXIS1"] = data_shape[1]
+    out["NAXIS2"] = data_shape[0]
+    out["EXTEND"] = True
+    if header is not None:
+        for card in (header.cards if hasattr(header, "cards") else fits.Header(header).cards):
+            key = card.keyword
+            if _STRUCTURAL.match(key) or (wcs is not None and _WCS_KEY.match(key)):
+                continue
+            if key in ("COMMENT", "HISTORY", ""):
+                out.add_comment(card.value) if key == "COMMENT" else (
+                    out.add_history(card.value) if key == "HISTORY" else out.add_blank(card.value))
+                continue
+            out[key] = (card.value, card.comment)
+    if wcs is not None:
+        out.update(wcs.to_header(relax=True))
+    return out
+
+
+def _as_2d(data: Any) -> Any:
+    if getattr(data, "ndim", None) is None:
+        data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"write_fits writes 2-D images; got an array of shape {tuple(data.shape)}")
+    return data
+
+
+def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any = None,
+               overwrite: bool = False, dtype: Any = None) -> Path:
+    """Write a 2-D numpy or dask array to a FITS file atomically, one block row at a time.
+
+    The header (minus its layout keywords) and ``wcs`` (which replaces any WCS in ``header``) are
+    copied. Dask arrays are computed one row of chunks at a time and streamed to a temporary file
+    that is renamed onto ``path`` only when complete, so a 25000² image is never held whole and
+    a failure leaves any existing file untouched. Refuses to replace an existing file unless
+    ``overwrite=True``. Returns the path written.
+    """
+    data = _as_2d(data)
+    storage = _storage_dtype(dtype if dtype is not None else data.dtype)
+    big_endian = storage.newbyteorder(">")
+    out_header = _output_header(tuple(data.shape), storage, header, wcs)
+    header_bytes = out_header.tostring().encode("ascii")
+    info = np.iinfo(storage) if storage.kind in "iu" else None
+    path = Path(path)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(header_bytes)
+            written = 0
+            for block in _row_blocks(data):
+                block = np.asarray(block)
+                if info is not None and block.size and np.issubdtype(block.dtype, np.number) and block.dtype != storage:
+                    lo, hi = block.min(), block.max()
+                    if lo < info.min or hi > info.max:
+                        raise OverflowError(f"values {lo}..{hi} do not fit in {storage} FITS pixels; "
+                                            "relabel or write as a wider type")
+                block.astype(big_endian, copy=False).tofile(fh)
+                written += block.size * storage.itemsize
+            fh.write(b"\0" * (-written % 2880))
+    return path
+
+
+def _row_blocks(data: Any) -> Iterable[np.ndarray]:
+    """Rows of blocks of ``data``: dask chunk rows (each chunk computed once) or ~64 MiB slabs."""
+    chunks = getattr(data, "chunks", None)
+    if chunks is not None and not isinstance(data, np.ndarray) and hasattr(data, "compute"):
+        y0 = 0
+        for height in chunks[0]:
+            yield data[y0:y0 + height].compute()
+            y0 += height
+        return
+    rows = max(1, (64 << 20) // max(1, data.shape[1] * np.dtype(data.dtype).itemsize))
+    for y0 in range(0, data.shape[0], rows):
+        yield data[y0:y0 + rows]
+
+
+def write_labels(path: str | os.PathLike, labels: Any, like: Any = None, overwrite: bool = False) -> Path:
+    """Write an instance label image as int32 FITS, with the header and WCS of ``like``.
+
+    ``like`` is a :class:`FitsImage`, an astropy ``Header`` or None. The image's unit is dropped
+    and ``EXTNAME = 'LABELS'`` is set, so the file reopens as labels whatever its name.
+    """
+    header, wcs = None, None
+    if isinstance(like, FitsImage):
+        header, wcs = like.header, like.wcs
+    elif like is not None:
+        header = like
+    if header is not None:
+        header = header.copy()
+        for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE"):
+            header.remove(key, ignore_missing=True, remove_all=True)
+    from astropy.io import fits
+
+    header = header if header is not None else fits.Header()
+    header["EXTNAME"] = ("LABELS", "instance segmentation map (0 = sky)")
+    return write_fits(path, labels, header=header, wcs=wcs, overwrite=overwrite, dtype=np.int32)

@@ -1,0 +1,127 @@
+"""One call that scores a prediction every way we know: pixel, object, COCO and completeness curves.
+
+Used by ``galseg evaluate``, the metrics dock and scripts, so all three report the same numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .coco import coco_evaluate
+from .objects import as_instances, match_objects
+from .pixel import _as_array, _crop, check_same_shape, is_dask, pixel_metrics
+
+#: Above this many pixels the optional steps that need the whole image in memory (connected
+#: components of a semantic prediction, COCO RLE masks) are skipped in ``coco="auto"`` mode.
+IN_MEMORY_PIXELS = 1 << 26
+
+
+@dataclass
+class Evaluation:
+    """Scores of one prediction: flat ``metrics``, completeness ``curves`` and ``notes``."""
+
+    name: str
+    metrics: dict[str, Any]
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        """``{"name": ..., **metrics}``: one row of the report table."""
+        return {"name": self.name, **self.metrics}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.metrics, "curves": self.curves, "notes": list(self.notes)}
+
+
+def carries_instances(pred: Any) -> bool:
+    """True for integer label images with more than one label value (not a 0/1 mask)."""
+    if pred.dtype.kind not in "iu":
+        return False
+    top = pred.max()
+    return int(top.compute() if is_dask(top) else top) > 1
+
+
+def _in_memory(array: Any) -> np.ndarray:
+    return np.asarray(array.compute() if is_dask(array) else array)
+
+
+def evaluate(
+    pred: Any,
+    true: Any,
+    *,
+    image: Any = None,
+    iou_threshold: float = 0.5,
+    threshold: float | None = None,
+    mask: Any = None,
+    region: Sequence[slice] | None = None,
+    name: str = "prediction",
+    scores: Any = None,
+    coco: bool | str = "auto",
+    curve_bins: int = 10,
+) -> Evaluation:
+    """Pixel metrics, object metrics (and completeness vs area / flux), and COCO AP when ``pred``
+    carries instances.
+
+    ``pred`` may be instance labels, a binary mask or a probability map (binarised at
+    ``threshold``; its connected components are the objects). ``true`` is instance labels (a 0/1
+    mask is split into connected components). ``image`` adds completeness vs flux. ``mask``
+    (bool, True = evaluate) and ``region`` (slices) restrict everything. ``coco``: True, False or
+    ``"auto"`` (only when the image fits in memory, see ``IN_MEMORY_PIXELS``).
+    """
+    pred, true = _as_array(pred), _as_array(true)
+    check_same_shape(pred, true)
+    if image is not None:
+        image = _as_array(image)
+        check_same_shape(image, true, "image and truth")
+    if mask is not None:
+        mask = _as_array(mask)
+        check_same_shape(mask, true, "mask and truth")
+    if true.dtype.kind not in "iub":
+        raise ValueError(f"the truth must be integer labels or a boolean mask, got dtype {true.dtype}")
+    pred, true, image, mask = _crop((pred, true, image, mask), region)
+    notes: list[str] = []
+    metrics: dict[str, Any] = dict(pixel_metrics(pred, true, threshold=threshold, mask=mask))
+
+    instances = threshold is None and carries_instances(pred)
+    small = pred.size <= IN_MEMORY_PIXELS
+    pred_objects = true_objects = None
+    if instances:
+        pred_objects = pred
+    elif small or not is_dask(pred):
+        pred_objects = as_instances(_in_memory(pred), threshold)
+        notes.append("objects of the prediction are its connected components")
+    else:
+        notes.append("object metrics skipped: a huge semantic prediction needs tiled labelling first")
+    if carries_instances(true):
+        true_objects = true
+    elif small or not is_dask(true):
+        true_objects = as_instances(_in_memory(true))
+        notes.append("objects of the truth are its connected components (it is a 0/1 mask)")
+    else:
+        notes.append("object metrics skipped: a huge 0/1 truth mask needs tiled labelling first")
+
+    curves: dict[str, dict[str, Any]] = {}
+    if pred_objects is not None and true_objects is not None:
+        match = match_objects(pred_objects, true_objects, iou_threshold, image=image, mask=mask)
+        summary = match.summary()
+        metrics.update({k: v for k, v in summary.items() if k != "iou_threshold"})
+        metrics["iou_threshold"] = summary["iou_threshold"]
+        curves["area"] = match.completeness_curve("area", curve_bins)
+        if image is not None:
+            curves["flux"] = match.completeness_curve("flux", curve_bins)
+
+    want_coco = coco is True or (coco == "auto" and small)
+    if instances and want_coco and pred.ndim == 2:
+        p, t = _in_memory(pred_objects), _in_memory(true_objects)
+        if mask is not None:
+            keep = _in_memory(mask).astype(bool)
+            p, t = np.where(keep, p, 0), np.where(keep, t, 0)
+        metrics.update(coco_evaluate(p, t, scores=scores))
+    elif instances and coco == "auto" and not small:
+        notes.append(f"COCO AP skipped: more than {IN_MEMORY_PIXELS} pixels (pass coco=True to force)")
+    return Evaluation(name=name, metrics=metrics, curves=curves, notes=notes)
+
+
+__all__ = ["Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "evaluate"]

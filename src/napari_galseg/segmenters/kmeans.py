@@ -1,0 +1,229 @@
+"""KMeans pixel clustering (`kmeans`): the study's unsupervised baseline, made to scale.
+
+Every pixel is a point whose coordinates are the preprocessing recipe's channels (normalised image,
+asinh-stretched image, log rms by default). MiniBatchKMeans is fitted on a reproducible random
+sample of the pixels, so a 25000² frame costs the same to fit as a 1000² one; prediction assigns
+every pixel to its nearest centroid chunk by chunk. The clusters are renumbered by the brightness of
+their centroid in ``brightness_channel`` (0 = faintest), the galaxy cluster(s) are the brightest one
+unless ``galaxy_clusters`` names others, and connected components of the galaxy mask larger than
+``min_area`` pixels become the instances.
+
+>>> seg = KMeansSegmenter(n_clusters=3)                     # doctest: +SKIP
+>>> labels = seg.predict(image, rms)                        # fits on this image first
+>>> seg.centroids                                           # (k, C), ordered faint to bright
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .base import ModelFolderError, ProgressCallback, Segmenter, register
+from .features import check_image, is_dask, resolve_recipe, valid_pixels
+
+STATE_NAME = "kmeans.joblib"
+#: numpy images larger than this are processed tile by tile (memory bounded by the tile size)
+IN_MEMORY_PIXELS = 4096 * 4096
+
+
+@dataclasses.dataclass
+class KMeansParams:
+    #: number of clusters (2: sky and galaxy, as in the study)
+    n_clusters: int = 2
+    #: clusters that count as galaxy, numbered faint (0) to bright (n_clusters-1); None = the brightest
+    galaxy_clusters: list[int] | None = None
+    #: recipe channel whose centroid value orders the clusters (0 = the normalised image)
+    brightness_channel: int = 0
+    #: pixels sampled (reproducibly, with ``seed``) to fit the clusters
+    sample_size: int = 200_000
+    #: smallest instance kept, in pixels
+    min_area: int = 10
+    #: 8- or 4-connectivity of the instances
+    connectivity: int = 8
+    seed: int = 0
+    #: tile side for images too large to process in one piece (and for dask inputs' chunks if larger)
+    tile: int = 2048
+
+    def __post_init__(self):
+        if int(self.n_clusters) < 2:
+            raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
+        if self.galaxy_clusters is not None:
+            if isinstance(self.galaxy_clusters, int):
+                self.galaxy_clusters = [self.galaxy_clusters]
+            bad = [c for c in self.galaxy_clusters if not 0 <= int(c) < int(self.n_clusters)]
+            if bad or not self.galaxy_clusters:
+                raise ValueError(f"galaxy_clusters must list cluster numbers between 0 and {self.n_clusters - 1} "
+                                 f"(0 = faintest), got {self.galaxy_clusters}")
+            self.galaxy_clusters = sorted({int(c) for c in self.galaxy_clusters})
+        if self.sample_size < 10 * self.n_clusters:
+            raise ValueError(f"sample_size={self.sample_size} is too small for {self.n_clusters} clusters")
+        if self.min_area < 0:
+            raise ValueError(f"min_area must be >= 0, got {self.min_area}")
+
+
+def _sample_features(channels, valid, sample_size: int, seed: int) -> np.ndarray:
+    """(n, C) channel values of up to ``sample_size`` valid pixels, the same for the same seed."""
+    if is_dask(channels):
+        # a strided grid, offset by the seed: reads every chunk once, keeps a small part of each
+        c, ny, nx = channels.shape
+        step = max(1, int(np.ceil(np.sqrt(ny * nx / sample_size))))
+        off = np.random.default_rng(seed).integers(0, step, size=2)
+        grid = channels[:, off[0]::step, off[1]::step].compute()
+        ok = np.asarray(valid[off[0]::step, off[1]::step].compute())
+        return grid[:, ok].T
+    flat_valid = np.flatnonzero(valid)
+    rng = np.random.default_rng(seed)
+    if flat_valid.size > sample_size:
+        flat_valid = np.sort(rng.choice(flat_valid, size=sample_size, replace=False))
+    return channels.reshape(channels.shape[0], -1)[:, flat_valid].T
+
+
+@register
+class KMeansSegmenter(Segmenter):
+    """Unsupervised clustering of the recipe channels; the brightest cluster is galaxy."""
+
+    name = "kmeans"
+    Params = KMeansParams
+    trainable = False  # fit needs no truth; `predict` fits on its own input when not fitted
+
+    def __init__(self, params: KMeansParams | None = None, **overrides):
+        super().__init__(params, **overrides)
+        self.model = None  # sklearn MiniBatchKMeans with clusters ordered faint to bright
+        self.centroids: np.ndarray | None = None
+
+    @property
+    def fitted(self) -> bool:
+        return self.model is not None
+
+    @property
+    def galaxy_clusters(self) -> list[int]:
+        k = int(self.params.n_clusters)
+        return list(self.params.galaxy_clusters) if self.params.galaxy_clusters is not None else [k - 1]
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def _channels(self, image, rms):
+        rec = resolve_recipe(self.recipe, image, rms)
+        self.recipe = rec.to_dict()
+        rms_used = rms if rec.needs_rms else None
+        if not is_dask(image) and image.size > IN_MEMORY_PIXELS:
+            import dask.array as da
+
+            image = da.from_array(image, chunks=self.params.tile)
+            rms_used = None if rms_used is None else da.from_array(rms_used, chunks=self.params.tile)
+        elif is_dask(image) or is_dask(rms_used):
+            import dask.array as da
+
+            image = image if is_dask(image) else da.from_array(image, chunks=self.params.tile)
+            rms_used = None if rms_used is None else (
+                rms_used.rechunk(image.chunks) if is_dask(rms_used) else da.from_array(rms_used, chunks=image.chunks))
+        return rec.apply(image, rms_used), valid_pixels(image, rms_used)
+
+    # -- fit / predict -----------------------------------------------------------------------------
+    def fit(self, image, truth=None, rms=None, progress: ProgressCallback | None = None) -> "KMeansSegmenter":
+        """Cluster a sample of ``image``'s pixels. ``truth`` is accepted and ignored (unsupervised)."""
+        from sklearn.cluster import MiniBatchKMeans
+
+        check_image(image, rms)
+        p = self.params
+        if progress:
+            progress(0, 2, "preprocessing")
+        channels, valid = self._channels(image, rms)
+        if not 0 <= p.brightness_channel < channels.shape[0]:
+            raise ValueError(f"brightness_channel={p.brightness_channel} but the recipe has {channels.shape[0]} channels")
+        x = _sample_features(channels, valid, int(p.sample_size), int(p.seed))
+        x = np.nan_to_num(x.astype(np.float32, copy=False))
+        if len(np.unique(x, axis=0)) < p.n_clusters:
+            raise ValueError(f"the image has fewer than {p.n_clusters} distinct pixel values after preprocessing: "
+                             "nothing to cluster (is it constant or almost empty?)")
+        if progress:
+            progress(1, 2, f"clustering {len(x)} pixels")
+        model = MiniBatchKMeans(n_clusters=int(p.n_clusters), random_state=int(p.seed), batch_size=4096,
+                                n_init=3, max_iter=200)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning on easy data is noise here
+            model.fit(x)
+        order = np.argsort(model.cluster_centers_[:, p.brightness_channel], kind="stable")
+        model.cluster_centers_ = np.ascontiguousarray(model.cluster_centers_[order])
+        self.model = model
+        self.centroids = model.cluster_centers_.copy()
+        self.provenance = {"fitted_on_shape": list(image.shape), "sample_pixels": int(len(x))}
+        if progress:
+            progress(2, 2, "fitted")
+        return self
+
+    def _mask_block(self, channels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        c, ny, nx = channels.shape
+        x = np.nan_to_num(channels.reshape(c, -1).T.astype(np.float32, copy=False))
+        cluster = self.model.predict(x).reshape(ny, nx)
+        return np.isin(cluster, self.galaxy_clusters) & valid
+
+    def cluster_map(self, image, rms=None) -> np.ndarray:
+        """Cluster number of every pixel (0 = faintest), -1 where the input is not valid; numpy."""
+        if not self.fitted:
+            self.fit(image, rms=rms)
+        channels, valid = self._channels(image, rms)
+        channels, valid = np.asarray(channels), np.asarray(valid)
+        c, ny, nx = channels.shape
+        out = self.model.predict(np.nan_to_num(channels.reshape(c, -1).T)).reshape(ny, nx).astype(np.int32)
+        out[~valid] = -1
+        return out
+
+    def predict_mask(self, image, rms=None, progress: ProgressCallback | None = None):
+        """The galaxy mask (bool): numpy for numpy input, lazy dask for dask or huge input."""
+        check_image(image, rms)
+        if not self.fitted:
+            self.fit(image, rms=rms, progress=progress)
+        channels, valid = self._channels(image, rms)
+        if is_dask(channels):
+            import dask.array as da
+
+            return da.map_blocks(lambda ch, ok: self._mask_block(ch, ok), channels.rechunk({0: -1}), valid,
+                                 drop_axis=0, dtype=bool, meta=np.empty((0, 0), bool))
+        return self._mask_block(channels, valid)
+
+    def predict(self, image, rms=None, progress: ProgressCallback | None = None):
+        """int32 instance labels (0 = sky): numpy for numpy input, lazy dask for dask input."""
+        from ..tiling import label_mask
+
+        mask = self.predict_mask(image, rms, progress)
+        if progress:
+            progress(1, 2, "labelling")
+        labels = label_mask(mask, min_area=int(self.params.min_area), connectivity=int(self.params.connectivity))
+        if not is_dask(image) and is_dask(labels):
+            labels = labels.compute()
+        if progress:
+            progress(2, 2, "done")
+        return labels
+
+    # -- model folders -----------------------------------------------------------------------------
+    def config(self) -> dict:
+        cfg = super().config()
+        cfg["centroids"] = None if self.centroids is None else self.centroids.tolist()
+        return cfg
+
+    def _save_state(self, path: Path) -> None:
+        import joblib
+
+        if self.model is None:
+            raise ValueError("this KMeans segmenter has not been fitted yet: call fit(image) or predict(image) first")
+        joblib.dump(self.model, path / STATE_NAME)
+
+    def _load_state(self, path: Path, config: dict) -> None:
+        import joblib
+        from sklearn.cluster import MiniBatchKMeans
+
+        state = path / STATE_NAME
+        if not state.exists():
+            raise ModelFolderError(f"{path} has no {STATE_NAME}: the KMeans model was not saved completely")
+        try:
+            model = joblib.load(state)
+        except Exception as exc:  # joblib raises many kinds of errors on foreign files
+            raise ModelFolderError(f"{state} is not a joblib file written by napari-galseg ({type(exc).__name__}: {exc})") from None
+        if not isinstance(model, MiniBatchKMeans):
+            raise ModelFolderError(f"{state} holds a {type(model).__name__}, not a KMeans model")
+        if model.n_clusters != self.params.n_clusters:
+            raise ModelFolderError(f"{state} has {model.n_clusters} clusters but config.json says {self.params.n_clusters}")
+        self.model = model
+        self.centroids = model.cluster_centers_.copy()

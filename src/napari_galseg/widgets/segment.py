@@ -1,0 +1,382 @@
+"""One dock widget per segmenter, all built from the segmenter's parameter dataclass.
+
+The widget only collects inputs and parameters, runs the core call (``Segmenter.fit`` /
+``Segmenter.predict``) in a worker thread with a progress bar, and puts the result into a Labels
+layer named after the method and its non-default parameters. "Run on field of view" segments only
+the visible region (instant on huge images); "Run on whole image" segments everything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+
+from .. import segmenters
+from ..segmenters.base import Segmenter
+
+#: above this many pixels a whole-image result is written to a memory-mapped FITS file and shown
+#: as a lazy pyramid instead of being held in memory
+IN_MEMORY_PIXELS = 8192 * 8192
+
+
+class Cancelled(Exception):
+    """Raised inside the worker, at the segmenter's next progress report, after "Cancel"."""
+
+
+class _ProgressRelay(QObject):
+    """Carries progress(done, total, message) from the worker thread to the GUI thread.
+
+    Calling the relay is the segmenter's progress callback; it is also where a cancel request
+    takes effect, so every segmenter that reports progress can be stopped between tiles.
+    """
+
+    progressed = Signal(int, int, str)
+    cancel_requested = False
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.cancel_requested:
+            raise Cancelled("cancelled")
+        self.progressed.emit(int(done), int(total), str(message))
+
+
+def _param_widget(f: dataclasses.Field, annotation, value):
+    """A magicgui widget for one parameter field: numbers, booleans, choices, or JSON text."""
+    label = f.name.replace("_", " ")
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return ComboBox(name=f.name, label=label, choices=list(typing.get_args(annotation)), value=value)
+    if annotation is bool:
+        return CheckBox(name=f.name, label=label, value=bool(value))
+    if annotation is int:
+        return SpinBox(name=f.name, label=label, value=int(value), min=-(2**31), max=2**31 - 1)
+    if annotation is float:
+        return FloatSpinBox(name=f.name, label=label, value=float(value), min=-1e12, max=1e12, step=0.1)
+    if annotation is str:
+        return LineEdit(name=f.name, label=label, value=str(value))
+    # Optional[...], tuples, lists: edited as JSON (the same text `galseg segment --set` accepts)
+    return LineEdit(name=f.name, label=label, value=json.dumps(value))
+
+
+def _read_param(widget, annotation):
+    if isinstance(widget, LineEdit) and annotation is not str:
+        text = widget.value.strip()
+        try:
+            return json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return text
+    return widget.value
+
+
+def visible_region(layer: Image) -> tuple[slice, slice]:
+    """The part of ``layer`` (full-resolution pixels) shown on the canvas; the whole image if unknown."""
+    shape = layer.level_shapes[0][-2:] if layer.multiscale else layer.data.shape[-2:]
+    corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:]
+    if layer.multiscale:
+        corners = corners * layer.downsample_factors[layer.data_level][-2:]
+    lo = np.clip(np.floor(corners[0]).astype(int), 0, shape)
+    hi = np.clip(np.ceil(corners[1]).astype(int) + 1, 0, shape)
+    if np.any(hi - lo < 8):  # canvas not drawn yet (hidden viewer): fall back to the whole image
+        lo, hi = np.zeros(2, int), np.asarray(shape, int)
+    return slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1]))
+
+
+def _full_resolution(layer) -> object:
+    """Level 0 of a (possibly multiscale) layer's data, without reading it."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+class SegmenterWidget(QWidget):
+    """Inputs, parameters, run buttons and a progress bar for one registered segmenter."""
+
+    method: str = ""
+
+    def __init__(self, napari_viewer, method: str | None = None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.method = method or self.method
+        self.segmenter_cls: type[Segmenter] = segmenters.get(self.method)
+        self.model: Segmenter | None = None
+        self.worker = None
+        self._hints = typing.get_type_hints(self.segmenter_cls.Params)
+
+        self.image_combo = create_widget(annotation=Image, label="image")
+        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)")
+        self.params = Container(
+            widgets=[
+                _param_widget(f, self._hints[f.name], getattr(self.segmenter_cls.Params(), f.name))
+                for f in dataclasses.fields(self.segmenter_cls.Params)
+            ],
+            label="parameters",
+        )
+        self.fov_button = PushButton(text="Run on field of view")
+        self.whole_button = PushButton(text="Run on whole image")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        widgets = [self.image_combo, self.rms_combo]
+        if self.segmenter_cls.trainable:
+            self.truth_combo = create_widget(annotation=typing.Optional[Labels], label="truth (to train)")
+            self.model_dir = FileEdit(mode="d", label="model folder", value="")
+            self.load_button = PushButton(text="Load model")
+            self.train_button = PushButton(text="Train on truth")
+            self.save_button = PushButton(text="Save model…")
+            self.save_dir = FileEdit(mode="d", label="save to", value="")
+            widgets += [self.truth_combo, self.model_dir, self.load_button, self.train_button, self.save_dir, self.save_button]
+            self.load_button.changed.connect(self._load_model)
+            self.train_button.changed.connect(self._train)
+            self.save_button.changed.connect(self._save_model)
+        widgets += [self.params, self.fov_button, self.whole_button, self.cancel_button, self.status]
+        self.form = Container(widgets=widgets)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.progress)
+        layout.addStretch(1)
+
+        self._relay = _ProgressRelay()
+        self._relay.progressed.connect(self._on_progress)
+        self.fov_button.changed.connect(lambda: self.run(field_of_view=True))
+        self.whole_button.changed.connect(lambda: self.run(field_of_view=False))
+        self.cancel_button.changed.connect(self._cancel)
+        # keep the layer choices current as layers come and go
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(lambda e: self.form.reset_choices())
+        self.form.reset_choices()
+
+    # -- parameters ---------------------------------------------------------------------------
+    def current_params(self):
+        values = {w.name: _read_param(w, self._hints[w.name]) for w in self.params}
+        return self.segmenter_cls.Params(**values)
+
+    def _segmenter(self) -> Segmenter:
+        params = self.current_params()
+        if self.model is not None:
+            self.model.params = params
+            return self.model
+        if self.segmenter_cls.trainable:
+            raise ValueError(f"{self.method}: load a model folder or train on a truth layer first")
+        return self.segmenter_cls(params)
+
+    def _inputs(self, field_of_view: bool):
+        image_layer = self.image_combo.value
+        if image_layer is None:
+            raise ValueError("choose an image layer")
+        image = _full_resolution(image_layer)
+        rms_layer = self.rms_combo.value
+        rms = _full_resolution(rms_layer) if rms_layer is not None else None
+        if rms is not None and tuple(rms.shape) != tuple(image.shape):
+            raise ValueError(f"rms layer {rms_layer.name!r} has shape {rms.shape}, image {image.shape}: choose matching layers")
+        region = visible_region(image_layer) if field_of_view else (slice(0, image.shape[-2]), slice(0, image.shape[-1]))
+        if field_of_view:
+            image = image[region]
+            rms = rms[region] if rms is not None else None
+        return image_layer, image, rms, region
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, field_of_view: bool = True):
+        """Segment the field of view or the whole image in a worker; returns the worker."""
+        try:
+            image_layer, image, rms, region = self._inputs(field_of_view)
+            segmenter = self._segmenter()
+        except (ValueError, KeyError) as exc:
+            self._report_error(exc)
+            return None
+
+        def work():
+            labels = segmenter.predict(image, rms=rms, progress=self._relay)
+            return _materialise(labels), segmenter
+
+        return self._start(work, lambda result: self._show_result(result, image_layer, region, field_of_view))
+
+    def _train(self):
+        truth_layer = self.truth_combo.value
+        if truth_layer is None:
+            self._report_error(ValueError("choose a truth labels layer to train on"))
+            return None
+        try:
+            image_layer, image, rms, _ = self._inputs(field_of_view=False)
+            truth = _full_resolution(truth_layer)
+            if tuple(truth.shape) != tuple(image.shape):
+                raise ValueError(f"truth {truth.shape} and image {image.shape} differ in shape")
+            model = self.segmenter_cls(self.current_params())
+        except ValueError as exc:
+            self._report_error(exc)
+            return None
+
+        def work():
+            return model.fit(image, truth, rms=rms, progress=self._relay)
+
+        def done(fitted):
+            self.model = fitted
+            self.status.value = f"trained {self.method} on {image_layer.name!r}"
+
+        return self._start(work, done)
+
+    def _load_model(self):
+        try:
+            self.model = self.segmenter_cls.load(Path(self.model_dir.value))
+        except (ValueError, OSError) as exc:
+            self._report_error(exc)
+            return
+        for w in self.params:
+            if hasattr(self.model.params, w.name):
+                value = getattr(self.model.params, w.name)
+                w.value = json.dumps(value) if isinstance(w, LineEdit) and self._hints[w.name] is not str else value
+        self.status.value = f"loaded {self.model_dir.value}"
+
+    def _save_model(self):
+        if self.model is None:
+            self._report_error(ValueError("nothing to save: train or load a model first"))
+            return
+        target = Path(self.save_dir.value)
+        if not str(self.save_dir.value) or target == Path("."):
+            self._report_error(ValueError("choose a folder to save the model to"))
+            return
+        self.model.save(target)
+        self.status.value = f"saved to {target}"
+
+    def _start(self, work, on_done):
+        self._relay.cancel_requested = False
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.status.value = "running…"
+        self._set_running(True)
+        worker = create_worker(work)
+        worker.returned.connect(on_done)
+        worker.errored.connect(self._report_error)
+        worker.finished.connect(lambda: self._set_running(False))
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _set_running(self, running: bool):
+        self.fov_button.enabled = self.whole_button.enabled = not running
+        self.cancel_button.enabled = running
+        if not running:
+            self.progress.setVisible(False)
+
+    def _cancel(self):
+        if self.worker is not None:
+            self._relay.cancel_requested = True
+            self.status.value = "cancelling… (stops at the next progress step)"
+
+    def _on_progress(self, done: int, total: int, message: str):
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+        if message:
+            self.status.value = message
+
+    def _report_error(self, exc: BaseException):
+        if isinstance(exc, Cancelled):
+            self.status.value = "cancelled"
+            return
+        self.status.value = f"error: {exc}"
+        try:
+            from napari.utils.notifications import show_error
+
+            show_error(f"{self.method}: {exc}")
+        except Exception:  # noqa: BLE001 - a notification must never raise into the GUI
+            pass
+
+    # -- results --------------------------------------------------------------------------------
+    def layer_name(self, params) -> str:
+        defaults = self.segmenter_cls.Params()
+        changed = [f"{k}={v}" for k, v in dataclasses.asdict(params).items() if getattr(defaults, k) != v]
+        return f"{self.method}" + (f" ({', '.join(changed)})" if changed else "")
+
+    def _show_result(self, result, image_layer, region, field_of_view: bool):
+        labels, segmenter = result
+        name = self.layer_name(segmenter.params) + (" [view]" if field_of_view else "")
+        translate = np.asarray(image_layer.translate)[-2:] + np.asarray(image_layer.scale)[-2:] * [region[0].start, region[1].start]
+        metadata = {
+            "galseg_kind": "labels",
+            "galseg_role": "prediction",
+            "method": self.method,
+            "params": dataclasses.asdict(segmenter.params),
+            "source_layer": image_layer.name,
+            **{k: v for k, v in image_layer.metadata.items() if k in ("header", "wcs", "path")},
+        }
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = labels
+            layer.translate = translate
+            layer.metadata.update(metadata)
+        else:
+            layer = self.viewer.add_labels(
+                labels, name=name, translate=translate, scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6
+            )
+        catalog = getattr(segmenter, "catalog_", None)
+        if catalog is not None and len(catalog):
+            _show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])
+        self.status.value = f"{name}: {int(labels.max())} objects" if isinstance(labels, np.ndarray) else name
+        return layer
+
+
+def _materialise(labels):
+    """Numpy labels for moderate sizes; a lazy multiscale pyramid on a memory-mapped file for huge ones."""
+    if isinstance(labels, np.ndarray):
+        return labels
+    if int(np.prod(labels.shape)) <= IN_MEMORY_PIXELS:
+        return np.asarray(labels.compute() if hasattr(labels, "compute") else labels)
+    import tempfile
+
+    from ..io import build_pyramid, open_fits, write_fits
+
+    path = Path(tempfile.mkdtemp(prefix="galseg-")) / "labels.fits"
+    write_fits(path, labels, dtype=np.int32)
+    return build_pyramid(open_fits(path).data, labels=True)
+
+
+def _show_catalog(viewer, catalog, name, translate, scale):
+    """Catalog positions as a Points layer carrying the catalog columns as features."""
+    cols = {c.lower(): c for c in catalog.colnames}
+    xcol = next((cols[c] for c in ("xcentroid", "x", "x_centroid") if c in cols), None)
+    ycol = next((cols[c] for c in ("ycentroid", "y", "y_centroid") if c in cols), None)
+    if xcol is None or ycol is None:
+        return None
+    coords = np.column_stack([np.asarray(catalog[ycol], float), np.asarray(catalog[xcol], float)])
+    features = {c: np.asarray(catalog[c]) for c in catalog.colnames if np.ndim(catalog[c]) == 1 and np.asarray(catalog[c]).dtype.kind in "ifub"}
+    layer_name = f"{name} catalog"
+    if layer_name in viewer.layers:
+        viewer.layers.remove(layer_name)
+    return viewer.add_points(
+        coords, name=layer_name, translate=translate, scale=scale, features=features, size=6,
+        face_color="transparent", border_color="cyan", visible=True,
+    )
+
+
+class PhotutilsWidget(SegmenterWidget):
+    method = "photutils"
+
+
+class KMeansWidget(SegmenterWidget):
+    method = "kmeans"
+
+
+class ForestWidget(SegmenterWidget):
+    method = "forest"
+
+
+class UNetWidget(SegmenterWidget):
+    method = "unet"

@@ -1,0 +1,111 @@
+"""The generic segmenter widget: parameters from the dataclass, FOV and whole-image runs, layers out."""
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_galseg import segmenters
+from napari_galseg.segmenters.base import Segmenter, register
+
+pytestmark = pytest.mark.gui
+
+
+@dataclass
+class ThresholdParams:
+    nsigma: float = 3.0
+    min_area: int = 4
+
+
+@register
+class ThresholdSegmenter(Segmenter):
+    """A real (if simple) segmenter for exercising the widget: threshold at nsigma x rms, label."""
+
+    name = "test-threshold"
+    Params = ThresholdParams
+
+    def predict(self, image, rms=None, progress=None):
+        image = np.asarray(image, float)
+        sky = np.median(image)
+        noise = np.asarray(rms) if rms is not None else 1.4826 * np.median(np.abs(image - sky))
+        if progress:
+            progress(1, 2, "thresholding")
+        labels, _ = ndimage.label(image - sky > self.params.nsigma * noise)
+        areas = np.bincount(labels.ravel())
+        labels[areas[labels] < self.params.min_area] = 0
+        if progress:
+            progress(2, 2, "done")
+        return labels.astype(np.int32)
+
+
+def _blobs(shape=(200, 300)):
+    rng = np.random.default_rng(0)
+    img = rng.normal(0, 1, shape)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for y, x in [(50, 60), (120, 200), (160, 40)]:
+        img += 30 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 20.0)
+    return img.astype(np.float32)
+
+
+def test_widget_runs_segmenter_into_labels_layer(make_napari_viewer, qtbot):
+    from napari_galseg.widgets.segment import SegmenterWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_blobs(), name="img")
+    widget = SegmenterWidget(viewer, method="test-threshold")
+    assert [w.name for w in widget.params] == ["nsigma", "min_area"]
+    assert widget.image_combo.value.name == "img"
+    widget.params.nsigma.value = 5.0
+
+    worker = widget.run(field_of_view=False)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    layer = viewer.layers["test-threshold (nsigma=5.0)"]
+    assert layer.data.max() == 3
+    assert layer.metadata["galseg_role"] == "prediction" and layer.metadata["params"]["nsigma"] == 5.0
+
+    # running again with the same parameters replaces the layer's data instead of stacking layers
+    n_layers = len(viewer.layers)
+    worker = widget.run(field_of_view=False)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    assert len(viewer.layers) == n_layers
+
+
+def test_field_of_view_run_is_placed_where_it_was_cut(make_napari_viewer, qtbot, monkeypatch):
+    from napari_galseg.widgets import segment
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_blobs(), name="img")
+    widget = segment.SegmenterWidget(viewer, method="test-threshold")
+    monkeypatch.setattr(segment, "visible_region", lambda layer: (slice(100, 200), slice(150, 300)))
+    worker = widget.run(field_of_view=True)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    layer = viewer.layers["test-threshold [view]"]
+    assert layer.data.shape == (100, 150)
+    np.testing.assert_allclose(layer.translate, [100, 150])
+    # the blob at (120, 200) is found at the same world position
+    assert layer.data[120 - 100, 200 - 150] > 0
+
+
+def test_errors_are_reported_not_raised(make_napari_viewer):
+    from napari_galseg.widgets.segment import SegmenterWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_blobs(), name="img")
+    viewer.add_image(np.ones((10, 10), np.float32), name="rms-small")
+    widget = SegmenterWidget(viewer, method="test-threshold")
+    widget.rms_combo.value = viewer.layers["rms-small"]
+    assert widget.run(field_of_view=False) is None
+    assert "shape" in widget.status.value
+
+
+def test_every_registered_method_gets_a_widget(make_napari_viewer):
+    from napari_galseg.widgets.segment import SegmenterWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_blobs(), name="img")
+    for name in segmenters.available():
+        widget = SegmenterWidget(viewer, method=name)
+        assert len(list(widget.params)) > 0
