@@ -60,7 +60,7 @@ class FieldOptions:
     moffat_beta: float = 3.0
     #: sky in electrons per pixel per unit exposure, its relative linear gradient across the field
     sky_level: float = 200.0
-    sky_gradient: float = 0.3
+    sky_gradient: float = 0.08
     read_noise: float = 5.0
     #: relative exposure varies smoothly between 1 - depth_variation and 1 + depth_variation
     depth_variation: float = 0.45

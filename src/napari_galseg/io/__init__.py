@@ -1,1 +1,31 @@
+"""FITS in and out, lazily: the core never imports napari or Qt.
 
+>>> from napari_galseg.io import open_fits          # doctest: +SKIP
+>>> img = open_fits("field.fits")                    # dask array + header + WCS, nothing read yet
+>>> img.data[:100, :100].compute()
+"""
+from .fits import (
+    DEFAULT_CHUNK,
+    FITS_SUFFIXES,
+    FitsArray,
+    FitsImage,
+    FitsReadError,
+    FitsReadWarning,
+    find_fits_files,
+    fits_stem,
+    guess_kind,
+    is_fits_path,
+    open_fits,
+    open_fits_all,
+    write_fits,
+    write_labels,
+)
+from .pyramid import build_pyramid, contrast_limits_zscale, sample_pixels
+from .wcs import SkyPosition, pixel_to_sky
+
+__all__ = [
+    "DEFAULT_CHUNK", "FITS_SUFFIXES", "FitsArray", "FitsImage", "FitsReadError", "FitsReadWarning",
+    "find_fits_files", "fits_stem", "guess_kind", "is_fits_path", "open_fits", "open_fits_all",
+    "write_fits", "write_labels", "build_pyramid", "contrast_limits_zscale", "sample_pixels",
+    "SkyPosition", "pixel_to_sky",
+]

@@ -269,6 +269,10 @@ class FitsArray:
             out = np.asarray(stored[full_key])
         return _native(out, self.dtype)
 
+    def __dask_tokenize__(self):
+        stat = os.stat(self.path)
+        return ("FitsArray", self.path, self.hdu, self.mode, stat.st_size, stat.st_mtime_ns)
+
     def __array__(self, dtype=None, copy=None):
         out = self[...]
         return out if dtype is None else out.astype(dtype, copy=False)
@@ -314,8 +318,11 @@ class FitsImage:
         """Multiscale levels for napari (see :func:`napari_galseg.io.pyramid.build_pyramid`)."""
         from .pyramid import build_pyramid
 
-        return build_pyramid(self.array, min_size=min_size, method=method,
-                             labels=self.kind == "labels", chunks=self.data.chunksize)
+        levels = build_pyramid(self.array, min_size=min_size, method=method,
+                               labels=self.kind == "labels", chunks=self.data.chunksize)
+        if levels[0].shape == self.data.shape:
+            levels[0] = self.data  # same pixels; reuse the graph (and any cached chunks)
+        return levels
 
     def contrast_limits(self, n_samples: int = 100_000) -> tuple[float, float]:
         """zscale limits from a sparse, reproducible sample of the image (never a full read)."""
@@ -631,11 +638,7 @@ def _output_header(data_shape: tuple[int, int], storage: np.dtype, header: Any, 
             key = card.keyword
             if _STRUCTURAL.match(key) or (wcs is not None and _WCS_KEY.match(key)):
                 continue
-            if key in ("COMMENT", "HISTORY", ""):
-                out.add_comment(card.value) if key == "COMMENT" else (
-                    out.add_history(card.value) if key == "HISTORY" else out.add_blank(card.value))
-                continue
-            out[key] = (card.value, card.comment)
+            out.append(card, end=True)
     if wcs is not None:
         out.update(wcs.to_header(relax=True))
     return out
@@ -705,15 +708,15 @@ def write_labels(path: str | os.PathLike, labels: Any, like: Any = None, overwri
     """
     header, wcs = None, None
     if isinstance(like, FitsImage):
-        header, wcs = like.header, like.wcs
+        header = like.header  # its WCS cards are copied verbatim (distortion terms included)
     elif like is not None:
         header = like
-    if header is not None:
-        header = header.copy()
-        for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE"):
-            header.remove(key, ignore_missing=True, remove_all=True)
     from astropy.io import fits
 
+    if header is not None:
+        header = fits.Header(header)  # a copy; also accepts a dict of cards
+        for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE"):
+            header.remove(key, ignore_missing=True, remove_all=True)
     header = header if header is not None else fits.Header()
     header["EXTNAME"] = ("LABELS", "instance segmentation map (0 = sky)")
     return write_fits(path, labels, header=header, wcs=wcs, overwrite=overwrite, dtype=np.int32)

@@ -10,7 +10,9 @@ of galaxies in one "image":
 
 * ``maxDets`` is ``[1, 10, max(100, most detections in one image)]``: the default cap of 100
   detections per image would silently cut AP and AR on a crowded field. ``ar`` is AR at that
-  last value (pycocotools' ``AR@100`` when there are at most 100 detections).
+  last value (pycocotools' ``AR@100`` when there are at most 100 detections). The twelve numbers
+  are summarised from ``COCOeval.eval`` with ``summarize``'s formula (see :func:`_summary`),
+  because ``summarize`` itself only works with the default ``maxDets``.
 * values pycocotools reports as -1 (no ground truth in that size range) are returned as ``None``.
 
 Without ``scores`` every detection scores 1.0; pycocotools then ranks them in a stable order, so AP
@@ -171,6 +173,33 @@ def _detections_for(iou_type: str, detections: list[dict]) -> list[dict]:
     return out
 
 
+def _summary(evaluation) -> np.ndarray:
+    """The 12 numbers of ``COCOeval.summarize`` for the evaluation's own ``maxDets``.
+
+    pycocotools' ``summarize`` hard-codes ``maxDets=100`` for its first number (AP@[.5:.95]) and
+    returns -1 for it with any other ``maxDets``; this recomputes all twelve with the same formula
+    (mean of the defined entries of ``eval['precision']``/``eval['recall']``) from the last
+    ``maxDets``, and equals ``summarize`` under the default ``[1, 10, 100]``.
+    """
+    params = evaluation.params
+    precision, recall = evaluation.eval["precision"], evaluation.eval["recall"]
+
+    def mean(ap: bool, iou: float | None = None, area: str = "all", max_index: int = -1) -> float:
+        a = params.areaRngLbl.index(area)
+        values = precision[..., a, max_index] if ap else recall[..., a, max_index]
+        if iou is not None:
+            values = values[np.flatnonzero(np.isclose(params.iouThrs, iou))]
+        defined = values[values > -1]
+        return float(defined.mean()) if defined.size else -1.0
+
+    return np.array([
+        mean(True), mean(True, 0.5), mean(True, 0.75),
+        mean(True, area="small"), mean(True, area="medium"), mean(True, area="large"),
+        mean(False, max_index=0), mean(False, max_index=1), mean(False),
+        mean(False, area="small"), mean(False, area="medium"), mean(False, area="large"),
+    ])  # fmt: skip
+
+
 def coco_stats(
     ground_truth: list[dict],
     detections: list[dict],
@@ -202,9 +231,8 @@ def coco_stats(
             evaluation.params.maxDets = list(max_dets)
             evaluation.evaluate()
             evaluation.accumulate()
-            evaluation.summarize()
         prefix = "" if iou_type == "segm" else "bbox_"
-        for name, value in zip(STAT_NAMES, evaluation.stats):
+        for name, value in zip(STAT_NAMES, _summary(evaluation)):
             out[prefix + name] = None if value < 0 else float(value)
     return out
 

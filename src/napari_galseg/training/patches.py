@@ -159,21 +159,23 @@ class Augmentation:
     - the 8 flips/rotations of the square (the sky has no preferred orientation);
     - extra Gaussian noise drawn from the rms map (``sigma = k * rms``, ``k`` up to ``noise``; the rms
       channel is raised to match, so the model sees deeper and shallower data);
-    - flux scaling of image and rms together (a different zero point / gain): ``s`` log-uniform in
-      ``flux_scale``.
+    - flux scaling of the sources: the image is scaled by ``s`` (log-uniform in ``flux_scale``)
+      about the patch's sky level (its median), noise unchanged, so galaxies get brighter or fainter
+      relative to the noise. (Scaling sky and noise too would only be undone by the recipe's
+      intervals, which are fitted on each image.)
     """
 
     dihedral: bool = True
-    noise: float = 0.5
+    noise: float = 0.3
     noise_probability: float = 0.5
-    flux_scale: tuple[float, float] = (0.5, 2.0)
+    flux_scale: tuple[float, float] = (0.8, 1.25)
 
     def __call__(self, rng: np.random.Generator, image, rms, truth):
         lo, hi = self.flux_scale
         if hi > lo > 0:
-            s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-            image = image * s
-            rms = rms * s
+            s = np.float32(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            sky = np.float32(np.nanmedian(image))
+            image = sky + (image - sky) * s
         if self.noise > 0 and rng.random() < self.noise_probability:
             k = float(rng.uniform(0, self.noise))
             image = image + rng.standard_normal(image.shape, dtype=np.float32) * (k * rms)

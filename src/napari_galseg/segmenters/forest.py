@@ -1,0 +1,429 @@
+"""Random Forest pixel classifier (`forest`): the study's supervised baseline, made to scale.
+
+Each pixel is described by the study's 13 features (see :mod:`.features`: the recipe's intensity
+channels, a local binary pattern and 9 Haralick statistics of a local co-occurrence window), and a
+scikit-learn RandomForestClassifier (250 trees of depth 12 by default, as in the study) decides sky
+or galaxy. Connected components of the galaxy mask larger than ``min_area`` pixels become the
+instances.
+
+Training data is either a dense truth image (any label > 0 is galaxy) — :meth:`ForestSegmenter.fit`
+— or sparse scribbles painted by a user, 1 = sky, 2 = galaxy, 0 = unlabelled —
+:meth:`ForestSegmenter.fit_scribbles`. At most ``max_training_pixels`` pixels are used, drawn
+reproducibly; with ``class_balance`` each class gets half of them and the forest weights the classes
+as "balanced", so the rare galaxy pixels are not drowned by the sky. Features are only computed in
+the tiles (and the bounding box within each tile) that hold a sampled pixel, so scribbles on a huge
+image cost little.
+
+Prediction works tile by tile with a halo of ``window // 2 + 1`` pixels (``dask.map_overlap``), so
+the result on a dask or huge image equals the in-memory result pixel for pixel.
+
+>>> seg = ForestSegmenter(n_estimators=50).fit(image, truth, rms)   # doctest: +SKIP
+>>> labels = seg.predict(other_image, other_rms)
+>>> seg.save("forest-model/"); ForestSegmenter.load("forest-model/")
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .base import ModelFolderError, ProgressCallback, Segmenter, register
+from .features import (
+    FeatureSpec,
+    check_image,
+    feature_halo,
+    feature_names,
+    fit_value_range,
+    is_dask,
+    pixel_features,
+    resolve_recipe,
+    valid_pixels,
+)
+
+STATE_NAME = "forest.joblib"
+#: numpy images larger than this are processed tile by tile
+IN_MEMORY_PIXELS = 2048 * 2048
+#: pixels classified per predict_proba call (bounds the memory of one call)
+PREDICT_BATCH = 262_144
+
+SKY, GALAXY = 1, 2  # scribble values
+
+
+@dataclasses.dataclass
+class ForestParams:
+    n_estimators: int = 250
+    max_depth: int | None = 12
+    #: side of the Haralick co-occurrence window (odd)
+    window: int = 7
+    #: grey levels the texture channel is quantised to for the co-occurrence matrices
+    levels: int = 8
+    #: recipe channel used for texture (LBP, Haralick): 1 = the asinh-stretched image in the default recipes
+    texture_channel: int = 1
+    #: Gaussian scales of optional extra features (smoothed, DoG, Hessian eigenvalues); empty = the study's 13
+    extra_sigmas: list[float] = dataclasses.field(default_factory=list)
+    #: equal numbers of sky and galaxy training pixels and class_weight="balanced"
+    class_balance: bool = True
+    #: cap on training pixels, drawn reproducibly with ``seed``
+    max_training_pixels: int = 200_000
+    #: galaxy probability at or above which a pixel is galaxy
+    threshold: float = 0.5
+    min_area: int = 10
+    connectivity: int = 8
+    n_jobs: int = 2
+    seed: int = 0
+    #: tile side for huge images (memory per tile ~ 150 bytes per pixel of features)
+    tile: int = 1024
+
+    def __post_init__(self):
+        if self.n_estimators < 1:
+            raise ValueError(f"n_estimators must be >= 1, got {self.n_estimators}")
+        if self.max_depth is not None and self.max_depth < 1:
+            raise ValueError(f"max_depth must be >= 1 or None, got {self.max_depth}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.max_training_pixels < 100:
+            raise ValueError(f"max_training_pixels must be at least 100, got {self.max_training_pixels}")
+        self.extra_sigmas = [float(s) for s in (self.extra_sigmas or [])]
+        FeatureSpec(window=int(self.window), levels=int(self.levels), extra_sigmas=tuple(self.extra_sigmas))
+
+
+def _as_list(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+@register
+class ForestSegmenter(Segmenter):
+    """Random Forest on per-pixel intensity, LBP and Haralick features; sky vs galaxy."""
+
+    name = "forest"
+    Params = ForestParams
+    trainable = True
+
+    def __init__(self, params: ForestParams | None = None, **overrides):
+        super().__init__(params, **overrides)
+        self.model = None  # sklearn RandomForestClassifier, classes 0 = sky, 1 = galaxy
+        self.value_range: tuple[float, float] | None = None
+
+    @property
+    def fitted(self) -> bool:
+        return self.model is not None
+
+    @property
+    def spec(self) -> FeatureSpec:
+        if self.value_range is None:
+            raise ValueError("this forest has not been trained yet: call fit(image, truth) or fit_scribbles(...)")
+        p = self.params
+        return FeatureSpec(window=int(p.window), levels=int(p.levels), texture_channel=int(p.texture_channel),
+                           value_range=tuple(self.value_range), extra_sigmas=tuple(p.extra_sigmas))
+
+    @property
+    def feature_names(self) -> list[str]:
+        from ..preprocess import as_recipe
+
+        rec = as_recipe(self.recipe)
+        return feature_names(rec.n_channels, self.spec)
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def _lazy_channels(self, image, rms, rec):
+        """Recipe channels as a dask array chunked by ``tile`` (big or dask input), else numpy."""
+        rms_used = rms if rec.needs_rms else None
+        lazy = is_dask(image) or is_dask(rms_used) or image.size > IN_MEMORY_PIXELS
+        if not lazy:
+            return rec.apply(image, rms_used), valid_pixels(image, rms_used)
+        import dask.array as da
+
+        t = int(self.params.tile)
+        image = image.rechunk(t) if is_dask(image) else da.from_array(image, chunks=t)
+        if rms_used is not None:
+            rms_used = rms_used.rechunk(image.chunks) if is_dask(rms_used) else da.from_array(rms_used, chunks=image.chunks)
+        return rec.apply(image, rms_used), valid_pixels(image, rms_used)
+
+    def _check_texture_channel(self, n_channels: int) -> None:
+        if not 0 <= self.params.texture_channel < n_channels:
+            raise ValueError(f"texture_channel={self.params.texture_channel} but the recipe gives {n_channels} "
+                             "channels; choose 0 .. {n_channels - 1}")
+
+    # -- training ----------------------------------------------------------------------------------
+    def fit(self, image, truth, rms=None, progress: ProgressCallback | None = None) -> "ForestSegmenter":
+        """Train on dense truth: labels > 0 are galaxy, 0 is sky.
+
+        ``image``, ``truth`` and ``rms`` may be lists (several training images); the recipe is fitted
+        on the first image unless it was fitted before.
+        """
+        images, truths = _as_list(image), _as_list(truth)
+        rmss = _as_list(rms) if rms is not None else [None] * len(images)
+        if not (len(images) == len(truths) == len(rmss)):
+            raise ValueError(f"got {len(images)} images, {len(truths)} truth images and {len(rmss)} rms maps; "
+                             "they must pair up")
+        targets = []
+        for im, tr, rm in zip(images, truths, rmss):
+            check_image(im, rm, tr, "truth")
+            targets.append(_binary_target(tr))
+        return self._fit_targets(images, targets, rmss, progress, "truth")
+
+    def fit_scribbles(self, image, scribbles, rms=None, progress: ProgressCallback | None = None) -> "ForestSegmenter":
+        """Train on sparse scribbles: 1 = sky, 2 = galaxy, 0 = unlabelled (ilastik/APOC style)."""
+        check_image(image, rms, scribbles, "scribbles")
+        target = _scribble_target(scribbles)
+        return self._fit_targets([image], [target], [rms], progress, "scribbles")
+
+    def _fit_targets(self, images, targets, rmss, progress, kind: str) -> "ForestSegmenter":
+        from sklearn.ensemble import RandomForestClassifier
+
+        p = self.params
+        rec = resolve_recipe(self.recipe, images[0], rmss[0])
+        self._check_texture_channel(rec.n_channels)
+        self.recipe = rec.to_dict()
+        channel_stacks = [self._lazy_channels(im, rm, rec) for im, rm in zip(images, rmss)]
+
+        # grey-level range of the texture channel, from the first image (fixed for all tiles and images)
+        texture = channel_stacks[0][0][p.texture_channel]
+        ny, nx = texture.shape
+        step = max(1, int(math.ceil(math.sqrt(ny * nx / 1_000_000))))
+        tex_sample = texture[::step, ::step]
+        self.value_range = fit_value_range([tex_sample.compute() if is_dask(tex_sample) else tex_sample])
+        spec = self.spec
+
+        counts = np.zeros(2, dtype=np.int64)
+        for t in targets:
+            counts += _class_counts(t)
+        if counts.min() == 0:
+            missing = "galaxy" if counts[1] == 0 else "sky"
+            hint = "paint some pixels with label 2 (galaxy) and 1 (sky)" if kind == "scribbles" else \
+                "the truth image must contain both sky (0) and galaxy (> 0) pixels"
+            raise ValueError(f"no {missing} pixels to learn from in the {kind}: {hint}")
+        cap = int(p.max_training_pixels)
+        if p.class_balance:
+            prob = np.minimum(1.0, (cap / 2) / counts)
+        else:
+            prob = np.full(2, min(1.0, cap / counts.sum()))
+
+        xs, ys = [], []
+        n_tiles = sum(len(_tiles(t.shape, p.tile)) for t in targets)
+        done = 0
+        for i, ((channels, valid), target) in enumerate(zip(channel_stacks, targets)):
+            for tile in _tiles(target.shape, p.tile):
+                done += 1
+                if progress:
+                    progress(done, n_tiles + 1, "features of training pixels")
+                x, y = _sample_tile(channels, valid, target, tile, prob, spec, seed=(p.seed, i, *tile.index))
+                if len(y):
+                    xs.append(x)
+                    ys.append(y)
+        if not xs:
+            raise ValueError(f"no valid (finite) pixels under the {kind}: check the image and the rms map")
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        if len(np.unique(y)) < 2:
+            raise ValueError(f"the {kind} pixels that are valid all belong to one class; label both sky and galaxy")
+        if progress:
+            progress(n_tiles, n_tiles + 1, f"training on {len(y)} pixels")
+        model = RandomForestClassifier(
+            n_estimators=int(p.n_estimators), max_depth=p.max_depth, n_jobs=int(p.n_jobs),
+            class_weight="balanced" if p.class_balance else None, random_state=int(p.seed),
+        )
+        model.fit(x, y)
+        self.model = model
+        self.provenance = {
+            "trained_on": kind,
+            "n_images": len(images),
+            "shapes": [list(im.shape) for im in images],
+            "training_pixels": {"sky": int((y == 0).sum()), "galaxy": int((y == 1).sum())},
+            "labelled_pixels": {"sky": int(counts[0]), "galaxy": int(counts[1])},
+        }
+        if progress:
+            progress(n_tiles + 1, n_tiles + 1, "trained")
+        return self
+
+    # -- prediction --------------------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if self.model is None:
+            raise ValueError("this forest has not been trained yet: call fit(image, truth) or fit_scribbles(...), "
+                             "or load a model folder (--model)")
+
+    def _proba_block(self, channels: np.ndarray) -> np.ndarray:
+        feats = pixel_features(channels, self.spec)
+        f, ny, nx = feats.shape
+        flat = feats.reshape(f, -1).T
+        out = np.empty(ny * nx, dtype=np.float32)
+        for start in range(0, len(flat), PREDICT_BATCH):
+            out[start : start + PREDICT_BATCH] = self.model.predict_proba(flat[start : start + PREDICT_BATCH])[:, 1]
+        return out.reshape(ny, nx)
+
+    def predict_proba(self, image, rms=None, progress: ProgressCallback | None = None):
+        """Galaxy probability per pixel (float32, NaN where the input is not valid); lazy for dask/huge."""
+        self._require_fitted()
+        check_image(image, rms)
+        rec = resolve_recipe(self.recipe, image, rms)
+        channels, valid = self._lazy_channels(image, rms, rec)
+        self._check_texture_channel(channels.shape[0])
+        if is_dask(channels):
+            import dask.array as da
+
+            halo = feature_halo(self.spec)
+            proba = da.map_overlap(
+                lambda ch: self._proba_block(ch)[None], channels.rechunk({0: -1}),
+                depth={0: 0, 1: halo, 2: halo}, boundary="none", trim=True, dtype=np.float32,
+                chunks=((1,),) + channels.chunks[1:], meta=np.empty((0, 0, 0), np.float32),
+            )[0]
+            return da.where(valid, proba, np.float32(np.nan))
+        if progress:
+            progress(0, 1, "features and classification")
+        proba = self._proba_block(channels)
+        proba[~valid] = np.nan
+        if progress:
+            progress(1, 1, "classified")
+        return proba
+
+    def predict_mask(self, image, rms=None, progress: ProgressCallback | None = None):
+        """Galaxy mask (bool): probability >= ``threshold`` on valid pixels."""
+        proba = self.predict_proba(image, rms, progress)
+        return proba >= np.float32(self.params.threshold)  # NaN compares False
+
+    def predict(self, image, rms=None, progress: ProgressCallback | None = None):
+        """int32 instance labels (0 = sky): numpy for numpy input, lazy dask for dask input."""
+        from ..tiling import label_mask
+
+        mask = self.predict_mask(image, rms, progress)
+        labels = label_mask(mask, min_area=int(self.params.min_area), connectivity=int(self.params.connectivity))
+        if not is_dask(image) and is_dask(labels):
+            labels = labels.compute()
+        return labels
+
+    def predict_region(self, image, region: tuple[slice, slice], rms=None) -> np.ndarray:
+        """Galaxy probability of a window of a (possibly huge) image, with the context a tile needs.
+
+        Equal to ``predict_proba(image)[region]`` but only the window plus a halo is computed — what
+        a viewer's "field of view" preview needs.
+        """
+        import dask.array as da
+
+        self._require_fitted()
+        rec = resolve_recipe(self.recipe, image, rms)
+        rms_used = rms if rec.needs_rms else None
+        if rec.needs_rms and rms is None:
+            raise ValueError("this model's recipe uses an rms map: pass rms=...")
+        t = int(self.params.tile)
+        img = image if is_dask(image) else da.from_array(image, chunks=t)
+        if rms_used is not None:
+            rms_used = rms_used.rechunk(img.chunks) if is_dask(rms_used) else da.from_array(rms_used, chunks=img.chunks)
+        channels = rec.apply(img, rms_used)
+        valid = valid_pixels(img, rms_used)
+        ny, nx = image.shape
+        ys, xs = (s.indices(n)[:2] for s, n in zip(region, (ny, nx)))
+        h = feature_halo(self.spec)
+        oy0, oy1 = max(0, ys[0] - h), min(ny, ys[1] + h)
+        ox0, ox1 = max(0, xs[0] - h), min(nx, xs[1] + h)
+        ch = np.asarray(channels[:, oy0:oy1, ox0:ox1].compute())
+        proba = self._proba_block(ch)[ys[0] - oy0 : ys[1] - oy0, xs[0] - ox0 : xs[1] - ox0]
+        ok = np.asarray(valid[ys[0] : ys[1], xs[0] : xs[1]].compute())
+        proba[~ok] = np.nan
+        return proba
+
+    # -- model folders -----------------------------------------------------------------------------
+    def config(self) -> dict:
+        cfg = super().config()
+        cfg["value_range"] = None if self.value_range is None else list(self.value_range)
+        cfg["features"] = self.feature_names if self.model is not None else None
+        return cfg
+
+    def _save_state(self, path: Path) -> None:
+        import joblib
+
+        self._require_fitted()
+        joblib.dump(self.model, path / STATE_NAME)
+
+    def _load_state(self, path: Path, config: dict) -> None:
+        import joblib
+        from sklearn.ensemble import RandomForestClassifier
+
+        state = path / STATE_NAME
+        if not state.exists():
+            raise ModelFolderError(f"{path} has no {STATE_NAME}: the forest was not saved completely")
+        if self.recipe is None or config.get("value_range") is None or config.get("features") is None:
+            raise ModelFolderError(f"{path / 'config.json'} lacks the recipe, value_range or feature list of a trained forest")
+        self.value_range = tuple(float(v) for v in config["value_range"])
+        try:
+            expected = self.feature_names
+        except (ValueError, TypeError) as exc:
+            raise ModelFolderError(f"{path}: the saved recipe or feature settings are invalid ({exc})") from None
+        saved = list(config["features"])
+        if saved != expected:
+            raise ModelFolderError(
+                f"{path} was trained on features {saved} but this napari-galseg computes {expected} for its "
+                "settings; retrain the forest with this version (galseg train forest ...)")
+        try:
+            model = joblib.load(state)
+        except Exception as exc:  # joblib/pickle raise many kinds of errors on foreign files
+            raise ModelFolderError(f"{state} is not a joblib file written by napari-galseg ({type(exc).__name__}: {exc})") from None
+        if not isinstance(model, RandomForestClassifier):
+            raise ModelFolderError(f"{state} holds a {type(model).__name__}, not a RandomForestClassifier")
+        if model.n_features_in_ != len(expected):
+            raise ModelFolderError(f"{state} expects {model.n_features_in_} features but config.json lists {len(expected)}")
+        self.model = model
+
+
+# -- training helpers -------------------------------------------------------------------------------
+def _binary_target(truth):
+    """int8 classes: 0 = sky, 1 = galaxy (any label > 0)."""
+    if is_dask(truth):
+        return (truth > 0).astype(np.int8)
+    return (np.asarray(truth) > 0).astype(np.int8)
+
+
+def _scribble_target(scribbles):
+    """int8 classes from scribbles: 1 → 0 (sky), 2 → 1 (galaxy), 0 → -1 (unlabelled)."""
+    s = scribbles if is_dask(scribbles) else np.asarray(scribbles)
+    if not is_dask(s):
+        bad = np.setdiff1d(np.unique(s), [0, SKY, GALAXY])
+        if bad.size:
+            raise ValueError(f"scribbles may only hold 0 (unlabelled), 1 (sky) and 2 (galaxy); found {bad[:5].tolist()}")
+    lut = np.array([-1, 0, 1], dtype=np.int8)
+    if is_dask(s):
+        return s.map_blocks(lambda b: lut[np.clip(b, 0, 2)], dtype=np.int8)
+    return lut[s.astype(np.intp)]
+
+
+def _class_counts(target) -> np.ndarray:
+    if is_dask(target):
+        import dask.array as da
+
+        counts = da.bincount((target.ravel() + 1).astype(np.intp), minlength=3).compute()
+    else:
+        counts = np.bincount((np.asarray(target).ravel() + 1).astype(np.intp), minlength=3)
+    return counts[1:3].astype(np.int64)
+
+
+def _tiles(shape, tile: int):
+    from ..tiling import iter_tiles
+
+    return list(iter_tiles(shape, int(tile)))
+
+
+def _sample_tile(channels, valid, target, tile, prob, spec: FeatureSpec, seed) -> tuple[np.ndarray, np.ndarray]:
+    """Features and classes of the sampled training pixels inside one tile."""
+    ys, xs = tile.core
+    tgt = np.asarray(target[ys, xs].compute() if is_dask(target) else target[ys, xs])
+    ok = np.asarray(valid[ys, xs].compute() if is_dask(valid) else valid[ys, xs])
+    labelled = (tgt >= 0) & ok
+    if not labelled.any():
+        return np.empty((0, 0), np.float32), np.empty(0, np.int8)
+    rng = np.random.default_rng(list(seed))
+    draw = rng.random(tgt.shape) < prob[np.clip(tgt, 0, 1)]
+    chosen = labelled & draw
+    if not chosen.any():
+        return np.empty((0, 0), np.float32), np.empty(0, np.int8)
+    rr, cc = np.nonzero(chosen)
+    # features only over the bounding box of the chosen pixels, plus the halo they need
+    ny, nx = channels.shape[1:]
+    h = feature_halo(spec)
+    r0, r1 = ys.start + rr.min(), ys.start + rr.max() + 1
+    c0, c1 = xs.start + cc.min(), xs.start + cc.max() + 1
+    o_r0, o_r1, o_c0, o_c1 = max(0, r0 - h), min(ny, r1 + h), max(0, c0 - h), min(nx, c1 + h)
+    window = channels[:, o_r0:o_r1, o_c0:o_c1]
+    window = np.asarray(window.compute() if is_dask(window) else window)
+    feats = pixel_features(window, spec)
+    x = feats[:, ys.start + rr - o_r0, xs.start + cc - o_c0].T
+    return np.ascontiguousarray(x), tgt[rr, cc].astype(np.int8)
