@@ -111,7 +111,8 @@ def test_preview_shows_what_apply_gives(viewer):
     assert preview.name == PREVIEW_LAYER
     applied = np.asarray(widget.apply().data)
     np.testing.assert_array_equal(np.asarray(preview.data), applied[: preview.data.shape[0], : preview.data.shape[1]])
-    widget.preview_check.value = False
+    widget.preview_check.value = True
+    widget.preview_check.value = False  # switching the preview off removes its layer
     assert PREVIEW_LAYER not in viewer.layers
 
 

@@ -170,9 +170,11 @@ def _dask_patches(block: Any, origins: list[tuple[int, int]], patch: int):
 
 
 def contrast_limits_zscale(array: Any, n_samples: int = 100_000, contrast: float = 0.25,
-                           seed: int = 0) -> tuple[float, float]:
+                           seed: int = 0, zscale_samples: int = 1000) -> tuple[float, float]:
     """zscale limits (as DS9) from :func:`sample_pixels`: cheap on any size of image.
 
+    ``n_samples`` pixels are read (spread over the image); zscale itself fits ``zscale_samples``
+    of them, its usual number (more samples reach further into the tails and widen the limits).
     Raises ValueError when the sample holds no finite pixel.
     """
     from astropy.visualization import ZScaleInterval
@@ -181,7 +183,7 @@ def contrast_limits_zscale(array: Any, n_samples: int = 100_000, contrast: float
     sample = sample[np.isfinite(sample)].astype(np.float64, copy=False)
     if sample.size == 0:
         raise ValueError("no finite pixels in the sample: the image is empty or all NaN here")
-    lo, hi = ZScaleInterval(n_samples=sample.size, contrast=contrast).get_limits(sample)
+    lo, hi = ZScaleInterval(n_samples=min(zscale_samples, sample.size), contrast=contrast).get_limits(sample)
     lo, hi = float(lo), float(hi)
     if not hi > lo:
         lo, hi = float(sample.min()), float(sample.max())

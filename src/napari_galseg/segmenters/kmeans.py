@@ -134,9 +134,9 @@ class KMeansSegmenter(Segmenter):
             raise ValueError(f"brightness_channel={p.brightness_channel} but the recipe has {channels.shape[0]} channels")
         x = _sample_features(channels, valid, int(p.sample_size), int(p.seed))
         x = np.nan_to_num(x.astype(np.float32, copy=False))
-        if len(np.unique(x, axis=0)) < p.n_clusters:
-            raise ValueError(f"the image has fewer than {p.n_clusters} distinct pixel values after preprocessing: "
-                             "nothing to cluster (is it constant or almost empty?)")
+        if len(x) < p.n_clusters or not (x.max(axis=0) > x.min(axis=0)).any():
+            raise ValueError("every valid pixel has the same value after preprocessing: nothing to cluster "
+                             "(is the image constant or almost empty?)")
         if progress:
             progress(1, 2, f"clustering {len(x)} pixels")
         model = MiniBatchKMeans(n_clusters=int(p.n_clusters), random_state=int(p.seed), batch_size=4096,

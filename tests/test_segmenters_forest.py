@@ -1,0 +1,141 @@
+"""Random Forest pixel classifier: training from truth and scribbles, tiling, save/load, bad input."""
+import json
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_galseg.segmenters import ModelFolderError, Segmenter, get
+from napari_galseg.segmenters.forest import ForestSegmenter
+
+TINY = dict(n_estimators=12, max_depth=8, window=5, min_area=5, max_training_pixels=6000)
+
+
+def blob_field(shape=(96, 96), seed=0, n=7, noise=0.08):
+    """Gaussian blobs of random size on a noisy sky, with an rms map; truth = blob above 0.15."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    clean = np.zeros(shape)
+    for _ in range(n):
+        y, x = rng.uniform(8, shape[0] - 8), rng.uniform(8, shape[1] - 8)
+        clean += rng.uniform(0.6, 1.2) * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * rng.uniform(2.5, 5) ** 2))
+    rms = np.full(shape, noise, np.float32)
+    image = (clean + 0.2 + rng.normal(0, noise, shape)).astype(np.float32)
+    return image, rms, (clean > 0.15).astype(np.int32)
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+@pytest.fixture(scope="module")
+def trained():
+    image, rms, truth = blob_field(seed=0)
+    return ForestSegmenter(**TINY).fit(image, truth, rms)
+
+
+def test_registered_with_the_study_defaults():
+    assert get("forest") is ForestSegmenter and ForestSegmenter.trainable
+    p = ForestSegmenter().params
+    assert (p.n_estimators, p.max_depth, p.n_jobs, p.class_balance) == (250, 12, 2, True)
+
+
+def test_fit_predict_beats_trivial_baselines(trained):
+    image, rms, truth = blob_field(seed=1)
+    labels = trained.predict(image, rms)
+    assert labels.dtype == np.int32 and labels.shape == image.shape and labels.max() >= 3
+    truth_mask = truth > 0
+    score = iou(labels > 0, truth_mask)
+    everything_galaxy = truth_mask.mean()  # IoU of calling every pixel galaxy
+    assert score > 0.6 and score > everything_galaxy + 0.3
+    assert len(trained.feature_names) == 13  # 3 recipe channels + LBP + 9 Haralick
+    assert trained.provenance["training_pixels"]["sky"] <= 3000  # balanced half of the cap
+
+
+def test_scribbles_separate_a_bright_blob_from_sky():
+    image, rms, truth = blob_field(seed=2)
+    scribbles = np.zeros(image.shape, np.uint8)
+    scribbles[2:6, 2:40] = 1  # a sky stroke along the top
+    scribbles[90:93, 50:90] = 1
+    ys, xs = np.nonzero(truth)
+    bright = np.argmax(image * truth)
+    by, bx = np.unravel_index(bright, image.shape)
+    scribbles[by - 1 : by + 2, bx - 1 : bx + 2] = 2  # a dab on the brightest blob
+    seg = ForestSegmenter(**TINY).fit_scribbles(image, scribbles, rms)
+    assert seg.provenance["trained_on"] == "scribbles" and seg.provenance["labelled_pixels"]["galaxy"] == 9
+    proba = seg.predict_proba(image, rms)
+    assert proba[by, bx] > 0.5 and np.nanmedian(proba[truth == 0]) < 0.5
+
+
+def test_tiled_dask_prediction_equals_in_memory(trained):
+    image, rms, _ = blob_field(seed=3)
+    expected = trained.predict(image, rms)
+    lazy = trained.predict(da.from_array(image, chunks=40), da.from_array(rms, chunks=40))
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_array_equal(lazy.compute(), expected)
+    region = (slice(30, 70), slice(5, 50))
+    np.testing.assert_array_equal(trained.predict_region(image, region, rms), trained.predict_proba(image, rms)[region])
+
+
+def test_save_load_round_trip_and_config(trained, tmp_path):
+    image, rms, _ = blob_field(seed=4)
+    trained.save(tmp_path / "rf")
+    config = json.loads((tmp_path / "rf" / "config.json").read_text())
+    assert config["method"] == "forest" and len(config["features"]) == 13
+    assert config["recipe"]["channels"][0]["params"]["vmin"] is not None  # fitted recipe stored
+    loaded = Segmenter.load(tmp_path / "rf")
+    assert isinstance(loaded, ForestSegmenter)
+    np.testing.assert_array_equal(loaded.predict(image, rms), trained.predict(image, rms))
+
+
+def test_same_seed_same_forest():
+    image, rms, truth = blob_field(seed=5)
+    a = ForestSegmenter(**TINY, seed=3).fit(image, truth, rms)
+    b = ForestSegmenter(**TINY, seed=3).fit(image, truth, rms)
+    np.testing.assert_array_equal(a.predict_proba(image, rms), b.predict_proba(image, rms))
+
+
+def test_folders_with_other_features_or_foreign_files_are_refused(trained, tmp_path):
+    trained.save(tmp_path / "rf")
+    cfg_path = tmp_path / "rf" / "config.json"
+    config = json.loads(cfg_path.read_text())
+    config["features"] = config["features"][:-1] + ["gabor_3"]
+    cfg_path.write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="features"):
+        ForestSegmenter.load(tmp_path / "rf")
+    trained.save(tmp_path / "rf2")
+    (tmp_path / "rf2" / "forest.joblib").write_bytes(b"\x00\x01 definitely not a pickle")
+    with pytest.raises(ModelFolderError, match="joblib"):
+        ForestSegmenter.load(tmp_path / "rf2")
+    with pytest.raises(ModelFolderError, match="not 'forest'|'kmeans'"):
+        from napari_galseg.segmenters.kmeans import KMeansSegmenter
+
+        KMeansSegmenter.load(tmp_path / "rf2")
+
+
+def test_bad_input_gives_clear_errors(trained):
+    image, rms, truth = blob_field(seed=6)
+    seg = ForestSegmenter(**TINY)
+    with pytest.raises(ValueError, match="not been trained"):
+        seg.predict(image, rms)
+    with pytest.raises(ValueError, match="constant"):
+        seg.fit(np.full((40, 40), 1.0, np.float32), np.zeros((40, 40), np.int32))
+    with pytest.raises(ValueError, match="no finite pixels"):
+        trained.predict(np.full((40, 40), np.nan, np.float32), np.ones((40, 40), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        seg.fit(image, truth[:50], rms)
+    with pytest.raises(ValueError, match="shape"):
+        trained.predict(image, rms[:, :50])
+    with pytest.raises(ValueError, match="no galaxy pixels"):
+        seg.fit(image, np.zeros_like(truth), rms)
+    scribbles = np.zeros(image.shape, np.uint8)
+    scribbles[:3] = 1
+    with pytest.raises(ValueError, match="paint some pixels"):
+        seg.fit_scribbles(image, scribbles, rms)
+    scribbles[50, 50] = 7
+    with pytest.raises(ValueError, match="only hold 0"):
+        seg.fit_scribbles(image, scribbles, rms)
+    with pytest.raises(ValueError, match="rms"):
+        trained.predict(image)  # trained with an rms channel
+    with pytest.raises(ValueError, match="window"):
+        ForestSegmenter(window=4)

@@ -1,0 +1,226 @@
+"""The photutils pipeline: tiled == untiled (labels and catalog), agreement with photutils itself,
+and clear errors on bad input."""
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_galseg.segmenters import get
+from napari_galseg.segmenters.photutils_pipeline import (
+    MeshBackground,
+    PhotutilsParams,
+    PhotutilsSegmenter,
+    _Pipeline,
+    gaussian_kernel_1d,
+    segment,
+)
+from napari_galseg.tiling import canonical_relabel, iter_tiles
+
+TILE = 64  # with box_size 32: tiles are 2×2 boxes
+
+
+def _gauss(shape, y, x, flux, sigma):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return flux / (2 * np.pi * sigma**2) * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma**2))
+
+
+def _field(shape=(256, 256), seed=0, noise=1.0):
+    """Blobs placed across tile borders (64 px grid), blended pairs among them, plus noise and a sky slope."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros(shape)
+    # a blended pair straddling the corner of four tiles: one object, deblended into two
+    img += _gauss(shape, 62, 60, 900, 2.5) + _gauss(shape, 68, 69, 700, 2.5)
+    # a long object crossing three tiles horizontally
+    for x in range(100, 215, 3):  # 1.5σ apart: a smooth ridge, no saddle to deblend
+        img += _gauss(shape, 128, x, 150, 2.0)
+    # a big bright galaxy on a vertical border with a companion
+    img += _gauss(shape, 190, 128, 6000, 6.0) + _gauss(shape, 200, 142, 900, 2.0)
+    for _ in range(25):  # random small sources
+        img += _gauss(shape, rng.uniform(5, shape[0] - 5), rng.uniform(5, shape[1] - 5), rng.uniform(150, 800), rng.uniform(1.2, 3))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img += 20 + 0.01 * xx + rng.normal(0, noise, shape)
+    return img.astype(np.float32)
+
+
+PARAMS = PhotutilsParams(box_size=32, nsigma=3.0, n_pixels=8, tile_size=4096)
+
+
+def test_kernel_matches_photutils_make_2dgaussian_kernel():
+    from photutils.segmentation import make_2dgaussian_kernel
+
+    k1 = gaussian_kernel_1d(3.0, 5)
+    np.testing.assert_allclose(np.outer(k1, k1), make_2dgaussian_kernel(3.0, size=5).array, rtol=1e-6, atol=1e-9)
+
+
+def test_mesh_background_equals_background2d():
+    from photutils.background import Background2D
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:300, :250]
+    img = (10 + 0.02 * xx + 0.01 * yy + rng.normal(0, 2 + 0.003 * xx, (300, 250))).astype(np.float32)
+    img[100:130, 40:70] = np.nan  # boxes excluded and filled by IDW, as in Background2D
+    with pytest.warns(Warning):
+        ref = Background2D(img, 32, filter_size=3)
+    mesh = MeshBackground(img.shape, 32, 3)
+    for tile in iter_tiles(img.shape, 64):
+        mesh.add_tile_stats(tile.core, img[tile.core])
+    mesh.finalize()
+    full = (slice(0, 300), slice(0, 250))
+    np.testing.assert_allclose(mesh.evaluate("bkg", full), ref.background, atol=1e-4)
+    np.testing.assert_allclose(mesh.evaluate("rms", full), ref.background_rms, atol=1e-4)
+    # pointwise evaluation: any window equals the same crop of the full map
+    part = (slice(37, 181), slice(90, 250))
+    assert np.array_equal(mesh.evaluate("bkg", part), mesh.evaluate("bkg", full)[part])
+
+
+@pytest.fixture(scope="module")
+def field():
+    return _field()
+
+
+@pytest.fixture(scope="module")
+def untiled(field):
+    return segment(field, params=PARAMS)
+
+
+def test_untiled_run_finds_and_deblends_the_planted_objects(untiled):
+    lab = untiled.labels
+    assert lab.dtype == np.int32 and lab.shape == (256, 256)
+    assert untiled.info["n_tiles"] == 1
+    # the blended pair on the tile corner is split, each part at its own peak
+    assert lab[62, 60] > 0 and lab[68, 69] > 0 and lab[62, 60] != lab[68, 69]
+    # the ridge across three tiles is one detection (its noise peaks may deblend it into parts)
+    chain = lab[128, 100:215]
+    assert (chain > 0).all()
+    parent = dict(zip(untiled.catalog["label"], untiled.catalog["parent"]))
+    assert len({parent[v] for v in np.unique(chain)}) == 1
+    assert untiled.info["n_deblended_parents"] >= 1
+    assert untiled.n_labels == lab.max() == len(untiled.catalog)
+
+
+@pytest.mark.parametrize("tile_size", [64, 96, 128])
+def test_tiled_equals_untiled_labels_and_catalog(field, untiled, tile_size):
+    tiled = segment(field, params=PARAMS, tile_size=tile_size)
+    assert tiled.info["n_tiles"] > 1
+    assert np.array_equal(tiled.labels, untiled.labels)
+    a, b = untiled.catalog, tiled.catalog
+    assert a.colnames == b.colnames and len(a) == len(b)
+    for name in a.colnames:
+        np.testing.assert_allclose(np.asarray(b[name], float), np.asarray(a[name], float), rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
+
+
+def test_dask_input_gives_lazy_labels_equal_to_untiled(field, untiled):
+    res = segment(da.from_array(field, chunks=50), params=PARAMS, tile_size=64, catalog=False)
+    assert isinstance(res.labels, da.Array)
+    assert np.array_equal(res.labels.compute(), untiled.labels)
+
+
+def test_pipeline_agrees_with_photutils_detect_and_deblend(field, untiled):
+    """Given the same smoothed image and threshold, photutils' own detect_sources +
+    deblend_sources produce the same segments as our stitched, per-object deblending."""
+    from photutils.segmentation import deblend_sources, detect_sources
+
+    pipe = _Pipeline(field, None, PARAMS, None)
+    pipe.background()
+    full = (slice(0, 256), slice(0, 256))
+    _, conv, threshold, _, _ = pipe.prepare(full)
+    segm = detect_sources(conv, threshold, n_pixels=PARAMS.n_pixels)
+    segm = deblend_sources(conv, segm, PARAMS.n_pixels, progress_bar=False)
+    assert np.array_equal(canonical_relabel(segm.data), untiled.labels)
+
+
+def test_filtered_threshold_uses_the_smoothed_noise(field):
+    pipe = _Pipeline(field, None, PARAMS, None)
+    pipe.background()
+    win = (slice(100, 110), slice(100, 110))
+    _, _, thr, rms, _ = pipe.prepare(win)
+    k = gaussian_kernel_1d(3.0, 5)
+    np.testing.assert_allclose(thr, 3.0 * rms * np.sqrt((np.outer(k, k) ** 2).sum()), rtol=1e-6)
+    # a user rms map: the smoothed noise is sqrt(K² ⋆ σ²), equal to σ·sqrt(ΣK²) for a constant map
+    rms_map = np.full(field.shape, 2.0, np.float32)
+    pipe = _Pipeline(field, rms_map, PARAMS, None)
+    pipe.background()
+    _, _, thr, _, _ = pipe.prepare(win)
+    np.testing.assert_allclose(thr, 3.0 * 2.0 * np.sqrt((np.outer(k, k) ** 2).sum()), rtol=1e-5)
+    study = _Pipeline(field, rms_map, PhotutilsParams(box_size=32, nsigma=1.5, threshold_mode="study"), None)
+    study.background()
+    np.testing.assert_allclose(study.prepare(win)[2], 1.5 * 2.0, rtol=1e-6)
+
+
+def test_study_threshold_is_more_conservative(field):
+    study = segment(field, params=PARAMS, threshold_mode="study", nsigma=1.5, catalog=False, deblend=False)
+    ours = segment(field, params=PARAMS, catalog=False, deblend=False)
+    assert 0 < (study.labels > 0).sum() < (ours.labels > 0).sum()
+
+
+def test_n_pixels_counts_whole_objects_across_tiles():
+    shape = (128, 128)
+    img = np.random.default_rng(1).normal(0, 1, shape).astype(np.float32) + 5
+    img[60:68, 62:66] += 40  # 32 px straddling the 64-px tile borders in both axes
+    params = PhotutilsParams(box_size=32, n_pixels=30, deblend=False, catalog=False, fwhm=0)
+    tiled = segment(img, params=params, tile_size=64).labels
+    untiled = segment(img, params=params, tile_size=4096).labels
+    assert np.array_equal(tiled, untiled)
+    assert tiled[64, 64] > 0 and (tiled == tiled[64, 64]).sum() == 32
+
+
+def test_registry_and_predict_keep_catalog(field):
+    cls = get("photutils")
+    assert cls is PhotutilsSegmenter and not cls.trainable
+    seg = cls(box_size=32, n_pixels=8)
+    labels = seg.predict(field)
+    assert labels.max() == len(seg.catalog_) and seg.result_.labels is labels
+    assert set(seg.catalog_["label"]) == set(range(1, labels.max() + 1))
+
+
+def test_params_round_trip_through_model_folder(tmp_path):
+    seg = PhotutilsSegmenter(nsigma=2.5, deblend=False)
+    seg.save(tmp_path / "m")
+    loaded = PhotutilsSegmenter.load(tmp_path / "m")
+    assert loaded.params == seg.params
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_all_nan_image_is_a_clear_error():
+    with pytest.raises(ValueError, match="no background box"):
+        segment(np.full((64, 64), np.nan, np.float32), box_size=16)
+
+
+def test_all_nan_tile_is_masked_and_filled(field, untiled):
+    img = field.copy()
+    img[:64, 192:] = np.nan  # one whole tile (and its background boxes) missing
+    res = segment(img, params=PARAMS, tile_size=64)
+    assert (res.labels[:64, 192:] == 0).all()
+    assert np.isfinite(res.background.bkg_filled).all()
+    assert np.array_equal(res.labels, segment(img, params=PARAMS).labels)
+
+
+def test_constant_image_is_a_clear_error():
+    with pytest.raises(ValueError, match="rms is zero everywhere"):
+        segment(np.full((64, 64), 3.0, np.float32), box_size=16)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan])
+def test_rms_with_zeros_negatives_or_nan_is_a_clear_error(field, bad):
+    rms = np.ones(field.shape, np.float32)
+    rms[10, 20] = bad
+    with pytest.raises(ValueError, match=r"rms map has 1 pixel.*y=10, x=20"):
+        segment(field, rms=rms, params=PARAMS)
+
+
+def test_rms_may_be_invalid_where_the_image_is_masked(field):
+    img, rms = field.copy(), np.ones(field.shape, np.float32)
+    img[:5], rms[:5] = np.nan, 0.0
+    assert segment(img, rms=rms, params=PARAMS, catalog=False).labels[:5].max() == 0
+
+
+def test_mismatched_shapes_and_bad_params_are_clear_errors(field):
+    with pytest.raises(ValueError, match="rms map has shape"):
+        segment(field, rms=np.ones((10, 10), np.float32))
+    with pytest.raises(ValueError, match="2-D image"):
+        segment(np.zeros((2, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="threshold_mode"):
+        PhotutilsParams(threshold_mode="median")
+    with pytest.raises(ValueError, match="kernel_size"):
+        PhotutilsParams(kernel_size=4)
