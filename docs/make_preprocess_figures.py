@@ -35,7 +35,7 @@ def pipeline_figure(field, out: Path) -> None:
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.4), constrained_layout=True)
     _show(axes[0], raw, "raw image (min-max)")
     _show(axes[1], cube[0], "normalised (percentile 99.9)")
-    _show(axes[2], cube[1], "stretched (asinh a=0.1, black=median)")
+    _show(axes[2], cube[1], "stretched (asinh a=0.05, 84-99.9 %)")
     _show(axes[3], cube[2], "rms channel (log, a=1000)")
     axes[4].imshow(np.moveaxis(cube, 0, -1), origin="lower", interpolation="nearest")
     axes[4].set_title("composite as RGB", fontsize=9)
@@ -46,9 +46,9 @@ def pipeline_figure(field, out: Path) -> None:
 
 
 def stretch_figure(field, out: Path) -> None:
-    """Every stretch with the same black/white levels (sky median .. 99.8th percentile)."""
+    """Every stretch with the same black/white levels (84th .. 99.9th percentile)."""
     base = fit_stretch(field.image, StretchParams(stretch="linear"))
-    names = [("linear", None), ("sqrt", None), ("log", None), ("asinh", 0.1), ("power", 0.5), ("sinh", None),
+    names = [("linear", None), ("sqrt", None), ("log", None), ("asinh", 0.05), ("power", 0.5), ("sinh", None),
              ("squared", None), ("histeq", None)]
     fig, axes = plt.subplots(2, 4, figsize=(12, 6.4), constrained_layout=True)
     for ax, (name, a) in zip(axes.ravel(), names):
@@ -72,7 +72,7 @@ def interval_figure(field, out: Path) -> None:
 def background_figure(size: int, seed: int, out: Path) -> None:
     """A field with a strong sky gradient, stretched without and with background flattening."""
     field = make_field(size, seed=seed, sky_gradient=1.5)
-    params = dict(stretch="asinh", a=0.1)
+    params = dict(stretch="asinh", a=0.05)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), constrained_layout=True)
     _show(axes[0], normalise(field.image, interval="minmax"), "raw (sky gradient)")
     _show(axes[1], stretch(field.image, **params), "asinh stretch")
@@ -82,11 +82,38 @@ def background_figure(size: int, seed: int, out: Path) -> None:
     plt.close(fig)
 
 
+def widget_screenshot(field, out: Path) -> None:
+    """The stretch widget docked beside its live preview (needs a display: run under xvfb-run)."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_galseg.widgets.preprocess import StretchWidget
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1300, 800)
+    viewer.add_image(field.image, name="image", colormap="gray")
+    widget = StretchWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Preprocess: contrast stretch", area="right")
+    widget.input_combo.value = viewer.layers["image"]
+    widget.params.stretch.value = "asinh"
+    widget.params.a.value = "0.05"
+    for _ in range(20):
+        QApplication.processEvents()
+    widget.update_preview()
+    for _ in range(20):
+        QApplication.processEvents()
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    plt.imsave(out, np.asarray(shot))
+    viewer.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "images", help="folder for the PNGs (default docs/images)")
     parser.add_argument("--size", type=int, default=384, help="side of the synthetic field (default 384)")
     parser.add_argument("--seed", type=int, default=3, help="seed of the synthetic field (default 3)")
+    parser.add_argument("--screenshot", action="store_true",
+                        help="also save a screenshot of the stretch widget (needs a display, e.g. xvfb-run)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     field = make_field(args.size, seed=args.seed)
@@ -94,7 +121,11 @@ def main(argv=None) -> int:
     stretch_figure(field, args.out / "preprocess_stretches.png")
     interval_figure(field, args.out / "preprocess_intervals.png")
     background_figure(args.size, args.seed, args.out / "preprocess_background.png")
-    for name in ("pipeline", "stretches", "intervals", "background"):
+    names = ["pipeline", "stretches", "intervals", "background"]
+    if args.screenshot:
+        widget_screenshot(field, args.out / "preprocess_widget.png")
+        names.append("widget")
+    for name in names:
         print(args.out / f"preprocess_{name}.png")
     return 0
 

@@ -60,9 +60,12 @@ def test_zscale_from_sparse_sample_matches_full_zscale():
     source = CountingArray(values)
     lo, hi = contrast_limits_zscale(source, n_samples=50_000)
     assert source.pixels_read < values.size / 50
-    full_lo, full_hi = ZScaleInterval().get_limits(values)
-    # both fit 1000 pixels of N(100, 5): they agree to within half a sigma
-    assert lo == pytest.approx(full_lo, abs=2.5) and hi == pytest.approx(full_hi, abs=2.5)
+    # zscale fits 1000 pixels, so its limits scatter; ours must fall inside that scatter
+    rng = np.random.default_rng(1)
+    reference = np.array([ZScaleInterval().get_limits(rng.choice(values.ravel(), 1000)) for _ in range(30)])
+    mean, std = reference.mean(axis=0), reference.std(axis=0)
+    assert abs(lo - mean[0]) < 3 * std[0] and abs(hi - mean[1]) < 3 * std[1]
+    assert 75 < lo < 92 and 108 < hi < 125  # around 100 -/+ 3 sigma, as zscale should be
     assert contrast_limits_zscale(source, n_samples=50_000) == (lo, hi)  # reproducible
 
 

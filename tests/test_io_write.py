@@ -122,3 +122,17 @@ def test_types_without_a_fits_equivalent_are_widened(tmp_path, dtype, bitpix):
 def test_rejects_non_2d(tmp_path):
     with pytest.raises(ValueError, match="2-D"):
         write_fits(tmp_path / "cube.fits", np.zeros((2, 3, 4)))
+
+
+def test_gzip_output_and_fits_image_input(tmp_path):
+    image = np.random.default_rng(2).normal(size=(30, 40)).astype(np.float32)
+    src = tmp_path / "src.fits"
+    fits.PrimaryHDU(image, header=fits.Header({"OBJECT": "M51"})).writeto(src)
+    out = write_fits(tmp_path / "copy.fits.gz", open_fits(src))
+    with open(out, "rb") as fh:
+        assert fh.read(2) == b"\x1f\x8b"
+    back = open_fits(out)
+    np.testing.assert_array_equal(back.data.compute(), image)
+    assert back.header["OBJECT"] == "M51"
+    with pytest.raises(ValueError, match="fpack"):
+        write_fits(tmp_path / "x.fits.fz", image)

@@ -224,3 +224,10 @@ def test_mismatched_shapes_and_bad_params_are_clear_errors(field):
         PhotutilsParams(threshold_mode="median")
     with pytest.raises(ValueError, match="kernel_size"):
         PhotutilsParams(kernel_size=4)
+
+
+def test_no_detection_gives_empty_labels_and_empty_catalog():
+    noise = np.random.default_rng(2).normal(100, 1, (96, 96)).astype(np.float32)
+    res = segment(noise, box_size=32, nsigma=50)
+    assert res.n_labels == 0 and res.labels.max() == 0
+    assert len(res.catalog) == 0 and "x_centroid" in res.catalog.colnames

@@ -21,7 +21,10 @@ import numpy as np
 
 from ._atomic import atomic_path
 
-__all__ = ["CATALOG_COLUMNS", "source_catalog", "build_catalog_window", "write_catalog", "write_ds9_regions", "add_sky_coordinates"]
+__all__ = [
+    "CATALOG_COLUMNS", "source_catalog", "build_catalog_window", "write_catalog", "write_ds9_regions",
+    "add_sky_coordinates", "points_data", "ellipse_corners",
+]
 
 #: the photutils SourceCatalog properties written to the table, in order
 CATALOG_COLUMNS = [
@@ -118,7 +121,7 @@ def build_catalog_window(pipe, final, finals, parent_of, bboxes):
                 warnings.simplefilter("ignore")
                 kron = np.atleast_1d(cat.kron_radius.value)
             kron = np.where(np.isfinite(kron), kron, 0.0)
-            needed_r = np.maximum(6.0, pipe_kron_scale(cat) * np.maximum(kron, 1.4)) * a + 3.0
+            needed_r = np.maximum(6.0, float(cat.kron_params[0]) * np.maximum(kron, 1.4)) * a + 3.0
         if ok.any():
             needed = _window_for(pipe, xc[ok], yc[ok], needed_r[ok], base)
         else:
@@ -133,10 +136,6 @@ def build_catalog_window(pipe, final, finals, parent_of, bboxes):
     parent_lookup = dict(zip(finals.tolist(), np.asarray(parent_of).tolist()))
     table.add_column([parent_lookup[int(v)] for v in table["label"]], name="parent", index=1)
     return table
-
-
-def pipe_kron_scale(cat) -> float:
-    return float(cat.kron_params[0])
 
 
 def add_sky_coordinates(table, wcs) -> None:
@@ -197,3 +196,40 @@ def write_ds9_regions(table, path: str | os.PathLike, overwrite: bool = False, s
     with atomic_path(path, overwrite=overwrite) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
     return Path(path)
+
+
+# -- for viewers (pure numpy: the widgets turn these into napari layers) ---------------------------
+
+
+def _values(column) -> np.ndarray:
+    return np.asarray(getattr(column, "value", column), dtype=float)
+
+
+def points_data(table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(coords, properties)`` for a napari Points layer: coords are (row, col) = (y, x) centroids;
+    properties hold every numeric column (units dropped), e.g. ``properties["kron_flux"]``."""
+    coords = np.column_stack([_values(table["y_centroid"]), _values(table["x_centroid"])]) if len(table) else np.zeros((0, 2))
+    properties = {}
+    for name in table.colnames:
+        column = table[name]
+        if np.asarray(column).dtype.kind in "iuf":
+            properties[name] = _values(column) if np.asarray(column).dtype.kind == "f" else np.asarray(column)
+    return coords, properties
+
+
+def ellipse_corners(table, scale: float = 2.0) -> np.ndarray:
+    """(N, 4, 2) corners, in (y, x), of each source's ellipse bounding box rotated by its orientation
+    — the form napari's Shapes layer takes for ``shape_type="ellipse"``. ``scale`` multiplies the
+    semimajor/semiminor axes (2 ≈ the visible extent of a galaxy)."""
+    if len(table) == 0:
+        return np.zeros((0, 4, 2))
+    x, y = _values(table["x_centroid"]), _values(table["y_centroid"])
+    a, b = _values(table["semimajor_axis"]) * scale, _values(table["semiminor_axis"]) * scale
+    theta = np.deg2rad(_values(table["orientation"]))
+    c, s = np.cos(theta), np.sin(theta)
+    corners = []
+    for u, v in ((-1, -1), (-1, 1), (1, 1), (1, -1)):
+        dx = u * a * c - v * b * s
+        dy = u * a * s + v * b * c
+        corners.append(np.column_stack([y + dy, x + dx]))
+    return np.stack(corners, axis=1)

@@ -196,9 +196,12 @@ class ComponentStitcher:
         self._counts[tile.index] = n
         self._cores[tile.index] = tile.core
         self._next += n
-        shift = np.where(labels > 0, offset - 1, 0).astype(np.int64)
-        glob = labels + shift  # global node ids (0 stays 0); only the borders are kept
-        self._edges[tile.index] = (glob[0].copy(), glob[-1].copy(), glob[:, 0].copy(), glob[:, -1].copy())
+        def to_global(line: np.ndarray) -> np.ndarray:  # global node ids (0 stays 0)
+            line = line.astype(np.int64)
+            line[line > 0] += offset - 1
+            return line
+
+        self._edges[tile.index] = (to_global(labels[0]), to_global(labels[-1]), to_global(labels[:, 0]), to_global(labels[:, -1]))
         flat = labels.ravel()
         local_first = _first_pixels(flat, n)[1:]
         width_local = labels.shape[1]

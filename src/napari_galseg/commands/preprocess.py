@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -79,36 +78,11 @@ def _parse_hdu(value):
 
 
 def read_image(path, hdu=None, chunk: int = 2048):
-    """A lazy 2-D dask array and the header of a FITS image (``napari_galseg.io.open_fits`` if present)."""
-    try:
-        from ..io import open_fits
-    except ImportError:
-        return _read_fits_fallback(path, hdu, chunk)
-    fits_image = open_fits(path, hdu=hdu)
-    data = fits_image.data
-    if data.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-D image, got shape {tuple(data.shape)}")
-    return data, fits_image.header
+    """A lazy 2-D dask array and the header of a FITS image (via ``napari_galseg.io.open_fits``)."""
+    from ..io import open_fits
 
-
-def _read_fits_fallback(path, hdu=None, chunk: int = 2048):
-    """Memory-mapped FITS image as a dask array (used only until ``napari_galseg.io`` is available)."""
-    import dask.array as da
-    from astropy.io import fits
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found")
-    hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
-    if hdu is None:
-        hdu = next((i for i, h in enumerate(hdul) if getattr(h, "data", None) is not None
-                    and getattr(h, "is_image", False)), None)
-        if hdu is None:
-            raise ValueError(f"{path} has no image HDU")
-    data = hdul[hdu].data
-    if data is None or data.ndim != 2:
-        raise ValueError(f"{path}[{hdu}]: expected a 2-D image, got {None if data is None else data.shape}")
-    return da.from_array(data, chunks=chunk), hdul[hdu].header
+    fits_image = open_fits(path, hdu=hdu, chunks=chunk)
+    return fits_image.data, fits_image.header
 
 
 def output_header(header, recipe):
@@ -133,21 +107,11 @@ def output_header(header, recipe):
 
 
 def write_cube(path, cube, header, overwrite: bool = False, progress=None) -> None:
-    """Write a (C, ny, nx) float32 cube atomically, band of chunk rows by band (never all at once)."""
-    try:
-        from ..io import write_fits
-    except ImportError:
-        write_fits = None
-    if write_fits is not None:
-        kwargs = {"header": header, "overwrite": overwrite}
-        if "progress" in inspect.signature(write_fits).parameters:
-            kwargs["progress"] = progress
-        write_fits(path, cube, **kwargs)
-        return
-    _write_cube_fallback(path, cube, header, overwrite, progress)
+    """Write a (C, ny, nx) float32 cube atomically, one band of chunk rows at a time.
 
-
-def _write_cube_fallback(path, cube, header, overwrite, progress) -> None:
+    (``napari_galseg.io.write_fits`` writes 2-D images only; a cube is laid out here the same way:
+    header, then the data streamed into a memory-mapped temporary file renamed when complete.)
+    """
     from astropy.io import fits
 
     from .._atomic import atomic_path
@@ -158,18 +122,14 @@ def _write_cube_fallback(path, cube, header, overwrite, progress) -> None:
     hdr.extend(header, unique=True)
     with atomic_path(path, overwrite=overwrite) as tmp:
         header_bytes = hdr.tostring().encode("ascii")
-        data_bytes = nc * ny * nx * 4
-        padded = (data_bytes + 2879) // 2880 * 2880
+        padded = (nc * ny * nx * 4 + 2879) // 2880 * 2880
         with open(tmp, "wb") as f:
             f.write(header_bytes)
             f.seek(len(header_bytes) + padded - 1)
             f.write(b"\0")
         with fits.open(tmp, mode="update", memmap=True) as hdul:
             target = hdul[0].data
-            if hasattr(cube, "chunks"):
-                bands = np.cumsum((0,) + cube.chunks[1])
-            else:
-                bands = np.array([0, ny])
+            bands = np.cumsum((0,) + tuple(cube.chunks[1])) if hasattr(cube, "chunks") else np.array([0, ny])
             total = len(bands) - 1
             for i in range(total):
                 y0, y1 = int(bands[i]), int(bands[i + 1])

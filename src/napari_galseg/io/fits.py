@@ -171,14 +171,15 @@ class FitsArray:
     are honoured without reading the skipped rows). Give it to :func:`dask.array.from_array` for a
     lazy array, or slice it directly for cheap samples (dask reads whole chunks).
 
-    ``mode`` is ``"memmap"`` (plain images: a memory map shared by all threads), ``"section"``
+    ``mode`` is ``"plain"`` (images astropy could memory-map: read with positioned
+    reads of just the bytes needed, see :meth:`_read_plain`), ``"section"``
     (scaled or tile-compressed images: ``hdu.section`` on a per-thread file handle) or
     ``"memory"`` (gzip-compressed files, read once on first use).
     """
 
     def __init__(self, path: str | os.PathLike, hdu: int, shape: tuple[int, ...], dtype: Any,
-                 mode: str, squeeze: tuple[int, ...] = ()):
-        if mode not in ("memmap", "section", "memory"):
+                 mode: str, squeeze: tuple[int, ...] = (), data_offset: int | None = None):
+        if mode not in ("plain", "section", "memory"):
             raise ValueError(f"unknown FitsArray mode {mode!r}")
         self.path = str(path)
         self.hdu = int(hdu)
@@ -187,6 +188,10 @@ class FitsArray:
         self.mode = mode
         # leading length-1 axes of the stored array (e.g. NAXIS3 = 1) that we hide
         self.squeeze = tuple(squeeze)
+        # byte offset of the pixels in the file (plain mode): FITS stores them big-endian
+        self.data_offset = data_offset
+        if mode == "plain" and data_offset is None:
+            raise ValueError("plain mode needs the data offset of the HDU")
         self._init_handles()
 
     def _init_handles(self) -> None:
@@ -230,14 +235,6 @@ class FitsArray:
 
     def _stored(self):
         """The stored array (or section) of the HDU, with the hidden length-1 axes still there."""
-        if self.mode == "memmap":
-            if self._shared is None:
-                with self._lock:
-                    if self._shared is None:
-                        hdul = self._open(memmap=True)
-                        data = hdul[self.hdu].data  # a memory map: nothing is read yet
-                        self._shared = (hdul, data)
-            return self._shared[1]
         if self.mode == "memory":
             if self._shared is None:
                 with self._lock:
@@ -251,9 +248,63 @@ class FitsArray:
             hdul = self._local.hdul = self._open(memmap=False)
         return hdul[self.hdu].section
 
+    def _read_plain(self, key: tuple[Any, ...]) -> np.ndarray:
+        """Read exactly the bytes of ``key`` with positioned reads, row segment by row segment.
+
+        Why not slice a memory map: pages a map touches count in the process's resident memory,
+        and the kernel maps whole read-around windows, so a strided zoomed-out view of a 16k²
+        image showed ~240 MB resident. Positioned reads keep memory at the size of the answer
+        and are safe from many threads (no shared file position).
+        """
+        if not hasattr(os, "pread"):  # Windows: fall back to a short-lived memory map
+            stored_shape = (1,) * len(self.squeeze) + self.shape
+            mapped = np.memmap(self.path, dtype=self.dtype.newbyteorder(">"), mode="r",
+                               offset=self.data_offset, shape=stored_shape)
+            return _native(mapped[(0,) * len(self.squeeze) + key], self.dtype)
+        rows_key, cols_key = key
+        rows = range(rows_key, rows_key + 1) if isinstance(rows_key, int) else range(*rows_key.indices(self.shape[0]))
+        cols = range(cols_key, cols_key + 1) if isinstance(cols_key, int) else range(*cols_key.indices(self.shape[1]))
+        raw = self.dtype.newbyteorder(">")
+        item, width = raw.itemsize, self.shape[1]
+        out = np.empty((len(rows), len(cols)), dtype=self.dtype)
+        if len(rows) and len(cols):
+            fd = self._fd()
+            span = cols[-1] - cols[0] + 1  # contiguous columns covering the request
+            if cols.step == 1 and span == width and rows.step == 1:
+                nbytes = len(rows) * width * item  # whole rows: one read
+                buf = _pread_exact(fd, nbytes, self.data_offset + rows[0] * width * item, self.path)
+                out[...] = np.frombuffer(buf, dtype=raw).reshape(len(rows), width)
+            else:
+                for i, row in enumerate(rows):
+                    offset = self.data_offset + (row * width + cols[0]) * item
+                    buf = _pread_exact(fd, span * item, offset, self.path)
+                    out[i] = np.frombuffer(buf, dtype=raw)[:: cols.step]
+        if isinstance(rows_key, int):
+            out = out[0]
+        if isinstance(cols_key, int):
+            out = out[..., 0]
+        return out
+
+    def _fd(self) -> int:
+        if self._shared is None:
+            with self._lock:
+                if self._shared is None:
+                    self._shared = os.open(self.path, os.O_RDONLY)
+        return self._shared
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_shared", None)
+        if self.__dict__.get("mode") == "plain" and isinstance(fd, int):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def __getitem__(self, key: Any) -> np.ndarray:
         key = _normalise_key(key, self.shape)
         full_key = (0,) * len(self.squeeze) + key
+        if self.mode == "plain":
+            return self._read_plain(key)
         stored = self._stored()
         if self.mode == "section" and len(key) == 2 and isinstance(key[0], slice) and key[0].step != 1:
             # sections read row by row for strided keys anyway; do it here so only those rows
@@ -276,6 +327,16 @@ class FitsArray:
     def __array__(self, dtype=None, copy=None):
         out = self[...]
         return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _pread_exact(fd: int, nbytes: int, offset: int, path: str) -> bytes:
+    buf = os.pread(fd, nbytes, offset)
+    while len(buf) < nbytes:  # pread may return less on some filesystems
+        more = os.pread(fd, nbytes - len(buf), offset + len(buf))
+        if not more:
+            raise FitsReadError(f"{path} ended early: the file was truncated after it was opened")
+        buf += more
+    return buf
 
 
 def _native(array: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
@@ -392,7 +453,8 @@ def _open_hdulist(path: Path):
 def _is_image_hdu(hdu) -> bool:
     from astropy.io import fits
 
-    return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+    return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+            and not isinstance(hdu, fits.GroupsHDU))  # random groups (old radio data) are not images
 
 
 def _image_hdu_indices(hdul) -> list[int]:
@@ -428,6 +490,8 @@ def _select_hdu(hdul, path: Path, hdu: int | str | None) -> int:
         return images[0]
     try:
         index = hdul.index_of(hdu)
+        if not 0 <= index < len(hdul):
+            raise IndexError(index)
     except (KeyError, IndexError) as exc:
         raise FitsReadError(f"{path} has no HDU {hdu!r}; it has {len(hdul)} HDUs "
                             f"(image HDUs with data: {images or 'none'}).") from exc
@@ -482,7 +546,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         dtype = hdu.section.dtype  # applies BZERO/BSCALE as astropy does (int16+BSCALE -> float32)
         scaled = any(k in header for k in ("BSCALE", "BZERO", "BLANK")) and (
             hdu._orig_bscale != 1 or hdu._orig_bzero != 0 or "BLANK" in header)
-        mode = "section" if scaled else "memmap"
+        mode = "section" if scaled else "plain"
     if gzipped:
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if nbytes > max_gzip_bytes:
@@ -493,9 +557,10 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
                 ".fits / .fz file, which is read lazily.")
         mode = "memory"
 
-    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze))
+    data_offset = hdu.fileinfo()["datLoc"] if mode == "plain" else None
+    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset)
     data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
-                         name=f"fits-{_token(path, index)}")
+                         name=f"fits-{_token(path, index, chunks)}")
     kind = guess_kind(header, path, array.dtype)
     extname = str(header.get("EXTNAME", "")).strip()
     if multi:
@@ -513,11 +578,11 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     return image
 
 
-def _token(path: Path, index: int) -> str:
+def _token(path: Path, index: int, chunks: int) -> str:
     from dask.base import tokenize
 
     stat = path.stat()
-    return tokenize(str(path.resolve()), index, stat.st_size, stat.st_mtime_ns)
+    return tokenize(str(path.resolve()), index, chunks, stat.st_size, stat.st_mtime_ns)
 
 
 def _check_not_all_nan(image: FitsImage, band_bytes: int = 32 << 20) -> None:
@@ -660,44 +725,75 @@ def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any 
     copied. Dask arrays are computed one row of chunks at a time and streamed to a temporary file
     that is renamed onto ``path`` only when complete, so a 25000² image is never held whole and
     a failure leaves any existing file untouched. Refuses to replace an existing file unless
-    ``overwrite=True``. Returns the path written.
+    ``overwrite=True``. ``data`` may also be a :class:`FitsImage` (its header is the default).
+    A name ending in ``.gz`` is gzip-compressed while streaming. Returns the path written.
     """
+    if isinstance(data, FitsImage):
+        header = data.header if header is None else header
+        data = data.data
+    path = Path(path)
+    lower = path.name.lower()
+    if lower.endswith(".fz"):
+        raise ValueError(f"{path.name}: tile-compressed (.fz) output is not supported; write .fits "
+                         "and compress it with `fpack`, or write .fits.gz")
     data = _as_2d(data)
     storage = _storage_dtype(dtype if dtype is not None else data.dtype)
     big_endian = storage.newbyteorder(">")
     out_header = _output_header(tuple(data.shape), storage, header, wcs)
     header_bytes = out_header.tostring().encode("ascii")
     info = np.iinfo(storage) if storage.kind in "iu" else None
-    path = Path(path)
+    opener = _gzip_open if lower.endswith(".gz") else open
     with atomic_path(path, overwrite=overwrite) as tmp:
-        with open(tmp, "wb") as fh:
+        with opener(tmp, "wb") as fh:
             fh.write(header_bytes)
             written = 0
-            for block in _row_blocks(data):
-                block = np.asarray(block)
-                if info is not None and block.size and np.issubdtype(block.dtype, np.number) and block.dtype != storage:
-                    lo, hi = block.min(), block.max()
-                    if lo < info.min or hi > info.max:
-                        raise OverflowError(f"values {lo}..{hi} do not fit in {storage} FITS pixels; "
-                                            "relabel or write as a wider type")
-                block.astype(big_endian, copy=False).tofile(fh)
-                written += block.size * storage.itemsize
+            for pieces in _block_rows(data):
+                # the pieces of one block row side by side, converted ~16 MiB of rows at a time:
+                # no concatenated copy of the whole block row is ever made
+                height = pieces[0].shape[0]
+                step = max(1, (16 << 20) // max(1, data.shape[1] * storage.itemsize))
+                for y0 in range(0, height, step):
+                    slab = np.concatenate([p[y0:y0 + step] for p in pieces], axis=1)
+                    _check_range(slab, storage, info)
+                    fh.write(np.ascontiguousarray(slab, dtype=big_endian).data)
+                    written += slab.size * storage.itemsize
+                del pieces
             fh.write(b"\0" * (-written % 2880))
     return path
 
 
-def _row_blocks(data: Any) -> Iterable[np.ndarray]:
-    """Rows of blocks of ``data``: dask chunk rows (each chunk computed once) or ~64 MiB slabs."""
+def _gzip_open(path: Path, mode: str):
+    import gzip
+
+    return gzip.open(path, mode, compresslevel=6)
+
+
+def _check_range(values: np.ndarray, storage: np.dtype, info: Any) -> None:
+    if info is None or not values.size or values.dtype == storage or values.dtype == np.bool_:
+        return
+    lo, hi = values.min(), values.max()
+    if lo < info.min or hi > info.max:
+        raise OverflowError(f"values {lo}..{hi} do not fit in {storage} FITS pixels; "
+                            "relabel or write as a wider type")
+
+
+def _block_rows(data: Any) -> Iterable[list[np.ndarray]]:
+    """Rows of blocks, each as a list of computed chunks left to right.
+
+    Dask arrays are computed one chunk row at a time (the chunks of a row in one call, so shared
+    neighbours of overlapping graphs are computed once); numpy arrays are cut in ~64 MiB slabs.
+    """
     chunks = getattr(data, "chunks", None)
-    if chunks is not None and not isinstance(data, np.ndarray) and hasattr(data, "compute"):
-        y0 = 0
-        for height in chunks[0]:
-            yield data[y0:y0 + height].compute()
-            y0 += height
+    if chunks is not None and not isinstance(data, np.ndarray) and hasattr(data, "blocks"):
+        import dask
+
+        for i in range(len(chunks[0])):
+            pieces = dask.compute(*[data.blocks[i, j] for j in range(len(chunks[1]))])
+            yield [np.asarray(p) for p in pieces]
         return
     rows = max(1, (64 << 20) // max(1, data.shape[1] * np.dtype(data.dtype).itemsize))
     for y0 in range(0, data.shape[0], rows):
-        yield data[y0:y0 + rows]
+        yield [np.asarray(data[y0:y0 + rows])]
 
 
 def write_labels(path: str | os.PathLike, labels: Any, like: Any = None, overwrite: bool = False) -> Path:

@@ -282,14 +282,16 @@ def default_recipe() -> Recipe:
     """The study's best input: normalised image, asinh-stretched image, log-stretched rms.
 
     - ``normalised``: linear between the 0.05 and 99.95 percentiles (astropy ``PercentileInterval(99.9)``).
-    - ``stretched``: FITS-Liberator-like asinh (softening 0.1), black level at the sky median
-      (50th percentile, so the noise goes dark) and white level at the 99.8th percentile.
+    - ``stretched``: FITS-Liberator-like asinh (softening 0.05), black level at the 84th percentile
+      (about sky + 1 sigma in a sparse field: the noise goes dark) and white at the 99.9th percentile.
+      Chosen by a 2-cluster KMeans IoU against the truth of synthetic fields (docs/preprocessing.md,
+      benchmarks/bench_preprocess.py --levels); the study tuned this step by hand in FITS Liberator.
     - ``rms``: log-stretched rms (``LogStretch(a=1000)``) between its min and max.
     """
     return Recipe([
         Channel("normalise", NormaliseParams(interval="percentile", percentile=99.9), "image", "normalised"),
-        Channel("stretch", StretchParams(stretch="asinh", a=0.1, interval="asymmetric_percentile",
-                                         lower_percentile=50.0, upper_percentile=99.8), "image", "stretched"),
+        Channel("stretch", StretchParams(stretch="asinh", a=0.05, interval="asymmetric_percentile",
+                                         lower_percentile=84.0, upper_percentile=99.9), "image", "stretched"),
         Channel("rms", RmsParams(), "rms", "rms"),
     ], name="default")
 

@@ -128,45 +128,49 @@ def level_stretch_block(block: np.ndarray, params: LevelStretchParams, valid: np
 
 @dataclass
 class CoarseBackground:
-    """A smooth background known on the grid ``start + i * step`` of the full image."""
+    """A smooth background known on a regular mesh of nodes in full-image pixel coordinates.
 
-    coarse: np.ndarray
-    start: int
-    step: int
+    Node ``(i, j)`` sits at full-image pixel ``(origin + i * spacing, origin + j * spacing)`` (the
+    centres of photutils' boxes). Values in between are bilinear; beyond the outer nodes the mesh is
+    extrapolated linearly, so a sky gradient is removed right up to the image edges.
+    """
+
+    mesh: np.ndarray
+    origin: float
+    spacing: float
 
     def region(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """The background over full-image rows ``y0:y1`` and columns ``x0:x1`` (bilinear)."""
-        if self.step == 1 and self.start == 0:
-            return self.coarse[y0:y1, x0:x1]
-        rows = _interp_axis(self.coarse, (np.arange(y0, y1) - self.start) / self.step, axis=0)
-        return _interp_axis(rows, (np.arange(x0, x1) - self.start) / self.step, axis=1)
+        """The background over full-image rows ``y0:y1`` and columns ``x0:x1``."""
+        return self._at(np.arange(y0, y1), np.arange(x0, x1))
 
     def at_grid(self, start: int, step: int, ny: int, nx: int) -> np.ndarray:
         """The background at the full-image pixels ``start + i * step`` (for a strided sample)."""
-        ys = start + step * np.arange(ny)
-        xs = start + step * np.arange(nx)
-        rows = _interp_axis(self.coarse, (ys - self.start) / self.step, axis=0)
-        return _interp_axis(rows, (xs - self.start) / self.step, axis=1)
+        return self._at(start + step * np.arange(ny), start + step * np.arange(nx))
+
+    def _at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        rows = _interp_axis(self.mesh, (ys - self.origin) / self.spacing, axis=0)
+        return _interp_axis(rows, (xs - self.origin) / self.spacing, axis=1)
 
 
 def _interp_axis(array: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
-    """Linear interpolation of ``array`` along ``axis`` at fractional ``coords`` (edges held)."""
+    """Linear interpolation of ``array`` along ``axis`` at fractional ``coords``, linear beyond the ends."""
     n = array.shape[axis]
-    coords = np.clip(coords, 0, n - 1)
-    i0 = np.floor(coords).astype(int)
-    i1 = np.minimum(i0 + 1, n - 1)
+    if n == 1:
+        return np.repeat(array, len(coords), axis=axis)
+    i0 = np.clip(np.floor(coords).astype(int), 0, n - 2)
     w = coords - i0
     a0 = np.take(array, i0, axis=axis)
-    a1 = np.take(array, i1, axis=axis)
+    a1 = np.take(array, i0 + 1, axis=axis)
     w = w[:, None] if axis == 0 else w[None, :]
-    return a0 * (1 - w) + a1 * w
+    return a0 + (a1 - a0) * w
 
 
-def estimate_background(image, box_size: int = 64, filter_size: int = 3, max_side: int = 2048) -> CoarseBackground:
+def estimate_background(image, box_size: int = 64, filter_size: int = 1, max_side: int = 2048) -> CoarseBackground:
     """photutils ``Background2D`` (sigma-clipped median per box) on a coarse grid of ``image``.
 
     The grid takes every ``step``-th pixel so that at most ``max_side`` pixels per side are read;
-    the box size is scaled by the same step. NaN/Inf pixels are masked.
+    the box size is scaled by the same step. NaN/Inf pixels are masked. Only the low-resolution
+    mesh is kept (``CoarseBackground``): the full-size background is interpolated per chunk.
     """
     from photutils.background import Background2D
 
@@ -182,32 +186,36 @@ def estimate_background(image, box_size: int = 64, filter_size: int = 3, max_sid
     if mask.all():
         raise ValueError("the image has no finite pixels: cannot estimate a background")
     box = max(4, int(round(box_size / step)))
-    box = (min(box, sub.shape[0]), min(box, sub.shape[1]))
+    box = min(box, *sub.shape)
     filt = int(filter_size) | 1  # photutils wants odd filter sizes
     try:
         bkg = Background2D(np.where(mask, 0.0, sub), box, mask=mask, filter_size=(filt, filt),
                            exclude_percentile=50.0)
+        mesh = np.asarray(bkg.background_mesh, dtype=np.float64)
     except ValueError as exc:
         raise ValueError(f"background flattening failed ({exc}); try a larger background_box "
                          "or switch flatten_background off") from exc
-    return CoarseBackground(np.asarray(bkg.background, dtype=np.float64), start, step)
+    return CoarseBackground(mesh, origin=start + step * (box - 1) / 2.0, spacing=float(step * box))
 
 
 @dataclass
 class StretchParams(LevelStretchParams):
     """A FITS-Liberator-like stretch of the image: optional background flattening, levels, stretch.
 
+    The default levels put black at the 84th percentile (about sky + 1 sigma when sources cover less
+    than ~10 % of the pixels, so the noise goes dark) and white at the 99.9th percentile.
     ``flatten_background`` subtracts a photutils ``Background2D`` estimate (boxes of
-    ``background_box`` px, median filter ``background_filter``) before the levels are applied.
+    ``background_box`` px) before the levels are applied. ``background_filter`` > 1 median-filters
+    the box mesh (robust to a big galaxy filling a box, but it bends a strong gradient at the edges).
     """
 
     stretch: str = "asinh"
     interval: str = "asymmetric_percentile"
-    lower_percentile: float = 50.0
-    upper_percentile: float = 99.8
+    lower_percentile: float = 84.0
+    upper_percentile: float = 99.9
     flatten_background: bool = False
     background_box: int = 64
-    background_filter: int = 3
+    background_filter: int = 1
     background_max_side: int = 2048
 
     def background(self, image) -> CoarseBackground | None:

@@ -196,10 +196,13 @@ class ForestSegmenter(Segmenter):
                 "the truth image must contain both sky (0) and galaxy (> 0) pixels"
             raise ValueError(f"no {missing} pixels to learn from in the {kind}: {hint}")
         cap = int(p.max_training_pixels)
+        # draw ~5% more than the quota tile by tile, then trim to the quota exactly
         if p.class_balance:
-            prob = np.minimum(1.0, (cap / 2) / counts)
+            quota = np.array([cap // 2, cap - cap // 2])
+            prob = np.minimum(1.0, 1.05 * quota / counts)
         else:
-            prob = np.full(2, min(1.0, cap / counts.sum()))
+            quota = None
+            prob = np.full(2, min(1.0, 1.05 * cap / counts.sum()))
 
         xs, ys = [], []
         n_tiles = sum(len(_tiles(t.shape, p.tile)) for t in targets)
@@ -216,6 +219,8 @@ class ForestSegmenter(Segmenter):
         if not xs:
             raise ValueError(f"no valid (finite) pixels under the {kind}: check the image and the rms map")
         x, y = np.concatenate(xs), np.concatenate(ys)
+        keep = _trim_to_quota(y, quota, cap, int(p.seed))
+        x, y = x[keep], y[keep]
         if len(np.unique(y)) < 2:
             raise ValueError(f"the {kind} pixels that are valid all belong to one class; label both sky and galaxy")
         if progress:
@@ -394,6 +399,19 @@ def _class_counts(target) -> np.ndarray:
     else:
         counts = np.bincount((np.asarray(target).ravel() + 1).astype(np.intp), minlength=3)
     return counts[1:3].astype(np.int64)
+
+
+def _trim_to_quota(y: np.ndarray, quota, cap: int, seed: int) -> np.ndarray:
+    """Indices of the training pixels to keep: at most ``quota[c]`` of class c (or ``cap`` in all)."""
+    rng = np.random.default_rng([seed, 7])
+    if quota is None:
+        idx = np.arange(len(y))
+        return np.sort(rng.choice(idx, cap, replace=False)) if len(idx) > cap else idx
+    keep = []
+    for c in (0, 1):
+        idx = np.flatnonzero(y == c)
+        keep.append(np.sort(rng.choice(idx, int(quota[c]), replace=False)) if len(idx) > quota[c] else idx)
+    return np.sort(np.concatenate(keep))
 
 
 def _tiles(shape, tile: int):

@@ -214,6 +214,7 @@ class UNetSegmenter(Segmenter):
     def iter_maps(self, image, rms=None, region=None, progress: ProgressCallback | None = None
                   ) -> Iterator[tuple[int, int, np.ndarray]]:
         """Stream ``(y0, y1, maps)``: blended (probability, distance) rows of the frame or region."""
+        self._require_net()
         shape = check_field(image, None, rms)
         recipe = self._inference_recipe(image, rms)
 

@@ -182,7 +182,7 @@ def fit(
     device = dev.resolve_device(config.device)
     if device.type == "cpu":
         dev.configure_threads(config.threads)
-    bf16 = dev.use_bf16(device, config.bf16)
+    bf16 = dev.use_bf16(device, config.bf16, training=True)
     channels_last = dev.use_channels_last(device, config.channels_last)
     dev.seed_everything(config.seed)
     model.to(device)

@@ -260,6 +260,8 @@ class PatchDataset(_FieldPatches):
         self._weights = np.array([(b[1] - b[0] - p + 1) * (b[3] - b[2] - p + 1) for b in self.blocks], float)
         self._weights /= self._weights.sum()
         self._positive = self._positive_cells() if self.positive_fraction > 0 else []
+        self._positive_end = np.cumsum([len(cells) for cells in self._positive]).astype(int)
+        self._n_positive = int(self._positive_end[-1]) if len(self._positive_end) else 0
 
     def _positive_cells(self) -> list[np.ndarray]:
         occ = galaxy_occupancy(self.truth, self.cell)
@@ -277,16 +279,21 @@ class PatchDataset(_FieldPatches):
         return self.n
 
     def position(self, rng: np.random.Generator) -> tuple[int, int]:
+        """Origin of a patch: near a random galaxy cell (any block), or uniform in a random block."""
         p, c = self.patch_size, self.cell
-        k = int(rng.choice(len(self.blocks), p=self._weights))
-        y0, y1, x0, x1 = self.blocks[k]
-        if self._positive and len(self._positive[k]) and rng.random() < self.positive_fraction:
-            cy, cx = self._positive[k][int(rng.integers(len(self._positive[k])))] * c
+        if self._n_positive and rng.random() < self.positive_fraction:
+            j = int(rng.integers(self._n_positive))
+            k = int(np.searchsorted(self._positive_end, j, side="right"))
+            y0, y1, x0, x1 = self.blocks[k]
+            start = self._positive_end[k - 1] if k else 0
+            cy, cx = self._positive[k][j - start] * c
             # any patch inside the block that contains the cell's centre
             ylo, yhi = max(y0, cy + c // 2 - p + 1), min(y1 - p, cy + c // 2)
             xlo, xhi = max(x0, cx + c // 2 - p + 1), min(x1 - p, cx + c // 2)
             if ylo <= yhi and xlo <= xhi:
                 return int(rng.integers(ylo, yhi + 1)), int(rng.integers(xlo, xhi + 1))
+        k = int(rng.choice(len(self.blocks), p=self._weights))
+        y0, y1, x0, x1 = self.blocks[k]
         return int(rng.integers(y0, y1 - p + 1)), int(rng.integers(x0, x1 - p + 1))
 
     def __getitem__(self, index: int):

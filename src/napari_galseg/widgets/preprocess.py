@@ -132,8 +132,10 @@ class _PreprocessWidget(QWidget):
         self.load_button.changed.connect(lambda: self._report(self.load_recipe))
         self.preview_check.changed.connect(self._on_preview_toggled)
         self.form.changed.connect(self.schedule_preview)
-        self.viewer.camera.events.zoom.connect(self.schedule_preview)
-        self.viewer.camera.events.center.connect(self.schedule_preview)
+        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 moved the camera to viewer.scene
+        camera = scene.camera if scene is not None else self.viewer.camera
+        camera.events.zoom.connect(self.schedule_preview)
+        camera.events.center.connect(self.schedule_preview)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(lambda e: self.form.reset_choices())
         self.form.reset_choices()

@@ -1,0 +1,155 @@
+"""`galseg segment METHOD IMG -o OUT.fits` — run any registered segmenter headless.
+
+Generic over :mod:`napari_galseg.segmenters`: the method's parameter dataclass is what ``--set``
+sets; trainable methods load a model folder (``--model``); the labels are written as an int32 FITS
+image with the input's header and WCS, tile by tile for lazy (huge) results; ``--catalog`` writes the
+method's source catalog (photutils) as ECSV, FITS table or DS9 regions.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+DESCRIPTION = """\
+Segment a FITS image with one of the registered methods and write the int32 instance label image
+(0 = sky) with the image's header and WCS. Huge images are processed lazily and written tile by
+tile. Methods that learn (kmeans, forest, unet, ...) need a model folder from `galseg train`.
+
+examples:
+  galseg segment photutils field.fits --rms rms.fits -o labels.fits --catalog sources.ecsv
+  galseg segment photutils field.fits --set nsigma=2.5 --set deblend=false -o labels.fits
+  galseg segment photutils field.fits --set threshold_mode=study --set nsigma=1.5 -o study.fits
+  galseg segment forest field.fits --model models/forest -o forest.fits
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "segment",
+        help="segment a FITS image with a registered method (photutils, kmeans, forest, ...)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("method", metavar="METHOD", help="segmenter name, e.g. photutils, kmeans, forest, unet (an unknown name lists the available ones)")
+    p.add_argument("image", metavar="IMG", nargs="?", help="input image FITS file")
+    p.add_argument("-o", "--output", metavar="OUT.fits", help="output label FITS file (int32, 0 = sky)")
+    p.add_argument("--rms", metavar="RMS", help="noise (1σ rms) map FITS on the same pixel grid")
+    p.add_argument("--model", metavar="DIR", help="model folder saved by `galseg train` (needed by trainable methods)")
+    p.add_argument("--recipe", metavar="R", help="preprocessing recipe file (JSON/YAML) for methods that use one")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a method parameter (repeatable), e.g. --set nsigma=2.5")
+    p.add_argument("--hdu", default=None, help="HDU index or EXTNAME of the image (default: first image HDU)")
+    p.add_argument("--catalog", metavar="OUT.ecsv", help="also write the source catalog (.ecsv, .fits or .reg)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--params", action="store_true", help="list METHOD's parameters with their defaults and exit")
+    p.set_defaults(func=run)
+
+
+def _error(message: str):
+    from ..cli import CliError
+
+    return CliError(message)
+
+
+def _hdu(value):
+    if value is None:
+        return None
+    return int(value) if str(value).lstrip("-").isdigit() else value
+
+
+def _check_output(path: str | None, overwrite: bool, what: str) -> None:
+    if path and Path(path).exists() and not overwrite:
+        raise _error(f"{path} already exists; choose another {what} name or pass --overwrite")
+
+
+def _make_segmenter(cls, args, overrides: dict):
+    from ..segmenters.base import coerce_params
+
+    if args.model:
+        segmenter = cls.load(args.model)
+        if overrides:
+            given = coerce_params(cls.Params, overrides)
+            segmenter.params = dataclasses.replace(segmenter.params, **{k: getattr(given, k) for k in overrides})
+        if args.recipe:
+            raise _error("--recipe cannot be combined with --model: the model folder holds the recipe it was trained with")
+        return segmenter
+    if cls.trainable:
+        raise _error(f"{cls.name} must be trained first: run `galseg train {cls.name} ...` and pass its model folder with --model DIR")
+    segmenter = cls(coerce_params(cls.Params, overrides)) if overrides else cls()
+    if args.recipe:
+        if cls.name == "photutils":
+            raise _error("photutils works on the calibrated image itself; --recipe does not apply to it")
+        from ..preprocess import Recipe
+
+        segmenter.recipe = Recipe.load(args.recipe).to_dict()
+    return segmenter
+
+
+def _dask_progress(progress):
+    """A dask callback reporting finished tasks to ``progress(done, total, msg)``."""
+    from dask.callbacks import Callback
+
+    class _Tasks(Callback):
+        def _start_state(self, dsk, state):
+            self._total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished")) or 1
+            self._done = 0
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            self._done += 1
+            progress(self._done, self._total, "writing")
+
+    return _Tasks()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..segmenters import get
+    from . import parse_set_options, progress_bar
+
+    cls = get(args.method)  # KeyError lists the choices
+    if args.params:
+        for f in dataclasses.fields(cls.Params):
+            default = f.default if f.default is not dataclasses.MISSING else "(required)"
+            print(f"{f.name} = {default!r}")
+        return 0
+    if not args.image:
+        raise _error("missing IMG: galseg segment METHOD IMG -o OUT.fits")
+    if not args.output:
+        raise _error("missing -o OUT.fits (where to write the labels)")
+    _check_output(args.output, args.overwrite, "output")
+    _check_output(args.catalog, args.overwrite, "--catalog")
+    overrides = parse_set_options(args.overrides)
+    segmenter = _make_segmenter(cls, args, overrides)
+    if args.catalog and not hasattr(segmenter, "catalog_"):
+        raise _error(f"{cls.name} does not produce a source catalog; --catalog works with: photutils")
+
+    from ..io import open_fits, write_labels
+
+    image = open_fits(args.image, hdu=_hdu(args.hdu))
+    rms = None
+    if args.rms:
+        rms_image = open_fits(args.rms)
+        if rms_image.shape != image.shape:
+            raise _error(f"the rms map {args.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
+        rms = rms_image.data
+    with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
+        labels = segmenter.predict(image.data, rms=rms, progress=bar)
+    if hasattr(labels, "dask"):
+        with progress_bar(f"{cls.name}: writing {Path(args.output).name}", unit="task") as bar, _dask_progress(bar):
+            write_labels(args.output, labels, like=image, overwrite=args.overwrite)
+    else:
+        write_labels(args.output, labels, like=image, overwrite=args.overwrite)
+    message = f"wrote {args.output}"
+    catalog = getattr(segmenter, "catalog_", None)
+    if args.catalog:
+        from ..catalog import add_sky_coordinates, write_catalog
+
+        if catalog is None:
+            raise _error("no catalog was made (the method ran with catalog=false); drop --set catalog=false or --catalog")
+        add_sky_coordinates(catalog, image.wcs)
+        write_catalog(catalog, args.catalog, overwrite=args.overwrite)
+        message += f" and {args.catalog} ({len(catalog)} sources)"
+    import sys
+
+    print(message, file=sys.stderr)
+    return 0

@@ -1,0 +1,129 @@
+"""Catalog contents (against planted sources and a direct computation) and safe exports."""
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from napari_galseg.catalog import CATALOG_COLUMNS, source_catalog, write_catalog, write_ds9_regions
+from napari_galseg.segmenters.photutils_pipeline import segment
+
+
+def _blobs():
+    shape = (120, 160)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img = np.zeros(shape)
+    sources = [(30.0, 40.0, 3000.0, 2.0), (80.0, 110.0, 5000.0, 3.0), (90.0, 30.0, 2000.0, 1.5)]
+    for y, x, flux, s in sources:
+        img += flux / (2 * np.pi * s**2) * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * s**2))
+    img += 10 + np.random.default_rng(0).normal(0, 0.5, shape)
+    return img.astype(np.float32), sources
+
+
+@pytest.fixture(scope="module")
+def result():
+    img, sources = _blobs()
+    return segment(img, box_size=40, deblend=False), sources
+
+
+def test_catalog_rows_match_planted_sources(result):
+    res, sources = result
+    table = res.catalog
+    assert list(table.colnames[:2]) == ["label", "parent"] and set(CATALOG_COLUMNS) <= set(table.colnames)
+    assert len(table) == 3 and list(table["label"]) == [1, 2, 3]
+    for y, x, flux, _ in sources:
+        d = np.hypot(table["x_centroid"] - x, table["y_centroid"] - y)
+        row = table[int(np.argmin(d))]
+        assert d.min() < 0.2
+        assert row["kron_flux"] == pytest.approx(flux, rel=0.05)  # Kron aperture holds ~all the flux
+        assert row["segment_flux"] < row["kron_flux"] * 1.02
+        assert row["area"].value == (res.labels == row["label"]).sum()
+        assert row["bbox_xmin"] <= x <= row["bbox_xmax"] and row["bbox_ymin"] <= y <= row["bbox_ymax"]
+    # round sources: semimajor ≈ semiminor
+    assert np.all(table["semiminor_axis"] / table["semimajor_axis"] > 0.8)
+
+
+def test_pipeline_catalog_equals_direct_sourcecatalog(result):
+    """The windowed catalog of the pipeline equals photutils' SourceCatalog on the whole frame."""
+    from napari_galseg.segmenters.photutils_pipeline import _Pipeline, PhotutilsParams
+
+    res, _ = result
+    img, _ = _blobs()
+    pipe = _Pipeline(img, None, PhotutilsParams(box_size=40, deblend=False), None)
+    pipe.background()
+    data, conv, _, rms, valid = pipe.prepare((slice(0, 120), slice(0, 160)))
+    direct = source_catalog(data, res.labels, convolved=conv, error=rms, mask=~valid)
+    for name in direct.colnames:
+        np.testing.assert_allclose(np.asarray(res.catalog[name], float), np.asarray(direct[name], float), rtol=1e-6, err_msg=name)
+
+
+def test_source_catalog_of_empty_labels_is_an_empty_table():
+    table = source_catalog(np.zeros((5, 5)), np.zeros((5, 5), int))
+    assert len(table) == 0 and "x_centroid" in table.colnames
+
+
+@pytest.mark.parametrize("suffix", [".ecsv", ".fits"])
+def test_write_and_read_back(result, tmp_path, suffix):
+    res, _ = result
+    path = write_catalog(res.catalog, tmp_path / f"cat{suffix}")
+    back = Table.read(path)
+    assert len(back) == len(res.catalog)
+    np.testing.assert_allclose(back["x_centroid"], res.catalog["x_centroid"])
+    assert str(back["orientation"].unit) == "deg"
+
+
+def test_ds9_regions_are_one_based_ellipses(result, tmp_path):
+    res, _ = result
+    path = write_catalog(res.catalog, tmp_path / "cat.reg")
+    lines = path.read_text().splitlines()
+    ellipses = [line for line in lines if line.startswith("ellipse(")]
+    assert len(ellipses) == len(res.catalog) and "image" in lines
+    x = float(ellipses[0].split("(")[1].split(",")[0])
+    assert x == pytest.approx(res.catalog["x_centroid"][0] + 1, abs=1e-3)
+    assert "text={1}" in ellipses[0]
+
+
+def test_exports_refuse_to_overwrite_and_unknown_suffix(result, tmp_path):
+    res, _ = result
+    target = tmp_path / "cat.ecsv"
+    target.write_text("mine")
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_catalog(res.catalog, target)
+    with pytest.raises(FileExistsError):
+        write_ds9_regions(res.catalog, target)
+    assert target.read_text() == "mine"
+    write_catalog(res.catalog, target, overwrite=True)
+    assert len(Table.read(target)) == len(res.catalog)
+    with pytest.raises(ValueError, match=".ecsv, .fits or .reg"):
+        write_catalog(res.catalog, tmp_path / "cat.txt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.ecsv"]  # no partial files left
+
+
+def test_sky_coordinates_from_wcs(result):
+    from astropy.wcs import WCS
+
+    from napari_galseg.catalog import add_sky_coordinates
+
+    res, _ = result
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [1.0, 1.0]
+    wcs.wcs.cdelt = [-0.0001, 0.0001]
+    table = res.catalog.copy()
+    add_sky_coordinates(table, wcs)
+    sky = wcs.pixel_to_world(table["x_centroid"][0], table["y_centroid"][0])
+    assert table["ra"][0] == pytest.approx(sky.ra.deg) and table["dec"][0] == pytest.approx(sky.dec.deg)
+
+
+def test_points_and_ellipse_shapes_for_viewers(result):
+    from napari_galseg.catalog import ellipse_corners, points_data
+
+    res, sources = result
+    coords, props = points_data(res.catalog)
+    assert coords.shape == (3, 2) and props["label"].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(coords[:, 1], res.catalog["x_centroid"])
+    corners = ellipse_corners(res.catalog, scale=1.0)
+    assert corners.shape == (3, 4, 2)
+    # the corners' centre is the centroid; half-diagonal = sqrt(a² + b²)
+    np.testing.assert_allclose(corners.mean(axis=1), coords, atol=1e-9)
+    a, b = res.catalog["semimajor_axis"].value, res.catalog["semiminor_axis"].value
+    np.testing.assert_allclose(np.hypot(*(corners[:, 0] - coords).T), np.hypot(a, b), rtol=1e-9)

@@ -1,0 +1,54 @@
+"""`galseg train`: trains from FITS files, prints epochs, saves a loadable folder, resumes, refuses clearly."""
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from napari_galseg.cli import main
+from napari_galseg.synth import write_field
+
+TINY = ["--set", "depth=2", "--set", "base_width=4", "--set", "patches_per_epoch=16", "--set", "val_max_patches=4",
+        "--set", "bf16=false", "--patch-size", "64", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return write_field(tmp_path_factory.mktemp("field"), size=256, seed=3)
+
+
+def args(files, out, *extra):
+    return ["train", "unet", "--image", str(files["image"]), "--rms", str(files["rms"]), "--truth", str(files["truth"]),
+            "-o", str(out), *TINY, *extra]
+
+
+def test_train_saves_a_model_and_resumes(files, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert main(args(files, out, "--epochs", "1")) == 0
+    printed = capsys.readouterr().out
+    assert "epoch 1/1" in printed and "val IoU" in printed and f"saved {out}" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == "unet" and config["params"]["depth"] == 2
+    assert config["provenance"]["training"]["image"]["path"].endswith(".fits")
+    assert (out / "checkpoints" / "last.pt").exists()
+
+    from napari_galseg.segmenters.unet import UNetSegmenter
+    assert UNetSegmenter.load(out).net is not None
+
+    # an existing folder is never replaced silently
+    assert main(args(files, out, "--epochs", "1")) == 2
+    assert "already exists" in capsys.readouterr().err
+    # --resume continues the same run for more epochs
+    assert main(args(files, out, "--epochs", "2", "--resume")) == 0
+    printed = capsys.readouterr().out
+    assert "epoch 2/2" in printed and "epoch 1/2" not in printed
+    assert len(json.loads((out / "config.json").read_text())["history"]) == 2
+
+
+def test_user_errors_are_one_line(files, tmp_path, capsys):
+    assert main(args(files, tmp_path / "a", "--set", "depht=2")) == 2
+    assert "unknown parameter 'depht'" in capsys.readouterr().err
+    assert main(["train", "photutils", "--image", "x", "--truth", "y", "-o", str(tmp_path / "b")]) == 2
+    assert "does not learn" in capsys.readouterr().err
+    assert main(["train", "unet", "--image", str(tmp_path / "none.fits"), "--truth", "y", "-o", str(tmp_path / "c")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,132 @@
+"""The U-Net segmenter: training, model folder round trip, clear errors, regions, streamed FITS."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from napari_galseg.segmenters.base import ModelFolderError, get
+from napari_galseg.segmenters.unet import UNetSegmenter
+from napari_galseg.synth import make_field
+
+TINY = dict(depth=2, base_width=4, patch_size=64, epochs=2, patches_per_epoch=16, batch_size=8,
+            val_max_patches=4, lr=1e-2, device="cpu", tile_size=128, tile_overlap=32, halo=32, bf16=False)
+
+
+@pytest.fixture(scope="module")
+def field():
+    return make_field(size=256, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(field, tmp_path_factory):
+    seg = UNetSegmenter(**TINY)
+    reports = []
+    seg.fit(field.image, field.truth, field.rms, callback=reports.append)
+    folder = tmp_path_factory.mktemp("m") / "unet"
+    seg.save(folder)
+    return seg, folder, reports
+
+
+def test_registered_and_trainable():
+    assert get("unet") is UNetSegmenter and UNetSegmenter.trainable
+
+
+def test_fit_reports_and_records_metrics(trained):
+    seg, folder, reports = trained
+    assert [r.epoch for r in reports if r.kind == "epoch"] == [1, 2]
+    assert set(seg.metrics["validation"]) >= {"loss", "iou", "dice"}
+    assert set(seg.metrics["test"]) >= {"loss", "iou", "dice"}
+    config = json.loads((folder / "config.json").read_text())
+    assert config["method"] == "unet" and config["architecture"]["in_channels"] == 3
+    assert config["recipe"]["channels"][0]["params"]["vmax"] is not None  # fitted recipe stored
+    assert config["provenance"]["training"]["shape"] == [256, 256]
+    assert config["patch_size"] == 64 and config["version"]
+    assert (folder / "weights.safetensors").exists()
+
+
+def test_folder_round_trip_gives_identical_predictions(trained, field):
+    seg, folder, _ = trained
+    labels, prob = seg.predict(field.image, field.rms, return_probability=True)
+    assert labels.dtype == np.int32 and labels.shape == field.image.shape
+    assert prob.dtype == np.float32 and 0 <= prob.min() and prob.max() <= 1
+    loaded = UNetSegmenter.load(folder)
+    labels2, prob2 = loaded.predict(field.image, field.rms, return_probability=True)
+    assert np.array_equal(labels, labels2) and np.array_equal(prob, prob2)
+    via_registry = get("unet").load(folder)
+    assert np.array_equal(via_registry.predict(field.image, field.rms), labels)
+
+
+def test_region_and_fits_output_agree_with_whole_frame(trained, field, tmp_path):
+    from astropy.io import fits
+
+    seg, _, _ = trained
+    labels, prob = seg.predict(field.image, field.rms, return_probability=True)
+    region = (64, 192, 32, 160)
+    part_labels, part_prob = seg.predict(field.image, field.rms, return_probability=True, region=region)
+    assert part_labels.shape == (128, 128)
+    np.testing.assert_allclose(part_prob, prob[64:192, 32:160], atol=1e-3)
+    seg.predict_to_fits(field.image, tmp_path / "labels.fits", field.rms)
+    on_disk = fits.getdata(tmp_path / "labels.fits")
+    assert np.array_equal(on_disk, labels)
+
+
+def test_folder_errors_are_plain(trained, tmp_path):
+    _, folder, _ = trained
+    with pytest.raises(ModelFolderError, match="not a model folder"):
+        UNetSegmenter.load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFolderError, match="not saved by napari-galseg"):
+        UNetSegmenter.load(tmp_path / "empty")
+
+    def copy(name, edit=None):
+        dst = tmp_path / name
+        shutil.copytree(folder, dst)
+        if edit:
+            config = json.loads((dst / "config.json").read_text())
+            edit(config)
+            (dst / "config.json").write_text(json.dumps(config))
+        return dst
+
+    def drop_channel(cfg):
+        cfg["recipe"]["channels"] = cfg["recipe"]["channels"][:2]
+    with pytest.raises(ModelFolderError, match="recipe makes 2 channel"):
+        UNetSegmenter.load(copy("channels", drop_channel))
+
+    def wider(cfg):
+        cfg["architecture"]["base_width"] = 8
+    with pytest.raises(ModelFolderError, match="does not match the architecture"):
+        UNetSegmenter.load(copy("arch", wider))
+
+    def other_method(cfg):
+        cfg["method"] = "forest"
+    with pytest.raises(ModelFolderError, match="holds a 'forest' model"):
+        UNetSegmenter.load(copy("method", other_method))
+
+    def bad_recipe(cfg):
+        cfg["recipe"] = {"channels": [{"step": "nonsense"}]}
+    with pytest.raises(ModelFolderError, match="recipe"):
+        UNetSegmenter.load(copy("recipe", bad_recipe))
+
+    corrupt = copy("corrupt")
+    data = (corrupt / "weights.safetensors").read_bytes()
+    (corrupt / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFolderError, match="corrupted"):
+        UNetSegmenter.load(corrupt)
+    (corrupt / "weights.safetensors").unlink()
+    with pytest.raises(ModelFolderError, match="incomplete"):
+        UNetSegmenter.load(corrupt)
+
+
+def test_input_errors(trained, field):
+    seg, _, _ = trained
+    with pytest.raises(ValueError, match="rms"):
+        seg.predict(field.image)
+    with pytest.raises(RuntimeError, match="no weights"):
+        UNetSegmenter().predict(field.image, field.rms)
+    with pytest.raises(ValueError, match="truth"):
+        UNetSegmenter(**TINY).fit(field.image, None, field.rms)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        UNetSegmenter(widht=3)
