@@ -11,12 +11,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from napari_galseg.preprocess import (StretchParams, default_recipe, fit_stretch, normalise,  # noqa: E402
-                                      rms_channel, stretch)
-from napari_galseg.synth import make_field  # noqa: E402
+from napari_galseg.preprocess import (
+    StretchParams,
+    default_recipe,
+    fit_stretch,
+    normalise,
+    stretch,
+)
+from napari_galseg.synth import make_field
 
 HERE = Path(__file__).resolve().parent
 
@@ -72,7 +77,7 @@ def interval_figure(field, out: Path) -> None:
 def background_figure(size: int, seed: int, out: Path) -> None:
     """A field with a strong sky gradient, stretched without and with background flattening."""
     field = make_field(size, seed=seed, sky_gradient=1.5)
-    params = dict(stretch="asinh", a=0.05)
+    params = {"stretch": "asinh", "a": 0.05}
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), constrained_layout=True)
     _show(axes[0], normalise(field.image, interval="minmax"), "raw (sky gradient)")
     _show(axes[1], stretch(field.image, **params), "asinh stretch")

@@ -36,7 +36,7 @@ def test_writes_the_cube_the_recipe_gives(files, capsys):
 
 
 def test_custom_recipe_file_and_image_only_default(files):
-    d, img, rms = files
+    d, img, _ = files
     recipe = Recipe([{"step": "stretch", "params": {"stretch": "sqrt", "interval": "zscale"}}])
     recipe.save(d / "r.json")
     assert main(["preprocess", str(d / "img.fits"), "--recipe", str(d / "r.json"), "-o", str(d / "a.fits")]) == 0
@@ -57,7 +57,7 @@ def test_refuses_to_overwrite(files, capsys):
 
 
 def test_clear_errors(files, capsys):
-    d, img, _ = files
+    d, _, _ = files
     fits.writeto(d / "small_rms.fits", np.ones((10, 10), np.float32))
     cases = [
         (["--recipe", "default"], "needs an rms map"),

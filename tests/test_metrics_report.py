@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_galseg.metrics import evaluate, format_table, pixel_metrics, write_csv, write_figure, write_json
+from napari_galseg.metrics import (
+    evaluate,
+    format_table,
+    panoptic_quality,
+    pixel_metrics,
+    write_csv,
+    write_figure,
+    write_json,
+)
 from napari_galseg.metrics.report import csv_text, to_jsonable
 
 
@@ -26,6 +34,7 @@ def test_evaluate_instances_has_every_metric():
                 "n_true", "n_pred", "ap", "ap50", "ap75", "ar", "bbox_ap"):
         assert key in result.metrics, key
     assert result.metrics["iou"] == pixel_metrics(pred, true)["iou"]
+    assert result.metrics["pq"] == panoptic_quality(pred, true)["pq"]
     assert set(result.curves) == {"area", "flux"}
     assert result.row()["name"] == "shifted"
 

@@ -2,10 +2,21 @@
 import dask.array as da
 import numpy as np
 import pytest
-from astropy.visualization import (AsymmetricPercentileInterval, ImageNormalize, MinMaxInterval,
-                                   PercentileInterval, ZScaleInterval)
+from astropy.visualization import (
+    AsymmetricPercentileInterval,
+    ImageNormalize,
+    MinMaxInterval,
+    PercentileInterval,
+    ZScaleInterval,
+)
 
-from napari_galseg.preprocess import NormaliseParams, fit_normalise, normalise, sample_grid, strided_sample
+from napari_galseg.preprocess import (
+    NormaliseParams,
+    fit_normalise,
+    normalise,
+    sample_grid,
+    strided_sample,
+)
 
 
 def blobs(shape=(60, 80), seed=1):
@@ -92,10 +103,10 @@ def test_bad_arguments_are_clear():
 
 
 def test_sample_is_bounded_reproducible_and_reads_only_sampled_part():
-    start, step = sample_grid((25000, 25000), 1_000_000)
+    _, step = sample_grid((25000, 25000), 1_000_000)
     assert step == 25 and (25000 // step) ** 2 <= 1_000_000
     big = da.random.random((3000, 3000), chunks=500)
-    s1, st1, sp1 = strided_sample(big, max_pixels=10_000)
+    s1, _, sp1 = strided_sample(big, max_pixels=10_000)
     s2, _, _ = strided_sample(big, max_pixels=10_000)
     assert s1.size <= 10_000 and sp1 == 30
     np.testing.assert_array_equal(s1, s2)

@@ -5,8 +5,15 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_galseg.preprocess import (Channel, NormaliseParams, Recipe, StretchParams, as_recipe,
-                                      default_recipe, image_only_recipe)
+from napari_galseg.preprocess import (
+    Channel,
+    NormaliseParams,
+    Recipe,
+    StretchParams,
+    as_recipe,
+    default_recipe,
+    image_only_recipe,
+)
 
 
 def field(shape=(96, 128), seed=4):

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from astropy.visualization import ImageNormalize, LogStretch, MinMaxInterval
 
-from napari_galseg.preprocess import BadRmsWarning, RmsParams, composite, fit_rms_channel, rms_channel
+from napari_galseg.preprocess import (
+    BadRmsWarning,
+    RmsParams,
+    composite,
+    fit_rms_channel,
+    rms_channel,
+)
 
 
 def rms_map(shape=(50, 70), seed=3):

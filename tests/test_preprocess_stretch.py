@@ -2,11 +2,26 @@
 import dask.array as da
 import numpy as np
 import pytest
-from astropy.visualization import (AsinhStretch, AsymmetricPercentileInterval, HistEqStretch, ImageNormalize,
-                                   LinearStretch, LogStretch, MinMaxInterval, PowerStretch, SinhStretch,
-                                   SqrtStretch, SquaredStretch)
+from astropy.visualization import (
+    AsinhStretch,
+    AsymmetricPercentileInterval,
+    HistEqStretch,
+    ImageNormalize,
+    LinearStretch,
+    LogStretch,
+    MinMaxInterval,
+    PowerStretch,
+    SinhStretch,
+    SqrtStretch,
+    SquaredStretch,
+)
 
-from napari_galseg.preprocess import StretchParams, estimate_background, fit_stretch, stretch
+from napari_galseg.preprocess import (
+    StretchParams,
+    estimate_background,
+    fit_stretch,
+    stretch,
+)
 
 
 def blobs(shape=(60, 80), seed=2, sky=0.0):
@@ -87,7 +102,7 @@ def test_background_flattening_removes_a_gradient():
     residual = bkg.region(0, 192, 0, 192) - gradient - 3.0
     assert abs(float(np.median(residual))) < 0.3
     assert np.abs(residual[24:-24, 24:-24]).max() < 2.0  # 0.3 ADU/px over 192 px = 57 ADU before
-    params = dict(stretch="linear", interval="minmax", background_box=24)
+    params = {"stretch": "linear", "interval": "minmax", "background_box": 24}
     flat = stretch(img, flatten_background=True, **params)
     plain = stretch(img, **params)
     # two empty sky patches far apart: equal after flattening, very different without it

@@ -1,4 +1,6 @@
 """Random Forest pixel classifier: training from truth and scribbles, tiling, save/load, bad input."""
+import copy
+import dataclasses
 import json
 
 import dask.array as da
@@ -70,9 +72,14 @@ def test_scribbles_separate_a_bright_blob_from_sky():
 def test_tiled_dask_prediction_equals_in_memory(trained):
     image, rms, _ = blob_field(seed=3)
     expected = trained.predict(image, rms)
-    lazy = trained.predict(da.from_array(image, chunks=40), da.from_array(rms, chunks=40))
+    calls = []
+    trained = copy.copy(trained)
+    trained.params = dataclasses.replace(trained.params, tile=40)  # dask inputs are re-tiled to `tile`
+    lazy = trained.predict(da.from_array(image, chunks=40), da.from_array(rms, chunks=40),
+                           progress=lambda done, total, msg: calls.append((done, total)))
     assert isinstance(lazy, da.Array)
     np.testing.assert_array_equal(lazy.compute(), expected)
+    assert calls and calls[-1] == (9, 9)  # one report per tile of the 3 x 3 grid
     region = (slice(30, 70), slice(5, 50))
     np.testing.assert_array_equal(trained.predict_region(image, region, rms), trained.predict_proba(image, rms)[region])
 

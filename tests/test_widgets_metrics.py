@@ -128,3 +128,4 @@ def test_field_of_view_scope_scores_only_the_visible_part(make_napari_viewer, qt
     qtbot.waitUntil(lambda: dock.value("n_pixels") < true.size // 10, timeout=10_000)
     assert dock.history[-1]["scope"] == "Field of view"
     assert dock.value("n_pixels") > 0
+

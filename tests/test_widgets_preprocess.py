@@ -3,8 +3,16 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_galseg.preprocess import (NormaliseParams, Recipe, RmsParams, StretchParams, default_recipe,
-                                      normalise, rms_channel, stretch)
+from napari_galseg.preprocess import (
+    NormaliseParams,
+    Recipe,
+    RmsParams,
+    StretchParams,
+    default_recipe,
+    normalise,
+    rms_channel,
+    stretch,
+)
 
 pytestmark = pytest.mark.gui
 

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("files", nargs="+", metavar="PRED [PRED ...] TRUE",
                    help="prediction FITS file(s), then the truth label FITS file (last)")
-    p.add_argument("--image", metavar="IMG", help="the image FITS file: adds completeness vs flux")
+    p.add_argument("--image", metavar="IMG",
+                   help="the image FITS file: adds completeness vs flux (the image summed over each true "
+                        "object; give a sky-subtracted image for true fluxes)")
     p.add_argument("--rms", metavar="RMS", help="noise map FITS: score only where it is finite and > 0")
     p.add_argument("--iou-threshold", type=float, default=0.5,
                    help="IoU needed to match a predicted to a true object (default 0.5)")

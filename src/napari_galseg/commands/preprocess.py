@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +98,9 @@ def output_header(header, recipe):
             wcs = WCS(header).celestial
             if wcs.has_celestial:
                 out.update(wcs.to_header())
-        except Exception:  # a header without a usable WCS: write the cube without one
-            pass
+        except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for broken WCS keywords
+            warnings.warn(f"the image's WCS could not be read ({exc}); the cube is written without one",
+                          stacklevel=2)
     out["NCHAN"] = (recipe.n_channels, "preprocessed channels (napari-galseg recipe)")
     for i, name in enumerate(recipe.channel_names, start=1):
         c = recipe.channels[i - 1]

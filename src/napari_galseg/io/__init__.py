@@ -17,11 +17,10 @@ from .fits import (
     is_fits_path,
     open_fits,
     open_fits_all,
-    write_fits,
-    write_labels,
 )
 from .pyramid import build_pyramid, contrast_limits_zscale, sample_pixels
 from .wcs import SkyPosition, pixel_to_sky
+from .write import write_fits, write_labels
 
 __all__ = [
     "DEFAULT_CHUNK", "FITS_SUFFIXES", "FitsArray", "FitsImage", "FitsReadError", "FitsReadWarning",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .coco import coco_evaluate, coco_stats, labels_to_annotations, masks_to_annotations
 from .evaluate import Evaluation, carries_instances, evaluate
 from .objects import ObjectMatch, OverlapTable, as_instances, match_objects, object_flux, object_metrics, overlap_table
-from .panoptic import panoptic_quality
+from .panoptic import panoptic_from_table, panoptic_quality
 from .pixel import (
     ConfusionCounts,
     binarise,
@@ -41,6 +41,7 @@ __all__ = [
     "object_flux",
     "object_metrics",
     "overlap_table",
+    "panoptic_from_table",
     "panoptic_quality",
     "pixel_metrics",
     "pixel_metrics_at_thresholds",

@@ -10,7 +10,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .coco import coco_evaluate
-from .objects import as_instances, match_objects
+from .objects import as_instances, match_table, object_flux, overlap_table
+from .panoptic import panoptic_from_table
 from .pixel import _as_array, _crop, check_same_shape, is_dask, pixel_metrics
 
 #: Above this many pixels the optional steps that need the whole image in memory (connected
@@ -61,8 +62,8 @@ def evaluate(
     coco: bool | str = "auto",
     curve_bins: int = 10,
 ) -> Evaluation:
-    """Pixel metrics, object metrics (and completeness vs area / flux), and COCO AP when ``pred``
-    carries instances.
+    """Pixel metrics, object metrics (and completeness vs area / flux), panoptic quality (one
+    "galaxy" class), and COCO AP when ``pred`` carries instances.
 
     ``pred`` may be instance labels, a binary mask or a probability map (binarised at
     ``threshold``; its connected components are the objects). ``true`` is instance labels (a 0/1
@@ -104,10 +105,15 @@ def evaluate(
 
     curves: dict[str, dict[str, Any]] = {}
     if pred_objects is not None and true_objects is not None:
-        match = match_objects(pred_objects, true_objects, iou_threshold, image=image, mask=mask)
+        table = overlap_table(pred_objects, true_objects, mask=mask)
+        match = match_table(table, iou_threshold)
+        if image is not None:
+            _, match.true_flux = object_flux(true_objects, image, table.true_ids, mask=mask)
         summary = match.summary()
         metrics.update({k: v for k, v in summary.items() if k != "iou_threshold"})
         metrics["iou_threshold"] = summary["iou_threshold"]
+        panoptic = panoptic_from_table(table)
+        metrics.update({k: panoptic[k] for k in ("pq", "sq", "rq")})
         curves["area"] = match.completeness_curve("area", curve_bins)
         if image is not None:
             curves["flux"] = match.completeness_curve("flux", curve_bins)

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .objects import overlap_table
+from .objects import OverlapTable, overlap_table
 
 
 def _class_of(classes: Mapping[int, int] | None, ids: np.ndarray) -> np.ndarray:
@@ -42,7 +42,6 @@ def panoptic_quality(
 
     ``pred_classes``/``true_classes`` map segment id → class id (default: one class for all).
     """
-    pred_labels = np.asarray(pred_labels) if not hasattr(pred_labels, "chunks") else pred_labels
     if void_mask is not None:
         void = np.asarray(void_mask, dtype=bool)
         true_labels = np.where(void, 0, np.asarray(true_labels))
@@ -51,6 +50,21 @@ def panoptic_quality(
     else:
         void_on_pred = {}
     table = overlap_table(pred_labels, true_labels)
+    return panoptic_from_table(table, pred_classes=pred_classes, true_classes=true_classes, void_on_pred=void_on_pred)
+
+
+def panoptic_from_table(
+    table: OverlapTable,
+    *,
+    pred_classes: Mapping[int, int] | None = None,
+    true_classes: Mapping[int, int] | None = None,
+    void_on_pred: Mapping[int, int] | None = None,
+) -> dict[str, Any]:
+    """:func:`panoptic_quality` from an overlap table already computed (e.g. by ``evaluate``).
+
+    ``void_on_pred`` maps a predicted id to its number of void pixels.
+    """
+    void_on_pred = void_on_pred or {}
     true_class = _class_of(true_classes, table.true_ids)
     pred_class = _class_of(pred_classes, table.pred_ids)
     it, ip, _ = table.pair_iou()
@@ -94,4 +108,4 @@ def panoptic_quality(
     return summary
 
 
-__all__ = ["panoptic_quality"]
+__all__ = ["panoptic_from_table", "panoptic_quality"]

@@ -12,15 +12,52 @@ from __future__ import annotations
 
 from ._sampling import DEFAULT_MAX_SAMPLE, sample_grid, strided_sample
 from .composite import composite
-from .normalise import INTERVALS, IntervalParams, NormaliseParams, fit_normalise, interval_limits, normalise
+from .normalise import (
+                      INTERVALS,
+                      IntervalParams,
+                      NormaliseParams,
+                      fit_normalise,
+                      interval_limits,
+                      normalise,
+)
 from .recipe import STEPS, Channel, Recipe, as_recipe, default_recipe, image_only_recipe
 from .rms import BadRmsWarning, RmsParams, fit_rms_channel, rms_channel
-from .stretch import (STRETCHES, CoarseBackground, StretchParams, astropy_stretch, estimate_background,
-                      fit_stretch, stretch)
+from .stretch import (
+                      STRETCHES,
+                      CoarseBackground,
+                      StretchParams,
+                      astropy_stretch,
+                      estimate_background,
+                      fit_stretch,
+                      stretch,
+)
 
 __all__ = [
-    "DEFAULT_MAX_SAMPLE", "INTERVALS", "STEPS", "STRETCHES", "BadRmsWarning", "Channel", "CoarseBackground",
-    "IntervalParams", "NormaliseParams", "Recipe", "RmsParams", "StretchParams", "as_recipe", "astropy_stretch",
-    "composite", "default_recipe", "estimate_background", "fit_normalise", "fit_rms_channel", "fit_stretch",
-    "image_only_recipe", "interval_limits", "normalise", "rms_channel", "sample_grid", "strided_sample", "stretch",
+                      "DEFAULT_MAX_SAMPLE",
+                      "INTERVALS",
+                      "STEPS",
+                      "STRETCHES",
+                      "BadRmsWarning",
+                      "Channel",
+                      "CoarseBackground",
+                      "IntervalParams",
+                      "NormaliseParams",
+                      "Recipe",
+                      "RmsParams",
+                      "StretchParams",
+                      "as_recipe",
+                      "astropy_stretch",
+                      "composite",
+                      "default_recipe",
+                      "estimate_background",
+                      "fit_normalise",
+                      "fit_rms_channel",
+                      "fit_stretch",
+                      "image_only_recipe",
+                      "interval_limits",
+                      "normalise",
+                      "rms_channel",
+                      "sample_grid",
+                      "stretch",
+                      "strided_sample",
 ]

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._sampling import DEFAULT_MAX_SAMPLE, check_2d, finite_values, is_dask, strided_sample
+from ._sampling import (
+    DEFAULT_MAX_SAMPLE,
+    check_2d,
+    finite_values,
+    is_dask,
+    strided_sample,
+)
 
 INTERVALS = ("minmax", "percentile", "asymmetric_percentile", "zscale")
 
@@ -48,8 +54,12 @@ class IntervalParams:
 
 def interval_limits(values: np.ndarray, params: IntervalParams) -> tuple[float, float]:
     """Lower and upper level of the finite 1-D ``values`` with astropy's interval classes."""
-    from astropy.visualization import (AsymmetricPercentileInterval, MinMaxInterval,
-                                       PercentileInterval, ZScaleInterval)
+    from astropy.visualization import (
+        AsymmetricPercentileInterval,
+        MinMaxInterval,
+        PercentileInterval,
+        ZScaleInterval,
+    )
 
     params._check_interval()
     if params.interval == "minmax":
@@ -92,10 +102,10 @@ class NormaliseParams(IntervalParams):
     def fitted(self) -> bool:
         return self.vmin is not None and self.vmax is not None
 
-    def unfitted(self) -> "NormaliseParams":
+    def unfitted(self) -> NormaliseParams:
         return dataclasses.replace(self, vmin=None, vmax=None)
 
-    def fit_values(self, values: np.ndarray) -> "NormaliseParams":
+    def fit_values(self, values: np.ndarray) -> NormaliseParams:
         """A copy with ``vmin``/``vmax`` from the finite sampled ``values``."""
         lo, hi = interval_limits(values, self)
         return dataclasses.replace(self, vmin=lo, vmax=hi)

@@ -117,10 +117,10 @@ class Recipe:
     def __eq__(self, other) -> bool:
         return isinstance(other, Recipe) and self.to_dict() == other.to_dict()
 
-    def copy(self) -> "Recipe":
+    def copy(self) -> Recipe:
         return Recipe.from_dict(self.to_dict())
 
-    def unfitted(self) -> "Recipe":
+    def unfitted(self) -> Recipe:
         """The same recipe with the fitted numbers removed (to re-fit on another image)."""
         return Recipe([dataclasses.replace(c, params=c.params.unfitted()) for c in self.channels], self.name)
 
@@ -135,7 +135,7 @@ class Recipe:
             raise ValueError(f"this recipe needs an rms map for channel(s) {needing}: pass rms=... "
                              "(--rms on the command line) or use a recipe without rms channels")
 
-    def fit(self, image, rms=None) -> "Recipe":
+    def fit(self, image, rms=None) -> Recipe:
         """A copy with every unfitted channel fitted on a reproducible sample of ``image``/``rms``.
 
         Channels already fitted (numbers set by hand or by an earlier fit) are kept as they are.
@@ -212,7 +212,7 @@ class Recipe:
                 "channels": [c.to_dict() for c in self.channels]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Recipe":
+    def from_dict(cls, data: dict) -> Recipe:
         if isinstance(data, Recipe):
             return data.copy()
         if not isinstance(data, dict) or "channels" not in data:
@@ -230,7 +230,7 @@ class Recipe:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_json(cls, text: str) -> "Recipe":
+    def from_json(cls, text: str) -> Recipe:
         return cls.from_dict(json.loads(text))
 
     def to_yaml(self) -> str:
@@ -239,7 +239,7 @@ class Recipe:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text: str) -> "Recipe":
+    def from_yaml(cls, text: str) -> Recipe:
         import yaml
 
         return cls.from_dict(yaml.safe_load(text))
@@ -254,7 +254,7 @@ class Recipe:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Recipe":
+    def load(cls, path: str | os.PathLike) -> Recipe:
         """Read a recipe saved as JSON or YAML."""
         import yaml
 

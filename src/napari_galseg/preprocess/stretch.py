@@ -84,8 +84,16 @@ class LevelStretchParams(IntervalParams):
 
 def astropy_stretch(params: LevelStretchParams):
     """The astropy.visualization stretch object that ``params`` describes."""
-    from astropy.visualization import (AsinhStretch, HistEqStretch, LinearStretch, LogStretch,
-                                       PowerStretch, SinhStretch, SqrtStretch, SquaredStretch)
+    from astropy.visualization import (
+        AsinhStretch,
+        HistEqStretch,
+        LinearStretch,
+        LogStretch,
+        PowerStretch,
+        SinhStretch,
+        SqrtStretch,
+        SquaredStretch,
+    )
 
     name, a = params.stretch, params.stretch_a()
     if name == "linear":
@@ -185,7 +193,7 @@ def estimate_background(image, box_size: int = 64, filter_size: int = 1, max_sid
     mask = ~np.isfinite(sub)
     if mask.all():
         raise ValueError("the image has no finite pixels: cannot estimate a background")
-    box = max(4, int(round(box_size / step)))
+    box = max(4, round(box_size / step))
     box = min(box, *sub.shape)
     filt = int(filter_size) | 1  # photutils wants odd filter sizes
     try:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -379,3 +379,22 @@ def valid_pixels(image, rms=None):
         with np.errstate(invalid="ignore"):
             ok &= np.isfinite(rms) & (rms > 0)
     return ok
+
+
+def counting_progress(fn, total: int, progress: "Callable[[int, int, str], None] | None", message: str):
+    """``fn`` that reports progress(done, total) after each call (thread-safe; dask runs blocks in threads)."""
+    if progress is None:
+        return fn
+    import threading
+
+    lock = threading.Lock()
+    done = [0]
+
+    def wrapped(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        with lock:
+            done[0] += 1
+            progress(min(done[0], total), total, message)
+        return out
+
+    return wrapped

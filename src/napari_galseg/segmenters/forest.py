@@ -34,6 +34,7 @@ from .base import ModelFolderError, ProgressCallback, Segmenter, register
 from .features import (
     FeatureSpec,
     check_image,
+    counting_progress,
     feature_halo,
     feature_names,
     fit_value_range,
@@ -268,8 +269,10 @@ class ForestSegmenter(Segmenter):
             import dask.array as da
 
             halo = feature_halo(self.spec)
+            block = counting_progress(lambda ch: self._proba_block(ch)[None], channels.numblocks[1] * channels.numblocks[2],
+                              progress, "tiles classified")
             proba = da.map_overlap(
-                lambda ch: self._proba_block(ch)[None], channels.rechunk({0: -1}),
+                block, channels.rechunk({0: -1}),
                 depth={0: 0, 1: halo, 2: halo}, boundary="none", trim=True, dtype=np.float32,
                 chunks=((1,),) + channels.chunks[1:], meta=np.empty((0, 0, 0), np.float32),
             )[0]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import ModelFolderError, ProgressCallback, Segmenter, register
-from .features import check_image, is_dask, resolve_recipe, valid_pixels
+from .features import check_image, counting_progress, is_dask, resolve_recipe, valid_pixels
 
 STATE_NAME = "kmeans.joblib"
 #: numpy images larger than this are processed tile by tile (memory bounded by the tile size)
@@ -179,7 +179,9 @@ class KMeansSegmenter(Segmenter):
         if is_dask(channels):
             import dask.array as da
 
-            return da.map_blocks(lambda ch, ok: self._mask_block(ch, ok), channels.rechunk({0: -1}), valid,
+            block = counting_progress(lambda ch, ok: self._mask_block(ch, ok), channels.numblocks[1] * channels.numblocks[2],
+                              progress, "tiles clustered")
+            return da.map_blocks(block, channels.rechunk({0: -1}), valid,
                                  drop_axis=0, dtype=bool, meta=np.empty((0, 0), bool))
         return self._mask_block(channels, valid)
 

@@ -46,7 +46,7 @@ FIELD_OF_VIEW = "Field of view"
 SHOWN = (
     "iou", "dice", "precision", "recall", "accuracy", "f1",
     "completeness", "purity", "object_f1", "mean_matched_iou",
-    "n_true", "n_pred", "n_matched", "n_split", "n_merged", "ap", "ap50", "ap75", "ar",
+    "n_true", "n_pred", "n_matched", "n_split", "n_merged", "pq", "sq", "rq", "ap", "ap50", "ap75", "ar",
 )  # fmt: skip
 HISTORY_METRICS = ("iou", "dice", "precision", "recall", "f1", "completeness", "purity", "n_true", "n_pred", "ap")
 
@@ -210,6 +210,7 @@ class MetricsDock(QWidget):
         layers.removed.connect(self._on_removed)
         for layer in self._labels_layers():
             layer.events.name.connect(self._on_renamed)
+        # napari drops these connections itself once the dock's Qt object is deleted
         self._refresh_layers(choose_defaults=True)
 
     # -- layers ---------------------------------------------------------------------------------

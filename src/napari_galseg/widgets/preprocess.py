@@ -20,13 +20,32 @@ import typing
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from napari.layers import Image
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QPlainTextEdit, QVBoxLayout, QWidget
 
-from ..preprocess import (INTERVALS, STRETCHES, Channel, NormaliseParams, Recipe, RmsParams, StretchParams,
-                          default_recipe, image_only_recipe)
+from ..preprocess import (
+    INTERVALS,
+    STRETCHES,
+    Channel,
+    NormaliseParams,
+    Recipe,
+    RmsParams,
+    StretchParams,
+    default_recipe,
+    image_only_recipe,
+)
 from ..preprocess._sampling import is_dask
 from ..preprocess.normalise import normalise
 from ..preprocess.rms import rms_channel
@@ -432,7 +451,7 @@ class CompositeWidget(_PreprocessWidget):
     step = "composite"
 
     def _extra_widgets(self) -> list:
-        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)", name="rms")
+        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)", name="rms")  # noqa: UP045
         self.preset = ComboBox(label="recipe", choices=["default", "image-only", "custom"], value="default")
         self.preset.changed.connect(self._on_preset)
         return [self.rms_combo, self.preset]

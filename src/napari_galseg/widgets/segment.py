@@ -341,11 +341,11 @@ def _materialise(labels):
         return np.asarray(labels.compute() if hasattr(labels, "compute") else labels)
     import tempfile
 
-    from ..io import build_pyramid, open_fits, write_fits
+    from ..io import open_fits, write_labels
 
     path = Path(tempfile.mkdtemp(prefix="galseg-")) / "labels.fits"
-    write_fits(path, labels, dtype=np.int32)
-    return build_pyramid(open_fits(path).data, labels=True)
+    write_labels(path, labels)
+    return open_fits(path).pyramid()
 
 
 def _show_catalog(viewer, catalog, name, translate, scale):

@@ -1,0 +1,177 @@
+"""Write 2-D images and label maps to FITS: atomically, streaming, never overwriting by default.
+
+:func:`write_fits` streams a numpy or dask array to a temporary file one block row at a time and
+renames it onto the target only when complete (see :mod:`napari_galseg._atomic`), so a 25000²
+label image is never held whole and a failure leaves any existing file as it was.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from napari_galseg._atomic import atomic_path
+
+from .fits import FitsImage
+
+__all__ = ["write_fits", "write_labels"]
+
+
+# Structural and compression keywords that describe the old data layout, never to be copied.
+_STRUCTURAL = re.compile(
+    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|BZERO|BSCALE|BLANK|GROUPS|"
+    r"CHECKSUM|DATASUM|ZIMAGE|ZBITPIX|ZNAXIS\d*|ZTILE\d*|ZCMPTYPE|ZNAME\d*|ZVAL\d*|ZQUANTIZ|"
+    r"ZDITHER0|ZSIMPLE|ZEXTEND|ZBLOCKED|ZTENSION|ZPCOUNT|ZGCOUNT|ZHECKSUM|ZDATASUM|ZBLANK|"
+    r"ZSCALE|ZZERO|ZMASKCMP|TFIELDS|TTYPE\d+|TFORM\d+|TUNIT\d+|TDIM\d+|THEAP|END)$")
+_WCS_KEY = re.compile(
+    r"^(WCSAXES\w?|CTYPE\d\w?|CRVAL\d\w?|CRPIX\d\w?|CDELT\d\w?|CUNIT\d\w?|CROTA\d|CD\d_\d\w?|"
+    r"PC\d_\d\w?|PV\d_\d+\w?|PS\d_\d+\w?|LONPOLE\w?|LATPOLE\w?|RADESYS\w?|RADECSYS|EQUINOX\w?|"
+    r"EPOCH|WCSNAME\w?|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|A_\d_\d|B_\d_\d|AP_\d_\d|BP_\d_\d|"
+    r"A_DMAX|B_DMAX)$")
+
+_FITS_DTYPES = {  # what each numpy type is stored as (FITS has no int8/uint16/uint32 natively)
+    "b": "u1", "u1": "u1", "i1": "i2", "i2": "i2", "u2": "i4", "i4": "i4", "u4": "i8",
+    "i8": "i8", "u8": "i8", "f2": "f4", "f4": "f4", "f8": "f8",
+}
+_BITPIX = {"u1": 8, "i2": 16, "i4": 32, "i8": 64, "f4": -32, "f8": -64}
+
+
+def _storage_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    key = "b" if dt == np.bool_ else f"{dt.kind}{dt.itemsize}"
+    if key not in _FITS_DTYPES:
+        raise TypeError(f"cannot write {dt} pixels to FITS; convert to an integer or float type first")
+    return np.dtype(_FITS_DTYPES[key])
+
+
+def _output_header(data_shape: tuple[int, int], storage: np.dtype, header: Any, wcs: Any):
+    from astropy.io import fits
+
+    out = fits.Header()
+    out["SIMPLE"] = (True, "conforms to FITS standard")
+    out["BITPIX"] = _BITPIX[storage.str[1:]]
+    out["NAXIS"] = 2
+    out["NAXIS1"] = data_shape[1]
+    out["NAXIS2"] = data_shape[0]
+    out["EXTEND"] = True
+    if header is not None:
+        for card in (header.cards if hasattr(header, "cards") else fits.Header(header).cards):
+            key = card.keyword
+            if _STRUCTURAL.match(key) or (wcs is not None and _WCS_KEY.match(key)):
+                continue
+            out.append(card, end=True)
+    if wcs is not None:
+        out.update(wcs.to_header(relax=True))
+    return out
+
+
+def _as_2d(data: Any) -> Any:
+    if getattr(data, "ndim", None) is None:
+        data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"write_fits writes 2-D images; got an array of shape {tuple(data.shape)}")
+    return data
+
+
+def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any = None,
+               overwrite: bool = False, dtype: Any = None) -> Path:
+    """Write a 2-D numpy or dask array to a FITS file atomically, one block row at a time.
+
+    The header (minus its layout keywords) and ``wcs`` (which replaces any WCS in ``header``) are
+    copied. Dask arrays are computed one row of chunks at a time and streamed to a temporary file
+    that is renamed onto ``path`` only when complete, so a 25000² image is never held whole and
+    a failure leaves any existing file untouched. Refuses to replace an existing file unless
+    ``overwrite=True``. ``data`` may also be a :class:`FitsImage` (its header is the default).
+    A name ending in ``.gz`` is gzip-compressed while streaming. Returns the path written.
+    """
+    if isinstance(data, FitsImage):
+        header = data.header if header is None else header
+        data = data.data
+    path = Path(path)
+    lower = path.name.lower()
+    if lower.endswith(".fz"):
+        raise ValueError(f"{path.name}: tile-compressed (.fz) output is not supported; write .fits "
+                         "and compress it with `fpack`, or write .fits.gz")
+    data = _as_2d(data)
+    storage = _storage_dtype(dtype if dtype is not None else data.dtype)
+    big_endian = storage.newbyteorder(">")
+    out_header = _output_header(tuple(data.shape), storage, header, wcs)
+    header_bytes = out_header.tostring().encode("ascii")
+    info = np.iinfo(storage) if storage.kind in "iu" else None
+    opener = _gzip_open if lower.endswith(".gz") else open
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with opener(tmp, "wb") as fh:
+            fh.write(header_bytes)
+            written = 0
+            for pieces in _block_rows(data):
+                # the pieces of one block row side by side, converted ~16 MiB of rows at a time:
+                # no concatenated copy of the whole block row is ever made
+                height = pieces[0].shape[0]
+                step = max(1, (16 << 20) // max(1, data.shape[1] * storage.itemsize))
+                for y0 in range(0, height, step):
+                    slab = np.concatenate([p[y0:y0 + step] for p in pieces], axis=1)
+                    _check_range(slab, storage, info)
+                    fh.write(np.ascontiguousarray(slab, dtype=big_endian).data)
+                    written += slab.size * storage.itemsize
+                del pieces
+            fh.write(b"\0" * (-written % 2880))
+    return path
+
+
+def _gzip_open(path: Path, mode: str):
+    import gzip
+
+    return gzip.open(path, mode, compresslevel=6)
+
+
+def _check_range(values: np.ndarray, storage: np.dtype, info: Any) -> None:
+    if info is None or not values.size or values.dtype == storage or values.dtype == np.bool_:
+        return
+    lo, hi = values.min(), values.max()
+    if lo < info.min or hi > info.max:
+        raise OverflowError(f"values {lo}..{hi} do not fit in {storage} FITS pixels; "
+                            "relabel or write as a wider type")
+
+
+def _block_rows(data: Any) -> Iterable[list[np.ndarray]]:
+    """Rows of blocks, each as a list of computed chunks left to right.
+
+    Dask arrays are computed one chunk row at a time (the chunks of a row in one call, so shared
+    neighbours of overlapping graphs are computed once); numpy arrays are cut in ~64 MiB slabs.
+    """
+    chunks = getattr(data, "chunks", None)
+    if chunks is not None and not isinstance(data, np.ndarray) and hasattr(data, "blocks"):
+        import dask
+
+        for i in range(len(chunks[0])):
+            pieces = dask.compute(*[data.blocks[i, j] for j in range(len(chunks[1]))])
+            yield [np.asarray(p) for p in pieces]
+        return
+    rows = max(1, (64 << 20) // max(1, data.shape[1] * np.dtype(data.dtype).itemsize))
+    for y0 in range(0, data.shape[0], rows):
+        yield [np.asarray(data[y0:y0 + rows])]
+
+
+def write_labels(path: str | os.PathLike, labels: Any, like: Any = None, overwrite: bool = False) -> Path:
+    """Write an instance label image as int32 FITS, with the header and WCS of ``like``.
+
+    ``like`` is a :class:`FitsImage`, an astropy ``Header`` or None. The image's unit is dropped
+    and ``EXTNAME = 'LABELS'`` is set, so the file reopens as labels whatever its name.
+    """
+    header, wcs = None, None
+    if isinstance(like, FitsImage):
+        header = like.header  # its WCS cards are copied verbatim (distortion terms included)
+    elif like is not None:
+        header = like
+    from astropy.io import fits
+
+    if header is not None:
+        header = fits.Header(header)  # a copy; also accepts a dict of cards
+        for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE"):
+            header.remove(key, ignore_missing=True, remove_all=True)
+    header = header if header is not None else fits.Header()
+    header["EXTNAME"] = ("LABELS", "instance segmentation map (0 = sky)")
+    return write_fits(path, labels, header=header, wcs=wcs, overwrite=overwrite, dtype=np.int32)
