@@ -227,7 +227,7 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1, help="runs per method and size (the best is reported)")
-    parser.add_argument("--tile-size", type=int, default=2048, help="our pipeline's tile side")
+    parser.add_argument("--tile-size", type=int, default=1024, help="our pipeline's tile side")
     parser.add_argument("--sep-tile-above", type=int, default=16384, help="SEP runs tiled above this side")
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "galseg-bench")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per method run")

@@ -111,6 +111,7 @@ def test_feature_stack_names_and_tiled_equals_untiled():
     feats = pixel_features(channels, spec)
     assert feats.shape == (len(names), 70, 61) and np.isfinite(feats).all()
     lazy = pixel_features_lazy(da.from_array(channels, chunks=(1, 25, 20)), spec)
+    assert lazy.shape == feats.shape and lazy.numblocks[1:] == (3, 4)
     np.testing.assert_array_equal(lazy.compute(), feats)
     assert feature_halo(spec) >= spec.window // 2 + 1
 

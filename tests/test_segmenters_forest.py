@@ -10,7 +10,7 @@ import pytest
 from napari_galseg.segmenters import ModelFolderError, Segmenter, get
 from napari_galseg.segmenters.forest import ForestSegmenter
 
-TINY = dict(n_estimators=12, max_depth=8, window=5, min_area=5, max_training_pixels=6000)
+TINY = dict(n_estimators=12, max_depth=8, window=5, min_area=5, max_train_pixels=6000)
 
 
 def blob_field(shape=(96, 96), seed=0, n=7, noise=0.08):
@@ -59,7 +59,6 @@ def test_scribbles_separate_a_bright_blob_from_sky():
     scribbles = np.zeros(image.shape, np.uint8)
     scribbles[2:6, 2:40] = 1  # a sky stroke along the top
     scribbles[90:93, 50:90] = 1
-    ys, xs = np.nonzero(truth)
     bright = np.argmax(image * truth)
     by, bx = np.unravel_index(bright, image.shape)
     scribbles[by - 1 : by + 2, bx - 1 : bx + 2] = 2  # a dab on the brightest blob
@@ -146,3 +145,16 @@ def test_bad_input_gives_clear_errors(trained):
         trained.predict(image)  # trained with an rms channel
     with pytest.raises(ValueError, match="window"):
         ForestSegmenter(window=4)
+
+
+def test_images_too_big_for_memory_are_processed_in_tiles(trained, monkeypatch):
+    from napari_galseg.segmenters import forest
+
+    image, rms, _ = blob_field(seed=7)
+    expected = trained.predict(image, rms)
+    monkeypatch.setattr(forest, "IN_MEMORY_PIXELS", 1000)  # pretend 96 x 96 is huge
+    tiled = copy.copy(trained)
+    tiled.params = dataclasses.replace(trained.params, tile=32)
+    labels = tiled.predict(image, rms)
+    assert isinstance(labels, np.ndarray)  # numpy in, numpy out
+    np.testing.assert_array_equal(labels, expected)

@@ -69,12 +69,21 @@ def test_dask_input_gives_the_same_labels_lazily():
     np.testing.assert_array_equal(lazy.compute(), labels)
 
 
-def test_rms_channel_is_used_when_given():
+def test_rms_channel_only_with_a_recipe_that_asks_for_it():
+    from napari_galseg.preprocess import default_recipe
+
     image, truth = blob_image()
     rms = np.full_like(image, 0.05)
     rms[:, 64:] = 0.07
-    seg = KMeansSegmenter().fit(image, rms=rms)
-    assert seg.centroids.shape == (2, 3) and [c["name"] for c in seg.recipe["channels"]][-1] == "rms"
+    plain = KMeansSegmenter(min_area=5).fit(image, rms=rms)
+    assert plain.centroids.shape == (2, 2)  # image channels only by default
+    with_rms = KMeansSegmenter(min_area=5)
+    with_rms.recipe = default_recipe()
+    with_rms.fit(image, rms=rms)
+    assert with_rms.centroids.shape == (2, 3) and with_rms.recipe["channels"][-1]["name"] == "rms"
+    with pytest.raises(ValueError, match="rms"):
+        with_rms.predict(image)  # its recipe needs the rms map
+    assert iou(plain.predict(image, rms) > 0, truth) > 0.6
 
 
 def test_nan_pixels_are_sky(tmp_path):
@@ -123,3 +132,15 @@ def test_bad_input_gives_clear_errors():
         seg.fit(np.zeros((3, 8, 8), np.float32))
     with pytest.raises(ValueError, match="n_clusters"):
         KMeansSegmenter(n_clusters=1)
+
+
+def test_images_too_big_for_memory_are_processed_in_tiles(monkeypatch):
+    from napari_galseg.segmenters import kmeans
+
+    image, _ = blob_image()
+    seg = KMeansSegmenter(min_area=5, tile=48).fit(image)
+    expected = seg.predict(image)
+    monkeypatch.setattr(kmeans, "IN_MEMORY_PIXELS", 1000)
+    labels = seg.predict(image)
+    assert isinstance(labels, np.ndarray)
+    np.testing.assert_array_equal(labels, expected)

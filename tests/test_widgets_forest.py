@@ -73,3 +73,24 @@ def test_live_update_retrains_after_a_stroke_and_model_saves(widget, qtbot, tmp_
     assert config["method"] == "forest" and config["params"]["n_estimators"] == 10
     # a folder that is not empty is never written into
     assert widget.save_model() is None and "not empty" in widget.status.value
+
+
+def test_prediction_covers_only_the_visible_field_of_view(make_napari_viewer, qtbot):
+    from napari_galseg.widgets.forest_scribbles import ForestScribbleWidget
+
+    viewer = make_napari_viewer(show=True)
+    image = viewer.add_image(_field(), name="img")
+    widget = ForestScribbleWidget(viewer)
+    widget.n_estimators.value = 10
+    widget.extra.value = False
+    _paint(viewer.layers["scribbles"])
+    viewer.camera.center = (90, 130)  # zoom on the second blob
+    viewer.camera.zoom = 8 * viewer.camera.zoom
+    qtbot.waitUntil(lambda: np.ptp(np.asarray(image.corner_pixels)[:, 0]) < 100, timeout=5000)
+    worker = widget.train()
+    with qtbot.waitSignal(worker.finished, timeout=30000):
+        pass
+    prediction = viewer.layers["forest prediction"]
+    offset = np.round(np.asarray(prediction.translate)).astype(int)
+    assert prediction.data.shape[0] < 100 and prediction.data.shape[1] < 180 and (offset > 0).all()
+    assert prediction.data[90 - offset[0], 130 - offset[1]] > 0  # the blob in view is found

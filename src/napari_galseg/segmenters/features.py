@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -151,6 +151,12 @@ def _pairs(q: np.ndarray, dr: int, dc: int) -> tuple[np.ndarray, np.ndarray, np.
     return a, b, valid
 
 
+def _present(values: np.ndarray) -> np.ndarray:
+    """The non-negative values that occur in a small-integer array (bins worth a box sum)."""
+    counts = np.bincount(values.ravel().astype(np.int64) + 1)
+    return np.flatnonzero(counts[1:])
+
+
 def _xlog2x_table(n_max: int) -> np.ndarray:
     n = np.arange(n_max + 1, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -187,25 +193,26 @@ def haralick_image(q: np.ndarray, levels: int, window: int) -> np.ndarray:
         ssum2 = box((a + b) ** 2)
 
         # histogram-based statistics: one box count per unordered grey-level pair and per grey-level sum
-        lo_hi = np.minimum(a, b) * levels + np.maximum(a, b)
-        code = np.where(valid, lo_hi, -1)
-        present = np.unique(code[code >= 0]) if valid.any() else np.array([], dtype=np.int64)
+        # (small integer dtypes and integer accumulators: these loops are most of the work)
+        code = np.where(valid, np.minimum(a, b) * levels + np.maximum(a, b), -1).astype(np.int16)
         sum_mlogm = np.zeros((ny, nx), dtype=np.float64)
-        asm_num = np.zeros((ny, nx), dtype=np.float64)
+        asm_diag = np.zeros((ny, nx), dtype=np.int64)
+        asm_off = np.zeros((ny, nx), dtype=np.int64)
         diag = np.zeros((ny, nx), dtype=np.int64)
-        for c in present:
+        for c in _present(code):
             m = box(code == c, np.int32)
-            sum_mlogm += xlogx[m]
+            sum_mlogm += np.take(xlogx, m)
             i, j = divmod(int(c), levels)
             if i == j:
-                asm_num += m.astype(np.float64) ** 2
+                asm_diag += m * m
                 diag += m
             else:
-                asm_num += 0.5 * m.astype(np.float64) ** 2
-        s = np.where(valid, a + b, -1)
+                asm_off += m * m
+        asm_num = asm_diag + 0.5 * asm_off
+        s = np.where(valid, a + b, -1).astype(np.int16)
         sum_sum_mlogm = np.zeros((ny, nx), dtype=np.float64)
-        for k in (np.unique(s[s >= 0]) if valid.any() else []):
-            sum_sum_mlogm += xlogx[box(s == k, np.int32)]
+        for k in _present(s):
+            sum_sum_mlogm += np.take(xlogx, box(s == k, np.int32))
 
         has = n > 0
         nf = np.where(has, n, 1).astype(np.float64)
@@ -278,26 +285,24 @@ def pixel_features(channels: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 
 def pixel_features_lazy(channels, spec: FeatureSpec):
     """Dask version of :func:`pixel_features`: per chunk with a halo, equal to the untiled result."""
-    import dask.array as da
-
-    channels = channels.rechunk({0: -1})
-    halo = feature_halo(spec)
     n_out = len(feature_names(channels.shape[0], spec))
+    return map_stack_with_halo(lambda x: pixel_features(x, spec), channels, feature_halo(spec), n_out, np.float32)
 
-    def block(x):
-        return pixel_features(x, spec)
 
-    # boundary="none": the image's own edges are treated exactly as in the untiled computation
-    return da.map_overlap(
-        block,
-        channels,
-        depth={0: 0, 1: halo, 2: halo},
-        boundary="none",
-        trim=True,
-        dtype=np.float32,
-        chunks=((n_out,), channels.chunks[1], channels.chunks[2]),
-        meta=np.empty((0, 0, 0), dtype=np.float32),
-    )
+def map_stack_with_halo(fn, stack, halo: int, n_out: int, dtype):
+    """Apply ``fn((C, ny, nx) block) -> (n_out, ny, nx)`` to a dask stack chunk by chunk with a halo.
+
+    Each chunk gets ``halo`` pixels of its neighbours; the image's own edges get none
+    (``boundary="none"``), so ``fn`` sees them exactly as in an untiled call and the result equals
+    ``fn(whole stack)`` whenever ``fn``'s output at a pixel depends only on inputs within ``halo``.
+    """
+    from dask.array.overlap import overlap, trim_internal
+
+    depth = {0: 0, 1: int(halo), 2: int(halo)}
+    padded = overlap(stack.rechunk({0: -1}), depth=depth, boundary="none")
+    out = padded.map_blocks(fn, chunks=((n_out,),) + padded.chunks[1:], dtype=dtype,
+                            meta=np.empty((0, 0, 0), dtype=dtype))
+    return trim_internal(out, depth, boundary="none")
 
 
 def fit_value_range(texture_samples: Sequence[np.ndarray], low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
@@ -381,7 +386,7 @@ def valid_pixels(image, rms=None):
     return ok
 
 
-def counting_progress(fn, total: int, progress: "Callable[[int, int, str], None] | None", message: str):
+def counting_progress(fn, total: int, progress: Callable[[int, int, str], None] | None, message: str):
     """``fn`` that reports progress(done, total) after each call (thread-safe; dask runs blocks in threads)."""
     if progress is None:
         return fn

@@ -8,7 +8,7 @@ instances.
 
 Training data is either a dense truth image (any label > 0 is galaxy) — :meth:`ForestSegmenter.fit`
 — or sparse scribbles painted by a user, 1 = sky, 2 = galaxy, 0 = unlabelled —
-:meth:`ForestSegmenter.fit_scribbles`. At most ``max_training_pixels`` pixels are used, drawn
+:meth:`ForestSegmenter.fit_scribbles`. At most ``max_train_pixels`` pixels are used, drawn
 reproducibly; with ``class_balance`` each class gets half of them and the forest weights the classes
 as "balanced", so the rare galaxy pixels are not drowned by the sky. Features are only computed in
 the tiles (and the bounding box within each tile) that hold a sampled pixel, so scribbles on a huge
@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -39,6 +38,7 @@ from .features import (
     feature_names,
     fit_value_range,
     is_dask,
+    map_stack_with_halo,
     pixel_features,
     resolve_recipe,
     valid_pixels,
@@ -68,7 +68,7 @@ class ForestParams:
     #: equal numbers of sky and galaxy training pixels and class_weight="balanced"
     class_balance: bool = True
     #: cap on training pixels, drawn reproducibly with ``seed``
-    max_training_pixels: int = 200_000
+    max_train_pixels: int = 200_000
     #: galaxy probability at or above which a pixel is galaxy
     threshold: float = 0.5
     min_area: int = 10
@@ -85,8 +85,8 @@ class ForestParams:
             raise ValueError(f"max_depth must be >= 1 or None, got {self.max_depth}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
-        if self.max_training_pixels < 100:
-            raise ValueError(f"max_training_pixels must be at least 100, got {self.max_training_pixels}")
+        if self.max_train_pixels < 100:
+            raise ValueError(f"max_train_pixels must be at least 100, got {self.max_train_pixels}")
         self.extra_sigmas = [float(s) for s in (self.extra_sigmas or [])]
         FeatureSpec(window=int(self.window), levels=int(self.levels), extra_sigmas=tuple(self.extra_sigmas))
 
@@ -148,7 +148,7 @@ class ForestSegmenter(Segmenter):
                              "channels; choose 0 .. {n_channels - 1}")
 
     # -- training ----------------------------------------------------------------------------------
-    def fit(self, image, truth, rms=None, progress: ProgressCallback | None = None) -> "ForestSegmenter":
+    def fit(self, image, truth, rms=None, progress: ProgressCallback | None = None) -> ForestSegmenter:
         """Train on dense truth: labels > 0 are galaxy, 0 is sky.
 
         ``image``, ``truth`` and ``rms`` may be lists (several training images); the recipe is fitted
@@ -165,13 +165,13 @@ class ForestSegmenter(Segmenter):
             targets.append(_binary_target(tr))
         return self._fit_targets(images, targets, rmss, progress, "truth")
 
-    def fit_scribbles(self, image, scribbles, rms=None, progress: ProgressCallback | None = None) -> "ForestSegmenter":
+    def fit_scribbles(self, image, scribbles, rms=None, progress: ProgressCallback | None = None) -> ForestSegmenter:
         """Train on sparse scribbles: 1 = sky, 2 = galaxy, 0 = unlabelled (ilastik/APOC style)."""
         check_image(image, rms, scribbles, "scribbles")
         target = _scribble_target(scribbles)
         return self._fit_targets([image], [target], [rms], progress, "scribbles")
 
-    def _fit_targets(self, images, targets, rmss, progress, kind: str) -> "ForestSegmenter":
+    def _fit_targets(self, images, targets, rmss, progress, kind: str) -> ForestSegmenter:
         from sklearn.ensemble import RandomForestClassifier
 
         p = self.params
@@ -196,7 +196,7 @@ class ForestSegmenter(Segmenter):
             hint = "paint some pixels with label 2 (galaxy) and 1 (sky)" if kind == "scribbles" else \
                 "the truth image must contain both sky (0) and galaxy (> 0) pixels"
             raise ValueError(f"no {missing} pixels to learn from in the {kind}: {hint}")
-        cap = int(p.max_training_pixels)
+        cap = int(p.max_train_pixels)
         # draw ~5% more than the quota tile by tile, then trim to the quota exactly
         if p.class_balance:
             quota = np.array([cap // 2, cap - cap // 2])
@@ -268,14 +268,9 @@ class ForestSegmenter(Segmenter):
         if is_dask(channels):
             import dask.array as da
 
-            halo = feature_halo(self.spec)
             block = counting_progress(lambda ch: self._proba_block(ch)[None], channels.numblocks[1] * channels.numblocks[2],
                               progress, "tiles classified")
-            proba = da.map_overlap(
-                block, channels.rechunk({0: -1}),
-                depth={0: 0, 1: halo, 2: halo}, boundary="none", trim=True, dtype=np.float32,
-                chunks=((1,),) + channels.chunks[1:], meta=np.empty((0, 0, 0), np.float32),
-            )[0]
+            proba = map_stack_with_halo(block, channels, feature_halo(self.spec), 1, np.float32)[0]
             return da.where(valid, proba, np.float32(np.nan))
         if progress:
             progress(0, 1, "features and classification")
@@ -364,7 +359,7 @@ class ForestSegmenter(Segmenter):
                 "settings; retrain the forest with this version (galseg train forest ...)")
         try:
             model = joblib.load(state)
-        except Exception as exc:  # joblib/pickle raise many kinds of errors on foreign files
+        except Exception as exc:  # noqa: BLE001 - joblib/pickle raise many kinds of errors on foreign files
             raise ModelFolderError(f"{state} is not a joblib file written by napari-galseg ({type(exc).__name__}: {exc})") from None
         if not isinstance(model, RandomForestClassifier):
             raise ModelFolderError(f"{state} holds a {type(model).__name__}, not a RandomForestClassifier")

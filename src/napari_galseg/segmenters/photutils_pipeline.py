@@ -83,7 +83,7 @@ class PhotutilsParams:
     #: build a SourceCatalog of the segments
     catalog: bool = True
     #: tile side in pixels for large images (rounded up to a multiple of box_size)
-    tile_size: int = 2048
+    tile_size: int = 1024
 
     def __post_init__(self) -> None:
         if self.threshold_mode not in ("filtered", "study"):
@@ -289,7 +289,10 @@ class MeshBackground:
         padded[:ny, :nx] = block
         padded[~np.isfinite(padded)] = np.nan
         boxes = padded.reshape(my, b, mx, b).swapaxes(1, 2).reshape(my * mx, b * b)
-        bkg, rms, good = clipped_box_statistics(boxes)
+        # in batches of boxes: the sort and prefix sums need ~40 bytes per pixel of scratch
+        batch = max(1, (1 << 20) // (b * b))
+        parts = [clipped_box_statistics(boxes[i : i + batch]) for i in range(0, len(boxes), batch)]
+        bkg, rms, good = (np.concatenate(column) for column in zip(*parts))
         bad = good <= (1 - self.exclude_percentile / 100.0) * b * b
         bkg[bad] = np.nan
         rms[bad] = np.nan
@@ -415,7 +418,7 @@ class _Pipeline:
         self._tile_by_index = {t.index: t for t in self.tiles}
         self.grid = (len({t.index[0] for t in self.tiles}), len({t.index[1] for t in self.tiles}))
         self.packed: dict[tuple[int, int], np.ndarray] = {}
-        self._cache_size = max(4, min(3 * self.grid[1] + 3, (512 << 20) // (self.tile * self.tile * 4)))
+        self._cache_size = max(4, min(3 * self.grid[1] + 3, (256 << 20) // (self.tile * self.tile * 4)))
         self._tile_labels = functools.lru_cache(maxsize=self._cache_size)(self._tile_labels_uncached)
 
     # pass 0: background mesh

@@ -32,6 +32,8 @@ PREDICTION = "forest prediction"
 EXTRA_SIGMAS = [1.0, 2.0, 4.0]
 #: pause after the last brush stroke before a live retrain starts
 DEBOUNCE_MS = 600
+#: napari cannot paint quickly into larger labels arrays (napari issues 6916, 7863)
+MAX_SCRIBBLE_PIXELS = 8192 * 8192
 
 
 class ForestScribbleWidget(QWidget):
@@ -62,6 +64,7 @@ class ForestScribbleWidget(QWidget):
             self.image_combo, self.rms_combo, self.n_estimators, self.max_depth, self.window, self.extra,
             self.min_area, self.live, self.train_button, self.save_dir, self.save_button, self.status,
         ])
+        self.status.native.setWordWrap(True)  # long messages must not widen the dock
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
         layout.addStretch(1)
@@ -99,6 +102,10 @@ class ForestScribbleWidget(QWidget):
                 raise ValueError(f"the '{SCRIBBLES}' layer has shape {layer.data.shape} but the image has {shape}: "
                                  "rename or delete it and choose the image again")
         else:
+            if shape[0] * shape[1] > MAX_SCRIBBLE_PIXELS:
+                raise ValueError(f"the image ({shape[0]} x {shape[1]}) is too large to paint on in napari; "
+                                 "crop a region into a new layer, train there, and apply the saved model to the "
+                                 "whole image with `galseg segment forest --model DIR`")
             layer = self.viewer.add_labels(
                 np.zeros(shape, np.uint8), name=SCRIBBLES, translate=image_layer.translate[-2:],
                 scale=image_layer.scale[-2:], opacity=0.8,
@@ -135,7 +142,7 @@ class ForestScribbleWidget(QWidget):
         return ForestSegmenter(
             n_estimators=int(self.n_estimators.value), max_depth=int(self.max_depth.value),
             window=int(self.window.value), extra_sigmas=EXTRA_SIGMAS if self.extra.value else [],
-            min_area=int(self.min_area.value), max_training_pixels=100_000,
+            min_area=int(self.min_area.value), max_train_pixels=100_000,
         )
 
     def train(self):
