@@ -42,6 +42,7 @@ bench: install
 
 docs: install
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/make_screenshots.py
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/make_preprocess_figures.py --screenshot
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from napari_galseg.catalog import CATALOG_COLUMNS, source_catalog, write_catalog, write_ds9_regions
+from napari_galseg.catalog import (
+    CATALOG_COLUMNS,
+    source_catalog,
+    write_catalog,
+    write_ds9_regions,
+)
 from napari_galseg.segmenters.photutils_pipeline import segment
 
 
@@ -43,7 +48,7 @@ def test_catalog_rows_match_planted_sources(result):
 
 def test_pipeline_catalog_equals_direct_sourcecatalog(result):
     """The windowed catalog of the pipeline equals photutils' SourceCatalog on the whole frame."""
-    from napari_galseg.segmenters.photutils_pipeline import _Pipeline, PhotutilsParams
+    from napari_galseg.segmenters.photutils_pipeline import PhotutilsParams, _Pipeline
 
     res, _ = result
     img, _ = _blobs()
@@ -117,7 +122,7 @@ def test_sky_coordinates_from_wcs(result):
 def test_points_and_ellipse_shapes_for_viewers(result):
     from napari_galseg.catalog import ellipse_corners, points_data
 
-    res, sources = result
+    res, _sources = result
     coords, props = points_data(res.catalog)
     assert coords.shape == (3, 2) and props["label"].tolist() == [1, 2, 3]
     np.testing.assert_allclose(coords[:, 1], res.catalog["x_centroid"])

@@ -158,3 +158,15 @@ def test_images_too_big_for_memory_are_processed_in_tiles(trained, monkeypatch):
     labels = tiled.predict(image, rms)
     assert isinstance(labels, np.ndarray)  # numpy in, numpy out
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_training_on_several_images_pools_their_pixels():
+    fields = [blob_field(seed=s) for s in (8, 9)]
+    seg = ForestSegmenter(**TINY).fit([f[0] for f in fields], [f[2] for f in fields], [f[1] for f in fields])
+    assert seg.provenance["n_images"] == 2
+    labelled = seg.provenance["labelled_pixels"]
+    assert labelled["galaxy"] == sum(int((f[2] > 0).sum()) for f in fields)
+    image, rms, truth = blob_field(seed=10)
+    assert iou(seg.predict(image, rms) > 0, truth > 0) > 0.6
+    with pytest.raises(ValueError, match="pair up"):
+        ForestSegmenter(**TINY).fit([fields[0][0]], [f[2] for f in fields])

@@ -36,7 +36,7 @@ def _field(shape=(256, 256), seed=0, noise=1.0):
     img += _gauss(shape, 190, 128, 6000, 6.0) + _gauss(shape, 200, 142, 900, 2.0)
     for _ in range(25):  # random small sources
         img += _gauss(shape, rng.uniform(5, shape[0] - 5), rng.uniform(5, shape[1] - 5), rng.uniform(150, 800), rng.uniform(1.2, 3))
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    _yy, xx = np.mgrid[: shape[0], : shape[1]]
     img += 20 + 0.01 * xx + rng.normal(0, noise, shape)
     return img.astype(np.float32)
 

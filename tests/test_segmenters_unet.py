@@ -130,3 +130,18 @@ def test_input_errors(trained, field):
         UNetSegmenter(**TINY).fit(field.image, None, field.rms)
     with pytest.raises(ValueError, match="unknown parameter"):
         UNetSegmenter(widht=3)
+
+
+def test_bf16_channels_last_inference_matches_fp32(trained, field):
+    import dataclasses
+
+    from napari_galseg.training.device import cpu_has_native_bf16
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16 (it stays off by default there)")
+    seg, _, _ = trained
+    _, prob32 = seg.predict(field.image, field.rms, return_probability=True)
+    fast = UNetSegmenter(dataclasses.replace(seg.params, bf16="auto", channels_last="auto"))
+    fast.net, fast.recipe = seg.net, seg.recipe
+    _, prob16 = fast.predict(field.image, field.rms, return_probability=True)
+    assert np.abs(prob16 - prob32).max() < 0.05

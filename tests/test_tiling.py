@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_galseg.tiling import ComponentStitcher, canonical_relabel, iter_tiles, label_mask
+from napari_galseg.tiling import (
+    ComponentStitcher,
+    canonical_relabel,
+    iter_tiles,
+    label_mask,
+)
 
 
 def _random_mask(shape=(157, 203), fill=0.45, seed=0):

@@ -22,8 +22,14 @@ import numpy as np
 from ._atomic import atomic_path
 
 __all__ = [
-    "CATALOG_COLUMNS", "source_catalog", "build_catalog_window", "write_catalog", "write_ds9_regions",
-    "add_sky_coordinates", "points_data", "ellipse_corners",
+    "CATALOG_COLUMNS",
+    "add_sky_coordinates",
+    "build_catalog_window",
+    "ellipse_corners",
+    "points_data",
+    "source_catalog",
+    "write_catalog",
+    "write_ds9_regions",
 ]
 
 #: the photutils SourceCatalog properties written to the table, in order

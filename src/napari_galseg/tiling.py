@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -29,13 +29,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 __all__ = [
-    "Tile",
-    "iter_tiles",
-    "tile_grid",
-    "structure_for",
-    "canonical_relabel",
-    "label_mask",
     "ComponentStitcher",
+    "Tile",
+    "canonical_relabel",
+    "iter_tiles",
+    "label_mask",
+    "structure_for",
+    "tile_grid",
 ]
 
 
@@ -231,11 +231,11 @@ class ComponentStitcher:
                 a_all.append(aa[keep])
                 b_all.append(bb[keep])
 
-        for i0, i1 in zip(rows[:-1], rows[1:]):  # horizontal borders
+        for i0, i1 in itertools.pairwise(rows):  # horizontal borders
             bottom = np.concatenate([self._edges[(i0, j)][1] for j in cols])
             top = np.concatenate([self._edges[(i1, j)][0] for j in cols])
             pairs(bottom, top)
-        for j0, j1 in zip(cols[:-1], cols[1:]):  # vertical borders
+        for j0, j1 in itertools.pairwise(cols):  # vertical borders
             right = np.concatenate([self._edges[(i, j0)][3] for i in rows])
             left = np.concatenate([self._edges[(i, j1)][2] for i in rows])
             pairs(right, left)
@@ -243,7 +243,7 @@ class ComponentStitcher:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(a_all), np.concatenate(b_all)
 
-    def finish(self, min_area: int = 0) -> "ComponentStitcher":
+    def finish(self, min_area: int = 0) -> ComponentStitcher:
         """Merge across borders, drop components smaller than ``min_area`` pixels, number the rest
         1..n in raster order of their first pixel."""
         n_nodes = self._next
@@ -264,7 +264,7 @@ class ComponentStitcher:
         final[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
         self._lut = final[component]
         self._lut[0] = 0
-        self.n_labels = int(len(kept))
+        self.n_labels = len(kept)
         self.areas = np.concatenate([[0], comp_area[kept]])
         self.first_pixel = np.concatenate([[-1], comp_first[kept]])
         self._edges.clear()

@@ -14,7 +14,7 @@ models (unet) the field is split spatially into train / validation / test blocks
 with early stopping on the validation loss, a progress bar, and one line per epoch; checkpoints are
 kept in MODEL_DIR/checkpoints so an interrupted run continues with --resume. Any parameter of the
 method can be set with --set key=value (e.g. --set base_width=8 --set lr=1e-3); see
-`galseg segment METHOD --help` or the API reference for the list.
+`galseg segment METHOD --params` for the list with defaults.
 
 Example:
   galseg train unet --image img.fits --rms rms.fits --truth true.fits -o models/unet-1 --epochs 20

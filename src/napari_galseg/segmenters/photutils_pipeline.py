@@ -49,12 +49,12 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, special
+from scipy import ndimage
 
-from ..tiling import ComponentStitcher, Tile, iter_tiles, structure_for
+from ..tiling import ComponentStitcher, iter_tiles
 from .base import ProgressCallback, Segmenter, register
 
-__all__ = ["PhotutilsParams", "PhotutilsSegmenter", "PhotutilsResult", "segment", "gaussian_kernel_1d", "MeshBackground"]
+__all__ = ["MeshBackground", "PhotutilsParams", "PhotutilsResult", "PhotutilsSegmenter", "gaussian_kernel_1d", "segment"]
 
 
 @dataclasses.dataclass
@@ -83,7 +83,7 @@ class PhotutilsParams:
     #: build a SourceCatalog of the segments
     catalog: bool = True
     #: tile side in pixels for large images (rounded up to a multiple of box_size)
-    tile_size: int = 1024
+    tile_size: int = 512
 
     def __post_init__(self) -> None:
         if self.threshold_mode not in ("filtered", "study"):
@@ -320,7 +320,7 @@ class MeshBackground:
             mesh = 0.5 * (a + b)
         return mesh
 
-    def finalize(self) -> "MeshBackground":
+    def finalize(self) -> MeshBackground:
         valid = np.isfinite(self.bkg_mesh) & np.isfinite(self.rms_mesh)
         if not valid.any():
             raise ValueError(

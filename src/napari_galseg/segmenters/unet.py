@@ -143,11 +143,14 @@ class UNetSegmenter(Segmenter):
 
         def report(r: TrainReport) -> None:
             if progress is not None:
-                done = (r.epoch - 1) * r.n_steps + r.step
+                done, total = (r.epoch - 1) * r.n_steps + r.step, r.n_epochs * r.n_steps
+                if p.max_minutes:  # a time budget usually ends the run first: show the larger fraction
+                    frac = max(done / total, r.elapsed / (60 * p.max_minutes))
+                    done, total = int(1000 * min(frac, 1.0)), 1000
                 msg = f"epoch {r.epoch}/{r.n_epochs} loss {r.train_loss:.3f}"
                 if r.val_iou is not None:
                     msg += f" val IoU {r.val_iou:.3f}"
-                progress(done, r.n_epochs * r.n_steps, msg)
+                progress(done, total, msg)
             if callback is not None:
                 callback(r)
 
