@@ -16,7 +16,8 @@ peak-memory reading.
 Methods (same detection settings everywhere: Gaussian FWHM 3 px / 5×5 kernel, threshold 3σ of the
 *smoothed* noise, ≥10 connected pixels, 32 deblending levels, contrast 0.001):
 
-* ``galseg``: our pipeline, lazy FITS input, tiles of ``tile_size``, deblending + SourceCatalog.
+* ``galseg``: our pipeline, lazy FITS input, tiles of ``tile_size``, deblending + SourceCatalog
+  (``--workers N``: deblending and catalog in N forked processes).
 * ``galseg-nocat``: the same without the catalog; ``galseg-detect``: no deblending, no catalog.
 * ``sep``: ``sep.Background`` + ``sep.extract(..., segmentation_map=True)`` (matched filter, so its
   threshold is also in units of the smoothed noise); frames over ``--sep-tile-above`` pixels per
@@ -63,7 +64,7 @@ def _load(path):
     return np.ascontiguousarray(fits.getdata(path), dtype=np.float32)
 
 
-def run_galseg(field: dict, variant: str, tile_size: int):
+def run_galseg(field: dict, variant: str, tile_size: int, workers: int):
     from napari_galseg.io import open_fits, write_labels
     from napari_galseg.segmenters.photutils_pipeline import segment
 
@@ -71,6 +72,7 @@ def run_galseg(field: dict, variant: str, tile_size: int):
     result = segment(
         image.data, nsigma=NSIGMA, fwhm=FWHM, kernel_size=KSIZE, n_pixels=NPIX, n_levels=NLEVELS,
         contrast=CONTRAST, deblend=variant != "galseg-detect", catalog=variant == "galseg", tile_size=tile_size,
+        n_workers=workers,
     )
     # end-to-end: the lazy labels are produced tile by tile while being written to disk
     out = Path(field["workdir"]) / f"labels-{variant}.fits"
@@ -198,7 +200,7 @@ def worker(args) -> None:
     base_rss = _rss_mb()
     t1 = time.perf_counter()
     if args.method.startswith("galseg"):
-        labels, n = run_galseg(field, args.method, args.tile_size)
+        labels, n = run_galseg(field, args.method, args.tile_size, args.workers)
     elif args.method == "sep":
         labels, n = run_sep(field, args.sep_tile_above)
     else:
@@ -230,6 +232,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1, help="runs per method and size (the best is reported)")
     parser.add_argument("--tile-size", type=int, default=512, help="our pipeline's tile side")
+    parser.add_argument("--workers", type=int, default=1, help="our pipeline's n_workers (processes for deblending + catalog)")
     parser.add_argument("--sep-tile-above", type=int, default=16384, help="SEP runs tiled above this side")
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "galseg-bench")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per method run")
@@ -253,7 +256,7 @@ def main(argv=None) -> int:
             best = None
             for _ in range(args.repeat):
                 cmd = [sys.executable, __file__, "--worker", "--method", method, "--field", json.dumps(field),
-                       "--tile-size", str(args.tile_size), "--sep-tile-above", str(args.sep_tile_above)]
+                       "--tile-size", str(args.tile_size), "--workers", str(args.workers), "--sep-tile-above", str(args.sep_tile_above)]
                 try:
                     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout)
                 except subprocess.TimeoutExpired:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 
 def timed(fn, repeat: int) -> float:
     best = float("inf")

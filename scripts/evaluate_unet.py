@@ -26,7 +26,7 @@ import numpy as np
 from napari_galseg.metrics import object_metrics, pixel_metrics
 from napari_galseg.synth import make_field
 
-THRESHOLDS = (1.0, 1.5, 2.0, 3.0)
+THRESHOLDS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 
 def scores(labels, truth) -> dict:

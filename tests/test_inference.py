@@ -107,7 +107,7 @@ def test_label_strips_match_whole_frame_labelling():
     assert whole.max() > 20
     maps = np.stack([fg, dist])
     rows = ((y, min(y + 40, 320), maps[:, y:y + 40]) for y in range(0, 320, 40))
-    strips = list(iter_label_strips(rows, 320, halo=48, params=params, min_strip=64))
+    strips = list(iter_label_strips(rows, halo=48, params=params, min_strip=64))
     assert len(strips) > 2
     stitched = np.concatenate([s[2] for s in strips])
     assert stitched.shape == whole.shape

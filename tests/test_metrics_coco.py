@@ -141,3 +141,37 @@ def test_nothing_to_score_gives_no_numbers():
     assert coco_evaluate(empty, empty) == {}
     with pytest.raises(ValueError, match="different shapes"):
         coco_evaluate(empty, np.zeros((8, 9), np.int32))
+
+
+def test_overlapping_boxes_equals_brute_force():
+    from napari_galseg.metrics.coco import overlapping_boxes
+
+    rng = np.random.default_rng(5)
+
+    def boxes(n):
+        x0, y0 = rng.integers(0, 300, (2, n))
+        w, h = rng.integers(0, 40, (2, n))
+        return np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+
+    a, b = boxes(300), boxes(250)
+    i, j = overlapping_boxes(a, b)
+    brute = {(p, q) for p in range(len(a)) for q in range(len(b))
+             if a[p, 0] <= b[q, 2] and b[q, 0] <= a[p, 2] and a[p, 1] <= b[q, 3] and b[q, 1] <= a[p, 3]}
+    assert set(zip(i.tolist(), j.tolist())) == brute
+
+
+def test_grouped_evaluation_equals_whole_image():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(8)
+    true, _ = ndimage.label(ndimage.gaussian_filter(rng.normal(size=(150, 150)), 1.5) > 0.2)
+    pred, n_pred = ndimage.label(np.roll(true > 0, 1, axis=1))
+    scores = dict(zip(range(1, n_pred + 1), rng.random(n_pred)))
+    whole = coco_evaluate(pred, true, scores=scores, group=False)
+    grouped = coco_evaluate(pred, true, scores=scores, group=True)
+    assert whole["ap50"] > 0.05
+    for key, value in whole.items():
+        if key.endswith(("ar1", "ar10")):
+            assert grouped[key] is None  # per-image detection limits mean nothing for groups
+        else:
+            assert grouped[key] == value, key

@@ -231,3 +231,11 @@ def test_no_detection_gives_empty_labels_and_empty_catalog():
     res = segment(noise, box_size=32, nsigma=50)
     assert res.n_labels == 0 and res.labels.max() == 0
     assert len(res.catalog) == 0 and "x_centroid" in res.catalog.colnames
+
+
+def test_worker_processes_give_the_same_labels_and_catalog(field, untiled):
+    res = segment(field, params=PARAMS, tile_size=64, n_workers=2)
+    assert np.array_equal(res.labels, untiled.labels)
+    for name in untiled.catalog.colnames:
+        np.testing.assert_allclose(np.asarray(res.catalog[name], float), np.asarray(untiled.catalog[name], float),
+                                   rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 from napari_galseg.segmenters.base import ModelFolderError, get
 from napari_galseg.segmenters.unet import UNetSegmenter
@@ -145,3 +145,15 @@ def test_bf16_channels_last_inference_matches_fp32(trained, field):
     fast.net, fast.recipe = seg.net, seg.recipe
     _, prob16 = fast.predict(field.image, field.rms, return_probability=True)
     assert np.abs(prob16 - prob32).max() < 0.05
+
+
+def test_fine_tuning_starts_from_local_weights(trained, field):
+    seg, folder, _ = trained
+    tuned = UNetSegmenter(**{**TINY, "epochs": 1, "init_weights": str(folder), "lr": 1e-9})
+    tuned.fit(field.image, field.truth, field.rms)
+    for key, value in seg.net.state_dict().items():
+        if key.endswith("weight") and value.ndim == 4:
+            assert torch.allclose(value, tuned.net.state_dict()[key], atol=1e-6), key
+    with pytest.raises(ValueError, match="init_weights"):
+        UNetSegmenter(**{**TINY, "epochs": 1, "init_weights": str(folder), "base_width": 8}).fit(
+            field.image, field.truth, field.rms)

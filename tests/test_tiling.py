@@ -112,3 +112,14 @@ def test_label_mask_rejects_non_boolean_and_empty_masks_work():
 def test_canonical_relabel_orders_by_first_pixel():
     labels = np.array([[0, 7, 7], [3, 0, 9], [3, 9, 9]])
     assert np.array_equal(canonical_relabel(labels), [[0, 1, 1], [2, 0, 3], [2, 3, 3]])
+
+
+def test_stitcher_bounding_boxes_cover_whole_objects():
+    mask = _random_mask(seed=7, shape=(90, 110))
+    stitcher = ComponentStitcher(mask.shape)
+    for tile in iter_tiles(mask.shape, (20, 30)):
+        stitcher.add(tile, mask[tile.core])
+    stitcher.finish(min_area=5)
+    expected = label_mask(mask, min_area=5)
+    for label, sl in enumerate(ndimage.find_objects(expected), start=1):
+        assert tuple(stitcher.bboxes[label]) == (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)

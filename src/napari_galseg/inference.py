@@ -15,7 +15,6 @@ semantic heads of later models) runs through :class:`TiledPredictor`:
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -130,39 +129,52 @@ class LabelParams:
     min_size: int = 5  # smaller objects (pixels) are dropped
 
 
-def labels_from_maps(prob: np.ndarray, dist: np.ndarray, params: LabelParams = LabelParams()) -> np.ndarray:
-    """Instance labels: cores (``dist > seed_threshold``) flood the galaxy mask by watershed on
-    ``-dist`` (skimage); mask components without a core become objects of their own."""
+def labels_from_maps(prob: np.ndarray, dist: np.ndarray, params: LabelParams | None = None) -> np.ndarray:
+    """Instance labels: each connected galaxy region is one object unless it holds several cores
+    (``dist > seed_threshold``); those are split by watershed on ``-dist`` (skimage) inside the
+    region's bounding box only, which keeps memory near 20 bytes per pixel on wide strips."""
     from skimage.segmentation import watershed
 
+    params = params or LabelParams()
     fg = prob > params.threshold
-    if not fg.any():
-        return np.zeros(prob.shape, np.int32)
-    markers, n = ndimage.label(fg & (dist > params.seed_threshold))
-    labels = watershed(-dist, markers, mask=fg) if n else np.zeros(prob.shape, np.int32)
-    rest, n_rest = ndimage.label(fg & (labels == 0))
-    if n_rest:
-        labels = np.where(rest > 0, rest + n, labels)
-    labels = labels.astype(np.int32)
-    if params.min_size > 1:
+    comp, n = ndimage.label(fg)
+    labels = comp.astype(np.int32)
+    if n:
+        cores, m = ndimage.label(fg & (dist > params.seed_threshold))
+        if m > 1:
+            in_core = cores > 0
+            core_comp = np.zeros(m + 1, np.int64)
+            core_comp[cores[in_core]] = comp[in_core]  # a core lies inside one component
+            n_cores = np.bincount(core_comp[1:], minlength=n + 1)
+            boxes = ndimage.find_objects(comp)
+            for c in np.nonzero(n_cores >= 2)[0]:
+                box = boxes[c - 1]
+                inside = comp[box] == c
+                split = watershed(-dist[box], np.where(inside, cores[box], 0), mask=inside)
+                labels[box][inside] = split[inside] + n  # core ids, offset past component ids
+    if params.min_size > 1 and n:
         sizes = np.bincount(labels.ravel())
         small = sizes < params.min_size
         small[0] = False
         if small.any():
             labels[small[labels]] = 0
-    return labels
+    return _relabel_sequential(labels, 1)[0].astype(np.int32)
 
 
 def _relabel_sequential(labels: np.ndarray, start: int) -> tuple[np.ndarray, int]:
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, np.int64)
+    """Renumber the non-zero ids of ``labels`` to ``start, start+1, ...`` (order kept)."""
+    if not labels.size:
+        return labels.astype(np.int64), start
+    present = np.bincount(labels.ravel()) > 0
+    present[0] = False
+    ids = np.nonzero(present)[0]
+    lut = np.zeros(len(present), np.int64)
     lut[ids] = np.arange(start, start + len(ids))
     return lut[labels], start + len(ids)
 
 
-def iter_label_strips(rows: Iterator[tuple[int, int, np.ndarray]], width: int, halo: int = 64,
-                      params: LabelParams = LabelParams(), min_strip: int = 256
+def iter_label_strips(rows: Iterator[tuple[int, int, np.ndarray]], halo: int = 64,
+                      params: LabelParams | None = None, min_strip: int = 256
                       ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Turn streamed ``(y0, y1, maps)`` (maps[0] = probability, maps[1] = distance) into streamed
     ``(y0, y1, labels int32)`` with frame-wide unique ids.
@@ -268,11 +280,3 @@ def expand_region(region: tuple[int, int, int, int], shape: tuple[int, int], mar
     if not (0 <= y0 < y1 <= shape[0] and 0 <= x0 < x1 <= shape[1]):
         raise ValueError(f"region {region} (y0, y1, x0, x1) is not inside the image of shape {tuple(shape)}")
     return max(0, y0 - margin), min(shape[0], y1 + margin), max(0, x0 - margin), min(shape[1], x1 + margin)
-
-
-def n_tiles(shape: tuple[int, int], tile: int, overlap: int) -> int:
-    return len(tile_starts(shape[0], min(tile, shape[0]), overlap)) * len(tile_starts(shape[1], min(tile, shape[1]), overlap))
-
-
-def ceil_multiple(n: int, m: int) -> int:
-    return int(math.ceil(n / m) * m)

@@ -160,8 +160,9 @@ class ComponentStitcher:
     one :func:`iter_tiles` grid. Only the four border lines of each tile are kept, so memory is
     O(perimeter), not O(image).
 
-    After :meth:`finish`: ``n_labels``, ``areas`` (int64, index = final id, 0 = background) and
-    ``first_pixel`` (flat raster index of each final component's first pixel).
+    After :meth:`finish`: ``n_labels``, ``areas`` (int64, index = final id, 0 = background),
+    ``first_pixel`` (flat raster index of each final component's first pixel) and ``bboxes``
+    ((n+1, 4) int64 rows of y0, y1, x0, x1, half-open, global).
     """
 
     def __init__(self, shape: Sequence[int], connectivity: int = 8):
@@ -174,6 +175,7 @@ class ComponentStitcher:
         self._edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._first: list[np.ndarray] = []
         self._area: list[np.ndarray] = []
+        self._bbox: list[np.ndarray] = []
         self._next = 1  # node 0 is background
         self._lut: np.ndarray | None = None
 
@@ -209,6 +211,11 @@ class ComponentStitcher:
         rows, cols = np.divmod(local_first, width_local)
         self._first.append((y0 + rows) * self.shape[1] + (x0 + cols))
         self._area.append(np.bincount(flat, minlength=n + 1)[1:].astype(np.int64))
+        boxes = np.array(
+            [(sl[0].start + y0, sl[0].stop + y0, sl[1].start + x0, sl[1].stop + x0) for sl in ndimage.find_objects(labels, max_label=n)],
+            dtype=np.int64,
+        ).reshape(n, 4)
+        self._bbox.append(boxes)
         return labels
 
     def _border_pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +274,15 @@ class ComponentStitcher:
         self.n_labels = len(kept)
         self.areas = np.concatenate([[0], comp_area[kept]])
         self.first_pixel = np.concatenate([[-1], comp_first[kept]])
+        # bounding boxes (y0, y1, x0, x1), global, half-open; row 0 (background) is unused
+        node_box = np.concatenate([np.zeros((1, 4), np.int64), *self._bbox]) if self._bbox else np.zeros((1, 4), np.int64)
+        comp_box = np.empty((n_comp, 4), np.int64)
+        comp_box[:, [0, 2]] = np.iinfo(np.int64).max
+        comp_box[:, [1, 3]] = -1
+        for col, func in ((0, np.minimum), (1, np.maximum), (2, np.minimum), (3, np.maximum)):
+            func.at(comp_box[:, col], component[1:], node_box[1:, col])
+        self.bboxes = np.concatenate([np.zeros((1, 4), np.int64), comp_box[kept]])
+        self._bbox.clear()
         self._edges.clear()
         return self
 

@@ -55,10 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _open(path: str) -> Any:
     """Open a FITS image through napari_galseg.io (lazy); small images are loaded into memory."""
-    try:
-        from ..io import open_fits
-    except ImportError:  # io/__init__ not exporting yet
-        from ..io.fits import open_fits
+    from ..io import open_fits
     from ..metrics.evaluate import IN_MEMORY_PIXELS
 
     data = open_fits(path).data

@@ -17,6 +17,9 @@ from .pixel import _as_array, _crop, check_same_shape, is_dask, pixel_metrics
 #: Above this many pixels the optional steps that need the whole image in memory (connected
 #: components of a semantic prediction, COCO RLE masks) are skipped in ``coco="auto"`` mode.
 IN_MEMORY_PIXELS = 1 << 26
+#: ``coco="auto"`` also skips COCO above this many objects (true + predicted): pycocotools needs
+#: about 1 ms per object even when grouped (see napari_galseg.metrics.coco)
+COCO_MAX_OBJECTS = 20_000
 
 
 @dataclass
@@ -69,7 +72,7 @@ def evaluate(
     ``threshold``; its connected components are the objects). ``true`` is instance labels (a 0/1
     mask is split into connected components). ``image`` adds completeness vs flux. ``mask``
     (bool, True = evaluate) and ``region`` (slices) restrict everything. ``coco``: True, False or
-    ``"auto"`` (only when the image fits in memory, see ``IN_MEMORY_PIXELS``).
+    ``"auto"`` (only when the image fits in memory and has at most ``COCO_MAX_OBJECTS`` objects).
     """
     pred, true = _as_array(pred), _as_array(true)
     check_same_shape(pred, true)
@@ -118,7 +121,10 @@ def evaluate(
         if image is not None:
             curves["flux"] = match.completeness_curve("flux", curve_bins)
 
-    want_coco = coco is True or (coco == "auto" and small)
+    n_objects = metrics.get("n_true", 0) + metrics.get("n_pred", 0)
+    want_coco = coco is True or (coco == "auto" and small and n_objects <= COCO_MAX_OBJECTS)
+    if instances and coco == "auto" and small and n_objects > COCO_MAX_OBJECTS:
+        notes.append(f"COCO AP skipped: {n_objects} objects > {COCO_MAX_OBJECTS} (pass coco=True to force)")
     if instances and want_coco and pred.ndim == 2:
         p, t = _in_memory(pred_objects), _in_memory(true_objects)
         if mask is not None:
@@ -130,4 +136,4 @@ def evaluate(
     return Evaluation(name=name, metrics=metrics, curves=curves, notes=notes)
 
 
-__all__ = ["Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "evaluate"]
+__all__ = ["COCO_MAX_OBJECTS", "Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "evaluate"]

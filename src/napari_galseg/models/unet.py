@@ -77,7 +77,7 @@ class UNet(nn.Module):
             x = block(x)
             skips.append(x)
         skips.pop()
-        for up, conv in zip(self.up, self.up_conv):
+        for up, conv in zip(self.up, self.up_conv, strict=True):
             x = up(x)
             x = conv(torch.cat([skips.pop(), x], dim=1))
         out = self.head(x)

@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
+import os
 import warnings
 from typing import Any
 
@@ -84,6 +86,9 @@ class PhotutilsParams:
     catalog: bool = True
     #: tile side in pixels for large images (rounded up to a multiple of box_size)
     tile_size: int = 512
+    #: processes for deblending and the catalog (forked, POSIX only; 1 = this process). Keep 1
+    #: inside a GUI (forking a Qt process is unsafe); 0 = one per CPU
+    n_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.threshold_mode not in ("filtered", "study"):
@@ -112,6 +117,8 @@ class PhotutilsParams:
             raise ValueError(f"n_levels must be >= 1, got {self.n_levels}")
         if int(self.tile_size) < 16:
             raise ValueError(f"tile_size must be >= 16, got {self.tile_size}")
+        if int(self.n_workers) < 0:
+            raise ValueError(f"n_workers must be >= 0 (0 = one per CPU), got {self.n_workers}")
 
 
 # -- kernel ------------------------------------------------------------------------------------
@@ -518,24 +525,46 @@ def _bbox_union(bboxes: np.ndarray) -> tuple[slice, slice]:
     return (slice(int(bboxes[:, 0].min()), int(bboxes[:, 1].max())), slice(int(bboxes[:, 2].min()), int(bboxes[:, 3].max())))
 
 
-def _object_bboxes(pipe: _Pipeline) -> np.ndarray:
-    """(y0, y1, x0, x1) of every stitched object, from the tiles' find_objects."""
-    n = pipe.stitcher.n_labels
-    boxes = np.empty((n + 1, 4), np.int64)
-    boxes[:, 0] = boxes[:, 2] = np.iinfo(np.int64).max
-    boxes[:, 1] = boxes[:, 3] = -1
-    for tile in pipe.tiles:
-        labels = pipe._tile_labels(tile.index)
-        for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
-            if sl is None:
-                continue
-            y0, x0 = tile.core[0].start, tile.core[1].start
-            b = boxes[lab]
-            b[0] = min(b[0], sl[0].start + y0)
-            b[1] = max(b[1], sl[0].stop + y0)
-            b[2] = min(b[2], sl[1].start + x0)
-            b[3] = max(b[3], sl[1].stop + x0)
-    return boxes
+_FORK_STATE: dict[str, Any] = {}
+
+
+def _call_in_fork(batch: range) -> list:
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):  # the parent's thread pool does not survive fork
+        return [_FORK_STATE["func"](i) for i in batch]
+
+
+def _map_groups(func, n: int, n_workers: int, report) -> list:
+    """``[func(i) for i in range(n)]``, in forked worker processes when ``n_workers > 1``.
+
+    The workers inherit the pipeline's state by fork (nothing large is pickled); only the small
+    results come back. Contiguous batches keep each worker's tile-label cache warm.
+    """
+    import multiprocessing
+
+    if n_workers <= 1 or n < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        results = []
+        for i in range(n):
+            results.append(func(i))
+            report(i + 1)
+        return results
+    from concurrent.futures import ProcessPoolExecutor
+
+    bounds = np.linspace(0, n, min(n, 4 * n_workers) + 1).astype(int)
+    batches = [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    _FORK_STATE["func"] = func
+    results = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                for part in pool.map(_call_in_fork, batches):
+                    results.extend(part)
+                    report(len(results))
+    finally:
+        _FORK_STATE.clear()
+    return results
 
 
 def _run(image, rms, params: PhotutilsParams, progress: ProgressCallback | None = None) -> PhotutilsResult:
@@ -544,7 +573,7 @@ def _run(image, rms, params: PhotutilsParams, progress: ProgressCallback | None 
     stitcher = pipe.detect()
     n_obj = stitcher.n_labels
     width = pipe.shape[1]
-    bboxes = _object_bboxes(pipe) if n_obj else np.zeros((1, 4), np.int64)
+    bboxes = stitcher.bboxes
     # group objects by the tile holding their first pixel: each group is deblended and catalogued
     # in one window around its objects' bounding boxes
     first = stitcher.first_pixel[1:]
@@ -559,11 +588,20 @@ def _run(image, rms, params: PhotutilsParams, progress: ProgressCallback | None 
     seg_first: list[np.ndarray] = [first]
     seg_parent: list[np.ndarray] = [np.arange(1, n_obj + 1)]
     seg_child: list[np.ndarray] = [np.zeros(n_obj, np.int64)]
-    for g, labels_in_group in enumerate(groups):
-        window = _bbox_union(bboxes[labels_in_group])
-        if params.deblend:
-            _deblend_group(pipe, window, labels_in_group, bboxes, patches, seg_first, seg_parent, seg_child)
-        pipe._report(g + 1, "deblend")
+    n_workers = int(params.n_workers) or (os.cpu_count() or 1)
+    if params.deblend:
+        def deblend(g: int):
+            out: tuple[dict, list, list, list] = ({}, [], [], [])
+            _deblend_group(pipe, groups[g], bboxes, *out)
+            return out
+
+        for part_patches, part_first, part_parent, part_child in _map_groups(
+            deblend, len(groups), n_workers, lambda done: pipe._report(done, "deblend")
+        ):
+            patches.update(part_patches)
+            seg_first += part_first
+            seg_parent += part_parent
+            seg_child += part_child
 
     # final numbering: every segment by first pixel; a deblended parent is replaced by its children
     seg_first_all = np.concatenate(seg_first)
@@ -594,15 +632,17 @@ def _run(image, rms, params: PhotutilsParams, progress: ProgressCallback | None 
     elif params.catalog:
         from ..catalog import build_catalog_window
 
-        tables = []
-        for labels_in_group in groups:
+        def catalog_of(g: int):
+            labels_in_group = groups[g]
             finals = np.concatenate([
                 child_luts[p][1:] if p in child_luts else parent_lut[[p]] for p in labels_in_group
             ])
             parent_of = np.concatenate([
                 np.full(len(child_luts[p]) - 1, p) if p in child_luts else [p] for p in labels_in_group
             ])
-            tables.append(build_catalog_window(pipe, final, finals, parent_of, bboxes[labels_in_group]))
+            return build_catalog_window(pipe, final, finals, parent_of, bboxes[labels_in_group])
+
+        tables = _map_groups(catalog_of, len(groups), n_workers, lambda done: None)
         from astropy.table import vstack
 
         catalog = vstack(tables, metadata_conflicts="silent")
@@ -621,7 +661,7 @@ def _run(image, rms, params: PhotutilsParams, progress: ProgressCallback | None 
     return PhotutilsResult(labels=labels, catalog=catalog, background=pipe.mesh, n_labels=n_final, n_detected=n_obj, info=info)
 
 
-def _deblend_group(pipe: _Pipeline, window, parents: np.ndarray, bboxes, patches, seg_first, seg_parent, seg_child) -> None:
+def _deblend_group(pipe: _Pipeline, parents: np.ndarray, bboxes, patches, seg_first, seg_parent, seg_child) -> None:
     """Deblend the group's objects (photutils deblend_sources on the window) and keep, for each
     object split in two or more, its children inside its bounding box."""
     from photutils.segmentation import SegmentationImage, deblend_sources

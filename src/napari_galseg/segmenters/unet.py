@@ -72,6 +72,8 @@ class UNetParams:
     # depth, re-fitting percentiles on the test field dropped test IoU from 0.57 to 0.36 (the levels
     # move with the galaxy content). Turn on for images with another zero point or unit.
     refit_recipe: bool = False
+    # start training from the weights of this local model folder (fine-tuning); never downloaded
+    init_weights: str = ""
     # machine
     device: str = "auto"
     bf16: str = "auto"
@@ -138,6 +140,12 @@ class UNetSegmenter(Segmenter):
         val = GridPatchDataset(image, truth, rms, recipe, split.val, p.patch_size, p.val_max_patches, p.seed) if split.val else None
         torch.manual_seed(p.seed)
         net = self.build_net(recipe.n_channels)
+        if p.init_weights:
+            start = UNetSegmenter.load(p.init_weights)  # checks the folder; local paths only
+            if start.net.architecture() != net.architecture():
+                raise ValueError(f"init_weights {p.init_weights} holds {start.net.architecture()}, but this training "
+                                 f"builds {net.architecture()}; set depth/base_width/recipe to match")
+            net.load_state_dict(start.net.state_dict())
         task = SegmentationTask(p.distance_weight, p.threshold)
         config = p.train_config()
 
@@ -239,8 +247,7 @@ class UNetSegmenter(Segmenter):
 
     def iter_labels(self, image, rms=None, region=None, progress=None) -> Iterator[tuple[int, int, np.ndarray]]:
         """Stream ``(y0, y1, labels int32)`` strips with frame-wide ids (for huge frames)."""
-        width = (region[3] - region[2]) if region is not None else image.shape[1]
-        return iter_label_strips(self.iter_maps(image, rms, region, progress), width, self.params.halo,
+        return iter_label_strips(self.iter_maps(image, rms, region, progress), self.params.halo,
                                  self.label_params(), min_strip=max(256, self.params.tile_size))
 
     def predict(self, image, rms=None, progress: ProgressCallback | None = None, return_probability: bool = False,
@@ -263,7 +270,7 @@ class UNetSegmenter(Segmenter):
         maps_iter = self.iter_maps(image, rms, window, progress)
         if return_probability:
             maps_iter = _tee_probability(maps_iter, prob, y_base)
-        for y0, y1, lab in iter_label_strips(maps_iter, w, self.params.halo, self.label_params(),
+        for y0, y1, lab in iter_label_strips(maps_iter, self.params.halo, self.label_params(),
                                              min_strip=max(256, self.params.tile_size)):
             labels[y0 - y_base: y1 - y_base] = lab
         if region is not None:
