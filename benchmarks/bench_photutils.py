@@ -207,9 +207,14 @@ def worker(args) -> None:
         labels, n = run_photutils(field)
     wall = time.perf_counter() - t1
     peak = _rss_mb()
+    # forked workers (--workers > 1): the largest child's peak; all children together are counted
+    # as workers × that (an upper bound: pages shared copy-on-write with the parent count twice)
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    if args.method.startswith("galseg") and args.workers > 1 and child > 0:
+        peak += args.workers * child
     quality = _quality(labels, field["truth"])
     print(json.dumps({"method": args.method, "wall_s": wall, "import_s": import_s, "peak_rss_mb": peak,
-                      "base_rss_mb": base_rss, "n_sources": n, **quality}))
+                      "base_rss_mb": base_rss, "child_peak_mb": child, "n_sources": n, **quality}))
 
 
 def ensure_field(workdir: Path, size: int, seed: int) -> dict:

@@ -239,3 +239,13 @@ def test_worker_processes_give_the_same_labels_and_catalog(field, untiled):
     for name in untiled.catalog.colnames:
         np.testing.assert_allclose(np.asarray(res.catalog[name], float), np.asarray(untiled.catalog[name], float),
                                    rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
+
+
+def test_progress_reaches_its_total_through_every_phase(field):
+    calls = []
+    segment(field, params=PARAMS, tile_size=64, progress=lambda done, total, msg: calls.append((done, total, msg)))
+    phases = [msg for _, _, msg in calls]
+    assert phases[0] == "background" and phases[-1] == "catalog" and "detect" in phases and "deblend" in phases
+    done, total, _ = calls[-1]
+    assert done == total and all(d <= t for d, t, _ in calls)
+    assert [d for d, _, _ in calls if d] == sorted(d for d, _, _ in calls if d)

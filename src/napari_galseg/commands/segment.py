@@ -108,9 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
     cls = get(args.method)  # KeyError lists the choices
     if args.params:
-        for f in dataclasses.fields(cls.Params):
-            default = f.default if f.default is not dataclasses.MISSING else "(required)"
-            print(f"{f.name} = {default!r}")
+        for name, default in dataclasses.asdict(cls.Params()).items():
+            print(f"{name} = {default!r}")
         return 0
     if not args.image:
         raise _error("missing IMG: galseg segment METHOD IMG -o OUT.fits")

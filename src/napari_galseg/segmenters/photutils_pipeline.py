@@ -31,7 +31,8 @@ Steps (the study's, with one correction made optional):
    segments (centroid, area, fluxes, ellipse, Kron), in windows large enough to hold every Kron
    aperture, so the tiled catalog equals the untiled one.
 
-Labels are numbered 1..n in raster order of each segment's first pixel; whatever ``tile_size``, the
+Labels are numbered 1..n in raster order of each segment's first pixel; whatever ``tile_size`` or
+``n_workers`` (deblending and the catalog in forked processes, one group of objects per tile), the
 result is identical (tests check it). Numpy input gives numpy labels; dask input gives a lazy dask
 array whose blocks are produced on demand (written tile by tile), and peak memory stays at a few
 tiles plus 1 bit per pixel.
@@ -443,12 +444,18 @@ class _Pipeline:
         self.mesh = mesh
         return mesh
 
-    def _report(self, done: int, msg: str) -> None:
-        total = 2 * len(self.tiles) + self._n_groups_estimate
-        offset = {"background": 0, "detect": len(self.tiles), "deblend": 2 * len(self.tiles)}[msg]
-        self.progress(min(offset + done, total), total, msg)
+    #: number of object groups (known after detection); each is one deblending and one catalog step
+    _n_groups = 0
 
-    _n_groups_estimate = 0
+    def _report(self, done: int, msg: str) -> None:
+        """progress(done, total, phase): tiles twice (background, detection), then the groups of
+        objects once for deblending and once for the catalog (as enabled)."""
+        n_tiles = len(self.tiles)
+        phases = ["background", "detect"] + [name for name, on in (("deblend", self.p.deblend), ("catalog", self.p.catalog)) if on]
+        sizes = {"background": n_tiles, "detect": n_tiles, "deblend": self._n_groups, "catalog": self._n_groups}
+        offset = sum(sizes[name] for name in phases[: phases.index(msg)])
+        total = sum(sizes[name] for name in phases)
+        self.progress(min(offset + done, total), total, msg)
 
     _last_prepared: tuple | None = None
 
@@ -581,7 +588,7 @@ def _run(image, rms, params: PhotutilsParams, progress: ProgressCallback | None 
     owner = (fy // pipe.tile) * pipe.grid[1] + (fx // pipe.tile)
     order = np.argsort(owner, kind="stable")
     groups = np.split(order + 1, np.flatnonzero(np.diff(owner[order])) + 1) if n_obj else []
-    pipe._n_groups_estimate = len(groups)
+    pipe._n_groups = len(groups)
 
     # segments: (first pixel, parent label, child index 0 = undeblended)
     patches: dict[int, tuple[tuple[slice, slice], np.ndarray]] = {}  # parent -> (bbox, local child ids)
@@ -642,7 +649,7 @@ def _run(image, rms, params: PhotutilsParams, progress: ProgressCallback | None 
             ])
             return build_catalog_window(pipe, final, finals, parent_of, bboxes[labels_in_group])
 
-        tables = _map_groups(catalog_of, len(groups), n_workers, lambda done: None)
+        tables = _map_groups(catalog_of, len(groups), n_workers, lambda done: pipe._report(done, "catalog"))
         from astropy.table import vstack
 
         catalog = vstack(tables, metadata_conflicts="silent")
