@@ -109,3 +109,6 @@ def test_every_registered_method_gets_a_widget(make_napari_viewer):
     for name in segmenters.available():
         widget = SegmenterWidget(viewer, method=name)
         assert len(list(widget.params)) > 0
+        # the form shows every default exactly (no rounding of small floats such as contrast=0.001)
+        assert widget.current_params() == widget.segmenter_cls.Params(), name
+        assert widget.layer_name(widget.current_params()) == name

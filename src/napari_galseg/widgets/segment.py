@@ -28,7 +28,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from .. import segmenters
 from ..segmenters.base import Segmenter
@@ -55,7 +55,10 @@ class _ProgressRelay(QObject):
     def __call__(self, done: int, total: int, message: str = "") -> None:
         if self.cancel_requested:
             raise Cancelled("cancelled")
-        self.progressed.emit(int(done), int(total), str(message))
+        try:
+            self.progressed.emit(int(done), int(total), str(message))
+        except RuntimeError:  # the widget was closed while the worker ran: stop quietly
+            raise Cancelled("widget closed") from None
 
 
 def _param_widget(f: dataclasses.Field, annotation, value):
@@ -69,7 +72,12 @@ def _param_widget(f: dataclasses.Field, annotation, value):
     if annotation is int:
         return SpinBox(name=f.name, label=label, value=int(value), min=-(2**31), max=2**31 - 1)
     if annotation is float:
-        return FloatSpinBox(name=f.name, label=label, value=float(value), min=-1e12, max=1e12, step=0.1)
+        # the step sets the shown decimals: set it before the value, or 0.001 would round to 0.0
+        value = float(value)
+        step = 10.0 ** (np.floor(np.log10(abs(value))) - 1) if value else 0.1
+        widget = FloatSpinBox(name=f.name, label=label, min=-1e12, max=1e12, step=min(step, 0.1))
+        widget.value = value
+        return widget
     if annotation is str:
         return LineEdit(name=f.name, label=label, value=str(value))
     # Optional[...], tuples, lists: edited as JSON (the same text `galseg segment --set` accepts)
@@ -125,7 +133,6 @@ class SegmenterWidget(QWidget):
                 _param_widget(f, self._hints[f.name], getattr(self.segmenter_cls.Params(), f.name))
                 for f in dataclasses.fields(self.segmenter_cls.Params)
             ],
-            label="parameters",
         )
         self.fov_button = PushButton(text="Run on field of view")
         self.whole_button = PushButton(text="Run on whole image")
@@ -143,13 +150,16 @@ class SegmenterWidget(QWidget):
             self.load_button.changed.connect(self._load_model)
             self.train_button.changed.connect(self._train)
             self.save_button.changed.connect(self._save_model)
-        widgets += [self.params, self.fov_button, self.whole_button, self.cancel_button, self.status]
         self.form = Container(widgets=widgets)
+        self.actions = Container(widgets=[self.fov_button, self.whole_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
         self.progress.setVisible(False)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
+        layout.addWidget(QLabel(f"<b>{self.method} parameters</b>"))
+        layout.addWidget(self.params.native)
+        layout.addWidget(self.actions.native)
         layout.addWidget(self.progress)
         layout.addStretch(1)
 
@@ -348,22 +358,26 @@ def _materialise(labels):
     return open_fits(path).pyramid()
 
 
+#: napari's Shapes layer slows down with many shapes: above this, sources are drawn as points
+MAX_ELLIPSES = 5000
+
+
 def _show_catalog(viewer, catalog, name, translate, scale):
-    """Catalog positions as a Points layer carrying the catalog columns as features."""
-    cols = {c.lower(): c for c in catalog.colnames}
-    xcol = next((cols[c] for c in ("xcentroid", "x", "x_centroid") if c in cols), None)
-    ycol = next((cols[c] for c in ("ycentroid", "y", "y_centroid") if c in cols), None)
-    if xcol is None or ycol is None:
-        return None
-    coords = np.column_stack([np.asarray(catalog[ycol], float), np.asarray(catalog[xcol], float)])
-    features = {c: np.asarray(catalog[c]) for c in catalog.colnames if np.ndim(catalog[c]) == 1 and np.asarray(catalog[c]).dtype.kind in "ifub"}
+    """The catalog over the image: ellipses (Shapes) for moderate counts, else points; the catalog
+    columns travel as features, so hovering a source shows its flux, area, Kron radius…"""
+    from ..catalog import ellipse_corners, points_data
+
+    coords, features = points_data(catalog)
     layer_name = f"{name} catalog"
     if layer_name in viewer.layers:
         viewer.layers.remove(layer_name)
-    return viewer.add_points(
-        coords, name=layer_name, translate=translate, scale=scale, features=features, size=6,
-        face_color="transparent", border_color="cyan", visible=True,
-    )
+    common = {"name": layer_name, "translate": translate, "scale": scale, "features": features}
+    if len(coords) <= MAX_ELLIPSES and "semimajor_axis" in catalog.colnames:
+        return viewer.add_shapes(
+            list(ellipse_corners(catalog)), shape_type="ellipse", edge_color="cyan", edge_width=0.8,
+            face_color="transparent", **common,
+        )
+    return viewer.add_points(coords, size=6, face_color="transparent", border_color="cyan", **common)
 
 
 class PhotutilsWidget(SegmenterWidget):
