@@ -16,9 +16,12 @@ peak-memory reading.
 Methods (same detection settings everywhere: Gaussian FWHM 3 px / 5×5 kernel, threshold 3σ of the
 *smoothed* noise, ≥10 connected pixels, 32 deblending levels, contrast 0.001):
 
-* ``galseg``: our pipeline, lazy FITS input, tiles of ``tile_size``, deblending + SourceCatalog
-  (``--workers N``: deblending and catalog in N forked processes).
-* ``galseg-nocat``: the same without the catalog; ``galseg-detect``: no deblending, no catalog.
+* ``galseg``: our pipeline, lazy FITS input, tiles of ``tile_size``, deblending + the "basic"
+  catalog (centroid, bbox, area, second-moment ellipse, segment flux + error, min/max: what
+  ``sep.extract`` returns too), per-tile passes in ``--threads`` threads (0 = one per CPU),
+  ``--workers N``: deblending in N forked processes.
+* ``galseg-full``: the same with the "full" catalog (photutils' SourceCatalog, adding Kron radius
+  and Kron flux); ``galseg-nocat``: no catalog; ``galseg-detect``: no deblending, no catalog.
 * ``sep``: ``sep.Background`` + ``sep.extract(..., segmentation_map=True)`` (matched filter, so its
   threshold is also in units of the smoothed noise); frames over ``--sep-tile-above`` pixels per
   side run in 4096² tiles with a 128 px halo, keeping objects whose centre is in the tile core.
@@ -40,7 +43,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("galseg", "galseg-nocat", "galseg-detect", "sep", "photutils")
+METHODS = ("galseg", "galseg-full", "galseg-nocat", "galseg-detect", "sep", "photutils")
+CATALOG = {"galseg": "basic", "galseg-full": "full", "galseg-nocat": "none", "galseg-detect": "none"}
 NSIGMA, FWHM, KSIZE, NPIX, NLEVELS, CONTRAST = 3.0, 3.0, 5, 10, 32, 0.001
 
 
@@ -64,20 +68,23 @@ def _load(path):
     return np.ascontiguousarray(fits.getdata(path), dtype=np.float32)
 
 
-def run_galseg(field: dict, variant: str, tile_size: int, workers: int):
+def run_galseg(field: dict, variant: str, tile_size: int, workers: int, threads: int, labels_to: str = "fits"):
     from napari_galseg.io import open_fits, write_labels
     from napari_galseg.segmenters.photutils_pipeline import segment
 
     image = open_fits(field["image"])
     result = segment(
         image.data, nsigma=NSIGMA, fwhm=FWHM, kernel_size=KSIZE, n_pixels=NPIX, n_levels=NLEVELS,
-        contrast=CONTRAST, deblend=variant != "galseg-detect", catalog=variant == "galseg", tile_size=tile_size,
-        n_workers=workers,
+        contrast=CONTRAST, deblend=variant != "galseg-detect", catalog=CATALOG[variant], tile_size=tile_size,
+        n_workers=workers, n_threads=threads,
     )
-    # end-to-end: the lazy labels are produced tile by tile while being written to disk
+    n = len(result.catalog) if result.catalog is not None else result.n_labels
+    if labels_to == "memory":  # like SEP and plain photutils: the whole label image in memory
+        return result.labels.compute(scheduler="synchronous"), n  # blocks share a tile-label cache: one thread is faster
+    # end-to-end: the lazy labels are produced block by block while being written to disk
     out = Path(field["workdir"]) / f"labels-{variant}.fits"
     write_labels(out, result.labels, like=image, overwrite=True)
-    return out, (len(result.catalog) if result.catalog is not None else result.n_labels)
+    return out, n
 
 
 def run_sep(field: dict, tile_above: int):
@@ -200,7 +207,7 @@ def worker(args) -> None:
     base_rss = _rss_mb()
     t1 = time.perf_counter()
     if args.method.startswith("galseg"):
-        labels, n = run_galseg(field, args.method, args.tile_size, args.workers)
+        labels, n = run_galseg(field, args.method, args.tile_size, args.workers, args.threads, args.labels)
     elif args.method == "sep":
         labels, n = run_sep(field, args.sep_tile_above)
     else:
@@ -213,19 +220,23 @@ def worker(args) -> None:
     if args.method.startswith("galseg") and args.workers > 1 and child > 0:
         peak += args.workers * child
     quality = _quality(labels, field["truth"])
-    print(json.dumps({"method": args.method, "wall_s": wall, "import_s": import_s, "peak_rss_mb": peak,
+    print(json.dumps({"method": args.method, "catalog": CATALOG.get(args.method, "sep" if args.method == "sep" else "full"),
+                      "labels_to": args.labels if args.method.startswith("galseg") else "memory",
+                      "threads": args.threads, "wall_s": wall, "import_s": import_s, "peak_rss_mb": peak,
                       "base_rss_mb": base_rss, "child_peak_mb": child, "n_sources": n, **quality}))
 
 
 def ensure_field(workdir: Path, size: int, seed: int) -> dict:
-    from napari_galseg.synth import write_field
-
     folder = workdir / f"field-{size}-s{seed}"
     files = {"image": folder / "img.fits", "rms": folder / "rms.fits", "truth": folder / "true.fits"}
     if not all(p.exists() for p in files.values()):
         t = time.perf_counter()
         print(f"writing the {size}² synthetic field to {folder} ...", file=sys.stderr, flush=True)
-        write_field(folder, size=size, seed=seed, overwrite=True)
+        # in a child process: Linux keeps ru_maxrss across fork + exec, so a parent grown by the
+        # field's generation would inflate every method's peak memory reading
+        code = ("import sys; from napari_galseg.synth import write_field; "
+                "write_field(sys.argv[1], size=int(sys.argv[2]), seed=int(sys.argv[3]), overwrite=True)")
+        subprocess.run([sys.executable, "-c", code, str(folder), str(size), str(seed)], check=True)
         print(f"  done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     return {k: str(v) for k, v in files.items()} | {"workdir": str(folder)}
 
@@ -238,6 +249,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per method and size (the best is reported)")
     parser.add_argument("--tile-size", type=int, default=512, help="our pipeline's tile side")
     parser.add_argument("--workers", type=int, default=1, help="our pipeline's n_workers (processes for deblending + catalog)")
+    parser.add_argument("--threads", type=int, default=0, help="our pipeline's n_threads (per-tile passes; 0 = one per CPU)")
+    parser.add_argument("--labels", choices=("fits", "memory"), default="fits",
+                        help="our labels: written to a FITS file block by block (end to end, default) or computed into memory like SEP's")
     parser.add_argument("--sep-tile-above", type=int, default=16384, help="SEP runs tiled above this side")
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "galseg-bench")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per method run")
@@ -261,7 +275,9 @@ def main(argv=None) -> int:
             best = None
             for _ in range(args.repeat):
                 cmd = [sys.executable, __file__, "--worker", "--method", method, "--field", json.dumps(field),
-                       "--tile-size", str(args.tile_size), "--workers", str(args.workers), "--sep-tile-above", str(args.sep_tile_above)]
+                       "--tile-size", str(args.tile_size), "--workers", str(args.workers), "--threads", str(args.threads),
+                       "--labels", args.labels,
+                       "--sep-tile-above", str(args.sep_tile_above)]
                 try:
                     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout)
                 except subprocess.TimeoutExpired:
@@ -281,11 +297,11 @@ def main(argv=None) -> int:
                 print(f"  {method:14s} {best['wall_s']:8.1f} s  {best['peak_rss_mb']:8.0f} MB", file=sys.stderr, flush=True)
         sep_row = rows.get("sep")
         print(f"\n{size}×{size} ({size * size / 1e6:.1f} Mpix)")
-        print(f"{'method':14s} {'wall s':>8s} {'Mpix/s':>8s} {'peak MB':>8s} {'IoU':>6s} {'Dice':>6s} {'n':>7s} {'speed/SEP':>9s} {'mem/SEP':>8s}")
+        print(f"{'method':14s} {'catalog':>8s} {'wall s':>8s} {'Mpix/s':>8s} {'peak MB':>8s} {'IoU':>6s} {'Dice':>6s} {'n':>7s} {'speed/SEP':>9s} {'mem/SEP':>8s}")
         for method, r in rows.items():
             speed = f"{sep_row['wall_s'] / r['wall_s']:.2f}" if sep_row else "-"
             mem = f"{r['peak_rss_mb'] / sep_row['peak_rss_mb']:.2f}" if sep_row else "-"
-            print(f"{method:14s} {r['wall_s']:8.2f} {r['mpix_s']:8.2f} {r['peak_rss_mb']:8.0f} {r['iou']:6.3f} {r['dice']:6.3f} "
+            print(f"{method:14s} {r['catalog']:>8s} {r['wall_s']:8.2f} {r['mpix_s']:8.2f} {r['peak_rss_mb']:8.0f} {r['iou']:6.3f} {r['dice']:6.3f} "
                   f"{r['n_sources']:7d} {speed:>9s} {mem:>8s}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

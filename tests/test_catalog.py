@@ -4,7 +4,9 @@ import pytest
 from astropy.table import Table
 
 from napari_galseg.catalog import (
+    BASIC_COLUMNS,
     CATALOG_COLUMNS,
+    basic_catalog,
     source_catalog,
     write_catalog,
     write_ds9_regions,
@@ -26,7 +28,7 @@ def _blobs():
 @pytest.fixture(scope="module")
 def result():
     img, sources = _blobs()
-    return segment(img, box_size=40, deblend=False), sources
+    return segment(img, box_size=40, deblend=False, catalog="full"), sources
 
 
 def test_catalog_rows_match_planted_sources(result):
@@ -52,7 +54,7 @@ def test_pipeline_catalog_equals_direct_sourcecatalog(result):
 
     res, _ = result
     img, _ = _blobs()
-    pipe = _Pipeline(img, None, PhotutilsParams(box_size=40, deblend=False), None)
+    pipe = _Pipeline(img, None, PhotutilsParams(box_size=40, deblend=False, catalog="full"), None)
     pipe.background()
     data, conv, _, rms, valid = pipe.prepare((slice(0, 120), slice(0, 160)))
     direct = source_catalog(data, res.labels, convolved=conv, error=rms, mask=~valid)
@@ -132,3 +134,77 @@ def test_points_and_ellipse_shapes_for_viewers(result):
     np.testing.assert_allclose(corners.mean(axis=1), coords, atol=1e-9)
     a, b = res.catalog["semimajor_axis"].value, res.catalog["semiminor_axis"].value
     np.testing.assert_allclose(np.hypot(*(corners[:, 0] - coords).T), np.hypot(a, b), rtol=1e-9)
+
+
+# -- the vectorised "basic" catalog ------------------------------------------------------------
+
+
+def _photutils_segments():
+    """A realistic synthetic field segmented and deblended by photutils itself, with masked pixels."""
+    import warnings
+
+    from astropy.convolution import convolve
+    from photutils.background import Background2D
+    from photutils.segmentation import (
+        deblend_sources,
+        detect_sources,
+        make_2dgaussian_kernel,
+    )
+
+    from napari_galseg.synth import make_field
+
+    img = make_field(size=256, seed=1).image.astype(np.float32)
+    img[10:20, 30:200] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bkg = Background2D(img, 32)
+    data = (img - bkg.background).astype(np.float32)
+    conv = convolve(np.nan_to_num(data), make_2dgaussian_kernel(3.0, size=5).array).astype(np.float32)
+    segm = detect_sources(conv, 0.5 * bkg.background_rms, n_pixels=10)
+    segm = deblend_sources(conv, segm, 10, progress_bar=False)
+    return data, conv, bkg.background_rms, ~np.isfinite(img), segm.data
+
+
+def test_basic_catalog_equals_photutils_sourcecatalog():
+    data, conv, rms, mask, labels = _photutils_segments()
+    assert labels.max() > 20 and (labels[10:20] > 0).any()  # masked pixels inside segments
+    ref = source_catalog(data, labels, convolved=conv, error=rms, mask=mask)
+    got = basic_catalog(data, labels, convolved=conv, error=rms, mask=mask)
+    assert got.colnames == ["label", "parent", *BASIC_COLUMNS[1:]] and len(got) == len(ref)
+    for name in got.colnames:
+        a, b = np.asarray(getattr(ref[name], "value", ref[name]), float), np.asarray(getattr(got[name], "value", got[name]), float)
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=name)  # photutils sums float32 data in float32
+    assert got["orientation"].unit == "deg" and got["area"].unit == "pix2"
+
+
+def test_basic_catalog_of_the_pipeline_equals_photutils_on_its_labels(result):
+    """The pipeline's basic catalog (sums merged across tiles, deblended children) agrees with
+    SourceCatalog on the final label image."""
+    from napari_galseg.segmenters.photutils_pipeline import PhotutilsParams, _Pipeline
+    from napari_galseg.synth import make_field
+
+    img = make_field(size=256, seed=0).image
+    params = PhotutilsParams(box_size=32, tile_size=64)
+    res = segment(img, params=params)
+    assert res.info["n_tiles"] == 16 and res.info["n_deblended_parents"] >= 1 and res.catalog.meta["catalog"] == "basic"
+    pipe = _Pipeline(img, None, params, None)
+    pipe.background()
+    data, conv, _, rms, valid = pipe.prepare((slice(0, 256), slice(0, 256)))
+    ref = source_catalog(data, res.labels, convolved=conv, error=rms, mask=~valid)
+    assert len(res.catalog) == len(ref) == res.labels.max()
+    for name in [c for c in res.catalog.colnames if c != "parent"]:
+        np.testing.assert_allclose(np.asarray(getattr(res.catalog[name], "value", res.catalog[name]), float),
+                                   np.asarray(getattr(ref[name], "value", ref[name]), float), rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
+    # the parent column names the detection each deblended child came from
+    parent_of = dict(zip(ref["label"].tolist(), res.catalog["parent"].tolist()))
+    assert len(set(parent_of.values())) < len(parent_of)
+
+
+def test_basic_catalog_of_empty_labels_and_catalog_choices():
+    assert len(basic_catalog(np.zeros((5, 5)), np.zeros((5, 5), int))) == 0
+    img, _ = _blobs()
+    res = segment(img, box_size=40, catalog="none")
+    assert res.catalog is None
+    with pytest.raises(ValueError, match="catalog must be"):
+        segment(img, box_size=40, catalog="kron")
+    assert segment(img, box_size=40, catalog=True).catalog.meta["catalog"] == "basic"

@@ -19,7 +19,7 @@ SETS = ["--set", "box_size=32", "--set", "tile_size=64"]
 
 def test_segment_photutils_writes_labels_and_catalog(field, tmp_path, capsys):
     out, cat = tmp_path / "labels.fits", tmp_path / "sources.ecsv"
-    rc = main(["segment", "photutils", str(field["image"]), "--rms", str(field["rms"]), "-o", str(out), "--catalog", str(cat), *SETS])
+    rc = main(["segment", "photutils", str(field["image"]), "--rms", str(field["rms"]), "-o", str(out), "--catalog", str(cat), *SETS, "--set", "catalog=full"])
     assert rc == 0
     with fits.open(out) as hdul:
         labels = hdul[0].data

@@ -108,10 +108,67 @@ def test_tiled_equals_untiled_labels_and_catalog(field, untiled, tile_size):
         np.testing.assert_allclose(np.asarray(b[name], float), np.asarray(a[name], float), rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
 
 
+def test_tiled_equals_untiled_full_catalog_with_kron(field):
+    """catalog="full" (photutils' SourceCatalog with Kron photometry, in grown windows) is also
+    independent of the tiling, and agrees with the basic catalog on the shared columns."""
+    untiled_full = segment(field, params=PARAMS, catalog="full")
+    tiled_full = segment(field, params=PARAMS, catalog="full", tile_size=96)
+    basic = segment(field, params=PARAMS, tile_size=96).catalog
+    assert "kron_flux" in tiled_full.catalog.colnames and "kron_flux" not in basic.colnames
+    for name in untiled_full.catalog.colnames:
+        np.testing.assert_allclose(np.asarray(tiled_full.catalog[name], float), np.asarray(untiled_full.catalog[name], float),
+                                   rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
+    for name in basic.colnames:
+        np.testing.assert_allclose(np.asarray(basic[name], float), np.asarray(untiled_full.catalog[name], float),
+                                   rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=name)
+
+
 def test_dask_input_gives_lazy_labels_equal_to_untiled(field, untiled):
     res = segment(da.from_array(field, chunks=50), params=PARAMS, tile_size=64, catalog=False)
     assert isinstance(res.labels, da.Array)
     assert np.array_equal(res.labels.compute(), untiled.labels)
+
+
+def test_dask_input_that_is_not_a_plain_from_array_is_read_through_dask(field, untiled):
+    lazy = da.from_array(field, chunks=70) * np.float32(1)  # a computed graph: no direct source
+    res = segment(lazy, params=PARAMS, tile_size=64)
+    assert isinstance(res.labels, da.Array) and res.labels.chunks[0][0] == 64
+    assert np.array_equal(res.labels.compute(), untiled.labels)
+    assert len(res.catalog) == len(untiled.catalog)
+
+
+class _Reader:
+    """An array-like that counts what is read (like our FITS reader, h5py or zarr)."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.ndim, self.pixels_read = data, data.shape, data.dtype, data.ndim, 0
+
+    def __getitem__(self, key):
+        out = self.data[key]
+        self.pixels_read += out.size
+        return out
+
+
+def test_array_likes_behind_from_array_are_read_window_by_window(field, untiled):
+    from napari_galseg.segmenters.photutils_pipeline import _direct_source
+
+    reader = _Reader(field)
+    lazy = da.from_array(reader, chunks=128, asarray=False)
+    assert _direct_source(lazy) is reader and _direct_source(lazy + 1) is not reader
+    res = segment(lazy, params=PARAMS, tile_size=64, catalog="none")
+    assert np.array_equal(res.labels.compute(), untiled.labels)
+    # two passes over 64² tiles (+ a 2 px halo) and small windows for border objects: far less
+    # than whole 128² chunks for every tile
+    assert reader.pixels_read < 4 * field.size
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_threads_give_the_same_labels_and_catalog(field, untiled, n_threads):
+    res = segment(field, params=PARAMS, tile_size=64, n_threads=n_threads)
+    assert np.array_equal(res.labels, untiled.labels)
+    for name in untiled.catalog.colnames:
+        np.testing.assert_allclose(np.asarray(res.catalog[name], float), np.asarray(untiled.catalog[name], float),
+                                   rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
 
 
 def test_pipeline_agrees_with_photutils_detect_and_deblend(field, untiled):
@@ -126,6 +183,30 @@ def test_pipeline_agrees_with_photutils_detect_and_deblend(field, untiled):
     segm = detect_sources(conv, threshold, n_pixels=PARAMS.n_pixels)
     segm = deblend_sources(conv, segm, PARAMS.n_pixels, progress_bar=False)
     assert np.array_equal(canonical_relabel(segm.data), untiled.labels)
+
+
+@pytest.mark.parametrize("mode, connectivity, nsigma, contrast", [
+    ("exponential", 8, 2.0, 0.001), ("linear", 8, 1.5, 0.001), ("sinh", 4, 2.0, 0.001), ("exponential", 4, 1.5, 0.001),
+    ("exponential", 8, 1.5, 0.05),  # the contrast criterion drops faint children
+])
+def test_deblending_equals_photutils_deblend_sources_on_a_crowded_field(mode, connectivity, nsigma, contrast):
+    """Our deblender (all threshold levels of an object labelled at once, objects that cannot
+    split skipped) gives exactly photutils' deblend_sources partition, object by object."""
+    from photutils.segmentation import deblend_sources, detect_sources
+
+    from napari_galseg.synth import make_field
+
+    img = make_field(size=320, seed=0).image
+    params = PhotutilsParams(box_size=32, nsigma=nsigma, n_pixels=6, deblend_mode=mode, connectivity=connectivity,
+                             contrast=contrast, catalog="none")
+    ours = segment(img, params=params, tile_size=96)
+    assert ours.info["n_deblended_parents"] >= 4
+    pipe = _Pipeline(img, None, params, None)
+    pipe.background()
+    _, conv, threshold, _, _ = pipe.prepare((slice(0, 320), slice(0, 320)))
+    segm = detect_sources(conv, threshold, n_pixels=params.n_pixels, connectivity=connectivity)
+    segm = deblend_sources(conv, segm, params.n_pixels, mode=mode, connectivity=connectivity, contrast=contrast, progress_bar=False)
+    assert np.array_equal(canonical_relabel(segm.data), ours.labels)
 
 
 def test_filtered_threshold_uses_the_smoothed_noise(field):

@@ -9,6 +9,7 @@ from napari_galseg.tiling import (
     canonical_relabel,
     iter_tiles,
     label_mask,
+    map_ordered,
 )
 
 
@@ -123,3 +124,55 @@ def test_stitcher_bounding_boxes_cover_whole_objects():
     expected = label_mask(mask, min_area=5)
     for label, sl in enumerate(ndimage.find_objects(expected), start=1):
         assert tuple(stitcher.bboxes[label]) == (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
+
+
+def test_map_ordered_keeps_order_and_bounds_work_ahead():
+    import threading
+    import time
+
+    started = []
+    lock = threading.Lock()
+
+    def work(i):
+        with lock:
+            started.append(i)
+        time.sleep(0.002 * (i % 3))  # finish out of order
+        return i * i
+
+    consumed = []
+    for k, value in enumerate(map_ordered(work, range(20), n_threads=2, max_ahead=3)):
+        with lock:
+            assert len(started) <= k + 1 + 3  # never more than max_ahead beyond the consumer
+        consumed.append(value)
+    assert consumed == [i * i for i in range(20)]
+    assert list(map_ordered(work, range(5), n_threads=1)) == [0, 1, 4, 9, 16]
+
+
+def test_map_ordered_propagates_errors():
+    def work(i):
+        if i == 3:
+            raise ValueError("tile 3 is bad")
+        return i
+
+    with pytest.raises(ValueError, match="tile 3"):
+        list(map_ordered(work, range(8), n_threads=2))
+
+
+def test_add_labels_and_node_labels_allow_labelling_elsewhere():
+    """Tiles labelled outside the stitcher (e.g. in threads) and recorded in order give the same
+    result; node_labels maps every tile-local component to its final label."""
+    mask = _random_mask(seed=9, shape=(70, 90))
+    stitcher = ComponentStitcher(mask.shape)
+    tiles = list(iter_tiles(mask.shape, 25))
+    labelled = [stitcher.label_tile(mask[t.core]) for t in tiles]
+    for tile, (labels, n) in zip(tiles, labelled):
+        stitcher.add_labels(tile, labels, n)
+    stitcher.finish(min_area=4)
+    expected = label_mask(mask, min_area=4)
+    nodes = stitcher.node_labels
+    for tile, (labels, n) in zip(tiles, labelled):
+        offset = stitcher._offsets[tile.index]
+        lut = np.concatenate([[0], nodes[offset : offset + n]])
+        assert np.array_equal(lut[labels], expected[tile.core])
+    with pytest.raises(ValueError, match="does not match"):
+        ComponentStitcher(mask.shape).add_labels(tiles[0], np.zeros((3, 3), np.int32), 0)

@@ -8,6 +8,17 @@ in pixels, ``orientation`` in degrees counter-clockwise from +x, ``eccentricity`
 ``ellipticity``), ``segment_flux`` (+ error), ``kron_radius``, ``kron_flux`` (+ error),
 ``min_value``, ``max_value``; ``ra``/``dec`` when a WCS is given.
 
+Two ways to make it, same definitions (photutils' SourceCatalog's):
+
+* ``"basic"`` — every column but the Kron ones, computed vectorised from per-segment pixel sums
+  (:func:`segment_sums`, :func:`merge_sums`, :func:`table_from_sums`): one pass of
+  ``np.bincount`` over the segment pixels, no Python per object. Second moments are accumulated as
+  central moments and merged across tiles with the parallel-axis rule, so tiled and untiled sums
+  agree to rounding (~1e-12 relative). Agreement with SourceCatalog is tested.
+* ``"full"`` — photutils' SourceCatalog itself, with ``kron_radius``, ``kron_flux`` and
+  ``kron_flux_err`` (Kron photometry needs each source's neighbourhood out to ~6 semimajor axes
+  and runs per object in Python: ~1 ms per source).
+
 Every export is atomic and never replaces an existing file unless ``overwrite=True``.
 """
 from __future__ import annotations
@@ -22,12 +33,17 @@ import numpy as np
 from ._atomic import atomic_path
 
 __all__ = [
+    "BASIC_COLUMNS",
     "CATALOG_COLUMNS",
     "add_sky_coordinates",
+    "basic_catalog",
     "build_catalog_window",
     "ellipse_corners",
+    "merge_sums",
     "points_data",
+    "segment_sums",
     "source_catalog",
+    "table_from_sums",
     "write_catalog",
     "write_ds9_regions",
 ]
@@ -38,6 +54,9 @@ CATALOG_COLUMNS = [
     "semimajor_axis", "semiminor_axis", "orientation", "eccentricity", "ellipticity", "min_value", "max_value",
     "segment_flux", "segment_flux_err", "kron_radius", "kron_flux", "kron_flux_err",
 ]
+
+#: the columns of the ``"basic"`` catalog (all but the Kron ones)
+BASIC_COLUMNS = [c for c in CATALOG_COLUMNS if not c.startswith("kron_")]
 
 
 def _to_table(cat, offset=(0, 0)):
@@ -75,10 +94,10 @@ def source_catalog(data, labels, convolved=None, error=None, mask=None, parent=N
     return table
 
 
-def _empty_table():
+def _empty_table(columns=None):
     from astropy.table import Table
 
-    names = ["label", "parent"] + CATALOG_COLUMNS[1:]
+    names = ["label", "parent"] + list(columns or CATALOG_COLUMNS)[1:]
     dtypes = [np.int64, np.int64] + [np.float64] * (len(names) - 2)
     return Table(names=names, dtype=dtypes)
 
@@ -142,6 +161,191 @@ def build_catalog_window(pipe, final, finals, parent_of, bboxes):
     parent_lookup = dict(zip(finals.tolist(), np.asarray(parent_of).tolist()))
     table.add_column([parent_lookup[int(v)] for v in table["label"]], name="parent", index=1)
     return table
+
+
+# -- the vectorised ("basic") catalog ----------------------------------------------------------
+
+#: fields of the per-segment sums (each a 1-D array, one entry per segment)
+SUM_FIELDS = ("w", "xc", "yc", "mxx", "myy", "mxy", "n_valid", "flux", "err2", "vmin", "vmax", "y0", "y1", "x0", "x1")
+
+
+def segment_sums(labels, n, data, convolved, error, valid, origin=(0, 0)) -> dict:
+    """Per-segment sums over the pixels of ``labels`` (ids 1..n; row i of each array is label i+1).
+
+    ``w``: Σ of the moment weights (``convolved`` clipped at 0, 0 where invalid, as SourceCatalog's
+    moment data); ``xc``/``yc``: weighted centroid (global pixel coordinates, ``origin`` = (y, x) of
+    ``labels[0, 0]``); ``mxx``/``myy``/``mxy``: weighted *central* second moments (Σ w·dx²...,
+    not normalised); ``n_valid``: unmasked pixels; ``flux``: Σ data; ``err2``: Σ error²;
+    ``vmin``/``vmax``: data extremes; ``y0, y1, x0, x1``: bounding box (half-open, global).
+    Sums run in float64 in raster order of the pixels, so they do not depend on the window.
+    """
+    labels = np.asarray(labels)
+    nx = labels.shape[1]
+    flat = labels.ravel()
+    idx = np.flatnonzero(flat)
+    lab = flat[idx].astype(np.intp) - 1
+    ys, xs = np.divmod(idx, nx)
+    ok = np.asarray(valid).ravel()[idx]
+    d = np.asarray(data).ravel()[idx].astype(np.float64)
+    w = np.asarray(convolved).ravel()[idx].astype(np.float64)
+    w[~ok | ~np.isfinite(w) | (w < 0)] = 0.0
+    lab_ok = lab[ok]
+    out = {"n_valid": np.bincount(lab_ok, minlength=n).astype(np.float64)}
+    out["flux"] = np.bincount(lab_ok, weights=d[ok], minlength=n)
+    e = np.asarray(error).ravel()[idx][ok].astype(np.float64) if error is not None else np.zeros(len(lab_ok))
+    out["err2"] = np.bincount(lab_ok, weights=e * e, minlength=n)
+    vmin = np.full(n, np.inf)
+    vmax = np.full(n, -np.inf)
+    np.minimum.at(vmin, lab_ok, d[ok])
+    np.maximum.at(vmax, lab_ok, d[ok])
+    out["vmin"], out["vmax"] = vmin, vmax
+    wsum = np.bincount(lab, weights=w, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = np.where(wsum > 0, np.bincount(lab, weights=w * xs, minlength=n) / wsum, 0.0)
+        my = np.where(wsum > 0, np.bincount(lab, weights=w * ys, minlength=n) / wsum, 0.0)
+    dx = xs - mx[lab]
+    dy = ys - my[lab]
+    out["w"] = wsum
+    out["mxx"] = np.bincount(lab, weights=w * dx * dx, minlength=n)
+    out["myy"] = np.bincount(lab, weights=w * dy * dy, minlength=n)
+    out["mxy"] = np.bincount(lab, weights=w * dx * dy, minlength=n)
+    out["xc"] = mx + origin[1]
+    out["yc"] = my + origin[0]
+    y0 = np.full(n, np.iinfo(np.int64).max)
+    x0 = np.full(n, np.iinfo(np.int64).max)
+    y1 = np.full(n, -1)
+    x1 = np.full(n, -1)
+    np.minimum.at(y0, lab, ys)
+    np.maximum.at(y1, lab, ys)
+    np.minimum.at(x0, lab, xs)
+    np.maximum.at(x1, lab, xs)
+    out["y0"], out["y1"] = y0 + origin[0], y1 + 1 + origin[0]
+    out["x0"], out["x1"] = x0 + origin[1], x1 + 1 + origin[1]
+    return out
+
+
+def concat_sums(parts) -> dict:
+    """Concatenate several :func:`segment_sums` results (rows in order)."""
+    parts = list(parts)
+    if not parts:
+        return {k: np.zeros(0, np.int64 if k in ("y0", "y1", "x0", "x1") else np.float64) for k in SUM_FIELDS}
+    return {k: np.concatenate([p[k] for p in parts]) for k in SUM_FIELDS}
+
+
+def take_sums(sums: dict, rows) -> dict:
+    return {k: v[rows] for k, v in sums.items()}
+
+
+def merge_sums(sums: dict, group, n_groups: int) -> dict:
+    """Merge rows of per-piece sums into per-object sums (``group[i]`` in 0..n_groups-1 is the
+    object of row i; rows with group < 0 are dropped). Centroids are weight-averaged and central
+    moments combined with the parallel-axis rule (stable: no large raw moments are formed)."""
+    group = np.asarray(group, np.intp)
+    keep = group >= 0
+    g = group[keep]
+    s = take_sums(sums, keep)
+    out = {}
+    for k in ("n_valid", "flux", "err2", "w"):
+        out[k] = np.bincount(g, weights=s[k], minlength=n_groups)
+    for k, func, init in (("vmin", np.minimum, np.inf), ("vmax", np.maximum, -np.inf),
+                          ("y0", np.minimum, np.iinfo(np.int64).max), ("x0", np.minimum, np.iinfo(np.int64).max),
+                          ("y1", np.maximum, -1), ("x1", np.maximum, -1)):
+        arr = np.full(n_groups, init, dtype=s[k].dtype)
+        func.at(arr, g, s[k])
+        out[k] = arr
+    w = out["w"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for c in ("xc", "yc"):
+            mean = np.bincount(g, weights=s["w"] * s[c], minlength=n_groups) / w
+            out[c] = np.where(w > 0, mean, 0.0)
+    dx = s["xc"] - out["xc"][g]
+    dy = s["yc"] - out["yc"][g]
+    out["mxx"] = np.bincount(g, weights=s["mxx"] + s["w"] * dx * dx, minlength=n_groups)
+    out["myy"] = np.bincount(g, weights=s["myy"] + s["w"] * dy * dy, minlength=n_groups)
+    out["mxy"] = np.bincount(g, weights=s["mxy"] + s["w"] * dx * dy, minlength=n_groups)
+    return out
+
+
+def table_from_sums(labels, parents, sums: dict):
+    """The ``"basic"`` catalog (:data:`BASIC_COLUMNS` + ``parent``) from per-segment sums, with
+    SourceCatalog's definitions: centroid and shape from the non-negative convolved data,
+    covariance diagonal grown by 1/12 while its determinant is below 1/144 (SourceExtractor's
+    rule for thin objects), area/flux/min/max over unmasked pixels (NaN when all are masked)."""
+    import astropy.units as u
+    from astropy.table import QTable
+
+    n = len(labels)
+    w = sums["w"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xc = np.where(w > 0, sums["xc"], np.nan)
+        yc = np.where(w > 0, sums["yc"], np.nan)
+        covar = np.empty((n, 2, 2))
+        covar[:, 0, 0] = sums["mxx"] / w
+        covar[:, 1, 1] = sums["myy"] / w
+        covar[:, 0, 1] = covar[:, 1, 0] = sums["mxy"] / w
+        det = np.linalg.det(covar) if n else np.zeros(0)
+        covar[det < 0] = np.nan
+        delta = 1.0 / 12
+        grow = np.flatnonzero(det < delta**2)
+        while grow.size:
+            covar[grow, 0, 0] += delta
+            covar[grow, 1, 1] += delta
+            det = np.linalg.det(covar[grow])
+            grow = grow[det < delta**2]
+        eig = np.full((n, 2), np.nan)
+        finite = np.isfinite(covar).all(axis=(1, 2))
+        if finite.any():
+            eig[finite] = np.linalg.eigvalsh(covar[finite])[:, ::-1]
+        eig[(eig < 0).any(axis=1)] = np.nan
+        a = np.sqrt(eig[:, 0])
+        b = np.sqrt(eig[:, 1])
+        orientation = np.rad2deg(0.5 * np.arctan2(2.0 * covar[:, 0, 1], covar[:, 0, 0] - covar[:, 1, 1])) % 360
+        eccentricity = np.sqrt(1.0 - eig[:, 1] / eig[:, 0])
+        ellipticity = 1.0 - b / a
+        empty = sums["n_valid"] == 0
+        area = np.where(empty, np.nan, sums["n_valid"])
+        vmin = np.where(empty, np.nan, sums["vmin"])
+        vmax = np.where(empty, np.nan, sums["vmax"])
+        flux = np.where(empty, np.nan, sums["flux"])
+        err = np.where(empty, np.nan, np.sqrt(sums["err2"]))
+    table = QTable()
+    table["label"] = np.asarray(labels, np.int64)
+    table["parent"] = np.asarray(parents, np.int64)
+    table["x_centroid"] = xc
+    table["y_centroid"] = yc
+    table["bbox_xmin"] = np.asarray(sums["x0"], np.int64)
+    table["bbox_xmax"] = np.asarray(sums["x1"], np.int64) - 1
+    table["bbox_ymin"] = np.asarray(sums["y0"], np.int64)
+    table["bbox_ymax"] = np.asarray(sums["y1"], np.int64) - 1
+    table["area"] = area * u.pix**2
+    table["semimajor_axis"] = a * u.pix
+    table["semiminor_axis"] = b * u.pix
+    table["orientation"] = orientation * u.deg
+    table["eccentricity"] = eccentricity
+    table["ellipticity"] = ellipticity
+    table["min_value"] = vmin
+    table["max_value"] = vmax
+    table["segment_flux"] = flux
+    table["segment_flux_err"] = err
+    return table
+
+
+def basic_catalog(data, labels, convolved=None, error=None, mask=None, parent=None):
+    """The ``"basic"`` catalog of a whole (in-memory) label image, vectorised (see
+    :func:`table_from_sums`); ``mask`` marks invalid pixels as in :func:`source_catalog`."""
+    labels = np.asarray(labels)
+    if labels.shape != np.shape(data):
+        raise ValueError(f"labels {labels.shape} and data {np.shape(data)} must have the same shape")
+    present = np.flatnonzero(np.bincount(labels.ravel()))
+    present = present[present > 0]
+    if not len(present):
+        return _empty_table(BASIC_COLUMNS)
+    lut = np.zeros(int(labels.max()) + 1, np.int64)
+    lut[present] = np.arange(1, len(present) + 1)
+    valid = np.isfinite(data) if mask is None else (~np.asarray(mask) & np.isfinite(data))
+    sums = segment_sums(lut[labels], len(present), np.nan_to_num(data), data if convolved is None else convolved, error, valid)
+    parents = np.asarray(parent)[present] if parent is not None else present
+    return table_from_sums(present, parents, sums)
 
 
 def add_sky_coordinates(table, wcs) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "canonical_relabel",
     "iter_tiles",
     "label_mask",
+    "map_ordered",
     "structure_for",
     "tile_grid",
 ]
@@ -186,13 +187,20 @@ class ComponentStitcher:
 
     def add(self, tile: Tile, mask_core: np.ndarray) -> np.ndarray:
         """Record one tile's components; returns its local labels (1..n, raster order)."""
+        if tuple(np.shape(mask_core)) != tile.core_shape:
+            raise ValueError(f"mask block of shape {np.shape(mask_core)} does not match tile core {tile.core_shape}")
+        labels, n = self.label_tile(mask_core)
+        return self.add_labels(tile, labels, n)
+
+    def add_labels(self, tile: Tile, labels: np.ndarray, n: int) -> np.ndarray:
+        """:meth:`add` for a tile already labelled with :meth:`label_tile` (e.g. in a worker
+        thread: labelling is stateless, recording must happen in one thread)."""
         if self._lut is not None:
             raise RuntimeError("ComponentStitcher.add after finish()")
         if tile.index in self._offsets:
             raise ValueError(f"tile {tile.index} was added twice")
-        if tuple(np.shape(mask_core)) != tile.core_shape:
-            raise ValueError(f"mask block of shape {np.shape(mask_core)} does not match tile core {tile.core_shape}")
-        labels, n = self.label_tile(mask_core)
+        if tuple(np.shape(labels)) != tile.core_shape:
+            raise ValueError(f"labels block of shape {np.shape(labels)} does not match tile core {tile.core_shape}")
         offset = self._next
         self._offsets[tile.index] = offset
         self._counts[tile.index] = n
@@ -286,6 +294,15 @@ class ComponentStitcher:
         self._edges.clear()
         return self
 
+    @property
+    def node_labels(self) -> np.ndarray:
+        """Final label of every node (tile-local component) in the order tiles were added, node 0
+        being the background: ``node_labels[offset + k - 1]`` is local label k of a tile; 0 for
+        components dropped by ``min_area``. Lets callers merge per-tile measurements."""
+        if self._lut is None:
+            raise RuntimeError("call finish() first")
+        return self._lut
+
     def lookup(self, tile_index: tuple[int, int]) -> np.ndarray:
         """Local label → final label table of one tile (index 0 → 0)."""
         if self._lut is None:
@@ -298,6 +315,37 @@ class ComponentStitcher:
     def relabel(self, tile_index: tuple[int, int], local_labels: np.ndarray) -> np.ndarray:
         """Final labels of one tile from its local labels (as returned by :meth:`add`)."""
         return self.lookup(tile_index)[local_labels]
+
+
+def map_ordered(func, items, n_threads: int = 1, max_ahead: int | None = None) -> Iterator:
+    """``map(func, items)`` computed by ``n_threads`` threads, yielded in order, with at most
+    ``max_ahead`` (default 2 × n_threads) results computed ahead of the consumer, so memory stays
+    bounded by a few tiles. Threads (not processes) share the inputs and are safe inside a Qt
+    application; they pay off where numpy/scipy release the GIL (sorting, filtering, labelling).
+    """
+    items = list(items)
+    if n_threads <= 1 or len(items) < 2:
+        for item in items:
+            yield func(item)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    ahead = max(1, max_ahead or 2 * n_threads)
+    with ThreadPoolExecutor(n_threads, thread_name_prefix="galseg-tile") as pool:
+        pending: deque = deque()
+        it = iter(items)
+        try:
+            for item in itertools.islice(it, ahead):
+                pending.append(pool.submit(func, item))
+            while pending:
+                result = pending.popleft().result()
+                for item in itertools.islice(it, 1):
+                    pending.append(pool.submit(func, item))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 # -- label_mask --------------------------------------------------------------------------------
