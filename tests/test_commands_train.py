@@ -52,3 +52,23 @@ def test_user_errors_are_one_line(files, tmp_path, capsys):
     assert "does not learn" in capsys.readouterr().err
     assert main(["train", "unet", "--image", str(tmp_path / "none.fits"), "--truth", "y", "-o", str(tmp_path / "c")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_segment_with_the_trained_model_streams_labels_with_the_wcs(files, tmp_path):
+    import numpy as np
+
+    from napari_galseg.io import open_fits
+    from napari_galseg.segmenters.unet import UNetSegmenter
+
+    model_dir = tmp_path / "model"
+    assert main(args(files, model_dir, "--epochs", "1")) == 0
+    out = tmp_path / "unet.fits"
+    assert main(["segment", "unet", str(files["image"]), "--rms", str(files["rms"]), "--model", str(model_dir),
+                 "-o", str(out)]) == 0
+    written = open_fits(out)
+    assert written.kind == "labels" and written.wcs is not None
+    model = UNetSegmenter.load(model_dir)
+    expected = model.predict(open_fits(files["image"]).data, rms=open_fits(files["rms"]).data)
+    np.testing.assert_array_equal(written.data.compute(), np.asarray(expected))
+    assert main(["segment", "unet", str(files["image"]), "--rms", str(files["rms"]), "--model", str(model_dir),
+                 "-o", str(out)]) == 2  # never overwrites silently

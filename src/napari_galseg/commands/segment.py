@@ -131,13 +131,21 @@ def run(args: argparse.Namespace) -> int:
         if rms_image.shape != image.shape:
             raise _error(f"the rms map {args.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
         rms = rms_image.data
-    with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
-        labels = segmenter.predict(image.data, rms=rms, progress=bar)
-    if hasattr(labels, "dask"):
-        with progress_bar(f"{cls.name}: writing {Path(args.output).name}", unit="task") as bar, _dask_progress(bar):
-            write_labels(args.output, labels, like=image, overwrite=args.overwrite)
+    if hasattr(segmenter, "predict_to_fits"):
+        # streams strip by strip to disk: a 25000² frame is never held as labels in memory
+        from ..io import labels_header
+
+        with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
+            segmenter.predict_to_fits(image.data, args.output, rms=rms, header=labels_header(image),
+                                      overwrite=args.overwrite, progress=bar)
     else:
-        write_labels(args.output, labels, like=image, overwrite=args.overwrite)
+        with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
+            labels = segmenter.predict(image.data, rms=rms, progress=bar)
+        if hasattr(labels, "dask"):
+            with progress_bar(f"{cls.name}: writing {Path(args.output).name}", unit="task") as bar, _dask_progress(bar):
+                write_labels(args.output, labels, like=image, overwrite=args.overwrite)
+        else:
+            write_labels(args.output, labels, like=image, overwrite=args.overwrite)
     message = f"wrote {args.output}"
     catalog = getattr(segmenter, "catalog_", None)
     if args.catalog:

@@ -20,11 +20,11 @@ from .fits import (
 )
 from .pyramid import build_pyramid, contrast_limits_zscale, sample_pixels
 from .wcs import SkyPosition, pixel_to_sky
-from .write import write_fits, write_labels
+from .write import labels_header, write_fits, write_labels
 
 __all__ = [
     "DEFAULT_CHUNK", "FITS_SUFFIXES", "FitsArray", "FitsImage", "FitsReadError", "FitsReadWarning",
     "find_fits_files", "fits_stem", "guess_kind", "is_fits_path", "open_fits", "open_fits_all",
-    "write_fits", "write_labels", "build_pyramid", "contrast_limits_zscale", "sample_pixels",
+    "labels_header", "write_fits", "write_labels", "build_pyramid", "contrast_limits_zscale", "sample_pixels",
     "SkyPosition", "pixel_to_sky",
 ]

@@ -155,23 +155,22 @@ def _block_rows(data: Any) -> Iterable[list[np.ndarray]]:
         yield [np.asarray(data[y0:y0 + rows])]
 
 
+def labels_header(like: Any = None):
+    """The header a label image gets: ``like``'s (a FitsImage, a Header or None) with the image's
+    unit and extension cards dropped and ``EXTNAME = 'LABELS'``, so it reopens as labels."""
+    from astropy.io import fits
+
+    header = like.header if isinstance(like, FitsImage) else like  # WCS cards copied verbatim
+    header = fits.Header(header) if header is not None else fits.Header()  # a copy; dicts too
+    for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE"):
+        header.remove(key, ignore_missing=True, remove_all=True)
+    header["EXTNAME"] = ("LABELS", "instance segmentation map (0 = sky)")
+    return header
+
+
 def write_labels(path: str | os.PathLike, labels: Any, like: Any = None, overwrite: bool = False) -> Path:
     """Write an instance label image as int32 FITS, with the header and WCS of ``like``.
 
-    ``like`` is a :class:`FitsImage`, an astropy ``Header`` or None. The image's unit is dropped
-    and ``EXTNAME = 'LABELS'`` is set, so the file reopens as labels whatever its name.
+    ``like`` is a :class:`FitsImage`, an astropy ``Header`` or None (see :func:`labels_header`).
     """
-    header, wcs = None, None
-    if isinstance(like, FitsImage):
-        header = like.header  # its WCS cards are copied verbatim (distortion terms included)
-    elif like is not None:
-        header = like
-    from astropy.io import fits
-
-    if header is not None:
-        header = fits.Header(header)  # a copy; also accepts a dict of cards
-        for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE"):
-            header.remove(key, ignore_missing=True, remove_all=True)
-    header = header if header is not None else fits.Header()
-    header["EXTNAME"] = ("LABELS", "instance segmentation map (0 = sky)")
-    return write_fits(path, labels, header=header, wcs=wcs, overwrite=overwrite, dtype=np.int32)
+    return write_fits(path, labels, header=labels_header(like), overwrite=overwrite, dtype=np.int32)
