@@ -58,7 +58,7 @@ def test_widget_runs_segmenter_into_labels_layer(make_napari_viewer, qtbot):
     widget.params.nsigma.value = 5.0
 
     worker = widget.run(field_of_view=False)
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     layer = viewer.layers["test-threshold (nsigma=5.0)"]
     assert layer.data.max() == 3
@@ -67,7 +67,7 @@ def test_widget_runs_segmenter_into_labels_layer(make_napari_viewer, qtbot):
     # running again with the same parameters replaces the layer's data instead of stacking layers
     n_layers = len(viewer.layers)
     worker = widget.run(field_of_view=False)
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     assert len(viewer.layers) == n_layers
 
@@ -80,7 +80,7 @@ def test_field_of_view_run_is_placed_where_it_was_cut(make_napari_viewer, qtbot,
     widget = segment.SegmenterWidget(viewer, method="test-threshold")
     monkeypatch.setattr(segment, "visible_region", lambda layer: (slice(100, 200), slice(150, 300)))
     worker = widget.run(field_of_view=True)
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     layer = viewer.layers["test-threshold [view]"]
     assert layer.data.shape == (100, 150)
@@ -112,3 +112,38 @@ def test_every_registered_method_gets_a_widget(make_napari_viewer):
         # the form shows every default exactly (no rounding of small floats such as contrast=0.001)
         assert widget.current_params() == widget.segmenter_cls.Params(), name
         assert widget.layer_name(widget.current_params()) == name
+
+
+def test_unet_widget_loads_a_model_and_predicts_the_view_with_context(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    from napari_galseg.segmenters.unet import UNetSegmenter
+    from napari_galseg.synth import make_field
+    from napari_galseg.widgets import segment
+
+    field = make_field(256, seed=0)
+    model = UNetSegmenter(depth=2, base_width=4, patch_size=64, epochs=1, patches_per_epoch=8, batch_size=8,
+                          val_max_patches=2, device="cpu", tile_size=128, tile_overlap=32, halo=32, bf16=False)
+    model.fit(field.image, field.truth, field.rms)
+    model.save(tmp_path / "unet")
+
+    viewer = make_napari_viewer()
+    viewer.add_image(field.image, name="img")
+    viewer.add_image(field.rms, name="rms")
+    widget = segment.UNetWidget(viewer)
+    widget.rms_combo.value = viewer.layers["rms"]
+    widget.model_dir.value = str(tmp_path / "unet")
+    widget._load_model()
+    assert widget.model is not None
+    import dataclasses
+    shown, loaded = dataclasses.asdict(widget.current_params()), dataclasses.asdict(widget.model.params)
+    assert {k: v for k, v in shown.items() if loaded[k] != v} == {}
+
+    monkeypatch.setattr(segment, "visible_region", lambda layer: (slice(64, 192), slice(32, 160)))
+    worker = widget.run(field_of_view=True)
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    layer = viewer.layers[-1]
+    assert layer.name.startswith("unet (depth=2") and layer.name.endswith("[view]")
+    expected = UNetSegmenter.load(tmp_path / "unet").predict(field.image, rms=field.rms, region=(64, 192, 32, 160))
+    np.testing.assert_array_equal(layer.data > 0, np.asarray(expected) > 0)
+    np.testing.assert_allclose(layer.translate, [64, 32])

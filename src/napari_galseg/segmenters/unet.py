@@ -76,7 +76,7 @@ class UNetParams:
     init_weights: str = ""
     # machine
     device: str = "auto"
-    bf16: str = "auto"
+    bf16: bool | str = "auto"  # "auto" (on for CPU inference where native), true or false
     channels_last: str = "auto"
     threads: int = 0  # 0 = all cores this process may use
     seed: int = 0

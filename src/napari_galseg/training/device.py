@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -23,8 +24,26 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def avoid_triton_llvm_clash() -> bool:
+    """Keep torch from loading triton in a process that already holds Mesa's LLVM (napari drawing
+    with llvmpipe, e.g. under Xvfb): loading libtriton then segfaults, and torch tries it on the
+    first optimizer it builds. Nothing here needs triton (no torch.compile), so it is hidden from
+    torch in exactly that case. Returns True when it did so."""
+    if "triton" in sys.modules:
+        return False
+    try:
+        with open("/proc/self/maps") as maps:
+            if "libLLVM" not in maps.read():
+                return False
+    except OSError:  # not Linux: no such clash known
+        return False
+    sys.modules["triton"] = None  # `import triton` now raises ImportError: torch runs without it
+    return True
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` picks cuda, then mps, then cpu; an explicit choice that is unavailable is an error."""
+    avoid_triton_llvm_clash()
     if isinstance(device, torch.device):
         return device
     name = (device or "auto").lower()

@@ -8,6 +8,7 @@ the visible region (instant on huge images); "Run on whole image" segments every
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import typing
 from pathlib import Path
@@ -188,6 +189,7 @@ class SegmenterWidget(QWidget):
         return self.segmenter_cls(params)
 
     def _inputs(self, field_of_view: bool):
+        """(image layer, full-resolution image, rms or None, region of interest as two slices)."""
         image_layer = self.image_combo.value
         if image_layer is None:
             raise ValueError("choose an image layer")
@@ -197,9 +199,6 @@ class SegmenterWidget(QWidget):
         if rms is not None and tuple(rms.shape) != tuple(image.shape):
             raise ValueError(f"rms layer {rms_layer.name!r} has shape {rms.shape}, image {image.shape}: choose matching layers")
         region = visible_region(image_layer) if field_of_view else (slice(0, image.shape[-2]), slice(0, image.shape[-1]))
-        if field_of_view:
-            image = image[region]
-            rms = rms[region] if rms is not None else None
         return image_layer, image, rms, region
 
     # -- running --------------------------------------------------------------------------------
@@ -213,7 +212,15 @@ class SegmenterWidget(QWidget):
             return None
 
         def work():
-            labels = segmenter.predict(image, rms=rms, progress=self._relay)
+            if not field_of_view:
+                labels = segmenter.predict(image, rms=rms, progress=self._relay)
+            elif "region" in inspect.signature(segmenter.predict).parameters:
+                # the method reads the context it needs around the view itself (no edge effects)
+                bounds = (region[0].start, region[0].stop, region[1].start, region[1].stop)
+                labels = segmenter.predict(image, rms=rms, progress=self._relay, region=bounds)
+            else:
+                crop_rms = rms[region] if rms is not None else None
+                labels = segmenter.predict(image[region], rms=crop_rms, progress=self._relay)
             return _materialise(labels), segmenter
 
         return self._start(work, lambda result: self._show_result(result, image_layer, region, field_of_view))
