@@ -48,9 +48,12 @@ def viewer_picture() -> None:
         viewer.camera.zoom = 1.2
         for _ in range(50):
             QApplication.processEvents()
-        dock.refresh_now() if hasattr(dock, "refresh_now") else None
-        for _ in range(50):
+        import time
+
+        deadline = time.time() + 30  # let the dock's worker finish its first computation
+        while time.time() < deadline:
             QApplication.processEvents()
+            time.sleep(0.05)
         shot = viewer.screenshot(canvas_only=False, flash=False)
         import imageio.v3 as iio
 

@@ -147,3 +147,13 @@ def test_unet_widget_loads_a_model_and_predicts_the_view_with_context(make_napar
     expected = UNetSegmenter.load(tmp_path / "unet").predict(field.image, rms=field.rms, region=(64, 192, 32, 160))
     np.testing.assert_array_equal(layer.data > 0, np.asarray(expected) > 0)
     np.testing.assert_allclose(layer.translate, [64, 32])
+
+
+def test_image_and_rms_are_preselected_from_the_reader_metadata(make_napari_viewer):
+    from napari_galseg.widgets.segment import SegmenterWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_blobs(), name="img", metadata={"galseg_kind": "image"})
+    viewer.add_image(np.ones((200, 300), np.float32), name="rms", metadata={"galseg_kind": "rms"})
+    widget = SegmenterWidget(viewer, method="test-threshold")
+    assert widget.image_combo.value.name == "img" and widget.rms_combo.value.name == "rms"

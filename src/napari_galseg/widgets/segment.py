@@ -171,8 +171,21 @@ class SegmenterWidget(QWidget):
         self.cancel_button.changed.connect(self._cancel)
         # keep the layer choices current as layers come and go
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(lambda e: self.form.reset_choices())
+            event.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    def _refresh_choices(self, event=None):
+        """Keep the layer lists current; preselect the image and its rms map as the reader typed them."""
         self.form.reset_choices()
+        by_kind = {}
+        for layer in reversed(self.viewer.layers):
+            by_kind.setdefault(layer.metadata.get("galseg_kind"), layer)
+        image = self.image_combo.value
+        if isinstance(by_kind.get("image"), Image) and (image is None or image.metadata.get("galseg_kind") == "rms"):
+            self.image_combo.value = image = by_kind["image"]
+        rms = by_kind.get("rms")
+        if self.rms_combo.value is None and isinstance(rms, Image) and image is not None and rms.data.shape == image.data.shape:
+            self.rms_combo.value = rms
 
     # -- parameters ---------------------------------------------------------------------------
     def current_params(self):
