@@ -24,7 +24,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..segmenters.forest import GALAXY, SKY, ForestSegmenter
 from ..tiling import label_mask
-from .segment import _full_resolution, visible_region
+from ._layers import level0, visible_region
 
 SCRIBBLES = "scribbles"
 PREDICTION = "forest prediction"
@@ -95,7 +95,7 @@ class ForestScribbleWidget(QWidget):
         image_layer = self.image_combo.value
         if image_layer is None:
             return None
-        shape = tuple(_full_resolution(image_layer).shape[-2:])
+        shape = tuple(level0(image_layer).shape[-2:])
         if SCRIBBLES in self.viewer.layers:
             layer = self.viewer.layers[SCRIBBLES]
             if tuple(layer.data.shape[-2:]) != shape:
@@ -155,9 +155,9 @@ class ForestScribbleWidget(QWidget):
             if image_layer is None:
                 raise ValueError("choose an image layer")
             scribbles_layer = self.scribbles_layer()
-            image = _full_resolution(image_layer)
+            image = level0(image_layer)
             rms_layer = self.rms_combo.value
-            rms = _full_resolution(rms_layer) if rms_layer is not None else None
+            rms = level0(rms_layer) if rms_layer is not None else None
             if rms is not None and tuple(rms.shape) != tuple(image.shape):
                 raise ValueError(f"rms layer {rms_layer.name!r} has shape {rms.shape}, image {image.shape}")
             scribbles = np.array(scribbles_layer.data, copy=True)  # the worker must not see later strokes

@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..metrics import evaluate, write_csv
+from ._layers import canvas_region, level0
 
 WHOLE_IMAGE = "Whole image"
 FIELD_OF_VIEW = "Field of view"
@@ -71,26 +72,20 @@ def truth_score(layer: Labels) -> int:
     return 0
 
 
-def _level0(layer: Labels) -> Any:
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-
-
 def _pixels(array: Any) -> int:
     return int(np.prod(array.shape))
 
 
 def visible_region(layer: Labels) -> tuple[slice, ...] | None:
-    """Full-resolution slices of ``layer`` shown on the canvas, or None when unknown (hidden viewer)."""
-    data = _level0(layer)
-    shape = np.asarray(data.shape[-2:])
-    corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:]
-    if getattr(layer, "multiscale", False):
-        corners = corners * np.asarray(layer.downsample_factors[layer.data_level])[-2:]
-    lo = np.clip(np.floor(corners[0]).astype(int), 0, shape)
-    hi = np.clip(np.ceil(corners[1]).astype(int) + 1, 0, shape)
-    if np.any(hi - lo < 2) or (np.all(lo == 0) and np.all(hi == shape)):
+    """Full-resolution slices of ``layer`` shown on the canvas; None when unknown (hidden viewer) or
+    when the whole image is in view (then the whole-image result is the answer)."""
+    region = canvas_region(layer, min_side=2)
+    if region is None:
         return None
-    return (slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1])))
+    shape = level0(layer).shape[-2:]
+    if all(r.start == 0 and r.stop == n for r, n in zip(region, shape)):
+        return None
+    return region
 
 
 def aligned_arrays(pred_layer: Labels, true_layer: Labels) -> tuple[Any, Any]:
@@ -99,7 +94,7 @@ def aligned_arrays(pred_layer: Labels, true_layer: Labels) -> tuple[Any, Any]:
     A prediction made on a field of view is a smaller layer translated onto the image: the truth is
     cropped to the prediction's footprint (same pixel scale, whole-pixel offset).
     """
-    pred, true = _level0(pred_layer), _level0(true_layer)
+    pred, true = level0(pred_layer), level0(true_layer)
     if tuple(pred.shape) == tuple(true.shape) and np.allclose(pred_layer.translate, true_layer.translate):
         return pred, true
     if not np.allclose(pred_layer.scale[-2:], true_layer.scale[-2:]):
@@ -305,7 +300,7 @@ class MetricsDock(QWidget):
             return
         if getattr(event, "type", None) == "set_data" and self.scope_combo.currentText() == WHOLE_IMAGE:
             layer = getattr(event, "source", None)
-            if layer is not None and (getattr(layer, "multiscale", False) or _pixels(_level0(layer)) > COPY_PIXELS):
+            if layer is not None and (getattr(layer, "multiscale", False) or _pixels(level0(layer)) > COPY_PIXELS):
                 return  # redraws of a huge lazy layer; data/paint events still count
         self.schedule()
 

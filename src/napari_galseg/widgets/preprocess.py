@@ -50,6 +50,7 @@ from ..preprocess._sampling import is_dask
 from ..preprocess.normalise import normalise
 from ..preprocess.rms import rms_channel
 from ..preprocess.stretch import stretch
+from ._layers import level0, visible_region
 
 #: the preview is computed on at most this many pixels per side (the visible region is subsampled)
 PREVIEW_SIDE = 1024
@@ -70,24 +71,6 @@ _INTERVAL_FIELDS = {
     "upper_percentile": ("asymmetric_percentile",),
     "zscale_contrast": ("zscale",),
 }
-
-
-def level0(layer):
-    """Full-resolution data of a (possibly multiscale) layer, without reading it."""
-    return layer.data[0] if layer.multiscale else layer.data
-
-
-def visible_region(layer) -> tuple[slice, slice]:
-    """Full-resolution rows/columns of ``layer`` shown on the canvas (the whole image if unknown)."""
-    shape = np.asarray(level0(layer).shape[-2:])
-    corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:]
-    if layer.multiscale:
-        corners = corners * np.asarray(layer.downsample_factors[layer.data_level][-2:])
-    lo = np.clip(np.floor(corners[0]).astype(int), 0, shape)
-    hi = np.clip(np.ceil(corners[1]).astype(int) + 1, 0, shape)
-    if np.any(hi - lo < 8):  # canvas not drawn yet (hidden viewer): use the whole image
-        lo, hi = np.zeros(2, int), shape
-    return slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1]))
 
 
 def _field_widget(f: dataclasses.Field, annotation, value):

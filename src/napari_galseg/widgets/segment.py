@@ -33,6 +33,7 @@ from qtpy.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from .. import segmenters
 from ..segmenters.base import Segmenter
+from ._layers import level0, visible_region
 
 #: above this many pixels a whole-image result is written to a memory-mapped FITS file and shown
 #: as a lazy pyramid instead of being held in memory
@@ -93,24 +94,6 @@ def _read_param(widget, annotation):
         except json.JSONDecodeError:
             return text
     return widget.value
-
-
-def visible_region(layer: Image) -> tuple[slice, slice]:
-    """The part of ``layer`` (full-resolution pixels) shown on the canvas; the whole image if unknown."""
-    shape = layer.level_shapes[0][-2:] if layer.multiscale else layer.data.shape[-2:]
-    corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:]
-    if layer.multiscale:
-        corners = corners * layer.downsample_factors[layer.data_level][-2:]
-    lo = np.clip(np.floor(corners[0]).astype(int), 0, shape)
-    hi = np.clip(np.ceil(corners[1]).astype(int) + 1, 0, shape)
-    if np.any(hi - lo < 8):  # canvas not drawn yet (hidden viewer): fall back to the whole image
-        lo, hi = np.zeros(2, int), np.asarray(shape, int)
-    return slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1]))
-
-
-def _full_resolution(layer) -> object:
-    """Level 0 of a (possibly multiscale) layer's data, without reading it."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
 class SegmenterWidget(QWidget):
@@ -206,9 +189,9 @@ class SegmenterWidget(QWidget):
         image_layer = self.image_combo.value
         if image_layer is None:
             raise ValueError("choose an image layer")
-        image = _full_resolution(image_layer)
+        image = level0(image_layer)
         rms_layer = self.rms_combo.value
-        rms = _full_resolution(rms_layer) if rms_layer is not None else None
+        rms = level0(rms_layer) if rms_layer is not None else None
         if rms is not None and tuple(rms.shape) != tuple(image.shape):
             raise ValueError(f"rms layer {rms_layer.name!r} has shape {rms.shape}, image {image.shape}: choose matching layers")
         region = visible_region(image_layer) if field_of_view else (slice(0, image.shape[-2]), slice(0, image.shape[-1]))
@@ -245,7 +228,7 @@ class SegmenterWidget(QWidget):
             return None
         try:
             image_layer, image, rms, _ = self._inputs(field_of_view=False)
-            truth = _full_resolution(truth_layer)
+            truth = level0(truth_layer)
             if tuple(truth.shape) != tuple(image.shape):
                 raise ValueError(f"truth {truth.shape} and image {image.shape} differ in shape")
             model = self.segmenter_cls(self.current_params())

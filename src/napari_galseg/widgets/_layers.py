@@ -1,0 +1,34 @@
+"""Small facts about napari layers that every widget needs: full-resolution data, the visible part."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def level0(layer) -> Any:
+    """Full-resolution data of a (possibly multiscale) layer, without reading it."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def canvas_region(layer, min_side: int = 8) -> tuple[slice, slice] | None:
+    """Full-resolution rows/columns of ``layer`` shown on the canvas, or None while the canvas has
+    not been drawn (a hidden viewer), recognised by a view narrower than ``min_side`` pixels."""
+    shape = np.asarray(level0(layer).shape[-2:])
+    corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:]
+    if getattr(layer, "multiscale", False):
+        corners = corners * np.asarray(layer.downsample_factors[layer.data_level])[-2:]
+    lo = np.clip(np.floor(corners[0]).astype(int), 0, shape)
+    hi = np.clip(np.ceil(corners[1]).astype(int) + 1, 0, shape)
+    if np.any(hi - lo < min_side):
+        return None
+    return slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1]))
+
+
+def visible_region(layer) -> tuple[slice, slice]:
+    """The part of ``layer`` shown on the canvas, in full-resolution pixels; the whole image if unknown."""
+    region = canvas_region(layer)
+    if region is None:
+        ny, nx = level0(layer).shape[-2:]
+        region = slice(0, int(ny)), slice(0, int(nx))
+    return region
