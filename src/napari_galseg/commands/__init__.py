@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 from typing import Iterator
 
 from ..segmenters.base import ProgressCallback
@@ -31,6 +32,16 @@ def progress_bar(description: str, total: int | None = None, unit: str = "it") -
     finally:
         if bar is not None:
             bar.close()
+
+
+def refuse_existing(*paths, overwrite: bool) -> None:
+    """Fail before any work when an output file exists and --overwrite was not given (the atomic
+    writers refuse too, but only after the work is done)."""
+    if overwrite:
+        return
+    for path in paths:
+        if path and Path(path).exists():
+            raise FileExistsError(f"{path} already exists; choose another name or pass --overwrite")
 
 
 def parse_set_options(pairs: list[str] | None) -> dict[str, str]:

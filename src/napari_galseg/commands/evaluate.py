@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from . import refuse_existing
+
 DESCRIPTION = """\
 Score one or more predictions (label images, or probability maps with --threshold) against a
 truth label image, all FITS files on the same pixel grid. Reports pixel metrics (IoU, Dice,
@@ -96,9 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give at least one prediction and the truth: galseg evaluate PRED [PRED ...] TRUE")
     if not 0.0 < args.iou_threshold <= 1.0:
         raise ValueError(f"--iou-threshold must be in (0, 1], got {args.iou_threshold}")
-    for out in (args.csv, args.json_out, args.figure):
-        if out and Path(out).exists() and not args.overwrite:
-            raise FileExistsError(f"{out} already exists; choose another name or pass --overwrite")
+    refuse_existing(args.csv, args.json_out, args.figure, overwrite=args.overwrite)
     *pred_paths, true_path = args.files
     true = _open(true_path)
     if true.dtype.kind not in "iub":

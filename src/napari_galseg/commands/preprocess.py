@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress_bar
+from . import progress_bar, refuse_existing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,10 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..preprocess import as_recipe, default_recipe, image_only_recipe
 
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} already exists; choose another name or pass --overwrite")
-    if args.save_recipe and Path(args.save_recipe).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.save_recipe} already exists; choose another name or pass --overwrite")
+    refuse_existing(out, args.save_recipe, overwrite=args.overwrite)
     if args.chunk < 16:
         raise ValueError(f"--chunk must be at least 16 px, got {args.chunk}")
     hdu = _parse_hdu(args.hdu)

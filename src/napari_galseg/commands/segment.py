@@ -58,11 +58,6 @@ def _hdu(value):
     return int(value) if str(value).lstrip("-").isdigit() else value
 
 
-def _check_output(path: str | None, overwrite: bool, what: str) -> None:
-    if path and Path(path).exists() and not overwrite:
-        raise _error(f"{path} already exists; choose another {what} name or pass --overwrite")
-
-
 def _make_segmenter(cls, args, overrides: dict):
     from ..segmenters.base import coerce_params
 
@@ -104,7 +99,7 @@ def _dask_progress(progress):
 
 def run(args: argparse.Namespace) -> int:
     from ..segmenters import get
-    from . import parse_set_options, progress_bar
+    from . import parse_set_options, progress_bar, refuse_existing
 
     cls = get(args.method)  # KeyError lists the choices
     if args.params:
@@ -115,8 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise _error("missing IMG: galseg segment METHOD IMG -o OUT.fits")
     if not args.output:
         raise _error("missing -o OUT.fits (where to write the labels)")
-    _check_output(args.output, args.overwrite, "output")
-    _check_output(args.catalog, args.overwrite, "--catalog")
+    refuse_existing(args.output, args.catalog, overwrite=args.overwrite)
     overrides = parse_set_options(args.overrides)
     segmenter = _make_segmenter(cls, args, overrides)
     if args.catalog and not hasattr(segmenter, "catalog_"):
