@@ -150,7 +150,7 @@ class _Reader:
 
 
 def test_array_likes_behind_from_array_are_read_window_by_window(field, untiled):
-    from napari_galseg.segmenters.photutils_pipeline import _direct_source
+    from napari_galseg.background import direct_source as _direct_source
 
     reader = _Reader(field)
     lazy = da.from_array(reader, chunks=128, asarray=False)

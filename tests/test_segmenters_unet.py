@@ -40,7 +40,7 @@ def test_fit_reports_and_records_metrics(trained):
     assert set(seg.metrics["validation"]) >= {"loss", "iou", "dice"}
     assert set(seg.metrics["test"]) >= {"loss", "iou", "dice"}
     config = json.loads((folder / "config.json").read_text())
-    assert config["method"] == "unet" and config["architecture"]["in_channels"] == 3
+    assert config["method"] == "unet" and config["architecture"]["in_channels"] == 4  # default+snr: normalised, stretched, rms, snr
     assert config["recipe"]["channels"][0]["params"]["vmax"] is not None  # fitted recipe stored
     assert config["provenance"]["training"]["shape"] == [256, 256]
     assert config["patch_size"] == 64 and config["version"]

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="input FITS image")
     p.add_argument("--rms", help="rms (noise) map of the image, needed by recipes with an rms channel")
     p.add_argument("--recipe", default=None,
-                   help="recipe file (.yaml/.json) or 'default' / 'image-only' (default: 'default' with --rms, "
+                   help="recipe file (.yaml/.json) or 'default' / 'default+snr' / 'image-only' (default: 'default' with --rms, "
                         "else 'image-only')")
     p.add_argument("-o", "--output", required=True, help="output FITS file (C, ny, nx) float32")
     p.add_argument("--save-recipe", default=None, help="also write the fitted recipe here (.yaml or .json)")

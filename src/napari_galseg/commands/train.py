@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--patch-size", type=int, default=None, help="training patch side in pixels (default 256)")
     p.add_argument("--recipe", default=None,
-                   help="preprocessing recipe: 'default', 'image-only' or a recipe JSON/YAML file")
+                   help="preprocessing recipe: 'default', 'default+snr' (the U-Net's default with --rms), 'image-only' or a recipe JSON/YAML file")
     p.add_argument("--set", dest="set_options", action="append", metavar="KEY=VALUE",
                    help="set a method parameter (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints/last.pt")

@@ -20,7 +20,8 @@ from .normalise import (
                       interval_limits,
                       normalise,
 )
-from .recipe import STEPS, Channel, Recipe, as_recipe, default_recipe, image_only_recipe
+from .recipe import NAMED_RECIPES, STEPS, Channel, Recipe, as_recipe, default_recipe, image_only_recipe, snr_recipe
+from .snr import SnrParams, fit_snr, snr_block
 from .rms import BadRmsWarning, RmsParams, fit_rms_channel, rms_channel
 from .stretch import (
                       STRETCHES,
@@ -54,6 +55,11 @@ __all__ = [
                       "fit_rms_channel",
                       "fit_stretch",
                       "image_only_recipe",
+                      "snr_recipe",
+                      "SnrParams",
+                      "fit_snr",
+                      "snr_block",
+                      "NAMED_RECIPES",
                       "interval_limits",
                       "normalise",
                       "rms_channel",

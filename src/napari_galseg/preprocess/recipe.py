@@ -21,6 +21,7 @@ import numpy as np
 from ._sampling import check_2d, check_same_shape, is_dask
 from .normalise import NormaliseParams, fit_normalise, normalise_block
 from .rms import RmsParams, check_rms_values, fit_rms_channel, rms_block
+from .snr import SnrParams, fit_snr, snr_block
 from .stretch import StretchParams, fit_level_stretch, level_stretch_block
 
 FORMAT = "napari-galseg/recipe"
@@ -31,6 +32,7 @@ STEPS: dict[str, tuple[type, str]] = {
     "normalise": (NormaliseParams, "image"),
     "stretch": (StretchParams, "image"),
     "rms": (RmsParams, "rms"),
+    "snr": (SnrParams, "image"),  # reads the rms map too
 }
 
 
@@ -73,6 +75,8 @@ class Channel:
             raise ValueError(f"channel source must be one of {SOURCES}, got {self.source!r}")
         if self.step == "rms" and self.source != "rms":
             raise ValueError("the 'rms' step reads the rms map: its source must be 'rms'")
+        if self.step == "snr" and self.source != "image":
+            raise ValueError("the 'snr' step divides the image by the rms map: its source must be 'image'")
         self.name = self.name or self.step
 
     @property
@@ -104,7 +108,7 @@ class Recipe:
 
     @property
     def needs_rms(self) -> bool:
-        return any(c.source == "rms" for c in self.channels)
+        return any(c.source == "rms" or c.step == "snr" for c in self.channels)
 
     @property
     def is_fitted(self) -> bool:
@@ -131,7 +135,7 @@ class Recipe:
             check_2d(rms, "rms")
             check_same_shape(image, rms)
         elif self.needs_rms:
-            needing = [c.name for c in self.channels if c.source == "rms"]
+            needing = [c.name for c in self.channels if c.source == "rms" or c.step == "snr"]
             raise ValueError(f"this recipe needs an rms map for channel(s) {needing}: pass rms=... "
                              "(--rms on the command line) or use a recipe without rms channels")
 
@@ -151,6 +155,8 @@ class Recipe:
                 params = fit_normalise(src, c.params)
             elif c.step == "stretch":
                 params = fit_level_stretch(src, c.params, c.params.background(src), what=c.source)
+            elif c.step == "snr":
+                params = fit_snr(src, c.params)
             else:
                 params = fit_rms_channel(src, c.params)
             channels.append(dataclasses.replace(c, params=params))
@@ -202,6 +208,8 @@ class Recipe:
                 bg = backgrounds[i]
                 bg = None if bg is None else bg.region(offset[0], offset[0] + ny, offset[1], offset[1] + nx)
                 out[i] = level_stretch_block(src, c.params, background=bg)
+            elif c.step == "snr":
+                out[i] = snr_block(img_block, rms_blk, c.params)
             else:
                 out[i] = rms_block(src, c.params)
         return out
@@ -296,20 +304,31 @@ def default_recipe() -> Recipe:
     ], name="default")
 
 
+def snr_recipe() -> Recipe:
+    """:func:`default_recipe` plus the signal-to-noise channel (``snr``: asinh of (image − sky) /
+    rms), the U-Net's default input: the study's channels squeeze or clip the faint end that the
+    snr channel keeps linear (docs/results.md)."""
+    return Recipe(default_recipe().channels + [Channel("snr", SnrParams(), "image", "snr")], name="default+snr")
+
+
 def image_only_recipe() -> Recipe:
     """Like :func:`default_recipe` without the rms channel (for images that have no rms map)."""
     full = default_recipe()
     return Recipe([c for c in full.channels if c.source == "image"], name="image-only")
 
 
+NAMED_RECIPES = {"default": default_recipe, "default+snr": snr_recipe, "image-only": image_only_recipe}
+
+
 def as_recipe(recipe) -> Recipe | None:
-    """None, a Recipe, a dict, a JSON/YAML path or the name ``"default"``/``"image-only"`` → Recipe."""
+    """None, a Recipe, a dict, a JSON/YAML path or a name (``"default"``, ``"default+snr"``,
+    ``"image-only"``) → Recipe."""
     if recipe is None or isinstance(recipe, Recipe):
         return recipe
     if isinstance(recipe, dict):
         return Recipe.from_dict(recipe)
-    if isinstance(recipe, str) and recipe in ("default", "image-only"):
-        return default_recipe() if recipe == "default" else image_only_recipe()
+    if isinstance(recipe, str) and recipe in NAMED_RECIPES:
+        return NAMED_RECIPES[recipe]()
     if isinstance(recipe, (str, os.PathLike)):
         return Recipe.load(recipe)
     raise TypeError(f"cannot make a recipe from {type(recipe).__name__}")

@@ -192,240 +192,8 @@ def _smooth(data: np.ndarray, k1: np.ndarray) -> np.ndarray:
     return out
 
 
-# -- reading -----------------------------------------------------------------------------------
-
-
-def _is_dask(array) -> bool:
-    try:
-        import dask.array as da
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(array, da.Array)
-
-
-def _direct_source(array):
-    """The array-like behind ``dask.array.from_array(x)`` (a FITS reader, memmap, h5py/zarr
-    dataset), when ``array`` is exactly that and nothing more, else ``array`` itself.
-
-    Slicing such an ``x`` reads just the window, where slicing the dask array reads whole chunks
-    (2048² for our FITS reader) for every 512² tile: ~40× slower per tile here.
-    """
-    if not _is_dask(array):
-        return array
-    try:
-        layers = array.__dask_graph__().layers
-    except AttributeError:  # pragma: no cover - every dask array has a HighLevelGraph today
-        return array
-    if len(layers) != 2:
-        return array
-    originals = [name for name in layers if str(name).startswith("original-")]
-    if len(originals) != 1:
-        return array
-    values = list(dict(layers[originals[0]]).values())
-    if len(values) != 1:
-        return array
-    source = values[0]
-    if tuple(getattr(source, "shape", ())) != tuple(array.shape) or np.dtype(getattr(source, "dtype", None)) != array.dtype:
-        return array
-    return source
-
-
-def _read(array, slices) -> np.ndarray:
-    """A window of a numpy/memmap/dask array as native float32 (converted per window only)."""
-    block = array[slices]
-    if _is_dask(block):
-        block = block.compute()
-    block = np.asarray(block)
-    if block.dtype != np.float32:
-        block = block.astype(np.float32)
-    return block
-
-
-# -- background mesh ---------------------------------------------------------------------------
-
-
-def _bspline_taps(n_pixels_start: int, n_pixels_stop: int, box: int, pad: int):
-    """Indices and weights of the 4 cubic B-spline taps for pixel centres start..stop-1 mapped to
-    mesh coordinates the way scipy.ndimage.zoom(grid_mode=True) maps them."""
-    pix = np.arange(n_pixels_start, n_pixels_stop, dtype=np.float64)
-    u = (pix + 0.5) / box - 0.5 + pad
-    base = np.floor(u)
-    t = u - base
-    t2, t3 = t * t, t * t * t
-    weights = (
-        (1 - t) ** 3 / 6.0,
-        (3 * t3 - 6 * t2 + 4) / 6.0,
-        (-3 * t3 + 3 * t2 + 3 * t + 1) / 6.0,
-        t3 / 6.0,
-    )
-    index = base.astype(np.int64) - 1
-    return [index + k for k in range(4)], weights
-
-
-def clipped_box_statistics(boxes: np.ndarray, sigma: float = 3.0, maxiters: int = 10):
-    """Per-row 3σ-clipped SExtractor background, std and number of kept pixels (NaN = bad).
-
-    Same result as photutils' ``SigmaClip(sigma=3, maxiters=10)`` + ``SExtractorBackground`` +
-    ``StdBackgroundRMS`` (what Background2D uses), with one sort per box instead of a median per
-    iteration: a clipped set is always a
-    contiguous range of the sorted values, so each row is sorted once and every iteration only
-    moves two indices, with medians read off the sorted row and means/stds from prefix sums.
-    """
-    n, m = boxes.shape
-    srt = np.sort(boxes, axis=-1)  # NaN sort last
-    n_good = np.count_nonzero(~np.isnan(srt), axis=-1)
-    rows = np.arange(n)
-    shift = srt[rows, np.maximum(n_good - 1, 0) // 2].astype(np.float64)  # centre to avoid cancellation
-    shift[n_good == 0] = 0.0
-    centred = srt.astype(np.float64) - shift[:, None]
-    centred[np.isnan(centred)] = 0.0
-    c1 = np.zeros((n, m + 1))
-    c2 = np.zeros((n, m + 1))
-    np.cumsum(centred, axis=-1, out=c1[:, 1:])
-    np.cumsum(centred * centred, axis=-1, out=c2[:, 1:])
-    lo = np.zeros(n, np.int64)
-    hi = n_good.astype(np.int64)
-
-    def stats(lo, hi):
-        count = np.maximum(hi - lo, 1)
-        a = srt[rows, np.minimum(lo + (count - 1) // 2, m - 1)].astype(np.float64)
-        b = srt[rows, np.minimum(lo + count // 2, m - 1)].astype(np.float64)
-        median = 0.5 * (a + b)
-        mean = (c1[rows, hi] - c1[rows, lo]) / count
-        var = (c2[rows, hi] - c2[rows, lo]) / count - mean * mean
-        return median, mean + shift, np.sqrt(np.maximum(var, 0.0))
-
-    with np.errstate(invalid="ignore"):
-        for _ in range(maxiters):
-            median, _, std = stats(lo, hi)
-            lower = (median - sigma * std).astype(np.float32)
-            upper = (median + sigma * std).astype(np.float32)
-            new_lo = np.maximum(lo, np.sum(srt < lower[:, None], axis=-1))
-            new_hi = np.minimum(hi, np.sum(srt <= upper[:, None], axis=-1))
-            new_hi = np.maximum(new_hi, new_lo)
-            if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
-                break
-            lo, hi = new_lo, new_hi
-        median, mean, std = stats(lo, hi)
-        bkg = 2.5 * median - 1.5 * mean
-        use_median = np.abs(mean - median) >= 0.3 * std
-        bkg = np.where(use_median, median, bkg)
-        bkg = np.where(std == 0, mean, bkg)
-    kept = hi - lo
-    empty = kept == 0
-    bkg[empty] = np.nan
-    std[empty] = np.nan
-    return bkg, std, kept
-
-
-class MeshBackground:
-    """Background and rms meshes over the whole image, evaluated pointwise for any window.
-
-    Built from per-box statistics (filled in with :meth:`add_tile_stats` tile by tile, each tile a
-    whole number of boxes, or all at once), then :meth:`finalize` fills excluded boxes (inverse
-    distance weighting), median-filters the mesh and computes bicubic spline coefficients.
-    """
-
-    _PAD = 8  # mirror padding of the mesh before the spline prefilter (edge effects ~ 0.27**8)
-
-    def __init__(self, shape, box_size: int, filter_size: int = 3, exclude_percentile: float = 10.0):
-        self.shape = tuple(int(s) for s in shape)
-        self.box = int(box_size)
-        self.filter_size = int(filter_size)
-        self.exclude_percentile = float(exclude_percentile)
-        self.mesh_shape = tuple(-(-n // self.box) for n in self.shape)
-        self.bkg_mesh = np.full(self.mesh_shape, np.nan)
-        self.rms_mesh = np.full(self.mesh_shape, np.nan)
-        self.ready = False
-
-    def add_tile_stats(self, core: tuple[slice, slice], block: np.ndarray) -> None:
-        """Statistics of the boxes of one tile core (``block`` = image[core], NaN = bad pixel)."""
-        y0, x0 = core[0].start, core[1].start
-        if y0 % self.box or x0 % self.box:
-            raise ValueError("tile cores must start on box boundaries (tile_size a multiple of box_size)")
-        b = self.box
-        ny, nx = block.shape
-        my, mx = -(-ny // b), -(-nx // b)
-        padded = np.full((my * b, mx * b), np.nan, dtype=np.float32)
-        padded[:ny, :nx] = block
-        padded[~np.isfinite(padded)] = np.nan
-        boxes = padded.reshape(my, b, mx, b).swapaxes(1, 2).reshape(my * mx, b * b)
-        # in batches of boxes: the sort and prefix sums need ~40 bytes per pixel of scratch
-        batch = max(1, (1 << 20) // (b * b))
-        parts = [clipped_box_statistics(boxes[i : i + batch]) for i in range(0, len(boxes), batch)]
-        bkg, rms, good = (np.concatenate(column) for column in zip(*parts))
-        bad = good <= (1 - self.exclude_percentile / 100.0) * b * b
-        bkg[bad] = np.nan
-        rms[bad] = np.nan
-        sy, sx = y0 // b, x0 // b
-        self.bkg_mesh[sy : sy + my, sx : sx + mx] = bkg.reshape(my, mx)
-        self.rms_mesh[sy : sy + my, sx : sx + mx] = rms.reshape(my, mx)
-
-    def _fill_and_filter(self, mesh: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        from photutils.utils import ShepardIDWInterpolator
-
-        mesh = mesh.copy()
-        if not valid.all():
-            yx_good = np.column_stack(np.nonzero(valid))
-            yx_bad = np.column_stack(np.nonzero(~valid))
-            mesh[~valid] = ShepardIDWInterpolator(yx_good, mesh[valid])(yx_bad, n_neighbors=min(10, len(yx_good)))
-        f = self.filter_size
-        if f > 1:  # median of the valid neighbours (NaN outside the mesh), as Background2D
-            h = f // 2
-            padded = np.pad(mesh, h, mode="constant", constant_values=np.nan)
-            windows = np.lib.stride_tricks.sliding_window_view(padded, (f, f)).reshape(*mesh.shape, f * f)
-            srt = np.sort(windows, axis=-1)  # NaN last
-            count = np.count_nonzero(~np.isnan(srt), axis=-1)
-            a = np.take_along_axis(srt, ((count - 1) // 2)[..., None], axis=-1)[..., 0]
-            b = np.take_along_axis(srt, (count // 2)[..., None], axis=-1)[..., 0]
-            mesh = 0.5 * (a + b)
-        return mesh
-
-    def finalize(self) -> MeshBackground:
-        valid = np.isfinite(self.bkg_mesh) & np.isfinite(self.rms_mesh)
-        if not valid.any():
-            raise ValueError(
-                "no background box has enough finite pixels: the image is empty (all NaN/inf) or "
-                f"box_size={self.box} is too large for the valid area; check the image or lower box_size / raise exclude_percentile"
-            )
-        self.bkg_filled = self._fill_and_filter(self.bkg_mesh, valid)
-        self.rms_filled = self._fill_and_filter(self.rms_mesh, valid)
-        self._coef = {}
-        for name, mesh in (("bkg", self.bkg_filled), ("rms", self.rms_filled)):
-            padded = np.pad(mesh, self._PAD, mode="symmetric")
-            self._coef[name] = (ndimage.spline_filter(padded, order=3, mode="mirror"), float(mesh.min()), float(mesh.max()))
-        self.ready = True
-        return self
-
-    @property
-    def rms_median(self) -> float:
-        return float(np.median(self.rms_filled))
-
-    def evaluate(self, name: str, window: tuple[slice, slice]) -> np.ndarray:
-        """The full-resolution ``"bkg"`` or ``"rms"`` map over ``window`` (float32).
-
-        Pointwise: each pixel is the same 4×4-tap cubic B-spline sum whatever the window, so a
-        tiled evaluation equals the untiled one exactly. The x taps are applied to the small
-        coefficient mesh first, then the y taps gather whole rows (cheap, contiguous).
-        """
-        coef, lo, hi = self._coef[name]
-        if lo == hi:
-            return np.full((window[0].stop - window[0].start, window[1].stop - window[1].start), lo, np.float32)
-        iy, wy = _bspline_taps(window[0].start, window[0].stop, self.box, self._PAD)
-        ix, wx = _bspline_taps(window[1].start, window[1].stop, self.box, self._PAD)
-        rows_needed = slice(int(iy[0].min()), int(iy[3].max()) + 1)
-        sub = coef[rows_needed]
-        cols = sub[:, ix[0]] * wx[0][None, :]
-        for k in range(1, 4):
-            cols += sub[:, ix[k]] * wx[k][None, :]
-        cols = cols.astype(np.float32)
-        base = rows_needed.start
-        out = cols[iy[0] - base] * wy[0].astype(np.float32)[:, None]
-        for k in range(1, 4):
-            out += cols[iy[k] - base] * wy[k].astype(np.float32)[:, None]
-        np.clip(out, lo, hi, out=out)
-        return out
-
+from ..background import MeshBackground, clipped_box_statistics, estimate_mesh  # noqa: F401 (re-exported)
+from ..background import direct_source, is_dask, read_float32
 
 # -- the pipeline ------------------------------------------------------------------------------
 
@@ -446,7 +214,7 @@ class PhotutilsResult:
 def _rms_window(rms, window, image_block, mesh: MeshBackground) -> np.ndarray:
     if rms is None:
         return mesh.evaluate("rms", window)
-    block = _read(rms, window)
+    block = read_float32(rms, window)
     finite = np.isfinite(image_block)
     bad = finite & ~(np.isfinite(block) & (block > 0))
     if bad.any():
@@ -465,8 +233,8 @@ class _Pipeline:
         if rms is not None and tuple(np.shape(rms)) != tuple(np.shape(image)):
             raise ValueError(f"the rms map has shape {tuple(np.shape(rms))} but the image has shape {tuple(np.shape(image))}; they must match")
         self.image, self.rms, self.p = image, rms, params
-        self._image_source = _direct_source(image)
-        self._rms_source = _direct_source(rms) if rms is not None else None
+        self._image_source = direct_source(image)
+        self._rms_source = direct_source(rms) if rms is not None else None
         self.shape = tuple(int(s) for s in np.shape(image))
         box = int(params.box_size)
         box = min(box, max(self.shape))
@@ -487,18 +255,9 @@ class _Pipeline:
 
     # pass 0: background mesh
     def background(self) -> MeshBackground:
-        mesh = MeshBackground(self.shape, self.box, self.p.filter_size, self.p.exclude_percentile)
-
-        def stats(window):  # each window fills its own boxes of the mesh: safe from several threads
-            mesh.add_tile_stats(window.core, _read(self._image_source, window.core))
-
-        # the statistics need no halo and batch better over larger windows (whole numbers of
-        # tiles, so of boxes: the mesh is the same whatever the window)
-        side = self.tile * max(1, self._STAT_WINDOW // self.tile)
-        windows = list(iter_tiles(self.shape, side))
-        for n, _ in enumerate(map_ordered(stats, windows, self.n_threads)):
-            self._report(round((n + 1) * len(self.tiles) / len(windows)), "background")
-        mesh.finalize()
+        n_tiles = len(self.tiles)
+        mesh = estimate_mesh(self.image, self.box, self.p.filter_size, self.p.exclude_percentile, self.n_threads,
+                             lambda done, total: self._report(round(done * n_tiles / total), "background"))
         if self.rms is None and not mesh.rms_filled.max() > 0:
             raise ValueError(
                 "the background rms is zero everywhere (a constant image?): nothing can be detected; "
@@ -506,9 +265,6 @@ class _Pipeline:
             )
         self.mesh = mesh
         return mesh
-
-    #: side of the windows of the background statistics pass (rounded down to whole tiles)
-    _STAT_WINDOW = 1024
 
     #: number of object groups (known after detection); each is one deblending and one catalog step
     _n_groups = 0
@@ -543,7 +299,7 @@ class _Pipeline:
         outer = (slice(max(0, window[0].start - r), min(ny, window[0].stop + r)),
                  slice(max(0, window[1].start - r), min(nx, window[1].stop + r)))
         inner = tuple(slice(w.start - o.start, w.stop - o.start) for w, o in zip(window, outer))
-        raw = _read(self._image_source, outer)
+        raw = read_float32(self._image_source, outer)
         finite = np.isfinite(raw)
         bkg = self.mesh.evaluate("bkg", outer)
         data = np.where(finite, raw - bkg, np.float32(0))
@@ -617,9 +373,12 @@ class _Pipeline:
         areas = np.bincount(local.ravel(), minlength=n_local + 1)
         candidates = ids[areas[ids] >= 2 * int(p.n_pixels)]
         splits = []
-        if len(candidates):
-            n_max = _local_maxima_per_label(conv, local, n_local, p.connectivity)
-            candidates = candidates[n_max[candidates] >= 2]
+        if len(candidates):  # most cannot split: a compiled exact test leaves the ones that might
+            from .._kernels import may_split
+
+            wanted = np.zeros(n_local + 1, bool)
+            wanted[candidates] = True
+            candidates = np.flatnonzero(may_split(conv, local, wanted, int(p.n_pixels), int(p.connectivity)))
         if len(candidates):
             from ..catalog import segment_sums
 
@@ -843,7 +602,7 @@ def _run(image, rms, params: PhotutilsParams, progress: ProgressCallback | None 
         "background_rms_median": pipe.mesh.rms_median,
         "n_deblended_parents": len(patches),
     }
-    labels = final.as_dask() if _is_dask(image) else final.as_numpy()
+    labels = final.as_dask() if is_dask(image) else final.as_numpy()
     return PhotutilsResult(labels=labels, catalog=catalog, background=pipe.mesh, n_labels=n_final, n_detected=n_obj, info=info)
 
 
@@ -857,6 +616,8 @@ def _deblend_group(pipe: _Pipeline, parents: np.ndarray, bboxes, patches, seg_fi
     makes 32 Python-level detect_sources calls per object); tests check it against
     photutils.segmentation.deblend_sources.
     """
+    from .._kernels import may_split
+
     p = pipe.p
     parents = parents[~pipe.deblend_handled[parents]]  # objects inside one tile: done during detection
     areas = pipe.stitcher.areas[parents]
@@ -869,9 +630,9 @@ def _deblend_group(pipe: _Pipeline, parents: np.ndarray, bboxes, patches, seg_fi
         box = (slice(y0, y1), slice(x0, x1))
         inside = pipe.object_mask(parent)
         data, conv, _, rms, valid = pipe._prepare(box)
-        # An object with a single local maximum cannot split: every superlevel set of it is one
-        # connected piece holding that maximum. Skipping those is exact and saves most of the time.
-        if _local_maxima_per_label(conv, inside.view(np.int8), 1, p.connectivity)[1] < 2:
+        # Most objects cannot split (no threshold gives two pieces of n_pixels): skipping those is
+        # exact and saves most of the time.
+        if not may_split(conv, inside.astype(np.int32), _ONE_CANDIDATE, int(p.n_pixels), int(p.connectivity))[1]:
             continue
         cut = _deblend_object(conv, inside, p, structure, structure[1])
         if cut is None:
@@ -884,6 +645,9 @@ def _deblend_group(pipe: _Pipeline, parents: np.ndarray, bboxes, patches, seg_fi
             sums = segment_sums(child_ids, n_children, data, conv, rms, valid, (y0, x0))
         _record_split(parent, (y0, y1, x0, x1), child_ids, n_children, first_local, sums, width,
                       patches, seg_first, seg_parent, seg_child, child_sums)
+
+
+_ONE_CANDIDATE = np.array([False, True])
 
 
 def _number_children(cut: np.ndarray, inside: np.ndarray):
@@ -1024,24 +788,6 @@ def _deblend_object(conv: np.ndarray, inside: np.ndarray, p: PhotutilsParams, st
     return markers
 
 
-def _local_maxima_per_label(values: np.ndarray, labels: np.ndarray, n_labels: int, connectivity: int) -> np.ndarray:
-    """Number of pixels of each label that are >= all their same-label neighbours (plateaus count
-    every pixel, which only keeps more candidates).
-
-    ``labels`` must be connected components (or a single object): pixels of two different labels
-    never touch, so a pixel's neighbours are its own label's or background, and a maximum filter
-    over the values with the background at -inf answers for every label at once.
-    """
-    inside = labels > 0
-    masked = np.where(inside, values, -np.inf)
-    if connectivity == 8:
-        neighbourhood = ndimage.maximum_filter(masked, size=3, mode="constant", cval=-np.inf)
-    else:
-        neighbourhood = ndimage.maximum_filter(masked, footprint=ndimage.generate_binary_structure(2, 1), mode="constant", cval=-np.inf)
-    is_max = inside & (masked >= neighbourhood)
-    return np.bincount(labels[is_max], minlength=n_labels + 1)
-
-
 class _FinalLabels:
     """Final (stitched, deblended, renumbered) labels over any window; the output's source."""
 
@@ -1079,15 +825,20 @@ class _FinalLabels:
             out[tile.core] = self.window(tile.core)
         return out
 
+    #: largest side of an output block: a writer computes a row of blocks at once (int32, plus
+    #: twice that in scratch per block), so 1024² keeps a 8192-wide row under ~100 MB
+    _BLOCK = 1024
+
     def as_dask(self):
-        """Lazy labels in blocks of whole tiles, as large as the input's dask chunks (2048² for
-        our FITS reader) when it has them: few tasks for the writer, bounded memory per block."""
+        """Lazy labels in blocks of whole tiles, as large as the input's dask chunks up to
+        ``_BLOCK`` (1024² for our FITS reader's 2048² chunks): few tasks for the writer, bounded
+        memory per block row."""
         import dask
         import dask.array as da
 
         t = self.pipe.tile
         chunks = getattr(self.pipe.image, "chunks", None)
-        side = [max(t, (int(c[0]) // t) * t) if chunks else t for c in (chunks or (None, None))]
+        side = [max(t, (min(int(c[0]), self._BLOCK) // t) * t) if chunks else t for c in (chunks or (None, None))]
         rows = []
         for y0 in range(0, self.shape[0], side[0]):
             row = []

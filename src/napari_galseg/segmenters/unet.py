@@ -21,9 +21,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from ..background import SkySubtracted, estimate_mesh
 from ..inference import LabelParams, TiledPredictor, expand_region, iter_label_strips, write_labels_fits
 from ..models.unet import UNet
-from ..preprocess import as_recipe, default_recipe, image_only_recipe
+from ..preprocess import as_recipe, image_only_recipe, snr_recipe
 from ..training import device as dev
 from ..training.checkpoints import WEIGHTS_NAME, load_weights, save_weights
 from ..training.loop import TrainConfig, TrainReport, fit as train_loop
@@ -41,6 +42,11 @@ class UNetParams:
     depth: int = 4
     base_width: int = 8  # 16 doubles training time per step on 2 CPU cores; see docs/results.md
     # data
+    # Subtract a smooth sky (napari_galseg.background: the photutils Background2D model, boxes of
+    # background_box px) from the image before the recipe, at training and inference time. With it
+    # and the snr channel, test IoU rose from 0.755 to 0.790 in a 6-minute run (docs/results.md).
+    subtract_background: bool = True
+    background_box: int = 64
     patch_size: int = 256
     patches_per_epoch: int = 512
     positive_fraction: float = 0.7  # share of training patches centred near a galaxy
@@ -104,12 +110,27 @@ class UNetSegmenter(Segmenter):
         self.metrics: dict = {}
         self.history: list[dict] = []
 
+    # -- input ----------------------------------------------------------------------------------
+    def input_image(self, image):
+        """What the network's recipe reads: ``image`` less its sky background (a lazy array-like,
+        see ``subtract_background``), or ``image`` itself. The background mesh of the last image
+        is kept, so repeated field-of-view runs on one frame estimate it once."""
+        p = self.params
+        if not p.subtract_background:
+            return image
+        key = (id(image), tuple(np.shape(image)), int(p.background_box))
+        cached = getattr(self, "_sky_cache", None)
+        if cached is None or cached[0] != key or cached[1] is not image:
+            mesh = estimate_mesh(image, p.background_box, n_threads=p.threads or (os.cpu_count() or 1))
+            cached = self._sky_cache = (key, image, SkySubtracted(image, mesh))
+        return cached[2]
+
     # -- training --------------------------------------------------------------------------------
     def _fitted_recipe(self, image, rms):
         if self.recipe is not None:
             recipe = as_recipe(self.recipe)
-        else:  # the study's best recipe; without an rms map, its image channels only
-            recipe = default_recipe() if rms is not None else image_only_recipe()
+        else:  # the study's channels plus signal-to-noise; without an rms map, its image channels only
+            recipe = snr_recipe() if rms is not None else image_only_recipe()
         if recipe.needs_rms and rms is None:
             raise ValueError(f"the preprocessing recipe {recipe.name!r} needs an rms map; pass rms (--rms)")
         if not recipe.is_fitted:
@@ -132,6 +153,7 @@ class UNetSegmenter(Segmenter):
         if truth is None:
             raise ValueError("the U-Net needs a truth label image to train on (--truth)")
         shape = check_field(image, truth, rms)
+        image = self.input_image(image)
         recipe = self._fitted_recipe(image, rms)
         split = spatial_split(shape, p.patch_size, p.block_size or None, p.val_fraction, p.test_fraction, p.seed)
         aug = Augmentation(noise=p.noise_augment, flux_scale=(1 / p.flux_augment, p.flux_augment)) if p.augment else None
@@ -230,6 +252,7 @@ class UNetSegmenter(Segmenter):
         """Stream ``(y0, y1, maps)``: blended (probability, distance) rows of the frame or region."""
         self._require_net()
         shape = check_field(image, None, rms)
+        image = self.input_image(image)
         recipe = self._inference_recipe(image, rms)
 
         def source(y0, y1, x0, x1):
@@ -319,6 +342,8 @@ class UNetSegmenter(Segmenter):
             raise ModelFolderError(
                 f"{path}: the recipe makes {recipe.n_channels} channel(s) ({', '.join(recipe.channel_names)}) but the "
                 f"network was built for {in_channels}; the config and the weights do not belong together")
+        if "subtract_background" not in (config.get("params") or {}):  # saved before the option existed
+            self.params = dataclasses.replace(self.params, subtract_background=False)
         if (arch["depth"], arch["base_width"]) != (self.params.depth, self.params.base_width):
             self.params = dataclasses.replace(self.params, depth=int(arch["depth"]), base_width=int(arch["base_width"]))
         load_weights(net, path / config.get("weights", WEIGHTS_NAME))

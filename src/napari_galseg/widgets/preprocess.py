@@ -43,8 +43,8 @@ from ..preprocess import (
     Recipe,
     RmsParams,
     StretchParams,
+    as_recipe,
     default_recipe,
-    image_only_recipe,
 )
 from ..preprocess._sampling import is_dask
 from ..preprocess.normalise import normalise
@@ -435,7 +435,7 @@ class CompositeWidget(_PreprocessWidget):
 
     def _extra_widgets(self) -> list:
         self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)", name="rms")  # noqa: UP045
-        self.preset = ComboBox(label="recipe", choices=["default", "image-only", "custom"], value="default")
+        self.preset = ComboBox(label="recipe", choices=["default", "default+snr", "image-only", "custom"], value="default")
         self.preset.changed.connect(self._on_preset)
         return [self.rms_combo, self.preset]
 
@@ -450,7 +450,7 @@ class CompositeWidget(_PreprocessWidget):
     def _on_preset(self, value: str) -> None:
         if value == "custom":
             return
-        self._set_text((default_recipe() if value == "default" else image_only_recipe()).to_yaml())
+        self._set_text(as_recipe(value).to_yaml())
 
     def _set_text(self, text: str) -> None:
         self._setting_text = True
