@@ -13,6 +13,60 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def _radix_sort_f32(values, n, keys, scratch, counts):
+    """Sort ``values[:n]`` (finite float32) ascending in place: LSD radix sort of the IEEE bit
+    patterns (sign-flipped so unsigned order is float order), 11+11+10 bits, ~4x faster than
+    numpy's sort for boxes of a few thousand pixels."""
+    bits = values.view(np.uint32)
+    for i in range(n):
+        k = bits[i]
+        keys[i] = (k ^ np.uint32(0xFFFFFFFF)) if k & np.uint32(0x80000000) else (k | np.uint32(0x80000000))
+    src, dst = keys, scratch
+    for shift in (0, 11, 22):
+        counts[:] = 0
+        for i in range(n):
+            counts[(src[i] >> shift) & 0x7FF] += 1
+        total = 0
+        for d in range(2048):
+            c = counts[d]
+            counts[d] = total
+            total += c
+        for i in range(n):
+            d = (src[i] >> shift) & 0x7FF
+            dst[counts[d]] = src[i]
+            counts[d] += 1
+        src, dst = dst, src
+    for i in range(n):
+        k = src[i]
+        bits[i] = (k ^ np.uint32(0x80000000)) if k & np.uint32(0x80000000) else (k ^ np.uint32(0xFFFFFFFF))
+
+
+@njit(cache=True, nogil=True)
+def sort_rows_nan_last(boxes):
+    """Each row of float32 ``boxes`` sorted ascending, non-finite values (NaN, ±inf) replaced by
+    NaN and moved last, and the number of finite values per row."""
+    n, m = boxes.shape
+    out = np.empty((n, m), np.float32)
+    n_good = np.empty(n, np.int64)
+    keys = np.empty(m, np.uint32)
+    scratch = np.empty(m, np.uint32)
+    counts = np.empty(2048, np.int64)
+    for i in range(n):
+        row = out[i]
+        good = 0
+        for j in range(m):
+            v = boxes[i, j]
+            if np.isfinite(v):
+                row[good] = v
+                good += 1
+        for j in range(good, m):
+            row[j] = np.nan
+        _radix_sort_f32(row, good, keys, scratch, counts)
+        n_good[i] = good
+    return out, n_good
+
+
+@njit(cache=True, nogil=True)
 def clip_sorted_rows(srt, n_good, sigma, maxiters):
     """Sigma-clipped SExtractor background, std and kept count of each row of ``srt``.
 
@@ -197,3 +251,226 @@ def spline_rows(cols, rows, weights, lo, hi):
             v += cols[r3, x] * w3
             out[y, x] = min(max(v, lo32), hi32)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _label_level(pix, above, nx, index_of, connectivity, out_ids, parent):
+    """Connected components (union-find) of the object pixels ``pix`` (flat bbox indices, raster
+    order) where ``above``; ids 1.. in ``out_ids`` (0 where not above), sizes returned."""
+    n = pix.shape[0]
+    for i in range(n):
+        parent[i] = i if above[i] else -1
+    for i in range(n):
+        if not above[i]:
+            continue
+        p = pix[i]
+        y = p // nx
+        x = p - y * nx
+        # earlier raster neighbours only: left, and the row above (3 or 1 of them)
+        for dy, dx in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
+            if connectivity == 4 and dy != 0 and dx != 0:
+                continue
+            xx = x + dx
+            if xx < 0 or xx >= nx or y + dy < 0:
+                continue
+            j = index_of[(y + dy) * nx + xx]
+            if j < 0 or parent[j] < 0:
+                continue
+            a = _find(parent, i)
+            b = _find(parent, j)
+            if a != b:
+                if a < b:
+                    parent[b] = a
+                else:
+                    parent[a] = b
+    n_ids = 0
+    sizes = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        if parent[i] < 0:
+            out_ids[i] = 0
+            continue
+        r = _find(parent, i)
+        if r == i:
+            n_ids += 1
+            out_ids[i] = n_ids
+        else:
+            out_ids[i] = out_ids[r]  # r < i: already numbered
+        sizes[out_ids[i]] += 1
+    return n_ids, sizes[: n_ids + 1]
+
+
+@njit(cache=True, nogil=True)
+def deblend_markers(conv, inside, thresholds, n_pixels, connectivity):
+    """photutils' ``make_markers`` for one source, compiled: ``(markers, n)`` with markers
+    numbered 1..n in raster order (n = 0: no level holds two pieces, the source cannot split).
+
+    The pieces of the source above each threshold (pieces under ``n_pixels`` dropped); starting
+    at the lowest level with two or more pieces and going up the levels that have two or more,
+    a marker holding two or more pieces of the level is replaced by them. The same partition as
+    the level-by-level numpy version (``photutils_pipeline._deblend_markers_numpy``).
+    """
+    ny, nx = conv.shape
+    conv_flat = conv.ravel()
+    inside_flat = inside.ravel()
+    index_of = np.full(ny * nx, -1, np.int64)
+    n = 0
+    for p in range(ny * nx):
+        if inside_flat[p]:
+            index_of[p] = n
+            n += 1
+    pix = np.empty(n, np.int64)
+    values = np.empty(n, conv.dtype)
+    for p in range(ny * nx):
+        if index_of[p] >= 0:
+            pix[index_of[p]] = p
+            values[index_of[p]] = conv_flat[p]
+    n_levels = thresholds.shape[0]
+    ids = np.zeros((n_levels, n), np.int64)
+    big_count = np.zeros(n_levels, np.int64)
+    big = []
+    above = np.empty(n, np.bool_)
+    parent = np.empty(n, np.int64)
+    for k in range(n_levels):
+        for i in range(n):
+            above[i] = values[i] > thresholds[k]
+        n_ids, sizes = _label_level(pix, above, nx, index_of, connectivity, ids[k], parent)
+        is_big = sizes >= n_pixels
+        is_big[0] = False
+        big.append(is_big)
+        big_count[k] = np.sum(is_big)
+    markers = np.zeros(ny * nx, np.int32)
+    first = -1
+    for k in range(n_levels):
+        if big_count[k] >= 2:
+            first = k
+            break
+    if first < 0:
+        return markers.reshape(ny, nx), 0
+    # current markers: an id per object pixel (0 = none), unique across levels
+    lower = np.zeros(n, np.int64)
+    stride = n + 1
+    for i in range(n):
+        lab = ids[first, i]
+        if big[first][lab]:
+            lower[i] = first * stride + lab
+    max_id = n_levels * stride + 1
+    seen_upper = np.full(max_id, -1, np.int64)  # per marker: the first upper piece seen in it
+    split = np.zeros(max_id, np.bool_)
+    for k in range(first + 1, n_levels):
+        if big_count[k] < 2:
+            continue
+        seen_upper[:] = -1
+        split[:] = False
+        any_split = False
+        for i in range(n):
+            m = lower[i]
+            lab = ids[k, i]
+            if m == 0 or lab == 0 or not big[k][lab]:
+                continue
+            if seen_upper[m] < 0:
+                seen_upper[m] = lab
+            elif seen_upper[m] != lab:
+                split[m] = True
+                any_split = True
+        if not any_split:
+            continue
+        for i in range(n):
+            m = lower[i]
+            if m != 0 and split[m]:
+                lab = ids[k, i]
+                lower[i] = k * stride + lab if (lab != 0 and big[k][lab]) else 0
+    # number the markers by their first pixel in raster order
+    number = np.zeros(max_id, np.int64)
+    count = 0
+    for i in range(n):
+        m = lower[i]
+        if m == 0:
+            continue
+        if number[m] == 0:
+            count += 1
+            number[m] = count
+        markers[pix[i]] = number[m]
+    return markers.reshape(ny, nx), count
+
+
+@njit(cache=True, nogil=True)
+def _heap_smaller(hv, ha, i, j):
+    if hv[i] != hv[j]:
+        return hv[i] < hv[j]
+    return ha[i] < ha[j]
+
+
+@njit(cache=True, nogil=True)
+def _heap_swap(hv, ha, hi, hs, i, j):
+    hv[i], hv[j] = hv[j], hv[i]
+    ha[i], ha[j] = ha[j], ha[i]
+    hi[i], hi[j] = hi[j], hi[i]
+    hs[i], hs[j] = hs[j], hs[i]
+
+
+@njit(cache=True, nogil=True)
+def watershed_flood(image, output, mask, offsets):
+    """Marker-based watershed on raveled, padded arrays, flooding ``output`` in place: the
+    algorithm of scikit-image's ``watershed`` (no compactness, no watershed lines), with the same
+    binary heap ordered by (value, age) and the same neighbour order, so ties resolve the same
+    way and the labels are identical. ``mask`` must be 0 on the padding border."""
+    size = image.shape[0]
+    cap = size + 16
+    hv = np.empty(cap, np.float64)
+    ha = np.empty(cap, np.int64)
+    hi = np.empty(cap, np.int64)
+    hs = np.empty(cap, np.int64)
+    items = 0
+
+    def push(items, value, age, index, source):
+        child = items
+        hv[child] = value
+        ha[child] = age
+        hi[child] = index
+        hs[child] = source
+        items += 1
+        while child > 0:
+            parent = (child + 1) // 2 - 1
+            if _heap_smaller(hv, ha, child, parent):
+                _heap_swap(hv, ha, hi, hs, parent, child)
+                child = parent
+            else:
+                break
+        return items
+
+    for p in range(size):
+        if output[p]:
+            items = push(items, image[p], 0, p, p)
+    age = 1
+    while items > 0:
+        value, index, source = hv[0], hi[0], hs[0]
+        items -= 1
+        if items > 0:
+            _heap_swap(hv, ha, hi, hs, 0, items)
+            i = 0
+            while True:
+                smallest = i
+                left = 2 * i + 1
+                right = left + 1
+                if left < items:
+                    if _heap_smaller(hv, ha, left, i):
+                        smallest = left
+                    if right < items and _heap_smaller(hv, ha, right, smallest):
+                        smallest = right
+                else:
+                    break
+                if smallest == i:
+                    break
+                _heap_swap(hv, ha, hi, hs, i, smallest)
+                i = smallest
+        for k in range(offsets.shape[0]):
+            nb = index + offsets[k]
+            if not mask[nb] or output[nb]:
+                continue
+            age += 1
+            output[nb] = output[index]
+            nv = image[nb]
+            if nv < value:
+                nv = value
+            items = push(items, nv, age, nb, source)
+    return output

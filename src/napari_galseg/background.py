@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from ._kernels import clip_sorted_rows, sort_rows_nan_last, spline_rows
 from .tiling import iter_tiles, map_ordered
 
 # -- reading -----------------------------------------------------------------------------------
@@ -92,14 +93,11 @@ def clipped_box_statistics(boxes: np.ndarray, sigma: float = 3.0, maxiters: int 
     Same result as photutils' ``SigmaClip(sigma=3, maxiters=10)`` + ``SExtractorBackground`` +
     ``StdBackgroundRMS`` (what Background2D uses), with one sort per box instead of a median per
     iteration: a clipped set is always a contiguous range of the sorted values, so each row is
-    sorted once (numpy's vectorised sort, all rows at once) and the iterations run compiled
+    sorted once (a compiled radix sort) and the iterations run compiled
     (:func:`._kernels.clip_sorted_rows`).
     """
-    from ._kernels import clip_sorted_rows
-
-    srt = np.sort(np.asarray(boxes, np.float32), axis=-1)  # NaN sort last
-    n_good = np.count_nonzero(~np.isnan(srt), axis=-1)
-    return clip_sorted_rows(srt, n_good.astype(np.int64), float(sigma), int(maxiters))
+    srt, n_good = sort_rows_nan_last(np.ascontiguousarray(boxes, dtype=np.float32))
+    return clip_sorted_rows(srt, n_good, float(sigma), int(maxiters))
 
 
 class MeshBackground:
@@ -204,8 +202,6 @@ class MeshBackground:
         cols = sub[:, ix[0]] * wx[0][None, :]
         for k in range(1, 4):
             cols += sub[:, ix[k]] * wx[k][None, :]
-        from ._kernels import spline_rows
-
         base = rows_needed.start
         rows = np.stack([i - base for i in iy])
         weights = np.stack(wy).astype(np.float32)

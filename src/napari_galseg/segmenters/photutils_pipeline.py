@@ -68,6 +68,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
+from .._kernels import deblend_markers, may_split, watershed_flood
 from ..tiling import ComponentStitcher, iter_tiles, map_ordered
 from .base import ProgressCallback, Segmenter, register
 
@@ -374,20 +375,17 @@ class _Pipeline:
         candidates = ids[areas[ids] >= 2 * int(p.n_pixels)]
         splits = []
         if len(candidates):  # most cannot split: a compiled exact test leaves the ones that might
-            from .._kernels import may_split
-
             wanted = np.zeros(n_local + 1, bool)
             wanted[candidates] = True
             candidates = np.flatnonzero(may_split(conv, local, wanted, int(p.n_pixels), int(p.connectivity)))
         if len(candidates):
             from ..catalog import segment_sums
 
-            structure = _level_stack_structure(p.connectivity)
             for local_id in candidates:
                 y0, y1, x0, x1 = (int(v) for v in boxes[local_id - 1])
                 box = (slice(y0, y1), slice(x0, x1))
                 inside = local[box] == local_id
-                cut = _deblend_object(conv[box], inside, p, structure, structure[1])
+                cut = _deblend_object(conv[box], inside, p)
                 if cut is None:
                     continue
                 child_ids, n_children, first_local = _number_children(cut, inside)
@@ -616,13 +614,10 @@ def _deblend_group(pipe: _Pipeline, parents: np.ndarray, bboxes, patches, seg_fi
     makes 32 Python-level detect_sources calls per object); tests check it against
     photutils.segmentation.deblend_sources.
     """
-    from .._kernels import may_split
-
     p = pipe.p
     parents = parents[~pipe.deblend_handled[parents]]  # objects inside one tile: done during detection
     areas = pipe.stitcher.areas[parents]
     candidates = parents[areas >= 2 * int(p.n_pixels)]  # photutils' own rule: room for two children
-    structure = _level_stack_structure(p.connectivity)
     width = pipe.shape[1]
     for parent in candidates:
         parent = int(parent)
@@ -634,7 +629,7 @@ def _deblend_group(pipe: _Pipeline, parents: np.ndarray, bboxes, patches, seg_fi
         # exact and saves most of the time.
         if not may_split(conv, inside.astype(np.int32), _ONE_CANDIDATE, int(p.n_pixels), int(p.connectivity))[1]:
             continue
-        cut = _deblend_object(conv, inside, p, structure, structure[1])
+        cut = _deblend_object(conv, inside, p)
         if cut is None:
             continue
         child_ids, n_children, first_local = _number_children(cut, inside)
@@ -700,79 +695,53 @@ def _deblend_thresholds(values: np.ndarray, n_levels: int, mode: str):
     return thresholds[1:-1], mode
 
 
-@functools.lru_cache(maxsize=2)
-def _level_stack_structure(connectivity: int) -> np.ndarray:
-    """3-D structuring element that connects pixels within a level, never across levels."""
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = np.ones((3, 3), bool) if connectivity == 8 else ndimage.generate_binary_structure(2, 1)
-    return structure
+_WATERSHED_OFFSETS = {4: ((-1, 0), (0, -1), (0, 1), (1, 0)),  # scikit-image's order: by distance,
+                      8: ((-1, 0), (0, -1), (0, 1), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1))}  # then raster
 
 
-def _deblend_markers(conv: np.ndarray, inside: np.ndarray, thresholds: np.ndarray, n_pixels: int, structure: np.ndarray):
-    """photutils' ``make_markers``: the pieces of the source above each threshold level (pieces
-    under ``n_pixels`` dropped); going up the levels, a marker that holds two or more pieces of the
-    next level is replaced by them. None when no level has two pieces (the source cannot split).
+def _watershed(conv: np.ndarray, markers: np.ndarray, inside: np.ndarray, connectivity: int):
+    """A flooding function for :func:`_deblend_object`: ``flood(markers)`` returns the markers
+    grown over ``inside`` along ``-conv`` (scikit-image's watershed, compiled, see
+    :func:`.._kernels.watershed_flood`), on arrays padded once."""
+    ny, nx = conv.shape
+    width = nx + 2
+    image = np.pad(-conv.astype(np.float64), 1).ravel()
+    mask = np.pad(inside, 1).astype(np.int8).ravel()
+    offsets = np.array([dy * width + dx for dy, dx in _WATERSHED_OFFSETS[connectivity]], np.int64)
 
-    All levels are labelled at once (a 3-D stack, no connection across levels). The markers come
-    back labelled 1..n in raster order, an order-preserving renumbering of photutils' labels (its
-    watershed and contrast steps depend on the partition and that order only).
-    """
-    n_levels = len(thresholds)
-    with np.errstate(invalid="ignore"):
-        stack = conv[None] > thresholds[:, None, None]
-    stack &= inside[None]
-    labels, n = ndimage.label(stack, structure=structure)
-    if n < 2:
-        return None
-    big = np.bincount(labels.ravel(), minlength=n + 1) >= n_pixels
-    big[0] = False
-    if big.sum() < 2:
-        return None
-    plane = inside.size
-    level_of = np.zeros(n + 1, np.intp)
-    level_of[labels.ravel()] = np.repeat(np.arange(n_levels), plane)
-    pieces_per_level = np.bincount(level_of[big], minlength=n_levels)
-    levels = np.flatnonzero(pieces_per_level >= 2)  # the levels where photutils' detection returns pieces
-    if not len(levels):
-        return None
-    lower = None
-    for k in levels:
-        upper = labels[k] * big[labels[k]]  # pieces of level k, small ones dropped
-        if lower is None:
-            lower = upper
-            continue
-        both = (lower > 0) & (upper > 0)
-        pairs = np.unique(lower[both].astype(np.int64) * (n + 1) + upper[both])
-        split = np.bincount(pairs // (n + 1), minlength=int(lower.max()) + 1) >= 2
-        if split.any():
-            replaced = split[lower]
-            markers = (lower > 0) & ~replaced
-            markers |= replaced & (upper > 0)
-            lower = ndimage.label(markers, structure=structure[1])[0]
-    return ndimage.label(lower > 0, structure=structure[1])[0]
+    def flood(seeds: np.ndarray) -> np.ndarray:
+        out = np.pad(seeds.astype(np.int32) * inside, 1).ravel()
+        watershed_flood(image, out, mask, offsets)
+        return out.reshape(ny + 2, width)[1:-1, 1:-1]
+
+    return flood
 
 
-def _deblend_object(conv: np.ndarray, inside: np.ndarray, p: PhotutilsParams, structure: np.ndarray, footprint: np.ndarray):
+def _deblend_object(conv: np.ndarray, inside: np.ndarray, p: PhotutilsParams):
     """photutils' ``deblend_sources`` for one source (``inside`` its pixels in the cutout ``conv``):
     multi-threshold markers, watershed, the contrast criterion (drop the faintest child until all
-    hold >= ``contrast`` of the flux). Returns child labels 1..k (0 outside) or None (not split)."""
-    from skimage.segmentation import watershed
+    hold >= ``contrast`` of the flux). Returns child labels 1..k (0 outside) or None (not split).
 
+    Markers and watershed run compiled (:mod:`napari_galseg._kernels`); tests check the whole
+    against photutils.segmentation.deblend_sources and the markers against a numpy version.
+    """
     values = conv[inside]
+    connectivity = int(p.connectivity)
     thresholds, mode = _deblend_thresholds(values, int(p.n_levels), p.deblend_mode)
     if thresholds is None:
         return None
-    markers = _deblend_markers(conv, inside, thresholds, int(p.n_pixels), structure)
-    if markers is None:
+    markers, n_markers = deblend_markers(conv, inside, thresholds, int(p.n_pixels), connectivity)
+    if not n_markers:
         return None
-    if mode != "linear" and markers.max() > 200:  # photutils' rule against slow watersheds
+    if mode != "linear" and n_markers > 200:  # photutils' rule against slow watersheds
         thresholds, mode = _deblend_thresholds(values, int(p.n_levels), "linear")
-        markers = _deblend_markers(conv, inside, thresholds, int(p.n_pixels), structure)
-        if markers is None:
+        markers, n_markers = deblend_markers(conv, inside, thresholds, int(p.n_pixels), connectivity)
+        if not n_markers:
             return None
     source_sum = np.nansum(values)
+    flood = _watershed(conv, markers, inside, connectivity)
     while True:
-        markers = watershed(-conv, markers, mask=inside, connectivity=footprint)
+        markers = flood(markers)
         labels = np.unique(markers)
         labels = labels[labels != 0]
         if labels.size == 1:
