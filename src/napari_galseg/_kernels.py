@@ -176,8 +176,10 @@ def may_split(values, labels, candidate, n_pixels, connectivity):
         if lab > 0 and candidate[lab]:
             order[fill[lab]] = p
             fill[lab] += 1
-    parent = np.full(flat.size, -1, np.int64)
-    size = np.zeros(flat.size, np.int64)
+    parent = np.empty(flat.size, np.int64)  # only the current label's entries are ever read
+    size = np.empty(flat.size, np.int64)
+    for i in range(order.shape[0]):
+        parent[order[i]] = -1
     vflat = values.ravel()
     for lab in range(1, n_labels + 1):
         start, stop = counts[lab], counts[lab + 1]
@@ -206,7 +208,7 @@ def may_split(values, labels, candidate, n_pixels, connectivity):
                     if xx < 0 or xx >= nx:
                         continue
                     q = yy * nx + xx
-                    if parent[q] < 0 or flat[q] != lab:
+                    if flat[q] != lab or parent[q] < 0:  # another label: parent[q] unset
                         continue
                     a = _find(parent, p)
                     b = _find(parent, q)
@@ -225,9 +227,6 @@ def may_split(values, labels, candidate, n_pixels, connectivity):
             if n_big >= 2:
                 out[lab] = True
                 break
-        for p in pix:  # reset for the next label
-            parent[p] = -1
-            size[p] = 0
     return out
 
 
@@ -474,3 +473,20 @@ def watershed_flood(image, output, mask, offsets):
                 nv = value
             items = push(items, nv, age, nb, source)
     return output
+
+
+def load() -> None:
+    """Load (or, the very first time on a machine, compile) every kernel with the argument types
+    the pipeline uses, by calling each on a tiny input. Numba otherwise does this on the first
+    call of each, inside the first run (~1 s from its cache: scanning the installed packages for
+    numba extensions is most of it; ~30 s the very first time)."""
+    img = np.zeros((4, 4), np.float32)
+    labels = np.zeros((4, 4), np.int32)
+    srt, good = sort_rows_nan_last(img)
+    clip_sorted_rows(srt, good, 3.0, 10)
+    may_split(img, labels, np.zeros(1, np.bool_), 10, 8)
+    spline_rows(img, np.zeros((4, 4), np.int64), img, 0.0, 1.0)
+    inside = np.ones((4, 4), np.bool_)
+    for thresholds in (np.zeros(2, np.float32), np.zeros(2, np.float64)):
+        deblend_markers(img, inside, thresholds, 10, 8)
+    watershed_flood(np.zeros(9, np.float64), np.zeros(9, np.int32), np.zeros(9, np.int8), np.zeros(1, np.int64))
