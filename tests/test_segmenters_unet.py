@@ -157,3 +157,26 @@ def test_fine_tuning_starts_from_local_weights(trained, field):
     with pytest.raises(ValueError, match="init_weights"):
         UNetSegmenter(**{**TINY, "epochs": 1, "init_weights": str(folder), "base_width": 8}).fit(
             field.image, field.truth, field.rms)
+
+
+def test_network_sees_the_sky_subtracted_image(trained, field):
+    from napari_galseg.background import SkySubtracted
+
+    seg, _, _ = trained
+    assert seg.params.subtract_background and seg.recipe["name"] == "default+snr"
+    sky = seg.input_image(field.image)
+    assert isinstance(sky, SkySubtracted) and seg.input_image(field.image) is sky  # mesh estimated once
+    assert abs(float(np.median(np.asarray(sky)))) < 0.2 * float(np.median(field.rms))
+    raw = UNetSegmenter(**{**TINY, "subtract_background": False})
+    assert raw.input_image(field.image) is field.image
+
+
+def test_folder_saved_before_sky_subtraction_loads_without_it(trained, tmp_path):
+    _, folder, _ = trained
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["params"]["subtract_background"]
+    (old / "config.json").write_text(json.dumps(config))
+    assert UNetSegmenter.load(folder).params.subtract_background
+    assert not UNetSegmenter.load(old).params.subtract_background
