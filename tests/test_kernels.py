@@ -162,3 +162,24 @@ def test_may_split_two_separate_peaks_and_a_single_one():
     assert not may_split(one, inside, wanted, 10, 8)[1]
     assert not may_split(two, inside, np.array([False, False]), 10, 8)[1]  # not a candidate
     assert not may_split(two, inside, wanted, 2000, 8)[1]  # pieces too small for n_pixels
+
+
+def test_label_mask_and_summary_equal_scipy():
+    from napari_galseg._kernels import label_mask, label_summary
+
+    rng = np.random.default_rng(5)
+    for conn in (8, 4):
+        structure = level_stack_structure(conn)[1]
+        for _ in range(20):
+            mask = ndimage.gaussian_filter(rng.normal(size=(120, 97)), rng.uniform(0.5, 3)) > rng.uniform(0, 0.3)
+            ref, n = ndimage.label(mask, structure=structure)
+            got, k = label_mask(mask, conn)
+            assert k == n and np.array_equal(got, ref)
+            boxes, areas, first = label_summary(got, k)
+            objects = ndimage.find_objects(ref)
+            assert np.array_equal(boxes, [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in objects] or np.zeros((0, 4)))
+            assert np.array_equal(areas[1:], np.bincount(ref.ravel(), minlength=n + 1)[1:])
+            flat = ref.ravel()
+            assert all(first[i] == np.flatnonzero(flat == i)[0] for i in range(1, n + 1))
+    empty, n = label_mask(np.zeros((5, 5), bool), 8)
+    assert n == 0 and not empty.any()

@@ -116,25 +116,6 @@ def structure_for(connectivity: int) -> np.ndarray:
     raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
 
 
-def _first_pixels(flat_labels: np.ndarray, n: int) -> np.ndarray:
-    """Flat index of each label's first pixel (raster order), for labels numbered in that order.
-
-    scipy.ndimage.label numbers components by first appearance, so a new label shows up exactly
-    where the running maximum of the non-zero labels increases: O(n), no sort.
-    """
-    first = np.zeros(n + 1, dtype=np.int64)
-    if n == 0:
-        return first
-    nonzero = np.flatnonzero(flat_labels)
-    values = flat_labels[nonzero]
-    running = np.maximum.accumulate(values)
-    is_new = np.empty(values.shape, dtype=bool)
-    is_new[0] = True
-    np.greater(running[1:], running[:-1], out=is_new[1:])
-    first[values[is_new]] = nonzero[is_new]
-    return first
-
-
 def canonical_relabel(labels: np.ndarray) -> np.ndarray:
     """Relabel so ids are 1..n in raster order of each label's first pixel (0 stays 0).
 
@@ -182,8 +163,10 @@ class ComponentStitcher:
 
     def label_tile(self, mask_core: np.ndarray) -> tuple[np.ndarray, int]:
         """Local labels of one tile (deterministic: :meth:`relabel` may recompute them)."""
-        labels, n = ndimage.label(np.asarray(mask_core, dtype=bool), structure=self._structure)
-        return labels.astype(np.int32, copy=False), int(n)
+        from ._kernels import label_mask  # ndimage.label's labels, without holding the GIL
+
+        labels, n = label_mask(np.ascontiguousarray(mask_core, dtype=bool), int(self.connectivity))
+        return labels, int(n)
 
     def add(self, tile: Tile, mask_core: np.ndarray) -> np.ndarray:
         """Record one tile's components; returns its local labels (1..n, raster order)."""
@@ -192,9 +175,10 @@ class ComponentStitcher:
         labels, n = self.label_tile(mask_core)
         return self.add_labels(tile, labels, n)
 
-    def add_labels(self, tile: Tile, labels: np.ndarray, n: int) -> np.ndarray:
+    def add_labels(self, tile: Tile, labels: np.ndarray, n: int, summary=None) -> np.ndarray:
         """:meth:`add` for a tile already labelled with :meth:`label_tile` (e.g. in a worker
-        thread: labelling is stateless, recording must happen in one thread)."""
+        thread: labelling is stateless, recording must happen in one thread). ``summary`` is
+        ``_kernels.label_summary(labels, n)`` when the worker computed it already."""
         if self._lut is not None:
             raise RuntimeError("ComponentStitcher.add after finish()")
         if tile.index in self._offsets:
@@ -212,18 +196,16 @@ class ComponentStitcher:
             return line
 
         self._edges[tile.index] = (to_global(labels[0]), to_global(labels[-1]), to_global(labels[:, 0]), to_global(labels[:, -1]))
-        flat = labels.ravel()
-        local_first = _first_pixels(flat, n)[1:]
-        width_local = labels.shape[1]
+        if summary is None:
+            from ._kernels import label_summary
+
+            summary = label_summary(np.ascontiguousarray(labels, dtype=np.int32), n)
+        local_boxes, areas, local_first = summary
         y0, x0 = tile.core[0].start, tile.core[1].start
-        rows, cols = np.divmod(local_first, width_local)
+        rows, cols = np.divmod(local_first[1:], labels.shape[1])
         self._first.append((y0 + rows) * self.shape[1] + (x0 + cols))
-        self._area.append(np.bincount(flat, minlength=n + 1)[1:].astype(np.int64))
-        boxes = np.array(
-            [(sl[0].start + y0, sl[0].stop + y0, sl[1].start + x0, sl[1].stop + x0) for sl in ndimage.find_objects(labels, max_label=n)],
-            dtype=np.int64,
-        ).reshape(n, 4)
-        self._bbox.append(boxes)
+        self._area.append(areas[1:].astype(np.int64))
+        self._bbox.append(local_boxes + np.array([y0, y0, x0, x0], np.int64))
         return labels
 
     def _border_pairs(self) -> tuple[np.ndarray, np.ndarray]:

@@ -68,7 +68,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
-from .._kernels import deblend_markers, may_split, watershed_flood
+from .._kernels import deblend_markers, label_summary, may_split, watershed_flood
 from ..tiling import ComponentStitcher, iter_tiles, map_ordered
 from .base import ProgressCallback, Segmenter, register
 
@@ -330,14 +330,15 @@ class _Pipeline:
                 mask = np.greater(conv, threshold, out=np.empty(conv.shape, bool))
             mask &= valid
             local, n_local = stitcher.label_tile(mask)
+            summary = label_summary(local, n_local)
             origin = (tile.core[0].start, tile.core[1].start)
             sums = segment_sums(local, n_local, data, conv, rms, valid, origin) if basic else None
-            interior = self._deblend_interior(local, n_local, origin, data, conv, rms, valid) if self.p.deblend else None
-            return tile, local, n_local, np.packbits(mask, axis=None), sums, interior
+            interior = self._deblend_interior(local, n_local, summary, origin, data, conv, rms, valid) if self.p.deblend else None
+            return tile, local, n_local, summary, np.packbits(mask, axis=None), sums, interior
 
         handled_nodes, splits = [], []
-        for n, (tile, local, n_local, packed, sums, interior) in enumerate(map_ordered(detect_tile, self.tiles, self.n_threads)):
-            stitcher.add_labels(tile, local, n_local)
+        for n, (tile, local, n_local, summary, packed, sums, interior) in enumerate(map_ordered(detect_tile, self.tiles, self.n_threads)):
+            stitcher.add_labels(tile, local, n_local, summary)
             if basic:
                 pieces.append(sums)
             if interior is not None:
@@ -358,7 +359,7 @@ class _Pipeline:
             self.object_sums = merge_sums(concat_sums(pieces), stitcher.node_labels[1:].astype(np.intp) - 1, stitcher.n_labels)
         return stitcher
 
-    def _deblend_interior(self, local, n_local, origin, data, conv, rms, valid):
+    def _deblend_interior(self, local, n_local, summary, origin, data, conv, rms, valid):
         """Deblend the components of one tile that do not touch its core's border: they are whole
         objects (nothing across the border joins them) whose pixels are all at hand, so they are
         deblended here, in the detection threads, exactly as the group step would. Returns their
@@ -368,10 +369,9 @@ class _Pipeline:
         if not n_local:
             return np.zeros(0, np.int64), []
         h, w = local.shape
-        boxes = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(local, max_label=n_local)], np.int64)
+        boxes, areas, _ = summary
         interior = (boxes[:, 0] > 0) & (boxes[:, 2] > 0) & (boxes[:, 1] < h) & (boxes[:, 3] < w)
         ids = np.flatnonzero(interior) + 1
-        areas = np.bincount(local.ravel(), minlength=n_local + 1)
         candidates = ids[areas[ids] >= 2 * int(p.n_pixels)]
         splits = []
         if len(candidates):  # most cannot split: a compiled exact test leaves the ones that might
