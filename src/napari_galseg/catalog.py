@@ -179,48 +179,20 @@ def segment_sums(labels, n, data, convolved, error, valid, origin=(0, 0)) -> dic
     ``vmin``/``vmax``: data extremes; ``y0, y1, x0, x1``: bounding box (half-open, global).
     Sums run in float64 in raster order of the pixels, so they do not depend on the window.
     """
-    labels = np.asarray(labels)
-    nx = labels.shape[1]
-    flat = labels.ravel()
-    idx = np.flatnonzero(flat)
-    lab = flat[idx].astype(np.intp) - 1
-    ys, xs = np.divmod(idx, nx)
-    ok = np.asarray(valid).ravel()[idx]
-    d = np.asarray(data).ravel()[idx].astype(np.float64)
-    w = np.asarray(convolved).ravel()[idx].astype(np.float64)
-    w[~ok | ~np.isfinite(w) | (w < 0)] = 0.0
-    lab_ok = lab[ok]
-    out = {"n_valid": np.bincount(lab_ok, minlength=n).astype(np.float64)}
-    out["flux"] = np.bincount(lab_ok, weights=d[ok], minlength=n)
-    e = np.asarray(error).ravel()[idx][ok].astype(np.float64) if error is not None else np.zeros(len(lab_ok))
-    out["err2"] = np.bincount(lab_ok, weights=e * e, minlength=n)
-    vmin = np.full(n, np.inf)
-    vmax = np.full(n, -np.inf)
-    np.minimum.at(vmin, lab_ok, d[ok])
-    np.maximum.at(vmax, lab_ok, d[ok])
-    out["vmin"], out["vmax"] = vmin, vmax
-    wsum = np.bincount(lab, weights=w, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx = np.where(wsum > 0, np.bincount(lab, weights=w * xs, minlength=n) / wsum, 0.0)
-        my = np.where(wsum > 0, np.bincount(lab, weights=w * ys, minlength=n) / wsum, 0.0)
-    dx = xs - mx[lab]
-    dy = ys - my[lab]
-    out["w"] = wsum
-    out["mxx"] = np.bincount(lab, weights=w * dx * dx, minlength=n)
-    out["myy"] = np.bincount(lab, weights=w * dy * dy, minlength=n)
-    out["mxy"] = np.bincount(lab, weights=w * dx * dy, minlength=n)
-    out["xc"] = mx + origin[1]
-    out["yc"] = my + origin[0]
-    y0 = np.full(n, np.iinfo(np.int64).max)
-    x0 = np.full(n, np.iinfo(np.int64).max)
-    y1 = np.full(n, -1)
-    x1 = np.full(n, -1)
-    np.minimum.at(y0, lab, ys)
-    np.maximum.at(y1, lab, ys)
-    np.minimum.at(x0, lab, xs)
-    np.maximum.at(x1, lab, xs)
-    out["y0"], out["y1"] = y0 + origin[0], y1 + 1 + origin[0]
-    out["x0"], out["x1"] = x0 + origin[1], x1 + 1 + origin[1]
+    from ._kernels import segment_sums_kernel  # compiled: no GIL held, one pass + one for moments
+
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    has_error = error is not None
+    sums = segment_sums_kernel(labels, int(n), np.ascontiguousarray(data), np.ascontiguousarray(convolved),
+                               np.ascontiguousarray(error) if has_error else np.zeros((1, 1), np.float32),
+                               has_error, np.ascontiguousarray(valid, dtype=bool))
+    out = dict(zip(("w", "xc", "yc", "mxx", "myy", "mxy", "n_valid", "flux", "err2", "vmin", "vmax"), sums[:11]))
+    out["xc"] = out["xc"] + origin[1]
+    out["yc"] = out["yc"] + origin[0]
+    bounds = sums[11:].astype(np.int64)
+    bounds[bounds > 1 << 62] = np.iinfo(np.int64).max  # labels with no pixel (never in practice)
+    out["y0"], out["y1"] = bounds[0] + origin[0], bounds[1] + 1 + origin[0]
+    out["x0"], out["x1"] = bounds[2] + origin[1], bounds[3] + 1 + origin[1]
     return out
 
 
