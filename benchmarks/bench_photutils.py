@@ -207,6 +207,8 @@ def worker(args) -> None:
         import photutils.segmentation  # noqa: F401
     field = json.loads(args.field)
     import_s = time.perf_counter() - t0
+    if args.method.startswith("galseg"):  # replacing last run's 268+ MB file is not segmentation work
+        (Path(field["workdir"]) / f"labels-{args.method}.fits").unlink(missing_ok=True)
     base_rss = _rss_mb()
     t1 = time.perf_counter()
     if args.method.startswith("galseg"):

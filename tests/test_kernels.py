@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_galseg._kernels import deblend_markers, may_split, watershed_flood
-from napari_galseg.segmenters.photutils_pipeline import _deblend_thresholds, _watershed
+from napari_galseg._kernels import deblend_markers, deblend_watershed, may_split, watershed_flood
+from napari_galseg.segmenters.photutils_pipeline import _deblend_thresholds
 
 
 def level_stack_structure(connectivity):
@@ -109,12 +109,25 @@ def test_compiled_watershed_equals_scikit_image():
             continue
         footprint = level_stack_structure(conn)[1]
         ref = watershed(-img, markers, mask=inside, connectivity=footprint)
-        got = _watershed(img, markers, inside, conn)(markers)
-        assert np.array_equal(got, ref)
+        got, count = deblend_watershed(img, inside, markers, -np.inf, 1.0, conn)  # no contrast step
+        assert np.array_equal(got, ref) and count == len(np.unique(ref[ref > 0]))
         # plateaus: equal values everywhere, ties settled by the heap's (value, age) order
         flat = np.where(inside, np.float32(7.0), 0).astype(np.float32)
-        assert np.array_equal(_watershed(flat, markers, inside, conn)(markers),
+        assert np.array_equal(deblend_watershed(flat, inside, markers, -np.inf, 1.0, conn)[0],
                               watershed(-flat, markers, mask=inside, connectivity=footprint))
+        # the contrast step: the faintest child goes until all hold >= contrast, as photutils
+        contrast = 0.2
+        source_sum = float(np.nansum(img[inside]))
+        expect = ref.copy()
+        while True:
+            labels = np.unique(expect[expect > 0])
+            frac = ndimage.sum_labels(img, expect, index=labels) / source_sum
+            if labels.size == 1 or not (frac < contrast).any():
+                break
+            expect[expect == labels[np.argmin(frac)]] = 0
+            expect = watershed(-img, expect, mask=inside, connectivity=footprint)
+        got, count = deblend_watershed(img, inside, markers, contrast, source_sum, conn)
+        assert np.array_equal(got, expect) and count == labels.size
         n_checked += 1
     assert n_checked > 10
 

@@ -490,6 +490,7 @@ def load() -> None:
     for thresholds in (np.zeros(2, np.float32), np.zeros(2, np.float64)):
         deblend_markers(img, inside, thresholds, 10, 8)
     watershed_flood(np.zeros(9, np.float64), np.zeros(9, np.int32), np.zeros(9, np.int8), np.zeros(1, np.int64))
+    deblend_watershed(img, inside, labels, 0.001, 1.0, 8)
     found, n = label_mask(inside, 8)
     label_summary(found, n)
     for error in (img, np.zeros((1, 1), np.float32)):
@@ -668,3 +669,64 @@ def segment_sums_kernel(labels, n, data, convolved, error, has_error, valid):
             out[myy, i] += w * dy * dy
             out[mxy, i] += w * dx * dy
     return out
+
+
+@njit(cache=True, nogil=True)
+def deblend_watershed(conv, inside, markers, contrast, source_sum, connectivity):
+    """The watershed and contrast steps of photutils' deblender for one source: flood ``markers``
+    over ``inside`` along ``-conv`` (:func:`watershed_flood`), then, while two or more children
+    remain and the faintest holds less than ``contrast`` of ``source_sum``, drop it and flood
+    again. Sums per child in float64 in raster order (``scipy.ndimage.sum_labels``' numbers).
+    Returns the child labels (original marker ids, 0 outside) and how many remain."""
+    ny, nx = conv.shape
+    width = nx + 2
+    size = (ny + 2) * width
+    image = np.zeros(size, np.float64)
+    mask = np.zeros(size, np.int8)
+    out = np.zeros(size, np.int32)
+    for y in range(ny):
+        for x in range(nx):
+            q = (y + 1) * width + x + 1
+            image[q] = -np.float64(conv[y, x])
+            if inside[y, x]:
+                mask[q] = 1
+                out[q] = markers[y, x]
+    if connectivity == 4:
+        offsets = np.array([-width, -1, 1, width], np.int64)
+    else:
+        offsets = np.array([-width, -1, 1, width, -width - 1, -width + 1, width - 1, width + 1], np.int64)
+    n_ids = 0
+    for q in range(size):
+        if out[q] > n_ids:
+            n_ids = out[q]
+    sums = np.zeros(n_ids + 1, np.float64)
+    present = np.zeros(n_ids + 1, np.bool_)
+    while True:
+        watershed_flood(image, out, mask, offsets)
+        sums[:] = 0.0
+        present[:] = False
+        for y in range(ny):
+            for x in range(nx):
+                lab = out[(y + 1) * width + x + 1]
+                sums[lab] += np.float64(conv[y, x])
+                present[lab] = True
+        count = 0
+        faintest = -1
+        low = np.inf
+        for lab in range(1, n_ids + 1):
+            if present[lab]:
+                count += 1
+                frac = sums[lab] / source_sum
+                if frac < low:
+                    low = frac
+                    faintest = lab
+        if count <= 1 or not low < contrast:
+            break
+        for q in range(size):
+            if out[q] == faintest:
+                out[q] = 0
+    labels = np.zeros((ny, nx), np.int32)
+    for y in range(ny):
+        for x in range(nx):
+            labels[y, x] = out[(y + 1) * width + x + 1]
+    return labels, count

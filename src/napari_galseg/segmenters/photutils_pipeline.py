@@ -68,7 +68,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
-from .._kernels import deblend_markers, label_summary, may_split, watershed_flood
+from .._kernels import deblend_markers, deblend_watershed, label_summary, may_split
 from ..tiling import ComponentStitcher, iter_tiles, map_ordered
 from .base import ProgressCallback, Segmenter, register
 
@@ -695,28 +695,6 @@ def _deblend_thresholds(values: np.ndarray, n_levels: int, mode: str):
     return thresholds[1:-1], mode
 
 
-_WATERSHED_OFFSETS = {4: ((-1, 0), (0, -1), (0, 1), (1, 0)),  # scikit-image's order: by distance,
-                      8: ((-1, 0), (0, -1), (0, 1), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1))}  # then raster
-
-
-def _watershed(conv: np.ndarray, markers: np.ndarray, inside: np.ndarray, connectivity: int):
-    """A flooding function for :func:`_deblend_object`: ``flood(markers)`` returns the markers
-    grown over ``inside`` along ``-conv`` (scikit-image's watershed, compiled, see
-    :func:`.._kernels.watershed_flood`), on arrays padded once."""
-    ny, nx = conv.shape
-    width = nx + 2
-    image = np.pad(-conv.astype(np.float64), 1).ravel()
-    mask = np.pad(inside, 1).astype(np.int8).ravel()
-    offsets = np.array([dy * width + dx for dy, dx in _WATERSHED_OFFSETS[connectivity]], np.int64)
-
-    def flood(seeds: np.ndarray) -> np.ndarray:
-        out = np.pad(seeds.astype(np.int32) * inside, 1).ravel()
-        watershed_flood(image, out, mask, offsets)
-        return out.reshape(ny + 2, width)[1:-1, 1:-1]
-
-    return flood
-
-
 def _deblend_object(conv: np.ndarray, inside: np.ndarray, p: PhotutilsParams):
     """photutils' ``deblend_sources`` for one source (``inside`` its pixels in the cutout ``conv``):
     multi-threshold markers, watershed, the contrast criterion (drop the faintest child until all
@@ -738,23 +716,13 @@ def _deblend_object(conv: np.ndarray, inside: np.ndarray, p: PhotutilsParams):
         markers, n_markers = deblend_markers(conv, inside, thresholds, int(p.n_pixels), connectivity)
         if not n_markers:
             return None
-    source_sum = np.nansum(values)
-    flood = _watershed(conv, markers, inside, connectivity)
-    while True:
-        markers = flood(markers)
-        labels = np.unique(markers)
-        labels = labels[labels != 0]
-        if labels.size == 1:
-            break
-        flux_frac = ndimage.sum_labels(conv, markers, index=labels) / source_sum
-        if not (flux_frac < p.contrast).any():
-            break
-        markers[markers == labels[np.argmin(flux_frac)]] = 0
-    if labels.size <= 1:
+    source_sum = float(np.nansum(values))  # float32 (pairwise) as photutils, then exact in float64
+    children, n_children = deblend_watershed(conv, inside, markers, float(p.contrast), source_sum, connectivity)
+    if n_children <= 1:
         return None
-    if not np.array_equal(inside, markers > 0):  # pragma: no cover - photutils raises the same
+    if not np.array_equal(inside, children > 0):  # pragma: no cover - photutils raises the same
         raise ValueError("deblending failed: the watershed did not cover the source (connectivity mismatch?)")
-    return markers
+    return children
 
 
 class _FinalLabels:
