@@ -4,7 +4,12 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_galseg.background import MeshBackground, SkySubtracted, clipped_box_statistics, estimate_mesh
+from napari_galseg.background import (
+    MeshBackground,
+    SkySubtracted,
+    clipped_box_statistics,
+    estimate_mesh,
+)
 from napari_galseg.tiling import iter_tiles
 
 
@@ -17,8 +22,8 @@ def _sky(shape=(300, 260), seed=0):
 
 
 def test_clipped_box_statistics_equal_photutils_sigma_clip_and_sextractor():
-    from photutils.background import SExtractorBackground, StdBackgroundRMS
     from astropy.stats import SigmaClip
+    from photutils.background import SExtractorBackground, StdBackgroundRMS
 
     rng = np.random.default_rng(1)
     boxes = rng.normal(10, 2, (6, 1024)).astype(np.float32)

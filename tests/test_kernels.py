@@ -2,10 +2,14 @@
 markers (the pipeline's former implementation), scikit-image's watershed, and the may-split test
 that must never reject an object the markers would split."""
 import numpy as np
-import pytest
 from scipy import ndimage
 
-from napari_galseg._kernels import deblend_markers, deblend_watershed, may_split, watershed_flood
+from napari_galseg._kernels import (
+    deblend_markers,
+    deblend_watershed,
+    may_split,
+    watershed_flood,
+)
 from napari_galseg.segmenters.photutils_pipeline import _deblend_thresholds
 
 

@@ -2,7 +2,15 @@
 import numpy as np
 import pytest
 
-from napari_galseg.preprocess import Channel, Recipe, SnrParams, as_recipe, fit_snr, snr_block, snr_recipe
+from napari_galseg.preprocess import (
+    Channel,
+    Recipe,
+    SnrParams,
+    as_recipe,
+    fit_snr,
+    snr_block,
+    snr_recipe,
+)
 
 
 def test_snr_block_is_asinh_of_the_noise_units():

@@ -235,7 +235,7 @@ def spline_rows(cols, rows, weights, lo, hi):
     """``out[y, x] = Σ_k weights[k, y] * cols[rows[k, y], x]`` (4 taps, float32, in that order),
     clipped to ``[lo, hi]``: the y pass of the background spline, one pass over the output
     instead of numpy's four."""
-    n_taps, ny = rows.shape
+    ny = rows.shape[1]
     nx = cols.shape[1]
     out = np.empty((ny, nx), np.float32)
     lo32 = np.float32(lo)
@@ -332,7 +332,7 @@ def deblend_markers(conv, inside, thresholds, n_pixels, connectivity):
     for k in range(n_levels):
         for i in range(n):
             above[i] = values[i] > thresholds[k]
-        n_ids, sizes = _label_level(pix, above, nx, index_of, connectivity, ids[k], parent)
+        _, sizes = _label_level(pix, above, nx, index_of, connectivity, ids[k], parent)
         is_big = sizes >= n_pixels
         is_big[0] = False
         big.append(is_big)

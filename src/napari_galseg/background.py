@@ -9,7 +9,7 @@ less it (:class:`SkySubtracted`), at training and at inference time alike.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage

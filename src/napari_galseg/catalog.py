@@ -179,7 +179,9 @@ def segment_sums(labels, n, data, convolved, error, valid, origin=(0, 0)) -> dic
     ``vmin``/``vmax``: data extremes; ``y0, y1, x0, x1``: bounding box (half-open, global).
     Sums run in float64 in raster order of the pixels, so they do not depend on the window.
     """
-    from ._kernels import segment_sums_kernel  # compiled: no GIL held, one pass + one for moments
+    from ._kernels import (
+        segment_sums_kernel,  # compiled: no GIL held, one pass + one for moments
+    )
 
     labels = np.ascontiguousarray(labels, dtype=np.int32)
     has_error = error is not None

@@ -163,7 +163,9 @@ class ComponentStitcher:
 
     def label_tile(self, mask_core: np.ndarray) -> tuple[np.ndarray, int]:
         """Local labels of one tile (deterministic: :meth:`relabel` may recompute them)."""
-        from ._kernels import label_mask  # ndimage.label's labels, without holding the GIL
+        from ._kernels import (
+            label_mask,  # ndimage.label's labels, without holding the GIL
+        )
 
         labels, n = label_mask(np.ascontiguousarray(mask_core, dtype=bool), int(self.connectivity))
         return labels, int(n)

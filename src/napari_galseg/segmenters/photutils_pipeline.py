@@ -69,6 +69,14 @@ import numpy as np
 from scipy import ndimage
 
 from .._kernels import deblend_markers, deblend_watershed, label_summary, may_split
+from ..background import (  # noqa: F401 (re-exported)
+    MeshBackground,
+    clipped_box_statistics,
+    direct_source,
+    estimate_mesh,
+    is_dask,
+    read_float32,
+)
 from ..tiling import ComponentStitcher, iter_tiles, map_ordered
 from .base import ProgressCallback, Segmenter, register
 
@@ -192,9 +200,6 @@ def _smooth(data: np.ndarray, k1: np.ndarray) -> np.ndarray:
         out += padded[:, k : k + nx] * weights[k]
     return out
 
-
-from ..background import MeshBackground, clipped_box_statistics, estimate_mesh  # noqa: F401 (re-exported)
-from ..background import direct_source, is_dask, read_float32
 
 # -- the pipeline ------------------------------------------------------------------------------
 
@@ -698,7 +703,8 @@ def _deblend_thresholds(values: np.ndarray, n_levels: int, mode: str):
 def _deblend_object(conv: np.ndarray, inside: np.ndarray, p: PhotutilsParams):
     """photutils' ``deblend_sources`` for one source (``inside`` its pixels in the cutout ``conv``):
     multi-threshold markers, watershed, the contrast criterion (drop the faintest child until all
-    hold >= ``contrast`` of the flux). Returns child labels 1..k (0 outside) or None (not split).
+    hold >= ``contrast`` of the flux). Returns the children (their marker ids, 0 outside) or None
+    (not split).
 
     Markers and watershed run compiled (:mod:`napari_galseg._kernels`); tests check the whole
     against photutils.segmentation.deblend_sources and the markers against a numpy version.
