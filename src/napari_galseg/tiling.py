@@ -7,7 +7,7 @@ Two building blocks used by every segmenter that must run on frames larger than 
   image). Pixel-local filters run on the outer window and keep the core, so the tiled result equals
   the untiled one when the halo is at least the filter radius.
 * :func:`label_mask` labels the connected components of a boolean mask, numpy or dask. Each tile is
-  labelled with :func:`scipy.ndimage.label`; components that touch across tile borders are merged by
+  labelled as :func:`scipy.ndimage.label` labels it (compiled, ``_kernels.label_mask``); components that touch across tile borders are merged by
   a union–find over the border pixel pairs (a sparse graph's connected components); the final ids
   are consecutive and ordered by each component's first pixel in raster order — the same order
   :func:`scipy.ndimage.label` gives — so a tiled result is *exactly equal* to the untiled one.
@@ -163,9 +163,8 @@ class ComponentStitcher:
 
     def label_tile(self, mask_core: np.ndarray) -> tuple[np.ndarray, int]:
         """Local labels of one tile (deterministic: :meth:`relabel` may recompute them)."""
-        from ._kernels import (
-            label_mask,  # ndimage.label's labels, without holding the GIL
-        )
+        # the labels scipy.ndimage.label gives, computed without holding the GIL
+        from ._kernels import label_mask
 
         labels, n = label_mask(np.ascontiguousarray(mask_core, dtype=bool), int(self.connectivity))
         return labels, int(n)
