@@ -1,10 +1,12 @@
-"""Compiled inner loops of the photutils pipeline (numba, ``nogil``: they run in the tile threads).
+"""Compiled inner loops (numba, ``nogil``: they run in parallel in the tile threads).
 
-Only loops that numpy cannot vectorise live here: the sigma-clipping iterations of each background
-box, and the test of whether a detected object can be deblended at all. Both give exactly what the
-numpy/photutils code they replace gives (tests compare them); numba compiles them once per machine
-and caches the machine code beside this file (``cache=True``), so only the very first run pays the
-~2 s of compilation.
+Only loops that numpy cannot vectorise live here: sorting and sigma-clipping the background
+boxes, the background spline's row pass, labelling tiles and summarising their labels, the
+per-segment catalog sums, and photutils' deblender (the "may split" test, the multi-level markers,
+scikit-image's watershed with the contrast step). Each gives exactly what the numpy / photutils /
+scikit-image code it replaces gives (tests compare them). numba compiles them once per machine
+(~15–30 s) and caches the machine code beside this file (``cache=True``); :func:`load` loads them
+all up front (~1 s).
 """
 from __future__ import annotations
 
