@@ -157,3 +157,20 @@ def test_image_and_rms_are_preselected_from_the_reader_metadata(make_napari_view
     viewer.add_image(np.ones((200, 300), np.float32), name="rms", metadata={"galseg_kind": "rms"})
     widget = SegmenterWidget(viewer, method="test-threshold")
     assert widget.image_combo.value.name == "img" and widget.rms_combo.value.name == "rms"
+
+
+def test_photutils_runs_compiled_kernels_in_a_viewer_that_has_drawn(make_napari_viewer, qtbot):
+    """numba's LLVM beside Mesa's (llvmpipe draws the canvas under Xvfb): the compiled kernels
+    must load and run after the viewer has rendered, and the viewer must keep drawing."""
+    from napari_galseg.widgets.segment import SegmenterWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(_blobs(), name="img")
+    assert viewer.screenshot(canvas_only=True).any()  # the canvas has been drawn
+    widget = SegmenterWidget(viewer, method="photutils")
+    worker = widget.run(field_of_view=False)
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    labels = [layer for layer in viewer.layers if layer.name.startswith("photutils")]
+    assert labels and labels[0].data.max() == 3
+    assert viewer.screenshot(canvas_only=True).any()
