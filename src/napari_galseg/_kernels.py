@@ -149,6 +149,18 @@ def _find(parent, p):
 
 
 @njit(cache=True, nogil=True)
+def _union_to_min(parent, a, b):
+    """Join the sets of ``a`` and ``b`` under the smaller root, so every root is its set's
+    smallest member (what numbering in raster order relies on)."""
+    a = _find(parent, a)
+    b = _find(parent, b)
+    if a < b:
+        parent[b] = a
+    elif b < a:
+        parent[a] = b
+
+
+@njit(cache=True, nogil=True)
 def may_split(values, labels, candidate, n_pixels, connectivity):
     """For each label ``l`` with ``candidate[l]``: can some threshold cut it into two or more
     connected pieces of at least ``n_pixels`` pixels each?
@@ -277,13 +289,7 @@ def _label_level(pix, above, nx, index_of, connectivity, out_ids, parent):
             j = index_of[(y + dy) * nx + xx]
             if j < 0 or parent[j] < 0:
                 continue
-            a = _find(parent, i)
-            b = _find(parent, j)
-            if a != b:
-                if a < b:
-                    parent[b] = a
-                else:
-                    parent[a] = b
+            _union_to_min(parent, i, j)
     n_ids = 0
     sizes = np.zeros(n + 1, np.int64)
     for i in range(n):
@@ -513,18 +519,11 @@ def label_mask(mask, connectivity):
             if not mask[y, x]:
                 continue
             best = 0
-            # earlier neighbours: left, then the row above
-            for k in range(4):
-                if k == 0:
-                    yy, xx = y, x - 1
-                elif k == 1:
-                    yy, xx = y - 1, x - 1
-                elif k == 2:
-                    yy, xx = y - 1, x
-                else:
-                    yy, xx = y - 1, x + 1
-                if connectivity == 4 and (k == 1 or k == 3):
+            # earlier raster neighbours only: left, and the row above (3 or 1 of them)
+            for dy, dx in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
+                if connectivity == 4 and dy != 0 and dx != 0:
                     continue
+                yy, xx = y + dy, x + dx
                 if yy < 0 or xx < 0 or xx >= nx:
                     continue
                 other = labels[yy, xx]
@@ -533,13 +532,7 @@ def label_mask(mask, connectivity):
                 if best == 0:
                     best = other
                 else:
-                    a = _find(parent, best)
-                    b = _find(parent, other)
-                    if a != b:
-                        if a < b:
-                            parent[b] = a
-                        else:
-                            parent[a] = b
+                    _union_to_min(parent, best, other)
             if best == 0:
                 n_prov += 1
                 if n_prov >= parent.shape[0]:

@@ -188,7 +188,7 @@ def segment_sums(labels, n, data, convolved, error, valid, origin=(0, 0)) -> dic
     sums = segment_sums_kernel(labels, int(n), np.ascontiguousarray(data), np.ascontiguousarray(convolved),
                                np.ascontiguousarray(error) if has_error else np.zeros((1, 1), np.float32),
                                has_error, np.ascontiguousarray(valid, dtype=bool))
-    out = dict(zip(("w", "xc", "yc", "mxx", "myy", "mxy", "n_valid", "flux", "err2", "vmin", "vmax"), sums[:11]))
+    out = dict(zip(SUM_FIELDS[:11], sums[:11]))  # the kernel's rows follow SUM_FIELDS
     out["xc"] = out["xc"] + origin[1]
     out["yc"] = out["yc"] + origin[0]
     bounds = sums[11:].astype(np.int64)

@@ -69,9 +69,8 @@ import numpy as np
 from scipy import ndimage
 
 from .._kernels import deblend_markers, deblend_watershed, label_summary, may_split
-from ..background import (  # noqa: F401 (re-exported)
+from ..background import (
     MeshBackground,
-    clipped_box_statistics,
     direct_source,
     estimate_mesh,
     is_dask,
