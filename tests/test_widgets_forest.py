@@ -44,9 +44,8 @@ def test_train_on_scribbles_shows_prediction_of_the_view(widget, qtbot):
 
     assert widget.train() is None and "paint label 1" in widget.status.value  # nothing painted yet
     _paint(scribbles)
-    worker = widget.train()
-    with qtbot.waitSignal(worker.finished, timeout=30000):
-        pass
+    with qtbot.waitSignal(widget.work_finished, timeout=30000):  # connected before the worker starts
+        widget.train()
     prediction = viewer.layers["forest prediction"]
     labels = np.asarray(prediction.data)
     offset = np.round(np.asarray(prediction.translate)).astype(int)
@@ -87,9 +86,8 @@ def test_prediction_covers_only_the_visible_field_of_view(make_napari_viewer, qt
     viewer.camera.center = (90, 130)  # zoom on the second blob
     viewer.camera.zoom = 8 * viewer.camera.zoom
     qtbot.waitUntil(lambda: np.ptp(np.asarray(image.corner_pixels)[:, 0]) < 100, timeout=5000)
-    worker = widget.train()
-    with qtbot.waitSignal(worker.finished, timeout=30000):
-        pass
+    with qtbot.waitSignal(widget.work_finished, timeout=30000):  # connected before the worker starts
+        widget.train()
     prediction = viewer.layers["forest prediction"]
     offset = np.round(np.asarray(prediction.translate)).astype(int)
     assert prediction.data.shape[0] < 100 and prediction.data.shape[1] < 180 and (offset > 0).all()

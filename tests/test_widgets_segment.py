@@ -57,18 +57,16 @@ def test_widget_runs_segmenter_into_labels_layer(make_napari_viewer, qtbot):
     assert widget.image_combo.value.name == "img"
     widget.params.nsigma.value = 5.0
 
-    worker = widget.run(field_of_view=False)
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    with qtbot.waitSignal(widget.work_finished, timeout=60000):  # connected before the worker starts
+        widget.run(field_of_view=False)
     layer = viewer.layers["test-threshold (nsigma=5.0)"]
     assert layer.data.max() == 3
     assert layer.metadata["galseg_role"] == "prediction" and layer.metadata["params"]["nsigma"] == 5.0
 
     # running again with the same parameters replaces the layer's data instead of stacking layers
     n_layers = len(viewer.layers)
-    worker = widget.run(field_of_view=False)
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    with qtbot.waitSignal(widget.work_finished, timeout=60000):  # connected before the worker starts
+        widget.run(field_of_view=False)
     assert len(viewer.layers) == n_layers
 
 
@@ -79,9 +77,8 @@ def test_field_of_view_run_is_placed_where_it_was_cut(make_napari_viewer, qtbot,
     viewer.add_image(_blobs(), name="img")
     widget = segment.SegmenterWidget(viewer, method="test-threshold")
     monkeypatch.setattr(segment, "visible_region", lambda layer: (slice(100, 200), slice(150, 300)))
-    worker = widget.run(field_of_view=True)
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    with qtbot.waitSignal(widget.work_finished, timeout=60000):  # connected before the worker starts
+        widget.run(field_of_view=True)
     layer = viewer.layers["test-threshold [view]"]
     assert layer.data.shape == (100, 150)
     np.testing.assert_allclose(layer.translate, [100, 150])
@@ -139,9 +136,8 @@ def test_unet_widget_loads_a_model_and_predicts_the_view_with_context(make_napar
     assert {k: v for k, v in shown.items() if loaded[k] != v} == {}
 
     monkeypatch.setattr(segment, "visible_region", lambda layer: (slice(64, 192), slice(32, 160)))
-    worker = widget.run(field_of_view=True)
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    with qtbot.waitSignal(widget.work_finished, timeout=60000):  # connected before the worker starts
+        widget.run(field_of_view=True)
     layer = viewer.layers[-1]
     assert layer.name.startswith("unet (depth=2") and layer.name.endswith("[view]")
     expected = UNetSegmenter.load(tmp_path / "unet").predict(field.image, rms=field.rms, region=(64, 192, 32, 160))
@@ -168,9 +164,8 @@ def test_photutils_runs_compiled_kernels_in_a_viewer_that_has_drawn(make_napari_
     viewer.add_image(_blobs(), name="img")
     assert viewer.screenshot(canvas_only=True).any()  # the canvas has been drawn
     widget = SegmenterWidget(viewer, method="photutils")
-    worker = widget.run(field_of_view=False)
-    with qtbot.waitSignal(worker.finished, timeout=120000):
-        pass
+    with qtbot.waitSignal(widget.work_finished, timeout=120000):  # connected before the worker starts
+        widget.run(field_of_view=False)
     labels = [layer for layer in viewer.layers if layer.name.startswith("photutils")]
     assert labels and labels[0].data.max() == 3
     assert viewer.screenshot(canvas_only=True).any()

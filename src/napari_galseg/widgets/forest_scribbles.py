@@ -19,7 +19,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, SpinBox, create_widget
 from napari.layers import Image
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..segmenters.forest import GALAXY, SKY, ForestSegmenter
@@ -38,6 +38,9 @@ MAX_SCRIBBLE_PIXELS = 8192 * 8192
 
 class ForestScribbleWidget(QWidget):
     """Paint sky (1) and galaxy (2), train a forest in the background, see the field of view."""
+
+    #: emitted on the GUI thread when a training has ended; connect before calling ``train``
+    work_finished = Signal()
 
     def __init__(self, napari_viewer):
         super().__init__()
@@ -189,6 +192,7 @@ class ForestScribbleWidget(QWidget):
     def _finished(self):
         self.worker = None
         self.train_button.enabled = True
+        self.work_finished.emit()
         if self._pending:
             self._pending = False
             self.train()

@@ -100,6 +100,9 @@ class SegmenterWidget(QWidget):
     """Inputs, parameters, run buttons and a progress bar for one registered segmenter."""
 
     method: str = ""
+    #: emitted on the GUI thread once a run or training has ended (result shown or error reported);
+    #: connect to it *before* starting work: a small input can finish before ``run`` returns
+    work_finished = Signal()
 
     def __init__(self, napari_viewer, method: str | None = None):
         super().__init__()
@@ -277,10 +280,15 @@ class SegmenterWidget(QWidget):
         worker = create_worker(work)
         worker.returned.connect(on_done)
         worker.errored.connect(self._report_error)
-        worker.finished.connect(lambda: self._set_running(False))
+        worker.finished.connect(self._on_finished)
         self.worker = worker
         worker.start()
         return worker
+
+    def _on_finished(self):
+        self.worker = None
+        self._set_running(False)
+        self.work_finished.emit()
 
     def _set_running(self, running: bool):
         self.fov_button.enabled = self.whole_button.enabled = not running
