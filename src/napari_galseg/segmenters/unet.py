@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..background import SkySubtracted, estimate_mesh
-from ..inference import LabelParams, TiledPredictor, iter_label_strips, write_labels_fits
+from ..inference import LabelParams, TiledPredictor, iter_label_strips
 from ..models.unet import UNet
 from ..preprocess import as_recipe, image_only_recipe, snr_recipe
 from ..training import device as dev
@@ -266,9 +266,10 @@ class UNetSegmenter(Segmenter):
                         progress: ProgressCallback | None = None, cancel=None) -> Segmentation:
         """Write the labels of a frame of any size to FITS strip by strip (atomic; memory ~ a strip)."""
         from ..io import open_fits
+        from ..io.write import labels_header, write_label_strips
 
         strips = self.iter_labels(image, rms, None, reporter(progress, cancel))
-        write_labels_fits(path, strips, tuple(image.shape), header, overwrite)
+        write_label_strips(path, strips, tuple(image.shape), labels_header(header), overwrite)
         return Segmentation(open_fits(path).data)
 
     # -- model folders ---------------------------------------------------------------------------
