@@ -52,7 +52,7 @@ def _settings_for(cls, name: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from .. import metrics, segmenters, synth
-    from ..io import write_fits
+    from ..io import write_fits, write_labels
 
     if args.size < 128:
         raise ValueError(f"--size must be at least 128 px for a meaningful demo, got {args.size}")
@@ -68,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     train = None
     print(f"field: {args.size}x{args.size} px, seed {args.seed}, {int((field.catalog['truth_area'] > 0).sum())} true objects")
     header = field.header()
-    for name, data in (("img", field.image), ("rms", field.rms), ("true", field.truth)):
+    for name, data in (("img", field.image), ("rms", field.rms)):
         write_fits(out / f"{name}.fits", data, header=header, overwrite=True)
+    write_labels(out / "true.fits", field.truth, like=header, overwrite=True)
 
     predictions: dict[str, np.ndarray] = {}
     evaluations = []
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         labels = np.asarray(labels.compute() if hasattr(labels, "compute") else labels).astype(np.int32)
         seconds = time.perf_counter() - started
         predictions[name] = labels
-        write_fits(out / f"pred_{name}.fits", labels, header=header, overwrite=True)
+        write_labels(out / f"pred_{name}.fits", labels, like=header, overwrite=True)  # as `galseg segment` does
         evaluation = metrics.evaluate(labels, field.truth, image=field.noiseless, name=name)
         evaluation.metrics["seconds"] = round(seconds, 2)
         evaluations.append(evaluation)
