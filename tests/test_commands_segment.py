@@ -91,3 +91,19 @@ def test_params_lists_the_dataclass_fields(capsys):
     assert main(["segment", "photutils", "--params"]) == 0
     out = capsys.readouterr().out
     assert "nsigma = 3.0" in out and "threshold_mode = 'filtered'" in out
+
+
+def test_help_names_exactly_the_methods_that_need_a_model():
+    import re
+
+    from napari_galseg import segmenters
+    from napari_galseg.commands.segment import DESCRIPTION
+
+    def trainable(name):
+        cls = segmenters.get(name)
+        caps = getattr(cls, "capabilities", None)
+        return caps.trainable if caps is not None else cls.trainable
+
+    text = " ".join(DESCRIPTION.split())
+    needing = set(re.search(r"\(([^)]*)\) need a model folder", text).group(1).replace(" ", "").split(","))
+    assert needing == {name for name in segmenters.available() if trainable(name) and not name.startswith("test")}
