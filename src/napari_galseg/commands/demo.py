@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._duration import format_duration
 from . import progress_bar
 
 #: quick settings for the demo (the defaults are tuned for quality, not for a 3-minute tour)
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         path = out / "screenshot.png"
         save_side_by_side_screenshot(path, field.image, field.truth, predictions, noise=float(np.median(field.rms)))
         print(f"screenshot: {path}")
-    print(f"done in {time.perf_counter() - t0:.0f} s")
+    print(f"done in {format_duration(time.perf_counter() - t0)}")
     return 0
 
 

@@ -82,18 +82,29 @@ def _make_segmenter(cls, args, overrides: dict):
     return segmenter
 
 
-def _dask_progress(progress):
-    """A dask callback reporting finished tasks to ``progress(done, total, msg)``."""
+def _dask_progress(progress, n_parts: int = 1):
+    """A dask callback reporting ``progress(done, total, msg)`` over ``n_parts`` computes.
+
+    The writer computes one row of chunks at a time, and each compute counts its own tasks: the
+    fraction is (rows finished + this row's share of tasks) / rows, so it never starts over.
+    """
     from dask.callbacks import Callback
 
+    scale = 1000
+
     class _Tasks(Callback):
+        _part = -1
+
         def _start_state(self, dsk, state):
             self._total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished")) or 1
             self._done = 0
+            self._part += 1
 
         def _posttask(self, key, result, dsk, state, worker_id):
             self._done += 1
-            progress(self._done, self._total, "writing")
+            part = min(self._part, n_parts - 1)
+            done = int(scale * (part + min(self._done / self._total, 1.0)))
+            progress(done, scale * n_parts, f"writing row {part + 1}/{n_parts}")
 
     return _Tasks()
 
@@ -137,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
             labels = segmenter.predict(image.data, rms=rms, progress=bar)
         if hasattr(labels, "dask"):
-            with progress_bar(f"{cls.name}: writing {Path(args.output).name}", unit="task") as bar, _dask_progress(bar):
+            with (progress_bar(f"{cls.name}: writing {Path(args.output).name}") as bar,
+                  _dask_progress(bar, n_parts=len(labels.chunks[0]))):
                 write_labels(args.output, labels, like=image, overwrite=args.overwrite)
         else:
             write_labels(args.output, labels, like=image, overwrite=args.overwrite)

@@ -90,16 +90,15 @@ def run(args: argparse.Namespace) -> int:
         kwargs["resume"] = bool(args.resume)
     elif args.resume:
         raise CliError(f"{args.method!r} has no checkpoints to resume from")
-    if "callback" in accepts:
-        from tqdm.auto import tqdm
+    # no counts: with --minutes the bar may follow the clock rather than the steps
+    with progress_bar(f"train {args.method}", unit=None) as progress:
+        if "callback" in accepts:
 
-        def epoch_line(report) -> None:
-            if report.kind == "epoch":
-                tqdm.write(report.line(), file=sys.stdout)
-                sys.stdout.flush()
+            def epoch_line(report) -> None:
+                if report.kind == "epoch":  # one line per epoch on stdout, above the bar
+                    progress.write(report.line(), stream=sys.stdout)
 
-        kwargs["callback"] = epoch_line
-    with progress_bar(f"train {args.method}", unit="step") as progress:
+            kwargs["callback"] = epoch_line
         model.fit(image, truth, rms=rms, progress=progress, **kwargs)
     model.save(out)
     metrics = getattr(model, "metrics", {}) or {}
