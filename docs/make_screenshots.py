@@ -29,6 +29,7 @@ def viewer_picture() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_galseg import synth
+    from napari_galseg.widgets._layers import camera
     from napari_galseg.widgets.metrics import MetricsDock
     from napari_galseg.widgets.segment import PhotutilsWidget
 
@@ -44,8 +45,8 @@ def viewer_picture() -> None:
             QApplication.processEvents()
         dock = MetricsDock(viewer)
         viewer.window.add_dock_widget(dock, name="Metrics", area="right")
-        viewer.camera.center = (1024, 1024)
-        viewer.camera.zoom = 1.2
+        camera(viewer).center = (1024, 1024)
+        camera(viewer).zoom = 1.2
         for _ in range(50):
             QApplication.processEvents()
         import time

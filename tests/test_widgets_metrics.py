@@ -134,6 +134,8 @@ def test_field_of_view_prediction_is_aligned_with_the_truth(make_napari_viewer, 
 
 
 def test_field_of_view_scope_scores_only_the_visible_part(make_napari_viewer, qtbot):
+    from napari_galseg.widgets._layers import camera
+
     viewer = make_napari_viewer(show=True)
     true = _truth((400, 600))
     viewer.add_labels(true, name="true")
@@ -142,8 +144,8 @@ def test_field_of_view_scope_scores_only_the_visible_part(make_napari_viewer, qt
     dock.compute()
     assert dock.value("n_pixels") == true.size
     dock.scope_combo.setCurrentText("Field of view")
-    viewer.camera.center = (0, 30, 30)
-    viewer.camera.zoom = 8
+    camera(viewer).center = (0, 30, 30)
+    camera(viewer).zoom = 8
     qtbot.waitUntil(lambda: dock.value("n_pixels") < true.size // 10, timeout=10_000)
     assert dock.history[-1]["scope"] == "Field of view"
     assert dock.value("n_pixels") > 0

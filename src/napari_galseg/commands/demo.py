@@ -82,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
         if cls.trainable:
             if train is None:
                 train = synth.make_field(args.size, seed=args.seed + 1)
-            with progress_bar(f"train {name}") as progress:
+            with progress_bar(f"train {name}", unit=None) as progress:
                 model.fit(train.image, train.truth, rms=train.rms, progress=progress)
-        with progress_bar(f"segment {name}") as progress:
+        with progress_bar(f"segment {name}", unit="steps") as progress:
             labels = model.predict(field.image, rms=field.rms, progress=progress)
         labels = np.asarray(labels.compute() if hasattr(labels, "compute") else labels).astype(np.int32)
         seconds = time.perf_counter() - started

@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..metrics import evaluate, write_csv
+from ._layers import camera as view_camera
 from ._layers import canvas_region, level0
 
 WHOLE_IMAGE = "Whole image"
@@ -311,7 +312,7 @@ class MetricsDock(QWidget):
         self.schedule()
 
     def _on_scope(self, *_: Any) -> None:
-        camera = self.viewer.camera.events
+        camera = view_camera(self.viewer).events
         if self.scope_combo.currentText() == FIELD_OF_VIEW and not self._camera_connected:
             camera.center.connect(self._on_camera)
             camera.zoom.connect(self._on_camera)
