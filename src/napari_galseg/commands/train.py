@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -60,10 +59,10 @@ def _file_provenance(path: str | None) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import CliError
-    from ..segmenters.base import get
+    from ..segmenters import get
 
     cls = get(args.method)
-    if not cls.trainable:
+    if not cls.capabilities.trainable:
         raise CliError(f"{args.method!r} does not learn from data; use `galseg segment {args.method}` directly")
     out = Path(args.output)
     if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
@@ -83,22 +82,20 @@ def run(args: argparse.Namespace) -> int:
     rms = _open(args.rms) if args.rms else None
     model.provenance["training"] = {"image": _file_provenance(args.image), "rms": _file_provenance(args.rms),
                                     "truth": _file_provenance(args.truth)}
-    accepts = inspect.signature(model.fit).parameters
     kwargs = {}
-    if "checkpoint_dir" in accepts:
+    if cls.capabilities.resumable:
         kwargs["checkpoint_dir"] = out / "checkpoints"
         kwargs["resume"] = bool(args.resume)
     elif args.resume:
         raise CliError(f"{args.method!r} has no checkpoints to resume from")
     # no counts: with --minutes the bar may follow the clock rather than the steps
     with progress_bar(f"train {args.method}", unit=None) as progress:
-        if "callback" in accepts:
 
-            def epoch_line(report) -> None:
-                if report.kind == "epoch":  # one line per epoch on stdout, above the bar
-                    progress.write(report.line(), stream=sys.stdout)
+        def epoch_line(report) -> None:
+            if getattr(report, "kind", None) == "epoch":  # one line per epoch on stdout, above the bar
+                progress.write(report.line(), stream=sys.stdout)
 
-            kwargs["callback"] = epoch_line
+        kwargs["callback"] = epoch_line
         model.fit(image, truth, rms=rms, progress=progress, **kwargs)
     model.save(out)
     metrics = getattr(model, "metrics", {}) or {}
