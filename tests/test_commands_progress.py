@@ -92,3 +92,14 @@ def test_cli_output_in_a_log_is_lines_not_a_bar(tmp_path, capsys):
     progress = [line for line in err.splitlines() if line.startswith("synth ")]
     assert progress[0].startswith("synth 512² seed 1: 100% (1/1 block)")  # one block: one line
     assert progress[-1].startswith("synth 512² seed 1: done in")
+
+
+def test_time_left_after_a_rebase_is_measured_from_the_rebase():
+    display, stream, clock = _log_display()
+    clock.t += 10.0
+    display(20, 20, "detect")  # the first phase took 10 s
+    display(1, 4, "writing")  # a new total: 25 % of the writing, a moment later
+    assert "left" not in stream.getvalue().splitlines()[-1]  # nothing measured since the re-base
+    clock.t += 3.0
+    display(2, 4, "writing")  # 25 % more in 3 s: 6 s to go, not an estimate from the first 10 s
+    assert stream.getvalue().splitlines()[-1].endswith("13 s, about 6.0 s left")

@@ -6,8 +6,8 @@ write restarts its task count for every row of chunks. Shown raw, that gives bar
 jumps mid-run and rates such as ``986895 it/s`` when the first report already says "5 done".
 So the display works in percent (never backwards while the total holds; re-based when it
 changes, rather than sitting at 100 % while work goes on), shows the counts only while the total
-has not changed, never shows a rate, and estimates the time left from the mean speed so far (only
-once there is something to average). Off a terminal (CI, ``> log.txt``) a bar would write a
+has not changed, never shows a rate, and estimates the time left from the mean speed since the
+start or the last re-basing (only once there is something to average: 5 % and 2 s). Off a terminal (CI, ``> log.txt``) a bar would write a
 carriage-return line per update; there one plain line is printed every ``every`` percent.
 """
 from __future__ import annotations
@@ -45,6 +45,7 @@ class ProgressDisplay:
         self._total: int | None = None
         self._total_changed = False
         self._started = clock()  # the work starts with the display, not with its first report
+        self._base = (self._started, 0.0)  # (time, percent) the speed for "time left" is measured from
         self._reported = False
         self._printed = -1.0  # last percent printed as a line
         self._drawn = 0.0
@@ -61,6 +62,7 @@ class ProgressDisplay:
                 # than what was shown (a bar held at 100 % while work goes on says nothing)
                 self._total_changed = True
                 self.percent = percent
+                self._base = (now, percent)  # time left is measured from here on
                 self._printed = min(self._printed, self.every * int(percent // self.every) - self.every)
             else:
                 self.percent = max(self.percent, percent)  # within one total: never backwards
@@ -108,10 +110,10 @@ class ProgressDisplay:
         return " · ".join(parts)
 
     def _times(self, now: float) -> str:
-        elapsed = now - self._started
-        text = format_duration(elapsed)
-        if 0 < self.percent < 100.0 and self.percent >= self.ETA_AFTER_PERCENT and elapsed >= self.ETA_AFTER_SECONDS:
-            text += f", about {format_duration(elapsed * (100.0 - self.percent) / self.percent)} left"
+        text = format_duration(now - self._started)
+        since, gained = now - self._base[0], self.percent - self._base[1]
+        if self.percent < 100.0 and gained >= self.ETA_AFTER_PERCENT and since >= self.ETA_AFTER_SECONDS:
+            text += f", about {format_duration(since * (100.0 - self.percent) / gained)} left"
         return text
 
     def _line(self, text: str) -> None:
