@@ -45,7 +45,7 @@ def test_no_rate_and_no_time_left_from_a_first_report():
 
 
 def test_a_growing_total_rebases_instead_of_holding_100_percent():
-    display, stream, clock = _log_display()
+    display, stream, _ = _log_display()
     for done in range(1, 21):
         display(done, 20, "detect")  # background and detection
     assert display.percent == 100.0

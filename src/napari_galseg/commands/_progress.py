@@ -15,7 +15,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from .._duration import format_duration
 
@@ -126,7 +127,7 @@ class ProgressDisplay:
         width = shutil.get_terminal_size((100, 20)).columns
         status = self.status(now)
         room = max(10, min(30, width - len(self.description) - len(status) - 6))
-        filled = int(round(room * self.percent / 100.0))
+        filled = round(room * self.percent / 100.0)
         line = f"{self.description}: [{'#' * filled}{' ' * (room - filled)}] {status}"[: max(20, width - 1)]
         self.stream.write("\r\033[K" + line)  # back to the line start, clear it, draw
         self.stream.flush()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["looks_like_label_map", "label_map_texture"]
+__all__ = ["label_map_texture", "looks_like_label_map"]
 
 #: thresholds of :func:`looks_like_label_map` (see the module docstring for the reasons)
 MIN_ZERO_FRACTION = 0.2
