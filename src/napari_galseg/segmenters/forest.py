@@ -49,10 +49,9 @@ from .features import (
     map_stack_with_halo,
     pixel_features,
     resolve_recipe,
-    sample_image,
     valid_pixels,
 )
-from .snr_features import SnrFeatureSpec, snr_feature_halo, snr_feature_names, snr_features
+from .snr_features import SnrFeatureSpec, SnrInputs, snr_feature_halo, snr_feature_names, snr_features
 
 STATE_NAME = "forest.joblib"
 #: numpy images larger than this are processed tile by tile
@@ -138,7 +137,7 @@ class ForestSegmenter(Segmenter):
         self.model = None  # sklearn RandomForestClassifier, classes 0 = sky, 1 = galaxy
         self.value_range: tuple[float, float] | None = None
         self._flat = None  # (model, FlatForest) for the compiled prediction
-        self._sky_cache = None  # (image, MeshBackground, rms median) of the last image seen
+        self._sky_cache = None  # SnrInputs: keeps the background mesh of the last image seen
 
     @property
     def fitted(self) -> bool:
@@ -196,51 +195,11 @@ class ForestSegmenter(Segmenter):
             rms_used = rms_used.rechunk(image.chunks) if is_dask(rms_used) else da.from_array(rms_used, chunks=image.chunks)
         return rec.apply(image, rms_used), valid_pixels(image, rms_used)
 
-    def _sky(self, image, rms):
-        """Background mesh and rms median of ``image`` (the last image's are kept: a viewer asks for
-        many regions of one image)."""
-        from ..background import estimate_mesh
-
-        cached = self._sky_cache
-        if cached is not None and cached[0] is image and cached[1] is rms:
-            return cached[2], cached[3]
-        box, threads = int(self.params.background_box), int(self.params.n_jobs) or 1
-        try:
-            mesh = estimate_mesh(image, box, n_threads=threads)
-        except ValueError:  # every box more than 10 % source (a small, crowded image): use them all
-            mesh = estimate_mesh(image, box, exclude_percentile=100.0, n_threads=threads)
-        if rms is None:
-            median = mesh.rms_median
-        else:
-            sample = sample_image(rms)
-            sample = sample[np.isfinite(sample) & (sample > 0)]
-            median = float(np.median(sample)) if sample.size else 1.0
-        self._sky_cache = (image, rms, mesh, median)
-        return mesh, median
-
     def _snr_stack(self, image, rms):
-        mesh, median = self._sky(image, rms)
-        lazy = is_dask(image) or is_dask(rms) or image.size > IN_MEMORY_PIXELS
-        if not lazy:
-            full = (slice(0, image.shape[0]), slice(0, image.shape[1]))
-            rms_block = None if rms is None else np.asarray(rms, dtype=np.float32)
-            return _snr_block(np.asarray(image, dtype=np.float32), rms_block, mesh, median, full), valid_pixels(image, rms)
-        import dask.array as da
-
-        t = int(self.params.tile)
-        image = image.rechunk(t) if is_dask(image) else da.from_array(image, chunks=t)
-        args = [image]
-        if rms is not None:
-            args.append(rms.rechunk(image.chunks) if is_dask(rms) else da.from_array(rms, chunks=image.chunks))
-
-        def block(img, rms_blk=None, block_info=None):
-            (y0, y1), (x0, x1) = block_info[0]["array-location"]
-            return _snr_block(np.asarray(img, dtype=np.float32), None if rms_blk is None else np.asarray(rms_blk, np.float32),
-                              mesh, median, (slice(y0, y1), slice(x0, x1)))
-
-        stack = da.map_blocks(block, *args, new_axis=0, chunks=((2,),) + image.chunks, dtype=np.float32,
-                              meta=np.empty((0, 0, 0), np.float32))
-        return stack, valid_pixels(image, args[1] if rms is not None else None)
+        p = self.params
+        if self._sky_cache is None or self._sky_cache.box != int(p.background_box):
+            self._sky_cache = SnrInputs(int(p.background_box), n_threads=int(p.n_jobs) or 1)
+        return self._sky_cache.stack(image, rms, tile=int(p.tile), in_memory_pixels=IN_MEMORY_PIXELS)
 
     def _check_texture_channel(self, n_channels: int) -> None:
         if self.study and not 0 <= self.params.texture_channel < n_channels:
@@ -570,14 +529,3 @@ def _sample_tile(channels, valid, target, tile, prob, features, halo: int, seed)
     x = feats[:, ys.start + rr - o_r0, xs.start + cc - o_c0].T
     return np.ascontiguousarray(x), tgt[rr, cc].astype(np.int8)
 
-
-def _snr_block(image: np.ndarray, rms: np.ndarray | None, mesh, rms_median: float, window) -> np.ndarray:
-    """(2, ny, nx) float32: ``(image − sky) / rms`` (0 where not valid) and ``rms / median rms`` over
-    ``window`` of the frame; the mesh gives the sky (and the rms when no map is given)."""
-    bkg = mesh.evaluate("bkg", window)
-    noise = mesh.evaluate("rms", window) if rms is None else rms
-    with np.errstate(invalid="ignore", divide="ignore"):
-        good = np.isfinite(image) & np.isfinite(noise) & (noise > 0)
-        snr = np.where(good, (image - bkg) / np.where(good, noise, 1), 0).astype(np.float32)
-        rel = np.where(good, noise / np.float32(rms_median), 1).astype(np.float32)
-    return np.stack([snr, rel])

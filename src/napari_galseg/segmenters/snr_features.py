@@ -124,3 +124,76 @@ def snr_features(stack: np.ndarray, spec: SnrFeatureSpec) -> np.ndarray:
     mean_sq = ndimage.uniform_filter(snr * snr, w, mode="reflect")
     np.sqrt(np.maximum(mean_sq - mean * mean, 0.0), out=out[k])
     return out
+
+
+# -- the input stack: (snr, rel_rms) of an image --------------------------------------------------
+
+
+class SnrInputs:
+    """``(snr, rel_rms)`` stacks of images, numpy or lazy: the sky is a background mesh estimated once
+    over the whole image (the last image's mesh is kept: a viewer asks for many regions of one image),
+    the noise is the rms map or, without one, the mesh rms."""
+
+    def __init__(self, box: int = 64, n_threads: int = 1):
+        self.box, self.n_threads = int(box), int(n_threads)
+        self._last = None  # (image, rms, mesh, rms median)
+
+    def sky(self, image, rms):
+        """Background mesh and median rms of ``image``."""
+        from ..background import estimate_mesh
+        from .features import sample_image
+
+        last = self._last
+        if last is not None and last[0] is image and last[1] is rms:
+            return last[2], last[3]
+        try:
+            mesh = estimate_mesh(image, self.box, n_threads=self.n_threads)
+        except ValueError:  # every box more than 10 % source (a small, crowded image): use them all
+            mesh = estimate_mesh(image, self.box, exclude_percentile=100.0, n_threads=self.n_threads)
+        if rms is None:
+            median = mesh.rms_median
+        else:
+            sample = sample_image(rms)
+            sample = sample[np.isfinite(sample) & (sample > 0)]
+            median = float(np.median(sample)) if sample.size else 1.0
+        self._last = (image, rms, mesh, median)
+        return mesh, median
+
+    def stack(self, image, rms, tile: int = 1024, in_memory_pixels: int = 2048 * 2048):
+        """The (2, ny, nx) float32 stack and the valid pixels; dask arrays chunked by ``tile`` for
+        dask input or images above ``in_memory_pixels``."""
+        from .features import is_dask, valid_pixels
+
+        mesh, median = self.sky(image, rms)
+        lazy = is_dask(image) or is_dask(rms) or image.size > in_memory_pixels
+        if not lazy:
+            full = (slice(0, image.shape[0]), slice(0, image.shape[1]))
+            rms_block = None if rms is None else np.asarray(rms, dtype=np.float32)
+            return snr_block(np.asarray(image, dtype=np.float32), rms_block, mesh, median, full), valid_pixels(image, rms)
+        import dask.array as da
+
+        image = image.rechunk(tile) if is_dask(image) else da.from_array(image, chunks=tile)
+        args = [image]
+        if rms is not None:
+            args.append(rms.rechunk(image.chunks) if is_dask(rms) else da.from_array(rms, chunks=image.chunks))
+
+        def block(img, rms_blk=None, block_info=None):
+            (y0, y1), (x0, x1) = block_info[0]["array-location"]
+            return snr_block(np.asarray(img, dtype=np.float32), None if rms_blk is None else np.asarray(rms_blk, np.float32),
+                             mesh, median, (slice(y0, y1), slice(x0, x1)))
+
+        stack = da.map_blocks(block, *args, new_axis=0, chunks=((2,), *image.chunks), dtype=np.float32,
+                              meta=np.empty((0, 0, 0), np.float32))
+        return stack, valid_pixels(image, args[1] if rms is not None else None)
+
+
+def snr_block(image: np.ndarray, rms: np.ndarray | None, mesh, rms_median: float, window) -> np.ndarray:
+    """(2, ny, nx) float32 over ``window`` of the frame: ``(image − sky) / rms`` (0 where not valid)
+    and ``rms / median rms``; the mesh gives the sky (and the rms when no map is given)."""
+    bkg = mesh.evaluate("bkg", window)
+    noise = mesh.evaluate("rms", window) if rms is None else rms
+    with np.errstate(invalid="ignore", divide="ignore"):
+        good = np.isfinite(image) & np.isfinite(noise) & (noise > 0)
+        snr = np.where(good, (image - bkg) / np.where(good, noise, 1), 0).astype(np.float32)
+        rel = np.where(good, noise / np.float32(rms_median), 1).astype(np.float32)
+    return np.stack([snr, rel])
