@@ -94,6 +94,17 @@ def _curvatures(g: np.ndarray, sigma: float, out: np.ndarray) -> None:
     np.multiply(np.hypot(gy, gx), np.float32(sigma), out=out[2])
 
 
+def smoothed_snr(snr: np.ndarray, scales) -> np.ndarray:
+    """(len(scales), ny, nx) float32: ``snr`` smoothed at each scale, in units of the smoothed noise
+    (the ``snr_σ`` planes of :func:`snr_features`)."""
+    snr = np.nan_to_num(np.asarray(snr, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    out = np.empty((len(scales),) + snr.shape, np.float32)
+    for i, s in enumerate(scales):
+        g = ndimage.gaussian_filter(snr, float(s), mode="reflect", truncate=TRUNCATE)
+        np.multiply(g, np.float32(1.0 / _smoothing_noise(float(s))), out=out[i])
+    return out
+
+
 def snr_features(stack: np.ndarray, spec: SnrFeatureSpec) -> np.ndarray:
     """Feature planes (F, ny, nx) float32 from a (2, ny, nx) stack of ``snr`` and ``rel_rms``.
 
