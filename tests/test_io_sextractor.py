@@ -14,7 +14,7 @@ from napari_galseg.io.sextractor import (
     read_sextractor_config,
     weighted_inputs,
 )
-from napari_galseg.segmenters.photutils_pipeline import PhotutilsParams, segment
+from napari_galseg.segmenters.photutils import PhotutilsParams, segment
 from napari_galseg.synth import make_field, write_field
 
 # SExtractor 2.25's `sex -d` output, shortened (comments and multi-value keys kept)
@@ -210,7 +210,7 @@ def test_cli_reads_a_sex_file_and_its_weight_map(tmp_path, capsys):
                    f"WEIGHT_IMAGE {files['rms']}\nCATALOG_NAME x.cat\n")
     out = tmp_path / "labels.fits"
     assert main(["segment", "photutils", str(files["image"]), "--sextractor-config", str(sex), "-o", str(out),
-                 "--set", "catalog=false"]) == 0
+                 "--set", "catalog=none"]) == 0
     err = capsys.readouterr().err
     assert "DETECT_THRESH" in err and "CATALOG_NAME" in err and "wrote" in err
     image = fits.getdata(files["image"]).astype(np.float32)

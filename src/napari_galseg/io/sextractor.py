@@ -2,7 +2,7 @@
 
 Astronomers tune SExtractor with a ``.sex`` file; :func:`read_sextractor_config` reads one and maps
 the keys that decide *which pixels belong to which object* onto
-:class:`~napari_galseg.segmenters.photutils_pipeline.PhotutilsParams`, with SExtractor's own
+:class:`~napari_galseg.segmenters.photutils.PhotutilsParams`, with SExtractor's own
 defaults for the keys a file leaves out (a ``.sex`` file means "SExtractor's defaults, except …").
 Everything else is sorted and reported, never silently dropped:
 
@@ -121,7 +121,7 @@ class SExtractorConfig:
 
     def params(self, base=None, **more):
         """PhotutilsParams with the file's settings over ``base`` (default: the pipeline's defaults)."""
-        from ..segmenters.photutils_pipeline import PhotutilsParams
+        from ..segmenters.photutils import PhotutilsParams
 
         base = base if base is not None else PhotutilsParams()
         return dataclasses.replace(base, **{**self.overrides, **more})
@@ -235,7 +235,7 @@ def _flag(key: str, values: list[str]) -> bool:
 def gaussian_for_kernel(kernel: np.ndarray) -> tuple[float, int, float]:
     """The pipeline's Gaussian (fwhm, kernel_size) closest to a normalised ``kernel``, and the largest
     absolute difference between the two normalised kernels."""
-    from ..segmenters.photutils_pipeline import gaussian_kernel_1d
+    from ..segmenters.photutils.smoothing import gaussian_kernel_1d
 
     k = kernel / kernel.sum()
     size = int(max(k.shape))
@@ -368,7 +368,7 @@ def _map_filter(cfg: SExtractorConfig, full: dict, given: dict, sex_dir: Path | 
 
 def _set_kernel(cfg: SExtractorConfig, kernel: np.ndarray) -> None:
     """Give the pipeline the kernel: exactly when it takes a user kernel, else its closest Gaussian."""
-    from ..segmenters.photutils_pipeline import PhotutilsParams
+    from ..segmenters.photutils import PhotutilsParams
 
     if "kernel" in {f.name for f in dataclasses.fields(PhotutilsParams)}:
         cfg.overrides["kernel"] = (kernel / kernel.sum()).tolist()

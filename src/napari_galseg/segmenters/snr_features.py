@@ -170,14 +170,14 @@ class SnrInputs:
         self._last = (image, rms, mesh, median)
         return mesh, median
 
-    def stack(self, image, rms, tile: int = 1024, in_memory_pixels: int = 2048 * 2048):
-        """The (2, ny, nx) float32 stack and the valid pixels; dask arrays chunked by ``tile`` for
-        dask input or images above ``in_memory_pixels``."""
-        from .features import is_dask, valid_pixels
+    def stack(self, image, rms, tile: int = 1024, lazy: bool = False):
+        """The (2, ny, nx) float32 stack and the valid pixels; dask arrays chunked by ``tile`` when
+        ``lazy`` or for dask input."""
+        from ..arrays import is_dask
+        from .features import valid_pixels
 
         mesh, median = self.sky(image, rms)
-        lazy = is_dask(image) or is_dask(rms) or image.size > in_memory_pixels
-        if not lazy:
+        if not (lazy or is_dask(image) or is_dask(rms)):
             full = (slice(0, image.shape[0]), slice(0, image.shape[1]))
             rms_block = None if rms is None else np.asarray(rms, dtype=np.float32)
             return snr_block(np.asarray(image, dtype=np.float32), rms_block, mesh, median, full), valid_pixels(image, rms)
