@@ -108,6 +108,8 @@ def test_every_key_mapped_or_reported(tmp_path):
     assert (o["box_size"], o["filter_size"], o["connectivity"], o["deblend_mode"]) == (32, 5, 8, "exponential")
     assert cfg.weight_type == "MAP_RMS" and cfg.weight_image == tmp_path / "rms.fits"
     assert cfg.kernel.shape == (5, 5) and cfg.kernel_path == tmp_path / "gauss.conv"
+    k1 = np.asarray(o["kernel"])  # a Gaussian .conv is separable: the pipeline smooths with it exactly
+    np.testing.assert_allclose(np.outer(k1, k1), cfg.kernel / cfg.kernel.sum(), atol=1e-5)
     assert {"CLEAN", "CLEAN_PARAM", "BACKPHOTO_TYPE"} <= set(cfg.not_honoured)
     assert "BACK_SIZE" in cfg.approximated  # 32x48 boxes become 32x32
     assert {"PHOT_APERTURES", "CATALOG_NAME", "ANALYSIS_THRESH"} <= set(cfg.ignored)
@@ -122,8 +124,16 @@ def test_sextractor_defaults_fill_missing_keys():
     o = cfg.overrides
     assert (o["nsigma"], o["n_pixels"], o["n_levels"], o["contrast"], o["box_size"], o["filter_size"]) == (1.5, 5, 32, 0.005, 64, 3)
     assert cfg.kernel is not None and np.array_equal(cfg.kernel, DEFAULT_CONV)
+    np.testing.assert_allclose(cfg.overrides["kernel"], [0.25, 0.5, 0.25])
     assert "CLEAN" in cfg.not_honoured  # SExtractor cleans by default; we do not
     assert map_config({"FILTER": ["N"], "CLEAN": ["N"]}).overrides["fwhm"] == 0.0
+
+
+def test_a_kernel_that_is_not_separable_is_approximated_and_reported(tmp_path):
+    (tmp_path / "ring.conv").write_text("CONV NORM\n1 1 1\n1 0 1\n1 1 1\n")
+    cfg = map_config({"FILTER_NAME": [str(tmp_path / "ring.conv")]})
+    assert "kernel" not in cfg.overrides and cfg.overrides["kernel_size"] == 3
+    assert "not a separable product" in cfg.approximated["FILTER_NAME"]
 
 
 def test_nonorm_kernel_scales_the_threshold(tmp_path):

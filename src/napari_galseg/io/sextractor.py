@@ -7,8 +7,8 @@ defaults for the keys a file leaves out (a ``.sex`` file means "SExtractor's def
 Everything else is sorted and reported, never silently dropped:
 
 - ``honoured``: mapped exactly (e.g. DETECT_MINAREA → ``n_pixels``);
-- ``approximated``: mapped with a stated difference (a filter kernel fitted by the pipeline's
-  Gaussian, a relative weight map read as inverse variance);
+- ``approximated``: mapped with a stated difference (a non-separable filter kernel replaced by the
+  pipeline's closest Gaussian, a relative weight map read as inverse variance);
 - ``not_honoured``: keys that would change the segmentation in SExtractor and do nothing here
   (CLEAN Y, an ABSOLUTE threshold, a MANUAL background, …) — the reason is given for each;
 - ``ignored``: keys that only change SExtractor's catalog or output files (photometry, check-images,
@@ -366,17 +366,33 @@ def _map_filter(cfg: SExtractorConfig, full: dict, given: dict, sex_dir: Path | 
     cfg.honoured["FILTER"] = "Y"
 
 
-def _set_kernel(cfg: SExtractorConfig, kernel: np.ndarray) -> None:
-    """Give the pipeline the kernel: exactly when it takes a user kernel, else its closest Gaussian."""
-    from ..segmenters.photutils import PhotutilsParams
+def separable_factor(kernel: np.ndarray) -> np.ndarray | None:
+    """The 1-D ``k`` with ``outer(k, k)`` equal to the normalised ``kernel`` (to 1e-4 of its peak),
+    or None when the kernel is not such a symmetric product (most SExtractor kernels are)."""
+    k = kernel / kernel.sum()
+    if k.shape[0] != k.shape[1]:
+        return None
+    u, sv, vt = np.linalg.svd(k)
+    a, b = u[:, 0] * np.sqrt(sv[0]), vt[0] * np.sqrt(sv[0])
+    if a.sum() < 0:
+        a, b = -a, -b
+    if not np.allclose(a, b, atol=1e-4 * np.abs(k).max()) or not np.allclose(np.outer(a, a), k, atol=1e-4 * np.abs(k).max()):
+        return None
+    return a / a.sum()
 
-    if "kernel" in {f.name for f in dataclasses.fields(PhotutilsParams)}:
-        cfg.overrides["kernel"] = (kernel / kernel.sum()).tolist()
+
+def _set_kernel(cfg: SExtractorConfig, kernel: np.ndarray) -> None:
+    """Give the pipeline the kernel: exactly when it is a symmetric separable product (the pipeline
+    smooths separably), else the closest Gaussian, reported."""
+    factor = separable_factor(kernel)
+    if factor is not None:
+        cfg.overrides["kernel"] = factor.tolist()
         return
     fwhm, size, err = gaussian_for_kernel(kernel)
     cfg.overrides["fwhm"], cfg.overrides["kernel_size"] = fwhm, size
-    cfg.approximated["FILTER_NAME"] = (f"{kernel.shape[0]}x{kernel.shape[1]} kernel replaced by the pipeline's Gaussian "
-                                       f"fwhm={fwhm:g}, size {size} (largest difference {err:.3f} of the normalised weights)")
+    cfg.approximated["FILTER_NAME"] = (f"{kernel.shape[0]}x{kernel.shape[1]} kernel is not a separable product: replaced by "
+                                       f"the pipeline's Gaussian fwhm={fwhm:g}, size {size} (largest difference {err:.3f} of "
+                                       "the normalised weights)")
 
 
 def _map_weight(cfg: SExtractorConfig, full: dict, sex_dir: Path | None) -> None:
