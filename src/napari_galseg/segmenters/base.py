@@ -40,11 +40,11 @@ def _import_builtin_segmenters() -> None:
     # dependencies (torch) are only needed by the methods that use them.
     import importlib
 
-    for module in ("photutils_pipeline", "kmeans", "forest", "unet"):
+    for module in ("photutils_pipeline", "kmeans", "forest", "unet", "maskrcnn", "detr"):
         try:
             importlib.import_module(f"{__package__}.{module}")
         except ImportError as exc:  # a module not written yet, or an optional dependency missing
-            if exc.name and (exc.name.endswith(module) or exc.name.split(".")[0] in {"torch", "torchvision", "safetensors"}):
+            if exc.name and (exc.name.endswith(module) or exc.name.split(".")[0] in {"torch", "torchvision", "safetensors", "transformers"}):
                 continue
             raise
 

@@ -1,0 +1,74 @@
+"""Mask R-CNN segmenter (torchvision): scored galaxy instances, trained on patches of one field.
+
+The network is :mod:`napari_galseg.models.maskrcnn` (small GroupNorm ResNet + FPN, nothing
+downloaded, no resize, anchors 8…128 px, up to ``max_detections`` objects per tile). Training,
+tiled inference and model folders are shared with DETR (:mod:`.instance_model`).
+
+>>> seg = MaskRCNNSegmenter(max_minutes=10).fit(image, truth, rms)     # doctest: +SKIP
+>>> labels = seg.predict(image2, rms2); seg.scores_[labels.max()]       # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .base import register
+from .instance_model import InstanceParams, InstanceSegmenter
+
+
+@dataclass
+class MaskRCNNParams(InstanceParams):
+    """Mask R-CNN architecture on top of the shared settings."""
+
+    widths: list = field(default_factory=lambda: [32, 64, 128, 256])
+    blocks: list = field(default_factory=lambda: [1, 1, 1, 1])
+    fpn_channels: int = 64
+    anchor_sizes: list = field(default_factory=lambda: [8, 16, 32, 64, 128])
+    # per tile: torchvision keeps 100; a 512² tile of a deep field holds ~200 galaxies
+    max_detections: int = 600
+    rois_per_image: int = 256
+    mask_layers: int = 2
+
+
+@register
+class MaskRCNNSegmenter(InstanceSegmenter):
+    """torchvision Mask R-CNN for galaxies: per-instance masks and scores, tiled over any frame."""
+
+    name = "maskrcnn"
+    Params = MaskRCNNParams
+    architecture_class = "MaskRCNN"
+    train_mode_loss = True
+
+    def build_net(self, in_channels: int, train_data):
+        from ..models import maskrcnn
+
+        p = self.params
+        net = maskrcnn.build(in_channels=in_channels, widths=list(p.widths), blocks=list(p.blocks),
+                             fpn_channels=p.fpn_channels, anchor_sizes=list(p.anchor_sizes), size=p.patch_size,
+                             max_detections=p.max_detections, rois_per_image=p.rois_per_image,
+                             mask_layers=p.mask_layers, score_threshold=min(0.05, p.score_threshold))
+        if p.init_weights:
+            maskrcnn.load_initial_weights(net, p.init_weights)
+        return net
+
+    def rebuild_net(self, architecture: dict):
+        from ..models import maskrcnn
+
+        return maskrcnn.build(architecture)
+
+    def loss_fn(self, model, inputs, labels):
+        from ..models import maskrcnn
+
+        return maskrcnn.loss(model, inputs, labels)
+
+    def prepare_inference(self, tile: int) -> None:
+        from ..models import maskrcnn
+
+        net = self._require_net()
+        maskrcnn.set_image_size(net, tile)
+        net.roi_heads.detections_per_img = int(self.params.max_detections)
+        net.roi_heads.score_thresh = float(self.params.score_threshold)
+
+    def predict_batch(self, inputs):
+        from ..models import maskrcnn
+
+        return maskrcnn.predict(self._require_net(), inputs)
