@@ -115,6 +115,11 @@ def main(argv=None) -> int:
     test = make_field(size=args.test_size, seed=args.test_seed)
     print(f"fields: train {args.train_size}² seed {args.train_seed}, test {args.test_size}² seed {args.test_seed} "
           f"({time.perf_counter() - t:.0f}s)", flush=True)
+    out = Path(args.json) if args.json else work / "evaluation.json"
+
+    def save(results) -> None:  # after every method: a run stopped early keeps what it measured
+        out.write_text(json.dumps(results, indent=2, default=str))
+
     results: dict = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "methods": {}, "tiled_check": {}}
     for name in [m for m in args.models.split(",") if m]:
         overrides = {"epochs": 10_000, "max_minutes": args.minutes, "device": args.device}
@@ -139,12 +144,15 @@ def main(argv=None) -> int:
                                     "steps": model.provenance["training"]["steps"], "test_patches": model.metrics.get("test"),
                                     "seconds": round(dt, 1), "mpix_per_s": round(test.image.size / dt / 1e6, 3)}
         print(f"{name}: {results['methods'][name]}", flush=True)
+        save(results)
         if args.tiled_crop:
             results["tiled_check"][name] = tiled_check(model, test, min(args.tiled_crop, args.test_size))
             print(f"  tiled check: {results['tiled_check'][name]}", flush=True)
+            save(results)
     if not args.skip_photutils:
         results["methods"]["photutils"] = run_photutils(train, test, (1.5, 2.0, 3.0))
         print(f"photutils: {results['methods']['photutils']}", flush=True)
+        save(results)
 
     print()
     print(f"{'method':<10} {'AP':>6} {'AP50':>6} {'AP75':>6} {'AR':>6} {'bboxAP':>7} {'PQ':>6} {'Mpix/s':>7}")
@@ -152,8 +160,7 @@ def main(argv=None) -> int:
         f = lambda v: f"{v:.3f}" if v is not None else "  -  "  # noqa: E731
         print(f"{name:<10} {f(s['ap']):>6} {f(s['ap50']):>6} {f(s['ap75']):>6} {f(s['ar']):>6} {f(s['bbox_ap']):>7} "
               f"{f(s['pq']):>6} {s['mpix_per_s']:>7}")
-    out = Path(args.json) if args.json else work / "evaluation.json"
-    out.write_text(json.dumps(results, indent=2, default=str))
+    save(results)
     print(f"wrote {out}")
     return 0
 

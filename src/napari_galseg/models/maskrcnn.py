@@ -8,7 +8,8 @@ What differs from ``torchvision.models.detection.maskrcnn_resnet50_fpn()`` and w
   all. Its first convolution takes the preprocessing recipe's channels (image, rms, snr...).
 - **No resize**: the default transform blows a 256 px patch up to 800 px (25x the pixels for
   nothing); here ``min_size = max_size = `` the patch (or tile) side, so the scale is 1.
-- **Anchors** one size per FPN level, 8…128 px (galaxies span a few to a few hundred pixels).
+- **Anchors** one size per FPN level, 4…64 px by default (galaxies of a deep field span a few to a
+  few hundred pixels in area; ``anchor_sizes`` changes them, e.g. 8…128 for a shallower, larger-scale field).
 - **Detection caps**: ``box_detections_per_img`` defaults to 600 (torchvision's 100 silently drops
   objects of crowded patches), with RPN pre/post-NMS limits and sampled proposals raised to match.
 - Inputs are already normalised by the recipe: mean 0, std 1 in the transform.
@@ -31,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "fpn_channels": 64,
     "mask_layers": 2,
     "rois_per_image": 256,
-    "anchor_sizes": [8, 16, 32, 64, 128],
+    "anchor_sizes": [4, 8, 16, 32, 64],
     "aspect_ratios": [0.5, 1.0, 2.0],
     "size": 256,
     "max_detections": 600,

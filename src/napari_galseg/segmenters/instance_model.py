@@ -258,9 +258,9 @@ class InstanceSegmenter(Segmenter):
                 with torch.inference_mode():
                     outputs = self.predict_batch(x)
                 for (y0, y1, x0, x1), (masks, scores) in zip(batch, outputs):
-                    masks = masks[:, : y1 - y0, : x1 - x0].float().cpu().numpy()
-                    found.append(instances_from_masks(masks, scores.float().cpu().numpy().tolist(), y0, x0,
-                                                      p.mask_threshold))
+                    # threshold on the device: one byte per pixel crosses to the host, not four
+                    masks = (masks[:, : y1 - y0, : x1 - x0] > p.mask_threshold).cpu().numpy()
+                    found.append(instances_from_masks(masks, scores.float().cpu().numpy().tolist(), y0, x0))
             return found
 
         return detect
