@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 ProgressCallback = Callable[[int, int, str], None]
-CATALOG_COLUMNS = ("id", "x", "y", "score", "area", "x_min", "x_max", "y_min", "y_max")
+CATALOG_COLUMNS = ("label", "x_centroid", "y_centroid", "score", "area", "bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
 
 
 @dataclass
@@ -259,10 +259,10 @@ def catalog_table(rows: list[tuple] | np.ndarray):
 
     data = np.asarray(rows, float).reshape(-1, len(CATALOG_COLUMNS))
     table = Table(data, names=CATALOG_COLUMNS)
-    for name in ("id", "area", "x_min", "x_max", "y_min", "y_max"):
+    for name in ("label", "area", "bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax"):
         table[name] = table[name].astype(np.int64)
     table["score"].description = "detection score of the model (COCO AP ranks by it)"
-    table["x"].description = table["y"].description = "centroid of the painted pixels [px, 0-based]"
+    table["x_centroid"].description = table["y_centroid"].description = "centroid of the painted pixels [px, 0-based]"
     return table
 
 
@@ -291,7 +291,7 @@ def _presize(path: Path, shape, header) -> int:
 
 def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike, *, header=None,
                    catalog_path: str | os.PathLike | None = None, overwrite: bool = False, resume: bool = True,
-                   margin: float = 4.0, iou_threshold: float = 0.5, min_size: int = 1,
+                   margin: float = 4.0, iou_threshold: float = 0.5, min_size: int = 1, wcs=None,
                    progress: ProgressCallback | None = None, cancel=None) -> tuple[Path, Path]:
     """Labels to ``path`` (int32 FITS) and the scored catalog to ``catalog_path`` (ECSV, default
     beside it), in bounded memory. A ``PATH.partial`` folder holds the work so far; with ``resume``
@@ -346,6 +346,10 @@ def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike
     parts = sorted(work.glob("catalog-*.npy"))
     rows = np.concatenate([np.load(p) for p in parts]) if parts else np.zeros((0, len(CATALOG_COLUMNS)))
     table = catalog_table(rows)
+    if wcs is not None:
+        from .catalog import add_sky_coordinates
+
+        add_sky_coordinates(table, wcs)
     from ._atomic import atomic_path
 
     with atomic_path(catalog_path, overwrite=overwrite) as tmp:

@@ -304,7 +304,8 @@ class InstanceSegmenter(Segmenter):
         p = self.params
         out, cat = stream_to_fits(self.detector(image, rms), self.layout(tuple(np.shape(image))), path, header=header,
                                   catalog_path=catalog_path, overwrite=overwrite, resume=resume, margin=p.margin,
-                                  iou_threshold=p.iou_threshold, min_size=p.min_size, progress=progress, cancel=cancel)
+                                  iou_threshold=p.iou_threshold, min_size=p.min_size, wcs=_wcs_of(header),
+                                  progress=progress, cancel=cancel)
         from astropy.table import Table
 
         self.catalog_ = Table.read(cat, format="ascii.ecsv")
@@ -348,6 +349,18 @@ class InstanceSegmenter(Segmenter):
         self.history = config.get("history") or []
 
 
+def _wcs_of(header):
+    if header is None:
+        return None
+    try:
+        from astropy.wcs import WCS
+
+        wcs = WCS(header)
+        return wcs if wcs.has_celestial else None
+    except Exception:  # a header without a usable WCS: the catalog keeps pixel positions only
+        return None
+
+
 class _Window:
     """A lazy window of a 2-D array (what the detector reads for a field-of-view prediction)."""
 
@@ -369,11 +382,11 @@ def _keep_present(labels, scores, table, offset):
     present = np.unique(labels[labels > 0])
     out_scores = np.full(len(present) + 1, np.nan)
     out_scores[forward[present]] = scores[present]
-    keep = np.isin(table["id"], present)
+    keep = np.isin(table["label"], present)
     table = table[keep]
-    table["id"] = forward[np.asarray(table["id"])]
-    for col, off in (("y", offset[0]), ("y_min", offset[0]), ("y_max", offset[0]), ("x", offset[1]),
-                     ("x_min", offset[1]), ("x_max", offset[1])):
+    table["label"] = forward[np.asarray(table["label"])]
+    for col, off in (("y_centroid", offset[0]), ("bbox_ymin", offset[0]), ("bbox_ymax", offset[0]),
+                     ("x_centroid", offset[1]), ("bbox_xmin", offset[1]), ("bbox_xmax", offset[1])):
         table[col] = table[col] - off
     return new.astype(np.int32), out_scores, table
 
