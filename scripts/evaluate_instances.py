@@ -150,7 +150,7 @@ def main(argv=None) -> int:
             print(f"  tiled check: {results['tiled_check'][name]}", flush=True)
             save(results)
     if not args.skip_photutils:
-        results["methods"]["photutils"] = run_photutils(train, test, (1.5, 2.0, 3.0))
+        results["methods"]["photutils"] = run_photutils(train, test, (2.0, 3.0, 4.0, 5.0))
         print(f"photutils: {results['methods']['photutils']}", flush=True)
         save(results)
 
