@@ -60,14 +60,15 @@ def run_photutils(train, test, grid) -> dict:
     best = None
     crop = slice(0, min(1024, train.image.shape[0]))
     for nsigma in grid:  # tuned on (a crop of) the training field by segm AP, then applied unchanged
-        lab = np.asarray(get("photutils")(nsigma=nsigma, catalog=False).predict(train.image[crop, crop], train.rms[crop, crop]))
+        lab = np.asarray(get("photutils")(nsigma=nsigma, catalog="none").predict(train.image[crop, crop],
+                                                                                 train.rms[crop, crop]).labels)
         ap = coco_evaluate(lab, train.truth[crop, crop], scores=snr_scores(train.image[crop, crop], train.rms[crop, crop], lab),
                            iou_types=("segm",))["ap"]
         print(f"  photutils nsigma {nsigma}: train AP {ap:.3f}", flush=True)
         if best is None or ap > best[1]:
             best = (nsigma, ap)
     t = time.perf_counter()
-    lab = np.asarray(get("photutils")(nsigma=best[0], catalog=False).predict(test.image, test.rms))
+    lab = np.asarray(get("photutils")(nsigma=best[0], catalog="none").predict(test.image, test.rms).labels)
     dt = time.perf_counter() - t
     return {**score(lab, snr_scores(test.image, test.rms, lab), test.truth), "nsigma": best[0],
             "seconds": round(dt, 1), "mpix_per_s": round(test.image.size / dt / 1e6, 3)}
@@ -75,16 +76,14 @@ def run_photutils(train, test, grid) -> dict:
 
 def tiled_check(model, test, crop: int) -> dict:
     """AP of the model on a crop as one tile and as overlapping tiles (same weights)."""
-    import dataclasses
-
     image, rms, truth = test.image[:crop, :crop], test.rms[:crop, :crop], test.truth[:crop, :crop]
-    p0 = model.params
+    run = model.run_options
     out = {}
-    for name, tile, overlap in (("untiled", crop, 0), ("tiled", p0.tile_size, p0.tile_overlap)):
-        model.params = dataclasses.replace(p0, tile_size=tile, tile_overlap=overlap)
+    for name, tile, overlap in (("untiled", crop, 0), ("tiled", run.tile_size, run.tile_overlap)):
+        model.configure(tile_size=tile, tile_overlap=overlap)
         lab, scores, _ = model.predict_instances(image, rms)
         out[name] = coco_evaluate(lab, truth, scores=scores, iou_types=("segm",), area_bins=GALAXY_AREA_BINS)["ap"]
-    model.params = p0
+    model.configure(tile_size=run.tile_size, tile_overlap=run.tile_overlap)
     out["difference"] = round(abs(out["tiled"] - out["untiled"]), 4)
     return out
 
@@ -128,10 +127,7 @@ def main(argv=None) -> int:
             model_name, _, field = key.partition(".")
             if model_name == name:
                 overrides[field] = value
-        from napari_galseg.segmenters.base import coerce_params
-
-        cls = get(name)
-        model = cls(coerce_params(cls.Params, overrides))
+        model = get(name)(**overrides)
         t = time.perf_counter()
         model.fit(train.image, train.truth, train.rms,
                   callback=lambda r: print(f"  {name}: " + r.line(), flush=True) if r.kind == "epoch" else None)

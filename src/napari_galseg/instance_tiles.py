@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-ProgressCallback = Callable[[int, int, str], None]
+from .progress import ProgressCallback, is_cancelled
 CATALOG_COLUMNS = ("label", "x_centroid", "y_centroid", "score", "area", "bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
 
 
@@ -215,8 +215,10 @@ def iter_instance_strips(detect: Detector, layout: TileLayout, *, margin: float 
     """
     asm = assembler or Assembler(layout, iou_threshold, min_size)
     for r in range(start_row, layout.n_rows):
-        if cancel is not None and cancel.is_set():
-            raise _cancelled()
+        if is_cancelled(cancel):
+            from .progress import Cancelled
+
+            raise Cancelled("cancelled")
         windows = layout.row_tiles(r)
         per_tile = detect(windows)
         owned = [inst for c, found in enumerate(per_tile) for inst in keep_owned(found, layout, r, c, margin)]
@@ -225,14 +227,6 @@ def iter_instance_strips(detect: Detector, layout: TileLayout, *, margin: float 
         if progress is not None:
             progress(r + 1, layout.n_rows, f"{asm.next_id - 1} objects")
         yield r, y0, y1, strip, rows
-
-
-def _cancelled() -> Exception:
-    try:  # the package-wide Cancelled of the segmenter contract
-        from .progress import Cancelled
-    except ImportError:  # pragma: no cover - before that module exists
-        from .training.loop import Cancelled
-    return Cancelled("cancelled")
 
 
 def assemble(detect: Detector, layout: TileLayout, **kwargs) -> tuple[np.ndarray, np.ndarray, list[tuple]]:

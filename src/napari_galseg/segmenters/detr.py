@@ -11,39 +11,49 @@ which the tile overlap cannot recover: raise ``num_queries`` for denser fields.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from .base import register
-from .instance_model import InstanceParams, InstanceSegmenter
+from .instance_model import INSTANCE_TRAIN_DEFAULTS, InstanceParams, InstanceSegmenter
 
 
 @dataclass
 class DetrParams(InstanceParams):
     """DETR / Mask2Former architecture on top of the shared settings."""
 
-    kind: str = "detr"  # or "mask2former" (transformers' Mask2FormerForUniversalSegmentation)
-    pretrained: str = ""  # a local transformers folder to fine-tune; never downloaded
-    num_queries: int = 0  # 0 = 2x the most objects in a training patch (>= 100)
-    d_model: int = 64  # d_model + heads must be divisible by 8 (DETR's mask head)
+    #: detr (DetrForSegmentation) or mask2former (Mask2FormerForUniversalSegmentation)
+    kind: Literal["detr", "mask2former"] = "detr"
+    #: a local transformers folder (save_pretrained) to fine-tune, e.g. detr-resnet-50-panoptic; never downloaded
+    pretrained: str = ""
+    #: object queries = most objects per image; 0 = twice the most objects in a training patch (>= 100)
+    num_queries: int = 0
+    #: transformer width; d_model + heads must be divisible by 8 (DETR's mask head)
+    d_model: int = 64
+    #: attention heads
     heads: int = 8
+    #: transformer encoder layers
     encoder_layers: int = 2
+    #: transformer decoder layers
     decoder_layers: int = 2
+    #: feed-forward width of the transformer
     ffn_dim: int = 256
-    backbone_widths: list = field(default_factory=lambda: [32, 64, 128, 256])
-    backbone_depths: list = field(default_factory=lambda: [1, 1, 1, 1])
-    lr: float = 2e-4  # transformers need a gentler step than the CNNs
-    tile_size: int = 256  # = patch_size: the query cap was sized for patches
-    tile_overlap: int = 64
-    tile_batch: int = 4
+    #: channels of the ResNet backbone's four stages (HF ResNetConfig: no timm, nothing downloaded)
+    backbone_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    #: residual blocks per backbone stage
+    backbone_depths: list[int] = field(default_factory=lambda: [1, 1, 1, 1])
+    #: queries scoring below this are not kept
     score_threshold: float = 0.3
 
 
-@register
 class DetrSegmenter(InstanceSegmenter):
     """DETR panoptic (or Mask2Former) for galaxies: per-query masks and scores, tiled over any frame."""
 
     name = "detr"
     Params = DetrParams
     architecture_class = "DETR"
+    #: tiles of the training patch size: the query cap was sized for patches
+    run_defaults = {"tile_size": 256, "tile_overlap": 64, "tile_batch": 4}
+    #: transformers need a gentler step than the CNNs
+    train_defaults = {**INSTANCE_TRAIN_DEFAULTS, "lr": 2e-4}
 
     def _queries(self, train_data) -> int:
         from ..training.instances import most_objects_per_patch

@@ -20,77 +20,61 @@ from typing import Callable
 
 import numpy as np
 
-from ..inference import expand_region
 from ..instance_tiles import TileLayout, assemble, catalog_table, instances_from_masks, stream_to_fits
-from .base import ModelFolderError, ProgressCallback, Segmenter
+from ..model_folder import ModelFolderError
+from ..progress import ProgressCallback, reporter
+from ..window import Window
+from .base import Capabilities, Segmentation, Segmenter
 
 
 @dataclass
 class InstanceParams:
-    """Settings shared by the instance models (``--set key=value``)."""
+    """What the instance models share (``--set key=value``); how they learn is the shared
+    :class:`~napari_galseg.settings.TrainConfig`, tiles and device are
+    :class:`~napari_galseg.settings.RunOptions`."""
 
-    # data
-    subtract_background: bool = True  # the U-Net's sky step (napari_galseg.background), boxes of background_box px
+    #: subtract a smooth sky (the photutils Background2D model) before the recipe, as the U-Net does
+    subtract_background: bool = True
+    #: box size in pixels of that sky model
     background_box: int = 64
-    patch_size: int = 256
-    patches_per_epoch: int = 128
-    positive_fraction: float = 0.8
-    val_fraction: float = 0.15
-    test_fraction: float = 0.1
-    block_size: int = 0
-    val_max_patches: int = 16
-    augment: bool = True
-    noise_augment: float = 0.3
-    flux_augment: float = 1.25
-    # optimisation: AdamW with gradient clipping (plain SGD diverges from scratch within a few steps)
-    epochs: int = 20
-    batch_size: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "onecycle"
-    patience: int = 0  # 0 = no early stopping (detection losses are noisy on small validation sets)
-    grad_clip: float = 1.0
-    max_minutes: float = 0.0
-    init_weights: str = ""  # a local file/folder to start from; never downloaded
-    # inference
-    tile_size: int = 512
-    tile_overlap: int = 96  # >= the largest object, so the tile that owns an object sees all of it
-    tile_batch: int = 2
-    margin: float = 4.0  # px an owned centre may lie outside the tile's core (ambiguity -> mask IoU)
-    iou_threshold: float = 0.5  # mask IoU above which a second detection is a duplicate
+    #: pixels an owned centre may lie outside a tile's core (the ambiguity is settled by mask IoU)
+    margin: float = 4.0
+    #: mask IoU above which a second detection of the same object is dropped as a duplicate
+    iou_threshold: float = 0.5
+    #: detections scoring below this are not kept
     score_threshold: float = 0.2
+    #: mask probability at or above which a pixel belongs to a detection
     mask_threshold: float = 0.5
+    #: smallest object kept, in pixels
     min_size: int = 3
-    # machine
-    device: str = "auto"
-    threads: int = 0
-    seed: int = 0
+    #: start training from this local weights file or folder (never downloaded)
+    init_weights: str = ""
 
-    def train_config(self):
-        from ..training.loop import TrainConfig
 
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           schedule=self.schedule, patience=self.patience, grad_clip=self.grad_clip, device=self.device,
-                           bf16=False, channels_last=False, threads=self.threads or None, seed=self.seed,
-                           max_minutes=self.max_minutes or None)
+#: training settings of the instance models where they differ from the shared defaults: small
+#: batches (a CPU step of Mask R-CNN takes seconds), no early stopping (detection losses are noisy
+#: on a few validation patches), AdamW with gradient clipping (plain SGD diverges from scratch)
+INSTANCE_TRAIN_DEFAULTS = {"batch_size": 4, "lr": 1e-3, "patches_per_epoch": 128, "positive_fraction": 0.8,
+                           "val_max_patches": 16, "patience": 0, "grad_clip": 1.0, "epochs": 20}
 
 
 class InstanceSegmenter(Segmenter):
     """Base of the scored instance segmenters (see the module docstring)."""
 
-    trainable = True
+    capabilities = Capabilities(trainable=True, region_with_context=True, streams_to_fits=True, scored=True,
+                                uses_device=True, catalog=True, uses_recipe=True, resumable=True)
+    run_fields = ("tile_size", "tile_overlap", "tile_batch", "n_threads", "device")
+    train_defaults = INSTANCE_TRAIN_DEFAULTS
     #: the architecture "class" a model folder of this segmenter holds
     architecture_class = ""
     #: torchvision detection models give losses only in training mode
     train_mode_loss = False
 
-    def __init__(self, params=None, **overrides):
-        super().__init__(params, **overrides)
+    def __init__(self, params=None, **settings):
+        super().__init__(params, **settings)
         self.net = None
         self.metrics: dict = {}
         self.history: list[dict] = []
-        self.scores_: np.ndarray | None = None
-        self.catalog_ = None
 
     # -- what subclasses provide ----------------------------------------------------------------
     def build_net(self, in_channels: int, train_data):
@@ -119,7 +103,7 @@ class InstanceSegmenter(Segmenter):
             return image
         cached = getattr(self, "_sky_cache", None)
         if cached is None or cached[0] is not image:
-            mesh = estimate_mesh(image, p.background_box, n_threads=p.threads or (os.cpu_count() or 1))
+            mesh = estimate_mesh(image, p.background_box, n_threads=self.run_options.n_threads or (os.cpu_count() or 1))
             cached = self._sky_cache = (image, SkySubtracted(image, mesh))
         return cached[1]
 
@@ -132,9 +116,9 @@ class InstanceSegmenter(Segmenter):
         return recipe if recipe.is_fitted else recipe.fit(image, rms)
 
     # -- training --------------------------------------------------------------------------------
-    def fit(self, image, truth, rms=None, progress: ProgressCallback | None = None, *, callback=None, cancel=None,
-            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False):
-        """Train on one field (image, instance ``truth``, rms); see :class:`InstanceParams`."""
+    def _fit(self, image, truth, rms, progress: ProgressCallback, *, callback=None, cancel=None,
+             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> None:
+        """Train on one field (image, instance ``truth``, rms) with the shared loop."""
         import torch
 
         from ..training import device as dev
@@ -142,40 +126,38 @@ class InstanceSegmenter(Segmenter):
         from ..training.loop import fit as train_loop
         from ..training.patches import Augmentation, check_field, spatial_split
 
-        p = self.params
-        if truth is None:
-            raise ValueError(f"{self.name} needs a truth instance map to train on (--truth)")
+        t = self.train_config
         shape = check_field(image, truth, rms)
         image = self.input_image(image)
         recipe = self._fitted_recipe(image, rms)
-        split = spatial_split(shape, p.patch_size, p.block_size or None, p.val_fraction, p.test_fraction, p.seed)
-        aug = Augmentation(noise=p.noise_augment, flux_scale=(1 / p.flux_augment, p.flux_augment)) if p.augment else None
-        train = InstancePatchDataset(image, truth, rms, recipe, split.train, p.patch_size, p.patches_per_epoch,
-                                     p.positive_fraction, aug, seed=p.seed)
-        val = (GridInstanceDataset(image, truth, rms, recipe, split.val, p.patch_size, p.val_max_patches, p.seed)
+        split = spatial_split(shape, t.patch_size, t.block_size or None, t.val_fraction, t.test_fraction, t.seed)
+        aug = Augmentation(noise=t.noise_augment, flux_scale=(1 / t.flux_augment, t.flux_augment)) if t.augment else None
+        train = InstancePatchDataset(image, truth, rms, recipe, split.train, t.patch_size, t.patches_per_epoch,
+                                     t.positive_fraction, aug, seed=t.seed)
+        val = (GridInstanceDataset(image, truth, rms, recipe, split.val, t.patch_size, t.val_max_patches, t.seed)
                if split.val else None)
-        torch.manual_seed(p.seed)
+        torch.manual_seed(t.seed)
         self.net = self.build_net(recipe.n_channels, train)
         self.recipe = recipe.to_dict()
 
         def report(r) -> None:
             if progress is not None:
                 done, total = (r.epoch - 1) * r.n_steps + r.step, r.n_epochs * r.n_steps
-                if p.max_minutes:
-                    frac = max(done / total, r.elapsed / (60 * p.max_minutes))
+                if t.max_minutes:
+                    frac = max(done / total, r.elapsed / (60 * t.max_minutes))
                     done, total = int(1000 * min(frac, 1.0)), 1000
                 progress(done, total, f"epoch {r.epoch}/{r.n_epochs} loss {r.train_loss:.3f}")
             if callback is not None:
                 callback(r)
 
         task = InstanceTask(self.loss_fn, self.train_mode_loss)
-        result = train_loop(self.net, task, train, val, p.train_config(), checkpoint_dir, resume, report, cancel)
+        result = train_loop(self.net, task, train, val, t, self.run_options, checkpoint_dir, resume, report, cancel)
         self.net = self.net.cpu().eval()
         self.history = result.history
         self.metrics = {"validation": result.best_metrics}
         if split.test:
-            test = GridInstanceDataset(image, truth, rms, recipe, split.test, p.patch_size, p.val_max_patches, p.seed)
-            self.metrics["test"] = self.score_patches(test, dev.resolve_device(p.device))
+            test = GridInstanceDataset(image, truth, rms, recipe, split.test, t.patch_size, t.val_max_patches, t.seed)
+            self.metrics["test"] = self.score_patches(test, dev.resolve_device(self.run_options.device))
         self.provenance.setdefault("training", {})
         self.provenance["training"].update({
             "shape": list(shape), "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
@@ -183,7 +165,6 @@ class InstanceSegmenter(Segmenter):
             "steps": result.global_step, "torch": torch.__version__,
             "split": {"block_size": split.block_size, "test": [list(b) for b in split.test]},
         })
-        return self
 
     def score_patches(self, dataset, device) -> dict:
         """COCO segm AP / AP50 of the model on fixed patches (one COCO image per patch)."""
@@ -193,7 +174,7 @@ class InstanceSegmenter(Segmenter):
         from ..metrics.coco import coco_evaluate
 
         net = self.net.to(device).eval()
-        self.prepare_inference(self.params.patch_size)
+        self.prepare_inference(self.train_config.patch_size if self.train_config else dataset.patch_size)
         preds, truths, scores = [], [], []
         with torch.inference_mode():
             for i in range(len(dataset)):
@@ -233,13 +214,13 @@ class InstanceSegmenter(Segmenter):
         recipe = as_recipe(self.recipe)
         if recipe.needs_rms and rms is None:
             raise ValueError("this model's recipe needs an rms map; pass rms (--rms)")
-        p = self.params
-        device = dev.resolve_device(p.device)
+        p, run = self.params, self.run_options
+        device = dev.resolve_device(run.device)
         if device.type == "cpu":
-            dev.configure_threads(p.threads or None)
+            dev.configure_threads(run.n_threads or None)
         net.to(device).eval()
         source = image if sky_subtracted else self.input_image(image)
-        tile = p.tile_size
+        tile = run.tile_size
         self.prepare_inference(tile)
 
         def read(y0, y1, x0, x1):
@@ -252,8 +233,9 @@ class InstanceSegmenter(Segmenter):
 
         def detect(windows):
             found = []
-            for k in range(0, len(windows), max(1, p.tile_batch)):
-                batch = windows[k: k + max(1, p.tile_batch)]
+            step = max(1, run.tile_batch)
+            for k in range(0, len(windows), step):
+                batch = windows[k: k + step]
                 x = torch.from_numpy(np.stack([read(*w) for w in batch])).to(device)
                 with torch.inference_mode():
                     outputs = self.predict_batch(x)
@@ -266,50 +248,60 @@ class InstanceSegmenter(Segmenter):
         return detect
 
     def layout(self, shape) -> TileLayout:
-        p = self.params
-        return TileLayout(shape, p.tile_size, p.tile_overlap)
+        return TileLayout(shape, self.run_options.tile_size, self.run_options.tile_overlap)
 
-    def predict_instances(self, image, rms=None, region=None, progress: ProgressCallback | None = None, cancel=None):
-        """``(labels int32, scores indexed by label, catalog Table)`` of the frame or of
-        ``region = (y0, y1, x0, x1)`` (computed with one overlap of context around it)."""
+    def predict_instances(self, image, rms=None, region: Window | None = None,
+                          progress: ProgressCallback | None = None):
+        """``(labels int32, scores indexed by label, catalog Table)`` of the frame, or of ``region``
+        computed with one tile overlap of context around it (the crop of the whole-frame result for
+        objects away from the region's edge)."""
         from ..training.patches import check_field
 
         shape = check_field(image, None, rms)
         image = self.input_image(image)  # the sky of the whole frame, also for a field of view
+        outer = region.grow(self.run_options.tile_overlap, shape) if region is not None else Window.full(shape)
         if region is not None:
-            y0, y1, x0, x1 = expand_region(region, shape, self.params.tile_overlap)
-            image = _Window(image, y0, y1, x0, x1)
-            rms = _Window(rms, y0, y1, x0, x1) if rms is not None else None
+            image = _Window(image, outer)
+            rms = _Window(rms, outer) if rms is not None else None
         p = self.params
         detect = self.detector(image, rms, sky_subtracted=True)
-        labels, scores, rows = assemble(detect, self.layout(tuple(np.shape(image))), margin=p.margin,
-                                        iou_threshold=p.iou_threshold, min_size=p.min_size, progress=progress,
-                                        cancel=cancel)
+        labels, scores, rows = assemble(detect, self.layout(outer.shape), margin=p.margin, iou_threshold=p.iou_threshold,
+                                        min_size=p.min_size, progress=progress)
         table = catalog_table(rows)
         if region is not None:
-            ry0, ry1, rx0, rx1 = region
-            labels = labels[ry0 - y0: ry1 - y0, rx0 - x0: rx1 - x0]
-            labels, scores, table = _keep_present(labels, scores, table, (ry0 - y0, rx0 - x0))
+            for col in ("x_centroid", "bbox_xmin", "bbox_xmax"):
+                table[col] = table[col] + outer.x0
+            for col in ("y_centroid", "bbox_ymin", "bbox_ymax"):
+                table[col] = table[col] + outer.y0
+            cropped = Segmentation(labels, scores, catalog=table).crop(region, outer)
+            return cropped.labels, cropped.scores, cropped.catalog
         return labels, scores, table
 
-    def predict(self, image, rms=None, progress: ProgressCallback | None = None, region=None):
-        """Instance labels (int32, 0 = sky); per-label scores in ``scores_``, the catalog in ``catalog_``."""
-        labels, self.scores_, self.catalog_ = self.predict_instances(image, rms, region, progress)
-        return labels
+    def _predict(self, image, rms, region: Window | None, progress) -> Segmentation:
+        """Instance labels (int32, 0 = sky) with a score per label and the scored catalog (pixel
+        positions in the frame)."""
+        labels, scores, table = self.predict_instances(image, rms, region, progress)
+        return Segmentation(labels, scores=scores, catalog=table)
 
-    def predict_to_fits(self, image, path, rms=None, header=None, overwrite: bool = False,
-                        progress: ProgressCallback | None = None, catalog_path=None, resume: bool = True, cancel=None):
+    def predict_to_fits(self, image, path, rms=None, *, header=None, overwrite: bool = False,
+                        progress: ProgressCallback | None = None, cancel=None, catalog_path=None,
+                        resume: bool = True) -> Segmentation:
         """Labels of a frame of any size streamed to FITS, the scored catalog as ECSV beside them
-        (``<stem>_catalog.ecsv``); an interrupted run resumes from ``path.partial``."""
+        (``<stem>_catalog.ecsv``); an interrupted run resumes from ``<path>.partial``."""
+        from astropy.table import Table
+
+        from ..io import open_fits
+
+        self._check_rms(rms)
         p = self.params
         out, cat = stream_to_fits(self.detector(image, rms), self.layout(tuple(np.shape(image))), path, header=header,
                                   catalog_path=catalog_path, overwrite=overwrite, resume=resume, margin=p.margin,
                                   iou_threshold=p.iou_threshold, min_size=p.min_size, wcs=_wcs_of(header),
-                                  progress=progress, cancel=cancel)
-        from astropy.table import Table
-
-        self.catalog_ = Table.read(cat, format="ascii.ecsv")
-        return Path(out)
+                                  progress=reporter(progress, cancel))
+        table = Table.read(cat, format="ascii.ecsv")
+        scores = np.full(int(table["label"].max(initial=0)) + 1, np.nan)
+        scores[np.asarray(table["label"], int)] = np.asarray(table["score"], float)
+        return Segmentation(open_fits(out).data, scores=scores, catalog=table)
 
     # -- model folders ---------------------------------------------------------------------------
     def config(self) -> dict:
@@ -364,31 +356,15 @@ def _wcs_of(header):
 class _Window:
     """A lazy window of a 2-D array (what the detector reads for a field-of-view prediction)."""
 
-    def __init__(self, array, y0, y1, x0, x1):
-        self.array, self.y0, self.x0 = array, y0, x0
-        self.shape = (y1 - y0, x1 - x0)
+    def __init__(self, array, window: Window):
+        self.array, self.y0, self.x0 = array, window.y0, window.x0
+        self.shape = window.shape
         self.dtype = array.dtype
         self.ndim = 2
 
     def __getitem__(self, key):
         ys, xs = key
         return self.array[self.y0 + ys.start: self.y0 + ys.stop, self.x0 + xs.start: self.x0 + xs.stop]
-
-
-def _keep_present(labels, scores, table, offset):
-    from skimage.segmentation import relabel_sequential
-
-    new, forward, _ = relabel_sequential(labels)
-    present = np.unique(labels[labels > 0])
-    out_scores = np.full(len(present) + 1, np.nan)
-    out_scores[forward[present]] = scores[present]
-    keep = np.isin(table["label"], present)
-    table = table[keep]
-    table["label"] = forward[np.asarray(table["label"])]
-    for col, off in (("y_centroid", offset[0]), ("bbox_ymin", offset[0]), ("bbox_ymax", offset[0]),
-                     ("x_centroid", offset[1]), ("bbox_xmin", offset[1]), ("bbox_xmax", offset[1])):
-        table[col] = table[col] - off
-    return new.astype(np.int32), out_scores, table
 
 
 __all__ = ["InstanceParams", "InstanceSegmenter"]
