@@ -2,8 +2,8 @@
 
 Every method is scored the same way: COCO segm and bbox AP / AP50 / AP75 / AR (detection cap above
 the number of objects, galaxy size bins) with a score per instance — the models' own detection
-scores, and for photutils each source's S/N (sky-subtracted flux over the quadrature sum of the rms
-in its footprint) — plus panoptic PQ / SQ / RQ. Inference speed is reported in Mpix/s. A tiled vs
+scores, and for photutils each segment's S/N from its catalog (``Segmentation.scores``) — plus
+panoptic PQ / SQ / RQ. Inference speed is reported in Mpix/s. A tiled vs
 untiled check runs each model on a crop of the test field as one tile and as overlapping tiles.
 
     # short CPU check (each model ~4 minutes of training)
@@ -39,38 +39,25 @@ def score(labels, scores, truth) -> dict:
     return out
 
 
-def snr_scores(image, rms, labels) -> np.ndarray:
-    """S/N of each label: sky-subtracted flux / sqrt(sum of rms²) over its footprint."""
-    from scipy import ndimage
-
-    from napari_galseg.background import SkySubtracted, estimate_mesh
-
-    sky_free = np.asarray(SkySubtracted(image, estimate_mesh(image, 64))[:, :], np.float64)
-    ids = np.arange(labels.max() + 1)
-    flux = ndimage.sum(sky_free, labels, ids)
-    var = ndimage.sum(np.asarray(rms, np.float64) ** 2, labels, ids)
-    snr = flux / np.sqrt(np.maximum(var, 1e-30))
-    snr[0] = np.nan
-    return snr
-
-
 def run_photutils(train, test, grid) -> dict:
+    """photutils with its own scores (each segment's S/N from its catalog): nsigma tuned on (a crop
+    of) the training field by segm AP, then applied unchanged to the test field."""
     from napari_galseg.segmenters import get
 
     best = None
     crop = slice(0, min(1024, train.image.shape[0]))
-    for nsigma in grid:  # tuned on (a crop of) the training field by segm AP, then applied unchanged
-        lab = np.asarray(get("photutils")(nsigma=nsigma, catalog="none").predict(train.image[crop, crop],
-                                                                                 train.rms[crop, crop]).labels)
-        ap = coco_evaluate(lab, train.truth[crop, crop], scores=snr_scores(train.image[crop, crop], train.rms[crop, crop], lab),
+    for nsigma in grid:
+        result = get("photutils")(nsigma=nsigma).predict(train.image[crop, crop], train.rms[crop, crop])
+        ap = coco_evaluate(np.asarray(result.labels), train.truth[crop, crop], scores=result.scores,
                            iou_types=("segm",))["ap"]
         print(f"  photutils nsigma {nsigma}: train AP {ap:.3f}", flush=True)
         if best is None or ap > best[1]:
             best = (nsigma, ap)
     t = time.perf_counter()
-    lab = np.asarray(get("photutils")(nsigma=best[0], catalog="none").predict(test.image, test.rms).labels)
+    result = get("photutils")(nsigma=best[0]).predict(test.image, test.rms)
+    labels = np.asarray(result.labels)
     dt = time.perf_counter() - t
-    return {**score(lab, snr_scores(test.image, test.rms, lab), test.truth), "nsigma": best[0],
+    return {**score(labels, result.scores, test.truth), "nsigma": best[0],
             "seconds": round(dt, 1), "mpix_per_s": round(test.image.size / dt / 1e6, 3)}
 
 
@@ -130,7 +117,7 @@ def main(argv=None) -> int:
         model = get(name)(**overrides)
         t = time.perf_counter()
         model.fit(train.image, train.truth, train.rms,
-                  callback=lambda r: print(f"  {name}: " + r.line(), flush=True) if r.kind == "epoch" else None)
+                  callback=lambda r, name=name: print(f"  {name}: " + r.line(), flush=True) if r.kind == "epoch" else None)
         train_s = time.perf_counter() - t
         model.save(work / name)
         t = time.perf_counter()
@@ -153,7 +140,7 @@ def main(argv=None) -> int:
     print()
     print(f"{'method':<10} {'AP':>6} {'AP50':>6} {'AP75':>6} {'AR':>6} {'bboxAP':>7} {'PQ':>6} {'Mpix/s':>7}")
     for name, s in results["methods"].items():
-        f = lambda v: f"{v:.3f}" if v is not None else "  -  "  # noqa: E731
+        f = lambda v: f"{v:.3f}" if v is not None else "  -  "
         print(f"{name:<10} {f(s['ap']):>6} {f(s['ap50']):>6} {f(s['ap75']):>6} {f(s['ar']):>6} {f(s['bbox_ap']):>7} "
               f"{f(s['pq']):>6} {s['mpix_per_s']:>7}")
     save(results)

@@ -4,8 +4,14 @@ import json
 import numpy as np
 import pytest
 
-from napari_galseg.io.coco_export import (NotInstancesError, export_coco_instances, export_coco_panoptic,
-                                          ids_of_rgb, read_coco_instances, read_coco_panoptic)
+from napari_galseg.io.coco_export import (
+    NotInstancesError,
+    export_coco_instances,
+    export_coco_panoptic,
+    ids_of_rgb,
+    read_coco_instances,
+    read_coco_panoptic,
+)
 from napari_galseg.synth import make_field
 
 

@@ -12,9 +12,9 @@ from napari_galseg.models import detr, maskrcnn  # noqa: E402
 from napari_galseg.segmenters.base import ModelFolderError  # noqa: E402
 from napari_galseg.synth import make_field  # noqa: E402
 
-TINY_MASKRCNN = dict(widths=[8, 16, 32, 64], fpn_channels=16, size=64, rois_per_image=64)
-TINY_DETR = dict(d_model=32, heads=8, encoder_layers=1, decoder_layers=1, ffn_dim=64,
-                 backbone_widths=[8, 16, 32, 64], num_queries=40)
+TINY_MASKRCNN = {"widths": [8, 16, 32, 64], "fpn_channels": 16, "size": 64, "rois_per_image": 64}
+TINY_DETR = {"d_model": 32, "heads": 8, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64,
+             "backbone_widths": [8, 16, 32, 64], "num_queries": 40}
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_more_than_100_disjoint_instances_in_one_tile_are_all_painted():
     truth[2::8, 2::8] = 1
     truth = np.cumsum(truth.ravel()).reshape(truth.shape) * (truth > 0)  # 256 objects
     ids = np.arange(1, truth.max() + 1)
-    detect = lambda windows: [instances_from_masks(truth[None] == ids[:, None, None], ids / 300.0)]  # noqa: E731
+    detect = lambda windows: [instances_from_masks(truth[None] == ids[:, None, None], ids / 300.0)]
     labels, scores, _ = assemble(detect, TileLayout(truth.shape, 128, 0))
     assert labels.max() == 256 and np.isfinite(scores[1:]).all()
 
@@ -102,13 +102,14 @@ def small_field():
     return make_field(256, seed=4)
 
 
-SEG_TINY = dict(epochs=1, patches_per_epoch=2, batch_size=2, patch_size=64, block_size=64, val_max_patches=2,
-                tile_size=128, tile_overlap=32, subtract_background=False)
+SEG_TINY = {"epochs": 1, "patches_per_epoch": 2, "batch_size": 2, "patch_size": 64, "block_size": 64,
+            "val_max_patches": 2, "tile_size": 128, "tile_overlap": 32, "subtract_background": False}
 
 
 @pytest.mark.parametrize("name, extra", [
-    ("maskrcnn", dict(widths=[8, 16, 32, 64], fpn_channels=16, rois_per_image=64)),
-    ("detr", dict(d_model=32, heads=8, encoder_layers=1, decoder_layers=1, ffn_dim=64, backbone_widths=[8, 16, 32, 64])),
+    ("maskrcnn", {"widths": [8, 16, 32, 64], "fpn_channels": 16, "rois_per_image": 64}),
+    ("detr", {"d_model": 32, "heads": 8, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64,
+              "backbone_widths": [8, 16, 32, 64]}),
 ])
 def test_segmenter_trains_predicts_saves_and_loads(tmp_path, small_field, name, extra):
     from napari_galseg.segmenters import get

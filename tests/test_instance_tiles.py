@@ -4,8 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from napari_galseg.instance_tiles import (Assembler, Instance, TileLayout, assemble, instances_from_masks,
-                                          stream_to_fits)
+from napari_galseg.instance_tiles import Assembler, Instance, TileLayout, assemble, instances_from_masks, stream_to_fits
 
 
 def oracle(truth, score_of=None):

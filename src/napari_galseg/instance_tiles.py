@@ -28,13 +28,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from .progress import ProgressCallback, is_cancelled
+
 CATALOG_COLUMNS = ("label", "x_centroid", "y_centroid", "score", "area", "bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
 
 
@@ -321,7 +322,7 @@ def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike
                         dict(zip(areas[0].tolist(), areas[1].tolist())))
     width = layout.shape[1]
     with open(work / "labels.fits", "r+b") as fh:
-        for r, y0, y1, strip, rows in iter_instance_strips(detect, layout, margin=margin, iou_threshold=iou_threshold,
+        for r, y0, _, strip, rows in iter_instance_strips(detect, layout, margin=margin, iou_threshold=iou_threshold,
                                                            min_size=min_size, start_row=state["next_row"],
                                                            assembler=asm, progress=progress, cancel=cancel):
             fh.seek(state["offset"] + y0 * width * 4)

@@ -14,9 +14,9 @@ prediction (mask probabilities and scores per image); this base does the rest:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -7,7 +7,7 @@ normalised boxes and masks for DETR) on the training device.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
