@@ -15,6 +15,7 @@ Writing is in :mod:`napari_galseg.io.write`.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -173,7 +174,8 @@ class FitsArray:
     """
 
     def __init__(self, path: str | os.PathLike, hdu: int, shape: tuple[int, ...], dtype: Any,
-                 mode: str, squeeze: tuple[int, ...] = (), data_offset: int | None = None):
+                 mode: str, squeeze: tuple[int, ...] = (), data_offset: int | None = None,
+                 blank: int | None = None):
         if mode not in ("plain", "section", "memory"):
             raise ValueError(f"unknown FitsArray mode {mode!r}")
         self.path = str(path)
@@ -187,6 +189,9 @@ class FitsArray:
         self.data_offset = data_offset
         if mode == "plain" and data_offset is None:
             raise ValueError("plain mode needs the data offset of the HDU")
+        # BLANK of an unscaled integer image: those stored values are returned as NaN (``dtype``
+        # is then a float type); astropy leaves them as plain integers
+        self.blank = blank
         self._init_handles()
 
     def _init_handles(self) -> None:
@@ -303,6 +308,25 @@ class FitsArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = _normalise_key(key, self.shape)
+        try:
+            out = self._read(key)
+        except FitsReadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - cfitsio, zlib, numpy and OSError all show up here
+            raise FitsReadError(
+                f"HDU {self.hdu} of {self.path}: pixels could not be read ({type(exc).__name__}: {exc}). "
+                "The file is damaged (a corrupted compressed tile or a copy cut short); fetch it again "
+                "or re-create it.") from None
+        if self.blank is None:
+            return out
+        stored = out
+        out = stored.astype(self.dtype)
+        out[stored == self.blank] = np.nan
+        return out
+
+    def _read(self, key: tuple[Any, ...]) -> np.ndarray:
+        """The pixels of a normalised key in native byte order (blank values not yet replaced)."""
+        dtype = None if self.blank is not None else self.dtype
         full_key = (0,) * len(self.squeeze) + key
         if self.mode == "plain":
             return self._read_plain(key)
@@ -316,10 +340,10 @@ class FitsArray:
             if pieces:
                 out = np.stack(pieces)
             else:
-                out = np.empty((0,) + ((width,) if width is not None else ()), dtype=self.dtype)
+                out = np.empty((0,) + ((width,) if width is not None else ()), dtype=dtype or self.dtype)
         else:
             out = np.asarray(stored[full_key])
-        return _native(out, self.dtype)
+        return _native(out, dtype)
 
     def __dask_tokenize__(self):
         stat = os.stat(self.path)
@@ -402,6 +426,9 @@ class FitsImage:
 
 def _check_header_start(path: Path) -> None:
     """Say plainly when a file is empty or not FITS at all (astropy's messages are terse)."""
+    if not path.is_file():  # a pipe or a device would block or never end
+        raise FitsReadError(f"{path} is not a regular file (a pipe, socket or device); "
+                            "save the image to a file and open that.")
     size = path.stat().st_size
     if size == 0:
         raise FitsReadError(f"{path} is empty (0 bytes): the file was not written completely; "
@@ -410,11 +437,12 @@ def _check_header_start(path: Path) -> None:
         start = fh.read(80)
     if start[:2] == b"\x1f\x8b":  # gzip: look inside
         import gzip
+        import zlib
 
         try:
             with gzip.open(path, "rb") as fh:
                 start = fh.read(80)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise FitsReadError(f"{path} is a damaged gzip file ({exc}); download or copy it again.") from exc
     elif start[:3] in (b"BZh", b"PK\x03"):
         return  # bzip2 / zip: astropy reads these too
@@ -439,19 +467,133 @@ def _open_hdulist(path: Path):
             f"{path} starts like a FITS file but its header cannot be read ({exc}). The file is "
             "probably truncated or damaged; copy or download it again.") from exc
     except Exception as exc:  # astropy raises assorted errors on damaged headers
-        raise FitsReadError(f"{path} could not be read as FITS ({type(exc).__name__}: {exc}).") from exc
-    compression = getattr(hdul._file, "compression", None)
-    if compression is None:
-        file_size = path.stat().st_size
-        for index, hdu in enumerate(hdul):
-            info = hdu.fileinfo() or {}
-            expected = info.get("datLoc", 0) + getattr(hdu, "_data_size", 0)
-            if expected > file_size:
-                hdul.close()
-                raise FitsReadError(
-                    f"{path} is truncated: HDU {index} needs {expected:,} bytes but the file has only "
-                    f"{file_size:,}. The copy or download was probably cut short; fetch the file again.")
+        raise FitsReadError(f"{path} has a damaged or non-standard header and could not be read as "
+                            f"FITS ({type(exc).__name__}: {exc}); re-create or fetch the file again.") from exc
+    try:
+        _check_complete(hdul, path)
+    except BaseException:
+        hdul.close()
+        raise
     return hdul
+
+
+def _disk_sizes(hdu) -> tuple[int, int]:
+    """(bytes of data, bytes with the padding to 2880) that ``hdu`` occupies on disk."""
+    header = getattr(hdu, "_bintable", hdu).header  # a compressed image is stored as a table
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0, 0
+    sizes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
+    if header.get("GROUPS") is True and sizes and sizes[0] == 0:
+        sizes = sizes[1:]  # random groups: NAXIS1 = 0 is a placeholder
+    nbits = abs(int(header.get("BITPIX", 8))) * int(header.get("GCOUNT", 1)) * (
+        int(header.get("PCOUNT", 0)) + math.prod(sizes))
+    nbytes = nbits // 8
+    return nbytes, nbytes + (-nbytes % 2880)
+
+
+def _check_complete(hdul, path: Path) -> None:
+    """Refuse truncated files; accept complete data without the final 2880-byte padding (with a
+    warning, as astropy does)."""
+    from astropy.io.fits.hdu.base import _NonstandardHDU
+
+    if isinstance(hdul[0], _NonstandardHDU):
+        raise FitsReadError(f"{path} says SIMPLE = F: it does not conform to the FITS standard and "
+                            "cannot be read as an image. Convert it with the software that wrote it.")
+    if getattr(hdul._file, "compression", None) is not None:
+        return  # inside gzip/zip: reading is checked when the data is decompressed
+    file_size = path.stat().st_size
+    end = 0
+    for index, hdu in enumerate(hdul):
+        info = hdu.fileinfo() or {}
+        start = info.get("datLoc", 0)
+        try:
+            nbytes, padded = _disk_sizes(hdu)
+        except (TypeError, ValueError) as exc:
+            raise FitsReadError(f"HDU {index} of {path} has invalid size cards (NAXISn, BITPIX, "
+                                f"PCOUNT, GCOUNT: {exc}); the header is damaged.") from None
+        if start + nbytes > file_size:
+            raise FitsReadError(
+                f"{path} is truncated: HDU {index} needs {start + nbytes:,} bytes but the file has only "
+                f"{file_size:,}. The copy or download was probably cut short; fetch the file again.")
+        if start + padded > file_size:
+            warnings.warn(f"{path} lacks the final padding of HDU {index} ({start + padded - file_size} "
+                          "bytes to a multiple of 2880); the data are complete and were read.",
+                          FitsReadWarning, stacklevel=4)
+        end = start + padded
+    if end < file_size:
+        with open(path, "rb") as fh:
+            fh.seek(end)
+            rest = fh.read(8)
+        if rest.startswith(b"XTENSIO"):
+            raise FitsReadError(
+                f"{path} is truncated: HDU {len(hdul)} starts at byte {end:,} but its header is cut "
+                "short. The copy or download was probably cut short; fetch the file again.")
+
+
+def _check_scaling_cards(header, path: Path, index: int) -> None:
+    """BSCALE/BZERO must be finite numbers (BSCALE not 0) and BLANK an integer; astropy would
+    fail with a numpy error on the first read, or scale every pixel to one value."""
+    for key in ("BSCALE", "BZERO"):
+        if key not in header:
+            continue
+        value = header[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise FitsReadError(f"HDU {index} of {path} has {key} = {value!r}, which is not a number; "
+                                f"the pixels cannot be scaled. Fix or remove the {key} card.")
+    if header.get("BSCALE", 1) == 0:
+        raise FitsReadError(f"HDU {index} of {path} has BSCALE = 0, which would make every pixel "
+                            "equal to BZERO; fix the BSCALE card.")
+    if "BLANK" in header and int(header.get("BITPIX", 0)) > 0:
+        value = header["BLANK"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FitsReadError(f"HDU {index} of {path} has BLANK = {value!r}, which is not an integer; "
+                                "fix or remove the BLANK card.")
+
+
+#: Compressed HDUs with at most this many bytes on disk have their DATASUM checked on opening
+#: (damaged tiles can decompress without an error, into wrong pixels).
+MAX_CHECKSUM_BYTES = 256 << 20
+
+
+def _check_datasum(hdu, path: Path, index: int) -> None:
+    """Compare a tile-compressed HDU's DATASUM (fpack writes one) with its bytes on disk."""
+    table = getattr(hdu, "_bintable", None)
+    expected = None if table is None else table.header.get("DATASUM")
+    if not isinstance(expected, str) or not expected.strip().isdigit():
+        return
+    start = (hdu.fileinfo() or {}).get("datLoc")
+    _, padded = _disk_sizes(hdu)
+    if start is None or padded > MAX_CHECKSUM_BYTES:
+        return
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        raw = fh.read(padded)
+    raw += b"\0" * (padded - len(raw))
+    if int(table._compute_checksum(np.frombuffer(raw, dtype=np.uint8))) != int(expected):
+        raise FitsReadError(f"HDU {index} of {path}: the compressed data fail their checksum (DATASUM); "
+                            "the file is damaged. Fetch or re-create it.")
+
+
+def _readable_header(header, path: Path, index: int):
+    """A copy of ``header`` without the cards astropy cannot parse (an unterminated string...),
+    with a warning naming them: one damaged comment card must not stop an image from opening."""
+    from astropy.io import fits
+
+    clean = fits.Header()
+    dropped = []
+    for card in header.cards:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                card.value  # noqa: B018 - parsing the card is the check
+                clean.append(copy.copy(card), end=True)
+        except Exception:  # noqa: BLE001 - VerifyError, ValueError...: the card is unreadable
+            dropped.append(card.keyword or card.image[:8].strip())
+    if dropped:
+        warnings.warn(f"HDU {index} of {path}: ignored unreadable header card(s) {', '.join(dropped)}",
+                      FitsReadWarning, stacklevel=4)
+    return clean
 
 
 def _is_image_hdu(hdu) -> bool:
@@ -520,6 +662,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         raise FitsReadError(f"HDU {index} of {path} is a {type(hdu).__name__}, not an image. "
                             f"Image HDUs with data: {_image_hdu_indices(hdul) or 'none'}.")
     header = hdu.header
+    _check_scaling_cards(header, path, index)
     shape = tuple(int(n) for n in (hdu.shape or ()))
     if header.get("NAXIS", 0) == 0 or not shape or any(n == 0 for n in shape):
         others = _image_hdu_indices(hdul)
@@ -544,6 +687,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     compressed = hdu.__class__.__name__ == "CompImageHDU"
     gzipped = getattr(hdul._file, "compression", None) is not None
     if compressed:
+        _check_datasum(hdu, path, index)
         dtype = hdu.section.dtype
         mode = "section"
     else:
@@ -551,6 +695,11 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         scaled = any(k in header for k in ("BSCALE", "BZERO", "BLANK")) and (
             hdu._orig_bscale != 1 or hdu._orig_bzero != 0 or "BLANK" in header)
         mode = "section" if scaled else "plain"
+    blank = None
+    if (not compressed and int(header.get("BITPIX", 0)) > 0 and "BLANK" in header
+            and np.dtype(dtype).kind in "iu"):
+        blank = int(header["BLANK"])  # unscaled integers: astropy keeps blanks as numbers
+        dtype = np.float32 if np.dtype(dtype).itemsize <= 2 else np.float64
     if gzipped:
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if nbytes > max_gzip_bytes:
@@ -562,7 +711,9 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         mode = "memory"
 
     data_offset = hdu.fileinfo()["datLoc"] if mode == "plain" else None
-    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset)
+    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset,
+                      blank=blank)
+    header = _readable_header(header, path, index)
     data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
                          name=f"fits-{_token(path, index, chunks)}")
     kind = guess_kind(header, path, array.dtype)
