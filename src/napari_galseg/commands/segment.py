@@ -97,9 +97,40 @@ def _dask_progress(progress):
     return _Tasks()
 
 
+def _check_header_writable(image) -> None:
+    """Build the output header now: a value that cannot be written must fail before the work."""
+    import numpy as np
+
+    from ..io import labels_header
+    from ..io.write import _output_header
+
+    try:
+        _output_header(tuple(image.shape[-2:]), np.dtype("i4"), labels_header(image), None).tostring()
+    except Exception as exc:  # noqa: BLE001 - astropy's VerifyError, ValueError...
+        raise _error(f"the header of {image.path} cannot be copied to the output ({type(exc).__name__}: "
+                     f"{exc}); fix the card it names") from None
+
+
+def _check_float32_range(image, what: str) -> None:
+    """The segmenters compute in float32: finite values beyond its range (±3.4e38) would turn
+    into inf and the image would look empty ("all NaN/inf"). Say so (checked on a sample)."""
+    import numpy as np
+
+    from ..io import sample_pixels
+
+    if image.dtype != np.float64:
+        return
+    sample = sample_pixels(image.array, n_samples=20_000)
+    finite = np.abs(sample[np.isfinite(sample)])
+    limit = float(np.finfo(np.float32).max)
+    if finite.size and float(finite.max()) > limit:
+        raise _error(f"{what} {image.path} holds finite values up to {float(finite.max()):.3g}, beyond the float32 "
+                     f"range (±{limit:.3g}) the segmenters compute in; rescale it (e.g. divide by 1e30) first")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..segmenters import get
-    from . import parse_set_options, progress_bar, refuse_existing
+    from . import check_outputs, parse_set_options, progress_bar
 
     cls = get(args.method)  # KeyError lists the choices
     if args.params:
@@ -110,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
         raise _error("missing IMG: galseg segment METHOD IMG -o OUT.fits")
     if not args.output:
         raise _error("missing -o OUT.fits (where to write the labels)")
-    refuse_existing(args.output, args.catalog, overwrite=args.overwrite)
+    check_outputs([args.output, args.catalog], inputs=[args.image, args.rms], overwrite=args.overwrite,
+                  fits=[args.output], catalogs=[args.catalog])
+    if args.catalog and Path(args.catalog).resolve() == Path(args.output).resolve():
+        raise _error(f"--catalog and -o are the same file ({args.output}); give them different names")
     overrides = parse_set_options(args.overrides)
     segmenter = _make_segmenter(cls, args, overrides)
     if args.catalog and not hasattr(segmenter, "catalog_"):
@@ -119,12 +153,15 @@ def run(args: argparse.Namespace) -> int:
     from ..io import open_fits, write_labels
 
     image = open_fits(args.image, hdu=_hdu(args.hdu))
+    _check_float32_range(image, "the image")
     rms = None
     if args.rms:
         rms_image = open_fits(args.rms)
+        _check_float32_range(rms_image, "the rms map")
         if rms_image.shape != image.shape:
             raise _error(f"the rms map {args.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
         rms = rms_image.data
+    _check_header_writable(image)
     if hasattr(segmenter, "predict_to_fits"):
         # streams strip by strip to disk: a 25000² frame is never held as labels in memory
         from ..io import labels_header

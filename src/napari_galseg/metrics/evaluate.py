@@ -47,6 +47,48 @@ def carries_instances(pred: Any) -> bool:
     return int(top.compute() if is_dask(top) else top) > 1
 
 
+#: A label map is piecewise constant: at least this fraction of horizontally neighbouring pixels
+#: are equal (sky next to sky, object next to the same object). Integer science images (counts
+#: with noise) fall far below it.
+MIN_EQUAL_NEIGHBOURS = 0.5
+#: Side of the central window a lazy (huge) map is checked on.
+CHECK_WINDOW = 1024
+
+
+def _check_sample(array: Any) -> np.ndarray:
+    if not is_dask(array) or array.size <= CHECK_WINDOW**2:
+        return np.asarray(array.compute() if is_dask(array) else array)
+    ny, nx = array.shape[-2:]
+    y0, x0 = max(0, ny // 2 - CHECK_WINDOW // 2), max(0, nx // 2 - CHECK_WINDOW // 2)
+    return np.asarray(array[..., y0:y0 + CHECK_WINDOW, x0:x0 + CHECK_WINDOW].compute())
+
+
+def check_label_map(array: Any, role: str = "the label map") -> None:
+    """Refuse integer images that cannot be label maps: negative ids, or pixel values that
+    change from one pixel to the next like noise (an integer science image). A wrong map would
+    otherwise be scored without a word, with hundreds of "objects"."""
+    if array.dtype.kind not in "iu":
+        return
+    sample = _check_sample(array)
+    if sample.size == 0:
+        return
+    low = int(sample.min())
+    if low < 0:
+        raise ValueError(f"{role} holds negative values (down to {low}); label ids are 0 (sky) or positive. "
+                         "Give a label image (e.g. from `galseg segment`), not a science image")
+    if sample.shape[-1] > 1 and sample.size >= 64:
+        equal = float(np.mean(sample[..., 1:] == sample[..., :-1]))
+        if equal < MIN_EQUAL_NEIGHBOURS:
+            raise ValueError(
+                f"{role} does not look like a label map: only {equal:.0%} of neighbouring pixels are equal "
+                "(a label map is flat inside each object and on the sky). Is it an integer science image? "
+                "Give a label image (0 = sky, 1..N = objects)")
+
+
+def _scalar(value: Any) -> Any:
+    return value.compute() if is_dask(value) else value
+
+
 def _in_memory(array: Any) -> np.ndarray:
     return np.asarray(array.compute() if is_dask(array) else array)
 
@@ -85,6 +127,12 @@ def evaluate(
     if true.dtype.kind not in "iub":
         raise ValueError(f"the truth must be integer labels or a boolean mask, got dtype {true.dtype}")
     pred, true, image, mask = _crop((pred, true, image, mask), region)
+    check_label_map(true, "the truth")
+    if threshold is None:
+        check_label_map(pred, "the prediction")
+    if mask is not None and not bool(_scalar(mask.any())):
+        raise ValueError("no pixel is left to score: the mask (finite, positive rms) excludes every pixel. "
+                         "Check the rms map: it is zero, negative or NaN everywhere")
     notes: list[str] = []
     metrics: dict[str, Any] = dict(pixel_metrics(pred, true, threshold=threshold, mask=mask))
 
@@ -136,4 +184,4 @@ def evaluate(
     return Evaluation(name=name, metrics=metrics, curves=curves, notes=notes)
 
 
-__all__ = ["COCO_MAX_OBJECTS", "Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "evaluate"]
+__all__ = ["COCO_MAX_OBJECTS", "Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "check_label_map", "evaluate"]
