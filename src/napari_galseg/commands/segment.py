@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="OUT.fits", help="output label FITS file (int32, 0 = sky)")
     p.add_argument("--rms", metavar="RMS", help="noise (1σ rms) map FITS on the same pixel grid")
     p.add_argument("--model", metavar="DIR", help="model folder saved by `galseg train` (needed by trainable methods)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="also load an old model folder that holds a pickle (.joblib): pickles can run code, "
+                        "so only for folders you trust; save it again to convert it")
     p.add_argument("--recipe", metavar="R", help="preprocessing recipe file (JSON/YAML) for methods that use one")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set a method parameter (repeatable), e.g. --set nsigma=2.5")
@@ -62,7 +65,10 @@ def _make_segmenter(cls, args, overrides: dict):
     from ..segmenters.base import coerce_params
 
     if args.model:
-        segmenter = cls.load(args.model)
+        from ..segmenters._sklearn_state import trusted_pickles
+
+        with trusted_pickles(args.trust_model):
+            segmenter = cls.load(args.model)
         if overrides:
             given = coerce_params(cls.Params, overrides)
             segmenter.params = dataclasses.replace(segmenter.params, **{k: getattr(given, k) for k in overrides})

@@ -127,7 +127,7 @@ class Segmenter:
         atomic_write_text(path / CONFIG_NAME, json.dumps(self.config(), indent=2, default=str))
 
     def _save_state(self, path: Path) -> None:
-        """Subclasses with learned state write it here (weights, joblib files)."""
+        """Subclasses with learned state write it here (weights, arrays; never pickles)."""
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Segmenter":
