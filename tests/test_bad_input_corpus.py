@@ -67,9 +67,12 @@ def test_open_fits_api(corpus):
 
 
 def test_napari_reader(corpus):
+    from napari.utils.notifications import notification_manager
+
     cases, *_ = corpus
     failures = []
     for case in cases:
+        seen = len(notification_manager.records)
         try:
             reader = get_reader(str(case.path))
             if reader is None:  # not ours: napari asks other readers
@@ -83,9 +86,14 @@ def test_napari_reader(corpus):
             failures.append(f"{case.name}: raised into napari: {type(exc).__name__}: {exc}")
             continue
         refused = len(layers) == 1 and layers[0][0] is None
+        said = [str(n.message) for n in notification_manager.records[seen:]]
+        if any("could not be read (" in m or "could not be shown (" in m for m in said):
+            failures.append(f"{case.name}: an untranslated error reached the user: {said}")
         if case.expected is None:
             if not refused:
                 failures.append(f"{case.name}: layers from a file that must be refused")
+            elif not said and reader is not None:
+                failures.append(f"{case.name}: refused without a word")
             continue
         if refused or len(layers) < 1:
             failures.append(f"{case.name}: no layer from a good file")

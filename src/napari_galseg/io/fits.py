@@ -314,9 +314,9 @@ class FitsArray:
             raise
         except Exception as exc:  # noqa: BLE001 - cfitsio, zlib, numpy and OSError all show up here
             raise FitsReadError(
-                f"HDU {self.hdu} of {self.path}: pixels could not be read ({type(exc).__name__}: {exc}). "
-                "The file is damaged (a corrupted compressed tile or a copy cut short); fetch it again "
-                "or re-create it.") from None
+                f"HDU {self.hdu} of {self.path} is damaged: its pixels are unreadable ({type(exc).__name__}: "
+                f"{exc}), e.g. a corrupted compressed tile or a copy cut short; fetch it again or re-create it."
+            ) from None
         if self.blank is None:
             return out
         stored = out
