@@ -100,3 +100,17 @@ def test_an_old_pickled_folder_loads_when_trusted(forest, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(image, rms), forest.predict_proba(image, rms))
     loaded.save(tmp_path / "old")  # converted: arrays now, the pickle gone
     assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["config.json", "forest.npz"]
+
+
+def test_every_torch_load_is_weights_only():
+    """A checkpoint is data: ``torch.load`` without ``weights_only=True`` would unpickle code."""
+    import re
+    from pathlib import Path
+
+    import napari_galseg
+
+    root = Path(napari_galseg.__file__).parent
+    calls = [(path, line) for path in root.rglob("*.py") for line in path.read_text().splitlines()
+             if re.search(r"torch\.load\(", line)]
+    assert calls, "the U-Net checkpoints are loaded somewhere"
+    assert all("weights_only=True" in line for _, line in calls), calls

@@ -101,10 +101,9 @@ def test_sigterm_and_sighup_end_like_ctrl_c(tmp_path, sig):
 
 def test_stop_signals_become_keyboard_interrupt_in_process():
     previous = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt):
-        with cli._stop_signals_interrupt():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)
+    with pytest.raises(KeyboardInterrupt), cli._stop_signals_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
     assert signal.getsignal(signal.SIGTERM) is previous
 
 

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"galseg {args.command}: error: out of memory; use a smaller image, tiles or fewer workers",
               file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - the last net: one line, never a traceback
+    except Exception as exc:  # the last net: one line, never a traceback
         if os.environ.get("GALSEG_DEBUG"):
             raise
         print(f"galseg {args.command}: error: unexpected {type(exc).__name__}: {_message(exc)} "

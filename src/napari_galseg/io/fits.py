@@ -426,6 +426,9 @@ class FitsImage:
 
 def _check_header_start(path: Path) -> None:
     """Say plainly when a file is empty or not FITS at all (astropy's messages are terse)."""
+    if path.is_dir():
+        raise FitsReadError(f"{path} is a folder; open one of its FITS files "
+                            f"({', '.join(p.name for p in find_fits_files(path)) or 'none found'})")
     if not path.is_file():  # a pipe or a device would block or never end
         raise FitsReadError(f"{path} is not a regular file (a pipe, socket or device); "
                             "save the image to a file and open that.")

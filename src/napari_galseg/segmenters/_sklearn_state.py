@@ -39,9 +39,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 def _save_npz(path: Path, **arrays: Any) -> None:
     from .._atomic import atomic_path
 
-    with atomic_path(path, overwrite=True, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, format=np.array(FORMAT), **arrays)
+    with atomic_path(path, overwrite=True, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, format=np.array(FORMAT), **arrays)
 
 
 # -- forests -------------------------------------------------------------------------------------------
@@ -73,7 +72,7 @@ def load_forest(path: str | os.PathLike, **forest_kwargs: Any) -> Any:
         values = arrays["values"]
         n_classes = np.array([len(classes)], dtype=np.intp)
         node_dtype = Tree(n_features, n_classes, 1).__getstate__()["nodes"].dtype
-        nodes = np.zeros(int(counts.sum()), dtype=node_dtype)
+        nodes = np.zeros(counts.sum().item(), dtype=node_dtype)
         for name in node_dtype.names:
             if f"node_{name}" not in arrays:
                 raise ModelFolderError(f"{path} lacks the tree field {name!r}: it was saved by another "
@@ -87,14 +86,14 @@ def load_forest(path: str | os.PathLike, **forest_kwargs: Any) -> Any:
         offsets = np.concatenate([[0], np.cumsum(counts)])
         for i, count in enumerate(counts):
             tree = Tree(n_features, n_classes, 1)
-            tree.__setstate__({"max_depth": int(depths[i]), "node_count": int(count),
+            tree.__setstate__({"max_depth": int(depths[i]), "node_count": count.item(),
                                "nodes": nodes[offsets[i]:offsets[i + 1]].copy(),
                                "values": np.ascontiguousarray(values[offsets[i]:offsets[i + 1]], dtype=np.float64)})
             est = DecisionTreeClassifier()
             est.tree_ = tree
             est.n_features_in_ = n_features
             est.n_outputs_ = 1
-            est.n_classes_ = int(len(classes))
+            est.n_classes_ = len(classes)
             est.classes_ = classes
             est.max_features_ = n_features
             estimators.append(est)
@@ -107,7 +106,7 @@ def load_forest(path: str | os.PathLike, **forest_kwargs: Any) -> Any:
     forest.estimators_ = estimators
     forest.estimator_ = DecisionTreeClassifier()
     forest.classes_ = classes
-    forest.n_classes_ = int(len(classes))
+    forest.n_classes_ = len(classes)
     forest.n_outputs_ = 1
     forest.n_features_in_ = n_features
     return forest

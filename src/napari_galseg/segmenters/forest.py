@@ -335,7 +335,7 @@ class ForestSegmenter(Segmenter):
         return cfg
 
     @classmethod
-    def load(cls, path, *, trust_pickle: bool = False) -> "ForestSegmenter":
+    def load(cls, path, *, trust_pickle: bool = False) -> ForestSegmenter:
         """Load a model folder; ``trust_pickle=True`` also accepts an old ``forest.joblib``
         pickle (it can run code: only for folders you trust)."""
         import contextlib

@@ -214,7 +214,7 @@ class KMeansSegmenter(Segmenter):
         return cfg
 
     @classmethod
-    def load(cls, path, *, trust_pickle: bool = False) -> "KMeansSegmenter":
+    def load(cls, path, *, trust_pickle: bool = False) -> KMeansSegmenter:
         """Load a model folder; ``trust_pickle=True`` also accepts an old ``kmeans.joblib``
         pickle (it can run code: only for folders you trust)."""
         import contextlib
