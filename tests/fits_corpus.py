@@ -183,6 +183,17 @@ def build_corpus(folder: Path) -> list[Case]:
     add("uint16_bzero", _raw_fits(16, (u16.astype(np.int32) - 32768).astype(np.int16), [("BZERO", "32768")]), u16)
     u32 = (base.astype(np.uint32) * 40_000_000)
     add("uint32_bzero", _raw_fits(32, (u32.astype(np.int64) - 2**31).astype(np.int32), [("BZERO", "2147483648")]), u32)
+    u16_blank = u16.copy()
+    u16_blank[:3, :3] = 32767  # stored -1 = BLANK
+    exp_u16 = u16_blank.astype(np.float64)
+    exp_u16[:3, :3] = np.nan
+    add("uint16_bzero_blank", _raw_fits(16, (u16_blank.astype(np.int32) - 32768).astype(np.int16),
+                                        [("BZERO", "32768"), ("BLANK", "-1")]), exp_u16)
+    blank16 = base.astype(np.int16)
+    blank16[:5, :5] = -1
+    exp16 = blank16.astype(np.float64)
+    exp16[:5, :5] = np.nan
+    add("gzip_int16_blank", gzip.compress(_raw_fits(16, blank16, [("BLANK", "-1")])), exp16, suffix=".fits.gz")
     i8 = (base - 60).astype(np.int8)
     add("int8_bzero", _raw_fits(8, (i8.astype(np.int16) + 128).astype(np.uint8), [("BZERO", "-128")]), i8)
 

@@ -701,7 +701,9 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     blank = None
     if (not compressed and int(header.get("BITPIX", 0)) > 0 and "BLANK" in header
             and np.dtype(dtype).kind in "iu"):
-        blank = int(header["BLANK"])  # unscaled integers: astropy keeps blanks as numbers
+        # integers kept as integers (no scaling, or the unsigned BZERO conventions): astropy
+        # leaves blank pixels as numbers; compare with the blank's physical value
+        blank = int(header["BLANK"]) * int(header.get("BSCALE", 1)) + int(header.get("BZERO", 0))
         dtype = np.float32 if np.dtype(dtype).itemsize <= 2 else np.float64
     if gzipped:
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
