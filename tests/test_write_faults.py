@@ -182,3 +182,23 @@ def test_integer_files_never_get_truncated_or_nan_values(tmp_path):
     np.testing.assert_array_equal(fits.getdata(tmp_path / "c.fits"), [[0, 1], [2, 0]])
     with pytest.raises(ValueError, match="writes FITS"):
         write_fits(tmp_path / "x.png", np.zeros((4, 4), np.float32))
+
+
+def test_sigterm_stops_galseg_segment_and_leaves_nothing(tmp_path):
+    image = tmp_path / "img.fits"
+    rng = np.random.default_rng(3)
+    fits.writeto(image, rng.normal(0, 1, (3072, 3072)).astype(np.float32))
+    out = tmp_path / "labels.fits"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    process = subprocess.Popen([sys.executable, "-m", "napari_galseg.cli", "segment", "photutils", str(image),
+                                "-o", str(out)], stderr=subprocess.PIPE, text=True, env=env)
+    seen = ""
+    while "segmenting" not in seen:  # the progress bar: the work has started
+        char = process.stderr.read(1)
+        assert char, f"galseg ended before it started segmenting: {seen}"
+        seen += char
+    process.send_signal(signal.SIGTERM)
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130, seen + rest
+    assert "Traceback" not in seen + rest and "interrupted" in rest
+    assert not out.exists() and _parts(out) == []
