@@ -15,7 +15,6 @@ Writing is in :mod:`napari_galseg.io.write`.
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import re
@@ -26,6 +25,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from .errors import FitsReadError, FitsReadWarning
+from .fits_checks import (
+    check_complete,
+    check_datasum,
+    check_scaling_cards,
+    readable_header,
+)
 
 __all__ = [
     "FITS_SUFFIXES",
@@ -59,14 +66,6 @@ _RMS_WORDS = ("rms", "err", "error", "errors", "sigma", "noise", "weight", "weig
 _KIND_KEYWORDS = ("EXTNAME", "HDUNAME", "CONTENT", "IMAGETYP", "FILETYPE", "PRODTYPE", "BUNIT", "OBJECT")
 # Names astropy gives compressed/primary HDUs by default: not worth putting in a layer name.
 _BORING_EXTNAMES = {"", "PRIMARY", "COMPRESSED_IMAGE", "IMAGE"}
-
-
-class FitsReadError(ValueError):
-    """A FITS file we cannot open as a 2-D image; the message says what is wrong and what to do."""
-
-
-class FitsReadWarning(UserWarning):
-    """Part of a FITS file was skipped (e.g. a cube extension beside 2-D images)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,130 +472,11 @@ def _open_hdulist(path: Path):
         raise FitsReadError(f"{path} has a damaged or non-standard header and could not be read as "
                             f"FITS ({type(exc).__name__}: {exc}); re-create or fetch the file again.") from exc
     try:
-        _check_complete(hdul, path)
+        check_complete(hdul, path)
     except BaseException:
         hdul.close()
         raise
     return hdul
-
-
-def _disk_sizes(hdu) -> tuple[int, int]:
-    """(bytes of data, bytes with the padding to 2880) that ``hdu`` occupies on disk."""
-    header = getattr(hdu, "_bintable", hdu).header  # a compressed image is stored as a table
-    naxis = int(header.get("NAXIS", 0))
-    if naxis == 0:
-        return 0, 0
-    sizes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
-    if header.get("GROUPS") is True and sizes and sizes[0] == 0:
-        sizes = sizes[1:]  # random groups: NAXIS1 = 0 is a placeholder
-    nbits = abs(int(header.get("BITPIX", 8))) * int(header.get("GCOUNT", 1)) * (
-        int(header.get("PCOUNT", 0)) + math.prod(sizes))
-    nbytes = nbits // 8
-    return nbytes, nbytes + (-nbytes % 2880)
-
-
-def _check_complete(hdul, path: Path) -> None:
-    """Refuse truncated files; accept complete data without the final 2880-byte padding (with a
-    warning, as astropy does)."""
-    from astropy.io.fits.hdu.base import _NonstandardHDU
-
-    if isinstance(hdul[0], _NonstandardHDU):
-        raise FitsReadError(f"{path} says SIMPLE = F: it does not conform to the FITS standard and "
-                            "cannot be read as an image. Convert it with the software that wrote it.")
-    if getattr(hdul._file, "compression", None) is not None:
-        return  # inside gzip/zip: reading is checked when the data is decompressed
-    file_size = path.stat().st_size
-    end = 0
-    for index, hdu in enumerate(hdul):
-        info = hdu.fileinfo() or {}
-        start = info.get("datLoc", 0)
-        try:
-            nbytes, padded = _disk_sizes(hdu)
-        except (TypeError, ValueError) as exc:
-            raise FitsReadError(f"HDU {index} of {path} has invalid size cards (NAXISn, BITPIX, "
-                                f"PCOUNT, GCOUNT: {exc}); the header is damaged.") from None
-        if start + nbytes > file_size:
-            raise FitsReadError(
-                f"{path} is truncated: HDU {index} needs {start + nbytes:,} bytes but the file has only "
-                f"{file_size:,}. The copy or download was probably cut short; fetch the file again.")
-        if start + padded > file_size:
-            warnings.warn(f"{path} lacks the final padding of HDU {index} ({start + padded - file_size} "
-                          "bytes to a multiple of 2880); the data are complete and were read.",
-                          FitsReadWarning, stacklevel=4)
-        end = start + padded
-    if end < file_size:
-        with open(path, "rb") as fh:
-            fh.seek(end)
-            rest = fh.read(8)
-        if rest.startswith(b"XTENSIO"):
-            raise FitsReadError(
-                f"{path} is truncated: HDU {len(hdul)} starts at byte {end:,} but its header is cut "
-                "short. The copy or download was probably cut short; fetch the file again.")
-
-
-def _check_scaling_cards(header, path: Path, index: int) -> None:
-    """BSCALE/BZERO must be finite numbers (BSCALE not 0) and BLANK an integer; astropy would
-    fail with a numpy error on the first read, or scale every pixel to one value."""
-    for key in ("BSCALE", "BZERO"):
-        if key not in header:
-            continue
-        value = header[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise FitsReadError(f"HDU {index} of {path} has {key} = {value!r}, which is not a number; "
-                                f"the pixels cannot be scaled. Fix or remove the {key} card.")
-    if header.get("BSCALE", 1) == 0:
-        raise FitsReadError(f"HDU {index} of {path} has BSCALE = 0, which would make every pixel "
-                            "equal to BZERO; fix the BSCALE card.")
-    if "BLANK" in header and int(header.get("BITPIX", 0)) > 0:
-        value = header["BLANK"]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FitsReadError(f"HDU {index} of {path} has BLANK = {value!r}, which is not an integer; "
-                                "fix or remove the BLANK card.")
-
-
-#: Compressed HDUs with at most this many bytes on disk have their DATASUM checked on opening
-#: (damaged tiles can decompress without an error, into wrong pixels).
-MAX_CHECKSUM_BYTES = 256 << 20
-
-
-def _check_datasum(hdu, path: Path, index: int) -> None:
-    """Compare a tile-compressed HDU's DATASUM (fpack writes one) with its bytes on disk."""
-    table = getattr(hdu, "_bintable", None)
-    expected = None if table is None else table.header.get("DATASUM")
-    if not isinstance(expected, str) or not expected.strip().isdigit():
-        return
-    start = (hdu.fileinfo() or {}).get("datLoc")
-    _, padded = _disk_sizes(hdu)
-    if start is None or padded > MAX_CHECKSUM_BYTES:
-        return
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        raw = fh.read(padded)
-    raw += b"\0" * (padded - len(raw))
-    if int(table._compute_checksum(np.frombuffer(raw, dtype=np.uint8))) != int(expected):
-        raise FitsReadError(f"HDU {index} of {path}: the compressed data fail their checksum (DATASUM); "
-                            "the file is damaged. Fetch or re-create it.")
-
-
-def _readable_header(header, path: Path, index: int):
-    """A copy of ``header`` without the cards astropy cannot parse (an unterminated string...),
-    with a warning naming them: one damaged comment card must not stop an image from opening."""
-    from astropy.io import fits
-
-    clean = fits.Header()
-    dropped = []
-    for card in header.cards:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                card.value  # noqa: B018 - parsing the card is the check
-                clean.append(copy.copy(card), end=True)
-        except Exception:  # noqa: BLE001 - VerifyError, ValueError...: the card is unreadable
-            dropped.append(card.keyword or card.image[:8].strip())
-    if dropped:
-        warnings.warn(f"HDU {index} of {path}: ignored unreadable header card(s) {', '.join(dropped)}",
-                      FitsReadWarning, stacklevel=4)
-    return clean
 
 
 def _is_image_hdu(hdu) -> bool:
@@ -665,7 +545,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         raise FitsReadError(f"HDU {index} of {path} is a {type(hdu).__name__}, not an image. "
                             f"Image HDUs with data: {_image_hdu_indices(hdul) or 'none'}.")
     header = hdu.header
-    _check_scaling_cards(header, path, index)
+    check_scaling_cards(header, path, index)
     shape = tuple(int(n) for n in (hdu.shape or ()))
     if header.get("NAXIS", 0) == 0 or not shape or any(n == 0 for n in shape):
         others = _image_hdu_indices(hdul)
@@ -690,7 +570,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     compressed = hdu.__class__.__name__ == "CompImageHDU"
     gzipped = getattr(hdul._file, "compression", None) is not None
     if compressed:
-        _check_datasum(hdu, path, index)
+        check_datasum(hdu, path, index)
         dtype = hdu.section.dtype
         mode = "section"
     else:
@@ -718,7 +598,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     data_offset = hdu.fileinfo()["datLoc"] if mode == "plain" else None
     array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset,
                       blank=blank)
-    header = _readable_header(header, path, index)
+    header = readable_header(header, path, index)
     data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
                          name=f"fits-{_token(path, index, chunks)}")
     kind = guess_kind(header, path, array.dtype)
