@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--iou-threshold must be in (0, 1], got {args.iou_threshold}")
     check_outputs([args.csv, args.json_out, args.figure], inputs=[*args.files, args.image, args.rms],
                   overwrite=args.overwrite)
+    if args.figure and not str(args.figure).lower().endswith(".png"):
+        raise ValueError(f"--figure {args.figure}: the figure is written as PNG; give a name ending in .png")
     *pred_paths, true_path = args.files
     true = _open(true_path)
     if true.dtype.kind not in "iub":
