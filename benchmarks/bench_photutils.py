@@ -55,7 +55,7 @@ def _rss_mb() -> float:
 def _kernel():
     import numpy as np
 
-    from napari_galseg.segmenters.photutils_pipeline import gaussian_kernel_1d
+    from napari_galseg.segmenters.photutils import gaussian_kernel_1d
 
     k = gaussian_kernel_1d(FWHM, KSIZE)
     return np.outer(k, k).astype(np.float32)
@@ -70,7 +70,7 @@ def _load(path):
 
 def run_galseg(field: dict, variant: str, tile_size: int, workers: int, threads: int, labels_to: str = "fits"):
     from napari_galseg.io import open_fits, write_labels
-    from napari_galseg.segmenters.photutils_pipeline import segment
+    from napari_galseg.segmenters.photutils import segment
 
     image = open_fits(field["image"])
     result = segment(
@@ -194,7 +194,7 @@ def worker(args) -> None:
         import photutils.segmentation
 
         import napari_galseg._kernels
-        import napari_galseg.segmenters.photutils_pipeline
+        import napari_galseg.segmenters.photutils
 
         napari_galseg._kernels.load()  # compiled kernels loaded like SEP's extension: at import
     elif args.method == "sep":

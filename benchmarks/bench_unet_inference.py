@@ -60,14 +60,14 @@ def main(argv=None) -> int:
         seg.recipe = recipe.to_dict()
         torch.manual_seed(0)
         seg.net = seg.build_net(recipe.n_channels).eval()
-    p = seg.params
-    print(f"field {args.size}² ({mpix:.1f} Mpix), U-Net depth {p.depth} width {p.base_width}, tile {p.tile_size} "
-          f"overlap {p.tile_overlap} batch {p.tile_batch}, device {args.device}, {cpu_count()} cores, torch {torch.__version__}")
+    p, r = seg.params, seg.run_options
+    print(f"field {args.size}² ({mpix:.1f} Mpix), U-Net depth {p.depth} width {p.base_width}, tile {r.tile_size} "
+          f"overlap {r.tile_overlap} batch {r.tile_batch}, device {args.device}, {cpu_count()} cores, torch {torch.__version__}")
     rows = []
     for setting in args.settings.split(","):
         cl = "cl" in setting
         bf16 = "bf16" in setting
-        seg.params = type(p)(**{**vars(p), "device": args.device, "channels_last": cl, "bf16": bf16})
+        seg.configure(device=args.device, channels_last=cl, bf16=bf16)
         def fresh(run):  # every timing includes the frame's sky background (estimated per frame)
             seg._sky_cache = None
             return run()

@@ -53,8 +53,8 @@ def run_sep(image, rms, thresh: float) -> np.ndarray:
 def run_photutils(image, rms, nsigma: float) -> np.ndarray:
     from napari_galseg.segmenters import get
 
-    seg = get("photutils")(nsigma=nsigma, catalog=False)
-    return np.asarray(seg.predict(image, rms))
+    seg = get("photutils")(nsigma=nsigma, catalog="none")
+    return np.asarray(seg.predict(image, rms).labels)
 
 
 def tune(name, fn, train, grid) -> tuple[float, dict]:
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     results["unet_params"] = {k: v for k, v in vars(unet.params).items()}
     results["unet_validation"] = unet.metrics
     t = time.perf_counter()
-    labels = unet.predict(test.image, test.rms)
+    labels = unet.predict(test.image, test.rms).labels
     dt = time.perf_counter() - t
     results["methods"]["unet"] = {**scores(labels, test.truth), "seconds": round(dt, 1),
                                   "mpix_per_s": round(test.image.size / dt / 1e6, 3), "model": str(model_dir)}

@@ -3,15 +3,9 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from napari_galseg.catalog import (
-    BASIC_COLUMNS,
-    CATALOG_COLUMNS,
-    basic_catalog,
-    source_catalog,
-    write_catalog,
-    write_ds9_regions,
-)
-from napari_galseg.segmenters.photutils_pipeline import segment
+from napari_galseg.catalog import BASIC_COLUMNS, CATALOG_COLUMNS, basic_catalog, source_catalog
+from napari_galseg.io.catalog import read_regions, write_catalog, write_regions
+from napari_galseg.segmenters.photutils import segment
 
 
 def _blobs():
@@ -50,11 +44,12 @@ def test_catalog_rows_match_planted_sources(result):
 
 def test_pipeline_catalog_equals_direct_sourcecatalog(result):
     """The windowed catalog of the pipeline equals photutils' SourceCatalog on the whole frame."""
-    from napari_galseg.segmenters.photutils_pipeline import PhotutilsParams, _Pipeline
+    from napari_galseg.segmenters.photutils import PhotutilsParams
+    from napari_galseg.segmenters.photutils.pipeline import Pipeline
 
     res, _ = result
     img, _ = _blobs()
-    pipe = _Pipeline(img, None, PhotutilsParams(box_size=40, deblend=False, catalog="full"), None)
+    pipe = Pipeline(img, None, PhotutilsParams(box_size=40, deblend=False, catalog="full"))
     pipe.background()
     data, conv, _, rms, valid = pipe.prepare((slice(0, 120), slice(0, 160)))
     direct = source_catalog(data, res.labels, convolved=conv, error=rms, mask=~valid)
@@ -86,6 +81,34 @@ def test_ds9_regions_are_one_based_ellipses(result, tmp_path):
     x = float(ellipses[0].split("(")[1].split(",")[0])
     assert x == pytest.approx(res.catalog["x_centroid"][0] + 1, abs=1e-3)
     assert "text={1}" in ellipses[0]
+    # read back (astropy regions) as pixel ellipses at the centroids, 2 × the semimajor axis
+    back = read_regions(path)
+    assert len(back) == len(res.catalog)
+    assert back[0].center.x == pytest.approx(res.catalog["x_centroid"][0], abs=1e-3)
+    assert back[0].width == pytest.approx(4 * float(res.catalog["semimajor_axis"][0].value), rel=1e-3)
+
+
+def _wcs():
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [1.0, 1.0]
+    wcs.wcs.cdelt = [-0.0001, 0.0001]
+    return wcs
+
+
+def test_regions_in_sky_coordinates_with_a_wcs(result, tmp_path):
+    res, _ = result
+    path = write_catalog(res.catalog, tmp_path / "sky.reg", wcs=_wcs())
+    text = path.read_text()
+    assert "fk5" in text or "icrs" in text
+    back = read_regions(path, wcs=_wcs())  # converted back to pixels through the same WCS
+    assert back[0].center.x == pytest.approx(res.catalog["x_centroid"][0], abs=1e-3)
+    assert back[0].center.y == pytest.approx(res.catalog["y_centroid"][0], abs=1e-3)
+    with pytest.raises(ValueError, match="WCS"):
+        read_regions(path)
 
 
 def test_exports_refuse_to_overwrite_and_unknown_suffix(result, tmp_path):
@@ -95,7 +118,7 @@ def test_exports_refuse_to_overwrite_and_unknown_suffix(result, tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         write_catalog(res.catalog, target)
     with pytest.raises(FileExistsError):
-        write_ds9_regions(res.catalog, target)
+        write_regions(res.catalog, target)
     assert target.read_text() == "mine"
     write_catalog(res.catalog, target, overwrite=True)
     assert len(Table.read(target)) == len(res.catalog)
@@ -122,7 +145,7 @@ def test_sky_coordinates_from_wcs(result):
 
 
 def test_points_and_ellipse_shapes_for_viewers(result):
-    from napari_galseg.catalog import ellipse_corners, points_data
+    from napari_galseg.widgets._catalog_layers import ellipse_corners, points_data
 
     res, _sources = result
     coords, props = points_data(res.catalog)
@@ -180,14 +203,15 @@ def test_basic_catalog_equals_photutils_sourcecatalog():
 def test_basic_catalog_of_the_pipeline_equals_photutils_on_its_labels(result):
     """The pipeline's basic catalog (sums merged across tiles, deblended children) agrees with
     SourceCatalog on the final label image."""
-    from napari_galseg.segmenters.photutils_pipeline import PhotutilsParams, _Pipeline
+    from napari_galseg.segmenters.photutils import PhotutilsParams
+    from napari_galseg.segmenters.photutils.pipeline import Pipeline
     from napari_galseg.synth import make_field
 
     img = make_field(size=256, seed=0).image
-    params = PhotutilsParams(box_size=32, tile_size=64)
-    res = segment(img, params=params)
+    params = PhotutilsParams(box_size=32)
+    res = segment(img, params=params, tile_size=64)
     assert res.info["n_tiles"] == 16 and res.info["n_deblended_parents"] >= 1 and res.catalog.meta["catalog"] == "basic"
-    pipe = _Pipeline(img, None, params, None)
+    pipe = Pipeline(img, None, params)
     pipe.background()
     data, conv, _, rms, valid = pipe.prepare((slice(0, 256), slice(0, 256)))
     ref = source_catalog(data, res.labels, convolved=conv, error=rms, mask=~valid)

@@ -5,7 +5,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from napari_galseg.cli import main
-from napari_galseg.segmenters.photutils_pipeline import segment
+from napari_galseg.segmenters.photutils import segment
 from napari_galseg.synth import write_field
 
 
@@ -37,8 +37,8 @@ def test_segment_photutils_writes_labels_and_catalog(field, tmp_path, capsys):
 
 def test_set_parameters_and_study_mode(field, tmp_path):
     default, study = tmp_path / "a.fits", tmp_path / "b.fits"
-    assert main(["segment", "photutils", str(field["image"]), "-o", str(default), *SETS, "--set", "catalog=false"]) == 0
-    assert main(["segment", "photutils", str(field["image"]), "-o", str(study), *SETS, "--set", "catalog=false",
+    assert main(["segment", "photutils", str(field["image"]), "-o", str(default), *SETS, "--set", "catalog=none"]) == 0
+    assert main(["segment", "photutils", str(field["image"]), "-o", str(study), *SETS, "--set", "catalog=none",
                  "--set", "threshold_mode=study", "--set", "nsigma=1.5"]) == 0
     assert (fits.getdata(study) > 0).sum() < (fits.getdata(default) > 0).sum()
 
@@ -55,8 +55,14 @@ def test_refuses_to_overwrite_before_any_work(field, tmp_path, capsys):
     [
         (["segment", "nosuch", "IMG", "-o", "x.fits"], "unknown segmenter 'nosuch'"),
         (["segment", "photutils", "IMG", "-o", "OUT", "--set", "nsigma"], "--set expects key=value"),
-        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "sigma=3"], "unknown parameter 'sigma'"),
-        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "threshold_mode=x"], "threshold_mode must be"),
+        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "sigma=3"], "unknown setting 'sigma'"),
+        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "threshold_mode=x"], "threshold_mode takes one of filtered, study"),
+        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "nsigma=abc"], "nsigma=abc is not valid: nsigma takes a number"),
+        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "nsigma=nan"], "nsigma=nan is not valid"),
+        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "nsigma=inf"], "nsigma=inf is not valid"),
+        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "deblend=maybe"], "deblend takes true or false"),
+        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "n_pixels=2.5"], "n_pixels takes a whole number"),
+        (["segment", "photutils", "IMG", "-o", "OUT", "--set", "tile_overlap=8"], "unknown setting 'tile_overlap'"),
         (["segment", "photutils", "IMG", "-o", "OUT", "--recipe", "r.json"], "--recipe does not apply"),
         (["segment", "photutils", "IMG"], "missing -o"),
         (["segment", "photutils", "missing.fits", "-o", "OUT"], "does not exist"),
@@ -80,7 +86,7 @@ def test_mismatched_rms_is_refused(field, tmp_path, capsys):
 def test_trainable_method_without_model_says_to_train(field, tmp_path, capsys):
     from napari_galseg.segmenters import available, get
 
-    trainable = [name for name in available() if get(name).trainable]
+    trainable = [name for name in available() if get(name).capabilities.trainable]
     if not trainable:
         pytest.skip("no trainable segmenter registered yet")
     assert main(["segment", trainable[0], str(field["image"]), "-o", str(tmp_path / "o.fits")]) == 2
@@ -90,4 +96,7 @@ def test_trainable_method_without_model_says_to_train(field, tmp_path, capsys):
 def test_params_lists_the_dataclass_fields(capsys):
     assert main(["segment", "photutils", "--params"]) == 0
     out = capsys.readouterr().out
-    assert "nsigma = 3.0" in out and "threshold_mode = 'filtered'" in out
+    assert "nsigma = 3.0" in out and "threshold_mode = filtered" in out
+    # grouped: the method's parameters, then run options; each with its description
+    assert out.index("# photutils parameters") < out.index("# run options") and "n_threads = 0" in out
+    assert "# detection threshold in units of the noise" in out

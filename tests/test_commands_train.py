@@ -47,7 +47,7 @@ def test_train_saves_a_model_and_resumes(files, tmp_path, capsys):
 
 def test_user_errors_are_one_line(files, tmp_path, capsys):
     assert main(args(files, tmp_path / "a", "--set", "depht=2")) == 2
-    assert "unknown parameter 'depht'" in capsys.readouterr().err
+    assert "unknown setting 'depht'" in capsys.readouterr().err
     assert main(["train", "photutils", "--image", "x", "--truth", "y", "-o", str(tmp_path / "b")]) == 2
     assert "does not learn" in capsys.readouterr().err
     assert main(["train", "unet", "--image", str(tmp_path / "none.fits"), "--truth", "y", "-o", str(tmp_path / "c")]) == 2

@@ -4,8 +4,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_galseg.inference import (LabelParams, TiledPredictor, expand_region, iter_label_strips,
-                                     labels_from_maps, ramp_window, tile_starts, write_labels_fits)
+from napari_galseg.inference import (LabelParams, TiledPredictor, iter_label_strips, labels_from_maps, ramp_window,
+                                     tile_starts)
+from napari_galseg.io.write import write_label_strips
+from napari_galseg.window import Window
 from napari_galseg.models.unet import UNet
 from napari_galseg.synth import make_field
 from napari_galseg.training.patches import instance_targets
@@ -83,12 +85,15 @@ def test_rows_are_streamed_and_region_mode(field, net_forward):
     assert all(a[1] == b[0] for a, b in zip(rows, rows[1:]))
     assert max(r[2].shape[1] for r in rows) <= 64  # never more than a tile of rows held finished
     full = np.concatenate([r[2] for r in rows], axis=1)
-    window = expand_region((100, 150, 60, 140), img.shape, margin=40)
-    part = tiler.predict(src, img.shape, bounds=window)
-    crop = part[:, 100 - window[0]:150 - window[0], 60 - window[2]:140 - window[2]]
+    view = Window(100, 150, 60, 140)
+    window = view.grow(40, img.shape)
+    assert window == Window(60, 190, 20, 180)
+    part = tiler.predict(src, img.shape, bounds=window.bounds)
+    crop = part[(slice(None), *view.within(window))]
     assert np.abs(crop - full[:, 100:150, 60:140]).max() < 0.02
-    with pytest.raises(ValueError, match="not inside"):
-        expand_region((0, 300, 0, 10), img.shape, 8)
+    assert Window(0, 300, 0, 10).grow(8, img.shape) == Window(0, 256, 0, 18)  # clipped to the frame
+    with pytest.raises(ValueError, match="inverted"):
+        Window(10, 5, 0, 1)
 
 
 def same_partition(a, b):
@@ -129,10 +134,12 @@ def test_labels_written_strip_by_strip(tmp_path):
 
     labels = np.arange(30 * 20, dtype=np.int32).reshape(30, 20)
     strips = ((y, y + 10, labels[y:y + 10]) for y in range(0, 30, 10))
-    write_labels_fits(tmp_path / "l.fits", strips, labels.shape)
+    write_label_strips(tmp_path / "l.fits", strips, labels.shape)
     assert np.array_equal(fits.getdata(tmp_path / "l.fits"), labels)
     with pytest.raises(FileExistsError):
-        write_labels_fits(tmp_path / "l.fits", iter(()), labels.shape)
-    with pytest.raises(RuntimeError, match="ended at row"):
-        write_labels_fits(tmp_path / "m.fits", ((0, 10, labels[:10]),), labels.shape)
-    assert not (tmp_path / "m.fits").exists()
+        write_label_strips(tmp_path / "l.fits", iter(()), labels.shape)
+    with pytest.raises(RuntimeError, match="only 10 of 30 rows"):
+        write_label_strips(tmp_path / "m.fits", ((0, 10, labels[:10]),), labels.shape)
+    with pytest.raises(RuntimeError, match="out of order"):
+        write_label_strips(tmp_path / "m.fits", ((10, 20, labels[10:20]),), labels.shape)
+    assert not (tmp_path / "m.fits").exists() and not list(tmp_path.glob(".m.fits*"))

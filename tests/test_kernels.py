@@ -10,7 +10,7 @@ from napari_galseg._kernels import (
     may_split,
     watershed_flood,
 )
-from napari_galseg.segmenters.photutils_pipeline import _deblend_thresholds
+from napari_galseg.segmenters.photutils.deblending import deblend_thresholds as _deblend_thresholds
 
 
 def level_stack_structure(connectivity):

@@ -37,14 +37,15 @@ def trained():
 
 
 def test_registered_with_the_study_defaults():
-    assert get("forest") is ForestSegmenter and ForestSegmenter.trainable
+    assert get("forest") is ForestSegmenter and ForestSegmenter.capabilities.trainable
     p = ForestSegmenter().params
-    assert (p.n_estimators, p.max_depth, p.n_jobs, p.class_balance) == (250, 12, 2, True)
+    assert (p.n_estimators, p.max_depth, p.class_balance) == (250, 12, True)
+    assert ForestSegmenter().run_options.n_threads == 2
 
 
 def test_fit_predict_beats_trivial_baselines(trained):
     image, rms, truth = blob_field(seed=1)
-    labels = trained.predict(image, rms)
+    labels = trained.predict(image, rms).labels
     assert labels.dtype == np.int32 and labels.shape == image.shape and labels.max() >= 3
     truth_mask = truth > 0
     score = iou(labels > 0, truth_mask)
@@ -70,12 +71,12 @@ def test_scribbles_separate_a_bright_blob_from_sky():
 
 def test_tiled_dask_prediction_equals_in_memory(trained):
     image, rms, _ = blob_field(seed=3)
-    expected = trained.predict(image, rms)
+    expected = trained.predict(image, rms).labels
     calls = []
     trained = copy.copy(trained)
-    trained.params = dataclasses.replace(trained.params, tile=40)  # dask inputs are re-tiled to `tile`
+    trained.configure(tile_size=40)  # dask inputs are re-tiled to `tile_size`
     lazy = trained.predict(da.from_array(image, chunks=40), da.from_array(rms, chunks=40),
-                           progress=lambda done, total, msg: calls.append((done, total)))
+                           progress=lambda done, total, msg: calls.append((done, total))).labels
     assert isinstance(lazy, da.Array)
     np.testing.assert_array_equal(lazy.compute(), expected)
     assert calls and calls[-1] == (9, 9)  # one report per tile of the 3 x 3 grid
@@ -91,7 +92,7 @@ def test_save_load_round_trip_and_config(trained, tmp_path):
     assert config["recipe"]["channels"][0]["params"]["vmin"] is not None  # fitted recipe stored
     loaded = Segmenter.load(tmp_path / "rf")
     assert isinstance(loaded, ForestSegmenter)
-    np.testing.assert_array_equal(loaded.predict(image, rms), trained.predict(image, rms))
+    np.testing.assert_array_equal(loaded.predict(image, rms).labels, trained.predict(image, rms).labels)
 
 
 def test_same_seed_same_forest():
@@ -123,7 +124,7 @@ def test_bad_input_gives_clear_errors(trained):
     image, rms, truth = blob_field(seed=6)
     seg = ForestSegmenter(**TINY)
     with pytest.raises(ValueError, match="not been trained"):
-        seg.predict(image, rms)
+        seg.predict(image, rms).labels
     with pytest.raises(ValueError, match="constant"):
         seg.fit(np.full((40, 40), 1.0, np.float32), np.zeros((40, 40), np.int32))
     with pytest.raises(ValueError, match="no finite pixels"):
@@ -131,7 +132,7 @@ def test_bad_input_gives_clear_errors(trained):
     with pytest.raises(ValueError, match="shape"):
         seg.fit(image, truth[:50], rms)
     with pytest.raises(ValueError, match="shape"):
-        trained.predict(image, rms[:, :50])
+        trained.predict(image, rms[:, :50]).labels
     with pytest.raises(ValueError, match="no galaxy pixels"):
         seg.fit(image, np.zeros_like(truth), rms)
     scribbles = np.zeros(image.shape, np.uint8)
@@ -142,20 +143,16 @@ def test_bad_input_gives_clear_errors(trained):
     with pytest.raises(ValueError, match="only hold 0"):
         seg.fit_scribbles(image, scribbles, rms)
     with pytest.raises(ValueError, match="rms"):
-        trained.predict(image)  # trained with an rms channel
+        trained.predict(image).labels  # trained with an rms channel
     with pytest.raises(ValueError, match="window"):
         ForestSegmenter(window=4)
 
 
-def test_images_too_big_for_memory_are_processed_in_tiles(trained, monkeypatch):
-    from napari_galseg.segmenters import forest
-
+def test_images_too_big_for_memory_are_processed_in_tiles(trained):
     image, rms, _ = blob_field(seed=7)
-    expected = trained.predict(image, rms)
-    monkeypatch.setattr(forest, "IN_MEMORY_PIXELS", 1000)  # pretend 96 x 96 is huge
-    tiled = copy.copy(trained)
-    tiled.params = dataclasses.replace(trained.params, tile=32)
-    labels = tiled.predict(image, rms)
+    expected = trained.predict(image, rms).labels
+    tiled = copy.copy(trained).configure(tile_size=32)  # 96 x 96 is more than 2 x 2 tiles of 32²
+    labels = tiled.predict(image, rms).labels
     assert isinstance(labels, np.ndarray)  # numpy in, numpy out
     np.testing.assert_array_equal(labels, expected)
 
@@ -167,6 +164,6 @@ def test_training_on_several_images_pools_their_pixels():
     labelled = seg.provenance["labelled_pixels"]
     assert labelled["galaxy"] == sum(int((f[2] > 0).sum()) for f in fields)
     image, rms, truth = blob_field(seed=10)
-    assert iou(seg.predict(image, rms) > 0, truth > 0) > 0.6
+    assert iou(seg.predict(image, rms).labels > 0, truth > 0) > 0.6
     with pytest.raises(ValueError, match="pair up"):
         ForestSegmenter(**TINY).fit([fields[0][0]], [f[2] for f in fields])

@@ -4,15 +4,15 @@ import dask.array as da
 import numpy as np
 import pytest
 
+from napari_galseg.background import MeshBackground
 from napari_galseg.segmenters import get
-from napari_galseg.segmenters.photutils_pipeline import (
-    MeshBackground,
+from napari_galseg.segmenters.photutils import (
     PhotutilsParams,
     PhotutilsSegmenter,
-    _Pipeline,
     gaussian_kernel_1d,
     segment,
 )
+from napari_galseg.segmenters.photutils.pipeline import Pipeline
 from napari_galseg.tiling import canonical_relabel, iter_tiles
 
 TILE = 64  # with box_size 32: tiles are 2×2 boxes
@@ -41,7 +41,8 @@ def _field(shape=(256, 256), seed=0, noise=1.0):
     return img.astype(np.float32)
 
 
-PARAMS = PhotutilsParams(box_size=32, nsigma=3.0, n_pixels=8, tile_size=4096)
+PARAMS = PhotutilsParams(box_size=32, nsigma=3.0, n_pixels=8)
+UNTILED = 4096  # tile_size larger than every test image
 
 
 def test_kernel_matches_photutils_make_2dgaussian_kernel():
@@ -79,7 +80,7 @@ def field():
 
 @pytest.fixture(scope="module")
 def untiled(field):
-    return segment(field, params=PARAMS)
+    return segment(field, params=PARAMS, tile_size=UNTILED)
 
 
 def test_untiled_run_finds_and_deblends_the_planted_objects(untiled):
@@ -111,7 +112,7 @@ def test_tiled_equals_untiled_labels_and_catalog(field, untiled, tile_size):
 def test_tiled_equals_untiled_full_catalog_with_kron(field):
     """catalog="full" (photutils' SourceCatalog with Kron photometry, in grown windows) is also
     independent of the tiling, and agrees with the basic catalog on the shared columns."""
-    untiled_full = segment(field, params=PARAMS, catalog="full")
+    untiled_full = segment(field, params=PARAMS, catalog="full", tile_size=UNTILED)
     tiled_full = segment(field, params=PARAMS, catalog="full", tile_size=96)
     basic = segment(field, params=PARAMS, tile_size=96).catalog
     assert "kron_flux" in tiled_full.catalog.colnames and "kron_flux" not in basic.colnames
@@ -176,7 +177,7 @@ def test_pipeline_agrees_with_photutils_detect_and_deblend(field, untiled):
     deblend_sources produce the same segments as our stitched, per-object deblending."""
     from photutils.segmentation import deblend_sources, detect_sources
 
-    pipe = _Pipeline(field, None, PARAMS, None)
+    pipe = Pipeline(field, None, PARAMS)
     pipe.background()
     full = (slice(0, 256), slice(0, 256))
     _, conv, threshold, _, _ = pipe.prepare(full)
@@ -201,7 +202,7 @@ def test_deblending_equals_photutils_deblend_sources_on_a_crowded_field(mode, co
                              contrast=contrast, catalog="none")
     ours = segment(img, params=params, tile_size=96)
     assert ours.info["n_deblended_parents"] >= 4
-    pipe = _Pipeline(img, None, params, None)
+    pipe = Pipeline(img, None, params)
     pipe.background()
     _, conv, threshold, _, _ = pipe.prepare((slice(0, 320), slice(0, 320)))
     segm = detect_sources(conv, threshold, n_pixels=params.n_pixels, connectivity=connectivity)
@@ -210,7 +211,7 @@ def test_deblending_equals_photutils_deblend_sources_on_a_crowded_field(mode, co
 
 
 def test_filtered_threshold_uses_the_smoothed_noise(field):
-    pipe = _Pipeline(field, None, PARAMS, None)
+    pipe = Pipeline(field, None, PARAMS)
     pipe.background()
     win = (slice(100, 110), slice(100, 110))
     _, _, thr, rms, _ = pipe.prepare(win)
@@ -218,11 +219,11 @@ def test_filtered_threshold_uses_the_smoothed_noise(field):
     np.testing.assert_allclose(thr, 3.0 * rms * np.sqrt((np.outer(k, k) ** 2).sum()), rtol=1e-6)
     # a user rms map: the smoothed noise is sqrt(K² ⋆ σ²), equal to σ·sqrt(ΣK²) for a constant map
     rms_map = np.full(field.shape, 2.0, np.float32)
-    pipe = _Pipeline(field, rms_map, PARAMS, None)
+    pipe = Pipeline(field, rms_map, PARAMS)
     pipe.background()
     _, _, thr, _, _ = pipe.prepare(win)
     np.testing.assert_allclose(thr, 3.0 * 2.0 * np.sqrt((np.outer(k, k) ** 2).sum()), rtol=1e-5)
-    study = _Pipeline(field, rms_map, PhotutilsParams(box_size=32, nsigma=1.5, threshold_mode="study"), None)
+    study = Pipeline(field, rms_map, PhotutilsParams(box_size=32, nsigma=1.5, threshold_mode="study"))
     study.background()
     np.testing.assert_allclose(study.prepare(win)[2], 1.5 * 2.0, rtol=1e-6)
 
@@ -246,11 +247,16 @@ def test_n_pixels_counts_whole_objects_across_tiles():
 
 def test_registry_and_predict_keep_catalog(field):
     cls = get("photutils")
-    assert cls is PhotutilsSegmenter and not cls.trainable
+    assert cls is PhotutilsSegmenter and not cls.capabilities.trainable
     seg = cls(box_size=32, n_pixels=8)
-    labels = seg.predict(field)
-    assert labels.max() == len(seg.catalog_) and seg.result_.labels is labels
-    assert set(seg.catalog_["label"]) == set(range(1, labels.max() + 1))
+    result = seg.predict(field)
+    labels, catalog = result.labels, result.catalog
+    assert labels.max() == len(catalog) and seg.result_.labels is labels
+    assert set(catalog["label"]) == set(range(1, labels.max() + 1))
+    # each segment is scored by its S/N (what COCO AP ranks by)
+    assert len(result.scores) == labels.max() + 1 and np.isnan(result.scores[0])
+    flux, err = np.asarray(catalog["segment_flux"]), np.asarray(catalog["segment_flux_err"])
+    np.testing.assert_allclose(result.scores[np.asarray(catalog["label"])], flux / err)
 
 
 def test_params_round_trip_through_model_folder(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_galseg.segmenters.base import ModelFolderError, get
+from napari_galseg.segmenters import ModelFolderError, get
 from napari_galseg.segmenters.unet import UNetSegmenter
 from napari_galseg.synth import make_field
 
@@ -31,7 +31,7 @@ def trained(field, tmp_path_factory):
 
 
 def test_registered_and_trainable():
-    assert get("unet") is UNetSegmenter and UNetSegmenter.trainable
+    assert get("unet") is UNetSegmenter and UNetSegmenter.capabilities.trainable
 
 
 def test_fit_reports_and_records_metrics(trained):
@@ -49,25 +49,28 @@ def test_fit_reports_and_records_metrics(trained):
 
 def test_folder_round_trip_gives_identical_predictions(trained, field):
     seg, folder, _ = trained
-    labels, prob = seg.predict(field.image, field.rms, return_probability=True)
+    result = seg.predict(field.image, field.rms)
+    labels, prob = result.labels, result.maps["probability"]
     assert labels.dtype == np.int32 and labels.shape == field.image.shape
     assert prob.dtype == np.float32 and 0 <= prob.min() and prob.max() <= 1
     loaded = UNetSegmenter.load(folder)
-    labels2, prob2 = loaded.predict(field.image, field.rms, return_probability=True)
-    assert np.array_equal(labels, labels2) and np.array_equal(prob, prob2)
+    again = loaded.predict(field.image, field.rms)
+    assert np.array_equal(labels, again.labels) and np.array_equal(prob, again.maps["probability"])
+    assert loaded.run_options == seg.run_options and loaded.train_config == seg.train_config
     via_registry = get("unet").load(folder)
-    assert np.array_equal(via_registry.predict(field.image, field.rms), labels)
+    assert np.array_equal(via_registry.predict(field.image, field.rms).labels, labels)
 
 
 def test_region_and_fits_output_agree_with_whole_frame(trained, field, tmp_path):
     from astropy.io import fits
 
     seg, _, _ = trained
-    labels, prob = seg.predict(field.image, field.rms, return_probability=True)
+    whole = seg.predict(field.image, field.rms)
+    labels, prob = whole.labels, whole.maps["probability"]
     region = (64, 192, 32, 160)
-    part_labels, part_prob = seg.predict(field.image, field.rms, return_probability=True, region=region)
-    assert part_labels.shape == (128, 128)
-    np.testing.assert_allclose(part_prob, prob[64:192, 32:160], atol=1e-3)
+    part = seg.predict(field.image, field.rms, region=region)
+    assert part.labels.shape == (128, 128)
+    np.testing.assert_allclose(part.maps["probability"], prob[64:192, 32:160], atol=1e-3)
     seg.predict_to_fits(field.image, tmp_path / "labels.fits", field.rms)
     on_disk = fits.getdata(tmp_path / "labels.fits")
     assert np.array_equal(on_disk, labels)
@@ -128,7 +131,7 @@ def test_input_errors(trained, field):
         UNetSegmenter().predict(field.image, field.rms)
     with pytest.raises(ValueError, match="truth"):
         UNetSegmenter(**TINY).fit(field.image, None, field.rms)
-    with pytest.raises(ValueError, match="unknown parameter"):
+    with pytest.raises(ValueError, match="unknown setting"):
         UNetSegmenter(widht=3)
 
 
@@ -140,10 +143,10 @@ def test_bf16_channels_last_inference_matches_fp32(trained, field):
     if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16 (it stays off by default there)")
     seg, _, _ = trained
-    _, prob32 = seg.predict(field.image, field.rms, return_probability=True)
-    fast = UNetSegmenter(dataclasses.replace(seg.params, bf16="auto", channels_last="auto"))
+    prob32 = seg.predict(field.image, field.rms).maps["probability"]
+    fast = UNetSegmenter(seg.params, run=dataclasses.replace(seg.run_options, bf16="auto", channels_last="auto"))
     fast.net, fast.recipe = seg.net, seg.recipe
-    _, prob16 = fast.predict(field.image, field.rms, return_probability=True)
+    prob16 = fast.predict(field.image, field.rms).maps["probability"]
     assert np.abs(prob16 - prob32).max() < 0.05
 
 

@@ -10,7 +10,8 @@ from napari_galseg.models.unet import UNet
 from napari_galseg.preprocess import default_recipe
 from napari_galseg.synth import make_field
 from napari_galseg.training import device as dev
-from napari_galseg.training.loop import TrainConfig, fit, lr_at
+from napari_galseg.settings import RunOptions, SettingError, TrainConfig, parse_value
+from napari_galseg.training.loop import fit, lr_at
 from napari_galseg.training.patches import Augmentation, GridPatchDataset, PatchDataset, spatial_split
 from napari_galseg.training.tasks import SegmentationTask
 
@@ -31,17 +32,20 @@ def tiny(n_channels):
     return UNet(n_channels, 2, depth=2, base_width=4)
 
 
-def config(**kw):
+def setup(**kw):
+    """The loop's two settings: how to learn (TrainConfig) and where to run (RunOptions)."""
     base = dict(epochs=3, batch_size=8, lr=1e-2, device="cpu", bf16=False, seed=0, patience=0)
     base.update(kw)
-    return TrainConfig(**base)
+    run_names = {"device", "bf16", "channels_last", "n_threads"}
+    return {"config": TrainConfig(**{k: v for k, v in base.items() if k not in run_names}),
+            "run": RunOptions(**{k: v for k, v in base.items() if k in run_names})}
 
 
 def test_short_run_lowers_the_loss_and_reports(data):
     train, val, c = data
     model = tiny(c)
     reports = []
-    result = fit(model, SegmentationTask(), train, val, config(epochs=4), callback=reports.append)
+    result = fit(model, SegmentationTask(), train, val, **setup(epochs=4), callback=reports.append)
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < losses[0]
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
@@ -58,7 +62,7 @@ def test_short_run_lowers_the_loss_and_reports(data):
 def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
     train, val, c = data
     whole = tiny(c)
-    ref = fit(whole, SegmentationTask(), train, val, config(restore_best=False), checkpoint_dir=tmp_path / "a")
+    ref = fit(whole, SegmentationTask(), train, val, **setup(restore_best=False), checkpoint_dir=tmp_path / "a")
 
     cancel = threading.Event()
 
@@ -67,12 +71,12 @@ def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
             cancel.set()
 
     part = tiny(c)
-    first = fit(part, SegmentationTask(), train, val, config(restore_best=False), checkpoint_dir=tmp_path / "b",
+    first = fit(part, SegmentationTask(), train, val, **setup(restore_best=False), checkpoint_dir=tmp_path / "b",
                 callback=stop_in_epoch_2, cancel=cancel)
     assert first.stopped == "cancelled" and first.epochs_run == 1
     resumed = tiny(c)
     torch.manual_seed(123)  # the checkpoint, not the caller's RNG, decides what happens next
-    second = fit(resumed, SegmentationTask(), train, val, config(restore_best=False), checkpoint_dir=tmp_path / "b",
+    second = fit(resumed, SegmentationTask(), train, val, **setup(restore_best=False), checkpoint_dir=tmp_path / "b",
                  resume=True)
     assert second.stopped == "completed" and second.epochs_run == 3
     for key, value in whole.state_dict().items():
@@ -84,10 +88,10 @@ def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
 def test_resume_without_checkpoint_or_with_a_damaged_one(data, tmp_path):
     train, val, c = data
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        fit(tiny(c), SegmentationTask(), train, val, config(epochs=1), checkpoint_dir=tmp_path, resume=True)
+        fit(tiny(c), SegmentationTask(), train, val, **setup(epochs=1), checkpoint_dir=tmp_path, resume=True)
     (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="damaged"):
-        fit(tiny(c), SegmentationTask(), train, val, config(epochs=1), checkpoint_dir=tmp_path, resume=True)
+        fit(tiny(c), SegmentationTask(), train, val, **setup(epochs=1), checkpoint_dir=tmp_path, resume=True)
 
 
 class ToyTask:
@@ -105,10 +109,10 @@ def test_early_stopping_and_time_budget():
     x = torch.randn(32, 3)
     data = torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))
     model = torch.nn.Linear(3, 1)
-    result = fit(model, ToyTask(), data, data, config(epochs=50, patience=3, channels_last=False))
+    result = fit(model, ToyTask(), data, data, **setup(epochs=50, patience=3, channels_last=False))
     assert result.stopped == "early_stopping" and result.epochs_run == 4 and result.best_epoch == 1
     result = fit(torch.nn.Linear(3, 1), ToyTask(), data, data,
-                 config(epochs=10_000, max_minutes=0.5 / 60, channels_last=False))
+                 **setup(epochs=10_000, max_minutes=0.5 / 60, channels_last=False))
     assert result.stopped == "time_budget" and result.epochs_run < 10_000
 
 
@@ -119,8 +123,8 @@ def test_schedules():
     assert int(np.argmax(values)) == 20 and values[-1] < 1e-3
     cos = TrainConfig(lr=1.0, schedule="cosine", warmup_fraction=0.0)
     assert lr_at(0, cos) == pytest.approx(1.0) and lr_at(1, cos) == pytest.approx(0.01)
-    with pytest.raises(ValueError, match="unknown schedule"):
-        TrainConfig(schedule="step").check()
+    with pytest.raises(SettingError, match="schedule takes one of onecycle, cosine, constant"):
+        parse_value(TrainConfig, "schedule", "step")
 
 
 def test_device_choice():

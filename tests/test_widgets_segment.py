@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 from napari_galseg import segmenters
-from napari_galseg.segmenters.base import Segmenter, register
+from napari_galseg.segmenters import Segmentation, Segmenter, register
 
 pytestmark = pytest.mark.gui
 
@@ -24,7 +24,7 @@ class ThresholdSegmenter(Segmenter):
     name = "test-threshold"
     Params = ThresholdParams
 
-    def predict(self, image, rms=None, progress=None):
+    def _predict(self, image, rms, region, progress):
         image = np.asarray(image, float)
         sky = np.median(image)
         noise = np.asarray(rms) if rms is not None else 1.4826 * np.median(np.abs(image - sky))
@@ -35,7 +35,7 @@ class ThresholdSegmenter(Segmenter):
         labels[areas[labels] < self.params.min_area] = 0
         if progress:
             progress(2, 2, "done")
-        return labels.astype(np.int32)
+        return Segmentation(labels.astype(np.int32))
 
 
 def _blobs(shape=(200, 300)):
@@ -141,7 +141,7 @@ def test_unet_widget_loads_a_model_and_predicts_the_view_with_context(make_napar
     layer = viewer.layers[-1]
     assert layer.name.startswith("unet (depth=2") and layer.name.endswith("[view]")
     expected = UNetSegmenter.load(tmp_path / "unet").predict(field.image, rms=field.rms, region=(64, 192, 32, 160))
-    np.testing.assert_array_equal(layer.data > 0, np.asarray(expected) > 0)
+    np.testing.assert_array_equal(layer.data > 0, expected.labels > 0)
     np.testing.assert_allclose(layer.translate, [64, 32])
 
 

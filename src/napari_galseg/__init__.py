@@ -5,7 +5,7 @@ The public API for scripts (none of it imports napari or Qt)::
     import napari_galseg as gs
     img = gs.open_fits("img.fits")            # lazy dask array + header + WCS
     field = gs.synth.make_field(1024, seed=0)
-    labels = gs.segmenters.get("photutils")().predict(field.image, rms=field.rms)
+    labels = gs.segmenters.get("photutils")().predict(field.image, rms=field.rms).labels
     gs.metrics.evaluate(labels, field.truth)
 
 Submodules load on first use, so ``import napari_galseg`` stays cheap.

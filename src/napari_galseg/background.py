@@ -16,16 +16,9 @@ from scipy import ndimage
 
 from ._kernels import clip_sorted_rows, sort_rows_nan_last, spline_rows
 from .tiling import iter_tiles, map_ordered
+from .arrays import is_dask
 
 # -- reading -----------------------------------------------------------------------------------
-
-
-def is_dask(array) -> bool:
-    try:
-        import dask.array as da
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(array, da.Array)
 
 
 def direct_source(array):

@@ -10,22 +10,22 @@ semantic heads of later models) runs through :class:`TiledPredictor`:
 - streamed by rows of tiles: rows are finished and yielded as soon as no later tile touches them,
   so a 25000² frame never holds more than ``K x (tile + halo) x width`` floats;
 - instance labels per strip of rows (watershed with a halo of context), stitched to the strips
-  above by overlap, written to FITS strip by strip if asked (:func:`write_labels_fits`);
+  above by overlap, written to FITS strip by strip if asked (:func:`napari_galseg.io.write.write_label_strips`);
 - a field-of-view mode: only a region (plus a margin of context) is computed.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage
 
+from .progress import ProgressCallback
+
 Forward = Callable[[np.ndarray], np.ndarray]
 #: source(y0, y1, x0, x1) -> preprocessed float32 (C, y1-y0, x1-x0)
 Source = Callable[[int, int, int, int], np.ndarray]
-ProgressCallback = Callable[[int, int, str], None]
 
 
 def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -241,42 +241,3 @@ def iter_label_strips(rows: Iterator[tuple[int, int, np.ndarray]], halo: int = 6
         buf_maps, buf_y0 = [window], keep_from
         if item is end_of_input:
             return
-
-
-def write_labels_fits(path: str | os.PathLike, strips: Iterator[tuple[int, int, np.ndarray]],
-                      shape: tuple[int, int], header=None, overwrite: bool = False) -> None:
-    """Write streamed int32 label strips to a FITS file without holding the frame (atomic)."""
-    from astropy.io import fits
-
-    from ._atomic import atomic_path
-
-    hdr = fits.Header() if header is None else header.copy()
-    for key in ("BZERO", "BSCALE", "BLANK"):
-        hdr.remove(key, ignore_missing=True)
-    hdr["SIMPLE"] = True
-    hdr["BITPIX"] = 32
-    hdr["NAXIS"] = 2
-    hdr["NAXIS1"] = int(shape[1])
-    hdr["NAXIS2"] = int(shape[0])
-    hdr["EXTEND"] = True
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        shdu = fits.StreamingHDU(str(tmp), hdr)
-        try:
-            expected = 0
-            for y0, y1, labels in strips:
-                if y0 != expected:
-                    raise RuntimeError(f"label strips out of order: got rows {y0}..{y1}, expected {expected}")
-                shdu.write(np.ascontiguousarray(labels, dtype=np.int32))
-                expected = y1
-            if expected != shape[0]:
-                raise RuntimeError(f"label strips ended at row {expected} of {shape[0]}")
-        finally:
-            shdu.close()
-
-
-def expand_region(region: tuple[int, int, int, int], shape: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
-    """A field-of-view region grown by ``margin`` pixels of context, clipped to the frame."""
-    y0, y1, x0, x1 = (int(v) for v in region)
-    if not (0 <= y0 < y1 <= shape[0] and 0 <= x0 < x1 <= shape[1]):
-        raise ValueError(f"region {region} (y0, y1, x0, x1) is not inside the image of shape {tuple(shape)}")
-    return max(0, y0 - margin), min(shape[0], y1 + margin), max(0, x0 - margin), min(shape[1], x1 + margin)

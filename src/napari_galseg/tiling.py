@@ -161,6 +161,15 @@ class ComponentStitcher:
         self._next = 1  # node 0 is background
         self._lut: np.ndarray | None = None
 
+    @property
+    def structure(self) -> np.ndarray:
+        """The ``ndimage.label`` structure of this connectivity."""
+        return self._structure
+
+    def offset(self, tile_index: tuple[int, int]) -> int:
+        """The node id of local label 1 of a tile already added (local id ``k`` is node ``offset + k - 1``)."""
+        return self._offsets[tile_index]
+
     def label_tile(self, mask_core: np.ndarray) -> tuple[np.ndarray, int]:
         """Local labels of one tile (deterministic: :meth:`relabel` may recompute them)."""
         # the labels scipy.ndimage.label gives, computed without holding the GIL

@@ -8,7 +8,6 @@ screenshot of napari showing the image, the truth and each prediction side by si
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -45,11 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _settings_for(cls, name: str) -> dict:
-    fields = {f.name for f in dataclasses.fields(cls.Params)}
-    return {k: v for k, v in DEMO_SETTINGS.get(name, {}).items() if k in fields}
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import metrics, segmenters, synth
     from ..io import write_fits
@@ -75,16 +69,16 @@ def run(args: argparse.Namespace) -> int:
     evaluations = []
     for name in methods:
         cls = segmenters.get(name)
-        model = cls(**_settings_for(cls, name))
+        model = cls(**DEMO_SETTINGS.get(name, {}))
         started = time.perf_counter()
-        if cls.trainable:
+        if cls.capabilities.trainable:
             if train is None:
                 train = synth.make_field(args.size, seed=args.seed + 1)
             with progress_bar(f"train {name}") as progress:
                 model.fit(train.image, train.truth, rms=train.rms, progress=progress)
         with progress_bar(f"segment {name}") as progress:
-            labels = model.predict(field.image, rms=field.rms, progress=progress)
-        labels = np.asarray(labels.compute() if hasattr(labels, "compute") else labels).astype(np.int32)
+            result = model.predict(field.image, rms=field.rms, progress=progress)
+        labels = np.asarray(result.labels).astype(np.int32)
         seconds = time.perf_counter() - started
         predictions[name] = labels
         write_fits(out / f"pred_{name}.fits", labels, header=header, overwrite=True)

@@ -8,13 +8,14 @@ method's source catalog (photutils) as ECSV, FITS table or DS9 regions.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 DESCRIPTION = """\
 Segment a FITS image with one of the registered methods and write the int32 instance label image
 (0 = sky) with the image's header and WCS. Huge images are processed lazily and written tile by
-tile. Methods that learn (kmeans, forest, unet, ...) need a model folder from `galseg train`.
+tile. Methods that learn from truth (forest, unet, ...) need a model folder from `galseg train`;
+kmeans fits its clusters on the image itself (or reuses a saved model folder's).
+`galseg segment METHOD --params` lists every setting --set accepts, with its description.
 
 examples:
   galseg segment photutils field.fits --rms rms.fits -o labels.fits --catalog sources.ecsv
@@ -62,45 +63,44 @@ def _hdu(value):
 
 
 def _make_segmenter(cls, args, overrides: dict):
-    from ..segmenters.base import coerce_params
-
     if args.model:
-        from ..segmenters._sklearn_state import trusted_pickles
-
-        with trusted_pickles(args.trust_model):
-            segmenter = cls.load(args.model)
-        if overrides:
-            given = coerce_params(cls.Params, overrides)
-            segmenter.params = dataclasses.replace(segmenter.params, **{k: getattr(given, k) for k in overrides})
         if args.recipe:
             raise _error("--recipe cannot be combined with --model: the model folder holds the recipe it was trained with")
-        return segmenter
-    if cls.trainable:
+        from ..segmenters._sklearn_state import trusted_pickles
+
+        with trusted_pickles(args.trust_model):  # old pickled folders only when the user says so
+            segmenter = cls.load(args.model)
+        return segmenter.configure(**overrides)
+    if cls.capabilities.trainable:
         raise _error(f"{cls.name} must be trained first: run `galseg train {cls.name} ...` and pass its model folder with --model DIR")
-    segmenter = cls(coerce_params(cls.Params, overrides)) if overrides else cls()
+    segmenter = cls(**overrides)
     if args.recipe:
-        if cls.name == "photutils":
-            raise _error("photutils works on the calibrated image itself; --recipe does not apply to it")
+        if not cls.capabilities.uses_recipe:
+            raise _error(f"{cls.name} works on the calibrated image itself; --recipe does not apply to it")
         from ..preprocess import Recipe
 
         segmenter.recipe = Recipe.load(args.recipe).to_dict()
     return segmenter
 
 
-def _dask_progress(progress):
-    """A dask callback reporting finished tasks to ``progress(done, total, msg)``."""
-    from dask.callbacks import Callback
+def print_settings(cls) -> None:
+    """Every setting of METHOD by layer, with its default and description (``--params``)."""
+    from ..settings import describe
 
-    class _Tasks(Callback):
-        def _start_state(self, dsk, state):
-            self._total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished")) or 1
-            self._done = 0
-
-        def _posttask(self, key, result, dsk, state, worker_id):
-            self._done += 1
-            progress(self._done, self._total, "writing")
-
-    return _Tasks()
+    segmenter = cls()
+    layers = segmenter.settings()
+    sections = [(f"{cls.name} parameters", describe(layers["params"]))]
+    if layers["train"] is not None:
+        sections.append(("training (galseg train)", describe(layers["train"])))
+    run = [row for row in describe(segmenter.run_options) if row[0] in layers["run"]]
+    if run:
+        sections.append(("run options (speed and memory only)", run))
+    for title, rows in sections:
+        print(f"# {title}")
+        for name, value, text in rows:
+            shown = "auto" if value is None else str(value).lower() if isinstance(value, bool) else value
+            print(f"{name} = {shown}" + (f"    # {text}" if text else ""))
+        print()
 
 
 def _check_header_writable(image) -> None:
@@ -140,8 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     cls = get(args.method)  # KeyError lists the choices
     if args.params:
-        for name, default in dataclasses.asdict(cls.Params()).items():
-            print(f"{name} = {default!r}")
+        print_settings(cls)
         return 0
     if not args.image:
         raise _error("missing IMG: galseg segment METHOD IMG -o OUT.fits")
@@ -153,10 +152,10 @@ def run(args: argparse.Namespace) -> int:
         raise _error(f"--catalog and -o are the same file ({args.output}); give them different names")
     overrides = parse_set_options(args.overrides)
     segmenter = _make_segmenter(cls, args, overrides)
-    if args.catalog and not hasattr(segmenter, "catalog_"):
-        raise _error(f"{cls.name} does not produce a source catalog; --catalog works with: photutils")
+    if args.catalog and not cls.capabilities.catalog:
+        raise _error(f"{cls.name} does not produce a source catalog; --catalog needs a method that makes one (photutils)")
 
-    from ..io import open_fits, write_labels
+    from ..io import labels_header, open_fits
 
     image = open_fits(args.image, hdu=_hdu(args.hdu))
     _check_float32_range(image, "the image")
@@ -168,30 +167,20 @@ def run(args: argparse.Namespace) -> int:
             raise _error(f"the rms map {args.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
         rms = rms_image.data
     _check_header_writable(image)
-    if hasattr(segmenter, "predict_to_fits"):
-        # streams strip by strip to disk: a 25000² frame is never held as labels in memory
-        from ..io import labels_header
-
-        with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
-            segmenter.predict_to_fits(image.data, args.output, rms=rms, header=labels_header(image),
-                                      overwrite=args.overwrite, progress=bar)
-    else:
-        with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
-            labels = segmenter.predict(image.data, rms=rms, progress=bar)
-        if hasattr(labels, "dask"):
-            with progress_bar(f"{cls.name}: writing {Path(args.output).name}", unit="task") as bar, _dask_progress(bar):
-                write_labels(args.output, labels, like=image, overwrite=args.overwrite)
-        else:
-            write_labels(args.output, labels, like=image, overwrite=args.overwrite)
+    with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
+        # methods that stream write strip by strip: a 25000² frame is never held as labels in memory
+        result = segmenter.predict_to_fits(image.data, args.output, rms=rms, header=labels_header(image),
+                                           overwrite=args.overwrite, progress=bar)
     message = f"wrote {args.output}"
-    catalog = getattr(segmenter, "catalog_", None)
     if args.catalog:
-        from ..catalog import add_sky_coordinates, write_catalog
+        from ..catalog import add_sky_coordinates
+        from ..io.catalog import write_catalog
 
+        catalog = result.catalog
         if catalog is None:
-            raise _error("no catalog was made (the method ran with catalog=false); drop --set catalog=false or --catalog")
+            raise _error("no catalog was made (the method ran with catalog=none); drop --set catalog=none or --catalog")
         add_sky_coordinates(catalog, image.wcs)
-        write_catalog(catalog, args.catalog, overwrite=args.overwrite)
+        write_catalog(catalog, args.catalog, overwrite=args.overwrite, wcs=image.wcs)
         message += f" and {args.catalog} ({len(catalog)} sources)"
     import sys
 

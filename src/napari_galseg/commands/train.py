@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -60,10 +59,10 @@ def _file_provenance(path: str | None) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import CliError
-    from ..segmenters.base import get
+    from ..segmenters import get
 
     cls = get(args.method)
-    if not cls.trainable:
+    if not cls.capabilities.trainable:
         raise CliError(f"{args.method!r} does not learn from data; use `galseg segment {args.method}` directly")
     out = Path(args.output)
     if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
@@ -83,22 +82,21 @@ def run(args: argparse.Namespace) -> int:
     rms = _open(args.rms) if args.rms else None
     model.provenance["training"] = {"image": _file_provenance(args.image), "rms": _file_provenance(args.rms),
                                     "truth": _file_provenance(args.truth)}
-    accepts = inspect.signature(model.fit).parameters
     kwargs = {}
-    if "checkpoint_dir" in accepts:
+    if cls.capabilities.resumable:
         kwargs["checkpoint_dir"] = out / "checkpoints"
         kwargs["resume"] = bool(args.resume)
     elif args.resume:
         raise CliError(f"{args.method!r} has no checkpoints to resume from")
-    if "callback" in accepts:
-        from tqdm.auto import tqdm
 
-        def epoch_line(report) -> None:
-            if report.kind == "epoch":
-                tqdm.write(report.line(), file=sys.stdout)
-                sys.stdout.flush()
+    def epoch_line(report) -> None:
+        if getattr(report, "kind", None) == "epoch":
+            from tqdm.auto import tqdm
 
-        kwargs["callback"] = epoch_line
+            tqdm.write(report.line(), file=sys.stdout)
+            sys.stdout.flush()
+
+    kwargs["callback"] = epoch_line
     with progress_bar(f"train {args.method}", unit="step") as progress:
         model.fit(image, truth, rms=rms, progress=progress, **kwargs)
     model.save(out)

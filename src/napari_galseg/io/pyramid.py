@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 import numpy as np
+from ..arrays import is_dask
 
 __all__ = ["build_pyramid", "contrast_limits_zscale", "sample_pixels", "StridedView"]
 
@@ -53,10 +54,6 @@ class StridedView:
         return f"StridedView({self.source!r}, step={self.step})"
 
 
-def _is_dask(array: Any) -> bool:
-    return type(array).__module__.startswith("dask") and hasattr(array, "chunks")
-
-
 def _n_levels(shape: tuple[int, ...], min_size: int) -> int:
     """Levels until the largest side is at most ``min_size`` (at least one level)."""
     longest = max(shape)
@@ -87,13 +84,13 @@ def build_pyramid(array: Any, min_size: int = 512, method: str | None = None, la
     if labels and method == "mean":
         raise ValueError("labels pyramids must use method='stride': averaging label ids invents labels")
     if chunks is None:
-        chunks = array.chunksize if _is_dask(array) else (2048, 2048)
-    base = array if _is_dask(array) else da.from_array(array, chunks=chunks, asarray=False, fancy=False)
+        chunks = array.chunksize if is_dask(array) else (2048, 2048)
+    base = array if is_dask(array) else da.from_array(array, chunks=chunks, asarray=False, fancy=False)
     levels = [base]
     for level in range(1, _n_levels(tuple(array.shape), min_size)):
         step = 2 ** level
         if method == "stride":
-            if _is_dask(array) or isinstance(array, np.ndarray):
+            if is_dask(array) or isinstance(array, np.ndarray):
                 levels.append(base[::step, ::step].rechunk(chunks))
             else:
                 levels.append(da.from_array(StridedView(array, step), chunks=chunks,
@@ -135,10 +132,10 @@ def sample_pixels(array: Any, n_samples: int = 100_000, patch: int = 64, seed: i
     size = math.prod(shape)
     rng = np.random.default_rng(seed)
     if size <= 2 * n_samples:
-        return np.asarray(array[:, :]).ravel() if not _is_dask(array) else np.asarray(array.compute()).ravel()
+        return np.asarray(array[:, :]).ravel() if not is_dask(array) else np.asarray(array.compute()).ravel()
     patch = max(1, min(patch, *shape))
     n_patches = max(1, math.ceil(n_samples / patch**2))
-    if not _is_dask(array):
+    if not is_dask(array):
         pieces = [np.asarray(array[y:y + patch, x:x + patch]).ravel()
                   for y, x in _patch_origins(shape, n_patches, patch, rng)]
         return np.concatenate(pieces)

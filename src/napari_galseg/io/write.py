@@ -6,10 +6,11 @@ label image is never held whole and a failure leaves any existing file as it was
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from napari_galseg._atomic import atomic_path
 
 from .fits import FitsImage
 
-__all__ = ["write_fits", "write_labels"]
+__all__ = ["fits_row_writer", "write_fits", "write_label_strips", "write_labels"]
 
 
 # Structural and compression keywords that describe the old data layout, never to be copied.
@@ -76,6 +77,57 @@ def _as_2d(data: Any) -> Any:
     return data
 
 
+class RowSink:
+    """Where the bands of rows of one FITS image go (see :func:`fits_row_writer`)."""
+
+    def __init__(self, fh, shape: tuple[int, int], storage: np.dtype):
+        self._fh, self.shape, self.storage = fh, shape, storage
+        self._info = np.iinfo(storage) if storage.kind in "iu" else None
+        self.rows_written = 0
+
+    def write(self, rows: np.ndarray) -> None:
+        """The next band of rows (shape (n, width)), checked against the storage type."""
+        if rows.ndim != 2 or rows.shape[1] != self.shape[1]:
+            raise ValueError(f"a band of rows must be (n, {self.shape[1]}), got {rows.shape}")
+        if self.rows_written + rows.shape[0] > self.shape[0]:
+            raise ValueError(f"more rows than the image's {self.shape[0]}")
+        _check_range(rows, self.storage, self._info)
+        self._fh.write(np.ascontiguousarray(rows, dtype=self.storage.newbyteorder(">")).data)
+        self.rows_written += rows.shape[0]
+
+
+@contextlib.contextmanager
+def fits_row_writer(path: str | os.PathLike, shape: tuple[int, int], dtype: Any, header: Any = None,
+                    wcs: Any = None, overwrite: bool = False) -> Iterator[RowSink]:
+    """The one FITS writer: a 2-D image streamed to disk as bands of rows, atomically.
+
+    ``with fits_row_writer(path, shape, dtype, header, wcs) as out: out.write(rows)`` writes the
+    header, then each band of rows as it comes, pads the file and renames it onto ``path`` only
+    when every row was written — a failure or an exception leaves any existing file as it was.
+    Refuses to replace an existing file unless ``overwrite=True``; a name ending in ``.gz`` is
+    gzip-compressed while streaming.
+    """
+    path = Path(path)
+    lower = path.name.lower()
+    if lower.endswith(".fz"):
+        raise ValueError(f"{path.name}: tile-compressed (.fz) output is not supported; write .fits "
+                         "and compress it with `fpack`, or write .fits.gz")
+    if not lower.endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")):
+        raise ValueError(f"{path.name}: this writes FITS; give a name ending in .fits (or .fits.gz) so that "
+                         "the file is not mistaken for another format")
+    shape = (int(shape[0]), int(shape[1]))
+    storage = _storage_dtype(dtype)
+    header_bytes = _output_header(shape, storage, header, wcs).tostring().encode("ascii")
+    opener = _gzip_open if lower.endswith(".gz") else open
+    with atomic_path(path, overwrite=overwrite) as tmp, opener(tmp, "wb") as fh:
+        fh.write(header_bytes)
+        sink = RowSink(fh, shape, storage)
+        yield sink
+        if sink.rows_written != shape[0]:
+            raise RuntimeError(f"only {sink.rows_written} of {shape[0]} rows were written to {path.name}")
+        fh.write(b"\0" * (-(sink.rows_written * shape[1] * storage.itemsize) % 2880))
+
+
 def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any = None,
                overwrite: bool = False, dtype: Any = None) -> Path:
     """Write a 2-D numpy or dask array to a FITS file atomically, one block row at a time.
@@ -90,38 +142,28 @@ def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any 
     if isinstance(data, FitsImage):
         header = data.header if header is None else header
         data = data.data
-    path = Path(path)
-    lower = path.name.lower()
-    if lower.endswith(".fz"):
-        raise ValueError(f"{path.name}: tile-compressed (.fz) output is not supported; write .fits "
-                         "and compress it with `fpack`, or write .fits.gz")
-    if not lower.endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")):
-        raise ValueError(f"{path.name}: this writes FITS; give a name ending in .fits (or .fits.gz) so that "
-                         "the file is not mistaken for another format")
     data = _as_2d(data)
-    storage = _storage_dtype(dtype if dtype is not None else data.dtype)
-    big_endian = storage.newbyteorder(">")
-    out_header = _output_header(tuple(data.shape), storage, header, wcs)
-    header_bytes = out_header.tostring().encode("ascii")
-    info = np.iinfo(storage) if storage.kind in "iu" else None
-    opener = _gzip_open if lower.endswith(".gz") else open
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with opener(tmp, "wb") as fh:
-            fh.write(header_bytes)
-            written = 0
-            for pieces in _block_rows(data):
-                # the pieces of one block row side by side, converted ~16 MiB of rows at a time:
-                # no concatenated copy of the whole block row is ever made
-                height = pieces[0].shape[0]
-                step = max(1, (16 << 20) // max(1, data.shape[1] * storage.itemsize))
-                for y0 in range(0, height, step):
-                    slab = np.concatenate([p[y0:y0 + step] for p in pieces], axis=1)
-                    _check_range(slab, storage, info)
-                    fh.write(np.ascontiguousarray(slab, dtype=big_endian).data)
-                    written += slab.size * storage.itemsize
-                del pieces
-            fh.write(b"\0" * (-written % 2880))
-    return path
+    with fits_row_writer(path, tuple(data.shape), dtype if dtype is not None else data.dtype, header, wcs,
+                         overwrite) as out:
+        step = max(1, (16 << 20) // max(1, data.shape[1] * out.storage.itemsize))
+        for pieces in _block_rows(data):
+            # the pieces of one block row side by side, converted ~16 MiB of rows at a time:
+            # no concatenated copy of the whole block row is ever made
+            for y0 in range(0, pieces[0].shape[0], step):
+                out.write(np.concatenate([p[y0:y0 + step] for p in pieces], axis=1))
+            del pieces
+    return Path(path)
+
+
+def write_label_strips(path: str | os.PathLike, strips: Iterable[tuple[int, int, np.ndarray]],
+                       shape: tuple[int, int], header: Any = None, overwrite: bool = False) -> Path:
+    """Write streamed ``(y0, y1, labels)`` strips (in order) as int32 FITS, never holding the frame."""
+    with fits_row_writer(path, shape, np.int32, header, overwrite=overwrite) as out:
+        for y0, y1, labels in strips:
+            if y0 != out.rows_written:
+                raise RuntimeError(f"label strips out of order: got rows {y0}..{y1}, expected {out.rows_written}")
+            out.write(np.asarray(labels))
+    return Path(path)
 
 
 def _gzip_open(path: Path, mode: str):

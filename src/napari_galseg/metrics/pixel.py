@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from ..arrays import is_dask
 
 #: Pixels handled per slab when counting numpy arrays (bounds the temporaries to a few MB).
 SLAB_PIXELS = 1 << 22
@@ -75,10 +76,6 @@ def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, Any]:
         "tn": tn,
         "n_pixels": tp + fp + fn + tn,
     }
-
-
-def is_dask(array: Any) -> bool:
-    return type(array).__module__.startswith("dask.")
 
 
 def _as_array(array: Any) -> Any:

@@ -12,14 +12,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from ..arrays import is_dask  # noqa: F401 - re-exported to the preprocess modules
 
 #: default upper bound on the number of pixels read to fit an interval
 DEFAULT_MAX_SAMPLE = 1_000_000
-
-
-def is_dask(array) -> bool:
-    """True for a dask array (checked without importing dask when it is not loaded)."""
-    return type(array).__module__.startswith("dask.")
 
 
 def sample_grid(shape: tuple[int, int], max_pixels: int = DEFAULT_MAX_SAMPLE) -> tuple[int, int]:

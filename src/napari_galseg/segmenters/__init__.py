@@ -1,4 +1,8 @@
-"""Segmenters: one module per method behind the interface in :mod:`.base`, found by name."""
-from .base import ModelFolderError, ProgressCallback, Segmenter, available, coerce_params, get, register
+"""Segmenters: one module per method behind the contract in :mod:`.base`, found by name in
+:mod:`.registry` (a method's module is imported only when it is asked for)."""
+from .base import Capabilities, ModelFolderError, Segmentation, Segmenter
+from ..settings import RunOptions, SettingError, TrainConfig
+from .registry import available, get, register
 
-__all__ = ["Segmenter", "ProgressCallback", "ModelFolderError", "available", "get", "register", "coerce_params"]
+__all__ = ["Capabilities", "ModelFolderError", "RunOptions", "Segmentation", "Segmenter", "SettingError",
+           "TrainConfig", "available", "get", "register"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import ModelFolderError
+from ..model_folder import ModelFolderError
 
 #: Node fields of scikit-learn's trees (``Tree.__getstate__()["nodes"]``).
 NODE_FIELDS = ("left_child", "right_child", "feature", "threshold", "impurity", "n_node_samples",

@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
+from ..arrays import is_dask
 
 HARALICK_NAMES = (
     "asm",  # angular second moment (energy squared)
@@ -320,10 +321,6 @@ def fit_value_range(texture_samples: Sequence[np.ndarray], low: float = 0.5, hig
 
 
 # -- helpers shared by the pixel-wise segmenters (kmeans, forest) ------------------------------------
-def is_dask(array) -> bool:
-    return type(array).__module__.startswith("dask.")
-
-
 def check_image(image, rms=None, other=None, other_name: str = "truth") -> None:
     """2-D inputs of one shape, with some finite, non-constant pixels; clear messages otherwise."""
     if image is None:

@@ -29,7 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ModelFolderError, ProgressCallback, Segmenter, register
+from ..arrays import exceeds_tiles, is_dask
+from ..model_folder import ModelFolderError
+from ..progress import ProgressCallback, reporter
+from ..window import Window
+from .base import Capabilities, Segmentation, Segmenter
 from .features import (
     FeatureSpec,
     check_image,
@@ -37,7 +41,6 @@ from .features import (
     feature_halo,
     feature_names,
     fit_value_range,
-    is_dask,
     map_stack_with_halo,
     pixel_features,
     resolve_recipe,
@@ -47,8 +50,6 @@ from .features import (
 STATE_NAME = "forest.npz"  # the trees as arrays: loading runs no code (see ._sklearn_state)
 #: what older versions wrote: a pickle, loaded only from a folder the user trusts
 LEGACY_STATE_NAME = "forest.joblib"
-#: numpy images larger than this are processed tile by tile
-IN_MEMORY_PIXELS = 2048 * 2048
 #: pixels classified per predict_proba call (bounds the memory of one call)
 PREDICT_BATCH = 262_144
 
@@ -75,10 +76,7 @@ class ForestParams:
     threshold: float = 0.5
     min_area: int = 10
     connectivity: int = 8
-    n_jobs: int = 2
     seed: int = 0
-    #: tile side for huge images (memory per tile ~ 150 bytes per pixel of features)
-    tile: int = 1024
 
     def __post_init__(self):
         if self.n_estimators < 1:
@@ -97,13 +95,16 @@ def _as_list(x) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-@register
 class ForestSegmenter(Segmenter):
     """Random Forest on per-pixel intensity, LBP and Haralick features; sky vs galaxy."""
 
     name = "forest"
     Params = ForestParams
-    trainable = True
+    capabilities = Capabilities(trainable=True, uses_recipe=True)
+    run_fields = ("tile_size", "n_threads")
+    train_fields = ()  # its training settings (trees, pixels drawn) are its own parameters
+    #: tiles of 1024² for huge images (memory per tile ~ 150 bytes per pixel of features)
+    run_defaults = {"tile_size": 1024, "n_threads": 2}
 
     def __init__(self, params: ForestParams | None = None, **overrides):
         super().__init__(params, **overrides)
@@ -133,12 +134,12 @@ class ForestSegmenter(Segmenter):
     def _lazy_channels(self, image, rms, rec):
         """Recipe channels as a dask array chunked by ``tile`` (big or dask input), else numpy."""
         rms_used = rms if rec.needs_rms else None
-        lazy = is_dask(image) or is_dask(rms_used) or image.size > IN_MEMORY_PIXELS
+        lazy = is_dask(image) or is_dask(rms_used) or exceeds_tiles(image.shape, self.run_options.tile_size)
         if not lazy:
             return rec.apply(image, rms_used), valid_pixels(image, rms_used)
         import dask.array as da
 
-        t = int(self.params.tile)
+        t = int(self.run_options.tile_size)
         image = image.rechunk(t) if is_dask(image) else da.from_array(image, chunks=t)
         if rms_used is not None:
             rms_used = rms_used.rechunk(image.chunks) if is_dask(rms_used) else da.from_array(rms_used, chunks=image.chunks)
@@ -150,7 +151,8 @@ class ForestSegmenter(Segmenter):
                              "channels; choose 0 .. {n_channels - 1}")
 
     # -- training ----------------------------------------------------------------------------------
-    def fit(self, image, truth, rms=None, progress: ProgressCallback | None = None) -> ForestSegmenter:
+    def fit(self, image, truth, rms=None, *, progress: ProgressCallback | None = None, cancel=None,
+            **ignored) -> ForestSegmenter:
         """Train on dense truth: labels > 0 are galaxy, 0 is sky.
 
         ``image``, ``truth`` and ``rms`` may be lists (several training images); the recipe is fitted
@@ -165,13 +167,14 @@ class ForestSegmenter(Segmenter):
         for im, tr, rm in zip(images, truths, rmss):
             check_image(im, rm, tr, "truth")
             targets.append(_binary_target(tr))
-        return self._fit_targets(images, targets, rmss, progress, "truth")
+        return self._fit_targets(images, targets, rmss, reporter(progress, cancel), "truth")
 
-    def fit_scribbles(self, image, scribbles, rms=None, progress: ProgressCallback | None = None) -> ForestSegmenter:
+    def fit_scribbles(self, image, scribbles, rms=None, progress: ProgressCallback | None = None,
+                      cancel=None) -> ForestSegmenter:
         """Train on sparse scribbles: 1 = sky, 2 = galaxy, 0 = unlabelled (ilastik/APOC style)."""
         check_image(image, rms, scribbles, "scribbles")
         target = _scribble_target(scribbles)
-        return self._fit_targets([image], [target], [rms], progress, "scribbles")
+        return self._fit_targets([image], [target], [rms], reporter(progress, cancel), "scribbles")
 
     def _fit_targets(self, images, targets, rmss, progress, kind: str) -> ForestSegmenter:
         from sklearn.ensemble import RandomForestClassifier
@@ -208,10 +211,10 @@ class ForestSegmenter(Segmenter):
             prob = np.full(2, min(1.0, 1.05 * cap / counts.sum()))
 
         xs, ys = [], []
-        n_tiles = sum(len(_tiles(t.shape, p.tile)) for t in targets)
+        n_tiles = sum(len(_tiles(t.shape, self.run_options.tile_size)) for t in targets)
         done = 0
         for i, ((channels, valid), target) in enumerate(zip(channel_stacks, targets)):
-            for tile in _tiles(target.shape, p.tile):
+            for tile in _tiles(target.shape, self.run_options.tile_size):
                 done += 1
                 if progress:
                     progress(done, n_tiles + 1, "features of training pixels")
@@ -229,7 +232,7 @@ class ForestSegmenter(Segmenter):
         if progress:
             progress(n_tiles, n_tiles + 1, f"training on {len(y)} pixels")
         model = RandomForestClassifier(
-            n_estimators=int(p.n_estimators), max_depth=p.max_depth, n_jobs=int(p.n_jobs),
+            n_estimators=int(p.n_estimators), max_depth=p.max_depth, n_jobs=int(self.run_options.n_threads) or -1,
             class_weight="balanced" if p.class_balance else None, random_state=int(p.seed),
         )
         model.fit(x, y)
@@ -287,7 +290,7 @@ class ForestSegmenter(Segmenter):
         proba = self.predict_proba(image, rms, progress)
         return proba >= np.float32(self.params.threshold)  # NaN compares False
 
-    def predict(self, image, rms=None, progress: ProgressCallback | None = None):
+    def _predict(self, image, rms, region, progress) -> Segmentation:
         """int32 instance labels (0 = sky): numpy for numpy input, lazy dask for dask input."""
         from ..tiling import label_mask
 
@@ -295,9 +298,9 @@ class ForestSegmenter(Segmenter):
         labels = label_mask(mask, min_area=int(self.params.min_area), connectivity=int(self.params.connectivity))
         if not is_dask(image) and is_dask(labels):
             labels = labels.compute()
-        return labels
+        return Segmentation(labels)
 
-    def predict_region(self, image, region: tuple[slice, slice], rms=None) -> np.ndarray:
+    def predict_region(self, image, region, rms=None) -> np.ndarray:
         """Galaxy probability of a window of a (possibly huge) image, with the context a tile needs.
 
         Equal to ``predict_proba(image)[region]`` but only the window plus a halo is computed — what
@@ -310,14 +313,15 @@ class ForestSegmenter(Segmenter):
         rms_used = rms if rec.needs_rms else None
         if rec.needs_rms and rms is None:
             raise ValueError("this model's recipe uses an rms map: pass rms=...")
-        t = int(self.params.tile)
+        t = int(self.run_options.tile_size)
         img = image if is_dask(image) else da.from_array(image, chunks=t)
         if rms_used is not None:
             rms_used = rms_used.rechunk(img.chunks) if is_dask(rms_used) else da.from_array(rms_used, chunks=img.chunks)
         channels = rec.apply(img, rms_used)
         valid = valid_pixels(img, rms_used)
         ny, nx = image.shape
-        ys, xs = (s.indices(n)[:2] for s, n in zip(region, (ny, nx)))
+        window = Window.of(region).clip(image.shape)
+        ys, xs = (window.y0, window.y1), (window.x0, window.x1)
         h = feature_halo(self.spec)
         oy0, oy1 = max(0, ys[0] - h), min(ny, ys[1] + h)
         ox0, ox1 = max(0, xs[0] - h), min(nx, xs[1] + h)
@@ -373,7 +377,7 @@ class ForestSegmenter(Segmenter):
                 f"{path} was trained on features {saved} but this napari-galseg computes {expected} for its "
                 "settings; retrain the forest with this version (galseg train forest ...)")
         if state.exists():
-            model = load_forest(state, n_jobs=int(self.params.n_jobs))
+            model = load_forest(state, n_jobs=int(self.run_options.n_threads) or -1)
         else:
             state = path / LEGACY_STATE_NAME
             model = load_trusted_pickle(state)

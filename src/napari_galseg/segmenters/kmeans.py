@@ -21,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ModelFolderError, ProgressCallback, Segmenter, register
-from .features import check_image, counting_progress, is_dask, resolve_recipe, valid_pixels
+from ..arrays import exceeds_tiles, is_dask
+from ..model_folder import ModelFolderError
+from ..progress import ProgressCallback, reporter
+from .base import Capabilities, Segmentation, Segmenter
+from .features import check_image, counting_progress, resolve_recipe, valid_pixels
 
 STATE_NAME = "kmeans.npz"  # the centroids as arrays: loading runs no code (see ._sklearn_state)
 #: what older versions wrote: a pickle, loaded only from a folder the user trusts
 LEGACY_STATE_NAME = "kmeans.joblib"
-#: numpy images larger than this are processed tile by tile (memory bounded by the tile size)
-IN_MEMORY_PIXELS = 4096 * 4096
 
 
 @dataclasses.dataclass
@@ -46,8 +47,6 @@ class KMeansParams:
     #: 8- or 4-connectivity of the instances
     connectivity: int = 8
     seed: int = 0
-    #: tile side for images too large to process in one piece (and for dask inputs' chunks if larger)
-    tile: int = 2048
 
     def __post_init__(self):
         if int(self.n_clusters) < 2:
@@ -83,13 +82,19 @@ def _sample_features(channels, valid, sample_size: int, seed: int) -> np.ndarray
     return channels.reshape(channels.shape[0], -1)[:, flat_valid].T
 
 
-@register
 class KMeansSegmenter(Segmenter):
-    """Unsupervised clustering of the recipe channels; the brightest cluster is galaxy."""
+    """Unsupervised clustering of the recipe channels; the brightest cluster is galaxy.
+
+    Not trainable: ``fit`` needs no truth, and ``predict`` fits on its own input when not fitted;
+    a fitted model still saves to a folder, to apply the same clusters to other frames.
+    """
 
     name = "kmeans"
     Params = KMeansParams
-    trainable = False  # fit needs no truth; `predict` fits on its own input when not fitted
+    capabilities = Capabilities(uses_recipe=True)
+    run_fields = ("tile_size",)
+    #: images above 2 × 2 tiles of 2048² (and dask inputs) are clustered tile by tile
+    run_defaults = {"tile_size": 2048}
 
     def __init__(self, params: KMeansParams | None = None, **overrides):
         super().__init__(params, **overrides)
@@ -115,24 +120,26 @@ class KMeansSegmenter(Segmenter):
         rec = resolve_recipe(self.recipe if self.recipe is not None else image_only_recipe(), image, rms)
         self.recipe = rec.to_dict()
         rms_used = rms if rec.needs_rms else None
-        if not is_dask(image) and image.size > IN_MEMORY_PIXELS:
+        if not is_dask(image) and exceeds_tiles(image.shape, self.run_options.tile_size):
             import dask.array as da
 
-            image = da.from_array(image, chunks=self.params.tile)
-            rms_used = None if rms_used is None else da.from_array(rms_used, chunks=self.params.tile)
+            image = da.from_array(image, chunks=self.run_options.tile_size)
+            rms_used = None if rms_used is None else da.from_array(rms_used, chunks=self.run_options.tile_size)
         elif is_dask(image) or is_dask(rms_used):
             import dask.array as da
 
-            image = image if is_dask(image) else da.from_array(image, chunks=self.params.tile)
+            image = image if is_dask(image) else da.from_array(image, chunks=self.run_options.tile_size)
             rms_used = None if rms_used is None else (
                 rms_used.rechunk(image.chunks) if is_dask(rms_used) else da.from_array(rms_used, chunks=image.chunks))
         return rec.apply(image, rms_used), valid_pixels(image, rms_used)
 
     # -- fit / predict -----------------------------------------------------------------------------
-    def fit(self, image, truth=None, rms=None, progress: ProgressCallback | None = None) -> KMeansSegmenter:
+    def fit(self, image, truth=None, rms=None, *, progress: ProgressCallback | None = None, cancel=None,
+            **ignored) -> KMeansSegmenter:
         """Cluster a sample of ``image``'s pixels. ``truth`` is accepted and ignored (unsupervised)."""
         from sklearn.cluster import MiniBatchKMeans
 
+        progress = reporter(progress, cancel)
         check_image(image, rms)
         p = self.params
         if progress:
@@ -193,7 +200,7 @@ class KMeansSegmenter(Segmenter):
                                  drop_axis=0, dtype=bool, meta=np.empty((0, 0), bool))
         return self._mask_block(channels, valid)
 
-    def predict(self, image, rms=None, progress: ProgressCallback | None = None):
+    def _predict(self, image, rms, region, progress) -> Segmentation:
         """int32 instance labels (0 = sky): numpy for numpy input, lazy dask for dask input."""
         from ..tiling import label_mask
 
@@ -205,7 +212,7 @@ class KMeansSegmenter(Segmenter):
             labels = labels.compute()
         if progress:
             progress(2, 2, "done")
-        return labels
+        return Segmentation(labels)
 
     # -- model folders -----------------------------------------------------------------------------
     def config(self) -> dict:

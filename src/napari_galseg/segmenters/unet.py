@@ -8,7 +8,7 @@ labels, which splits touching galaxies. Training uses the shared loop
 >>> seg = UNetSegmenter(epochs=20)                                   # doctest: +SKIP
 >>> seg.fit(image, truth, rms)                                      # doctest: +SKIP
 >>> seg.save("models/unet-1")                                       # doctest: +SKIP
->>> labels = UNetSegmenter.load("models/unet-1").predict(image, rms)   # doctest: +SKIP
+>>> labels = UNetSegmenter.load("models/unet-1").predict(image, rms).labels   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -22,90 +22,67 @@ import numpy as np
 import torch
 
 from ..background import SkySubtracted, estimate_mesh
-from ..inference import LabelParams, TiledPredictor, expand_region, iter_label_strips, write_labels_fits
+from ..inference import LabelParams, TiledPredictor, iter_label_strips
 from ..models.unet import UNet
 from ..preprocess import as_recipe, image_only_recipe, snr_recipe
 from ..training import device as dev
 from ..training.checkpoints import WEIGHTS_NAME, load_weights, save_weights
-from ..training.loop import TrainConfig, TrainReport, fit as train_loop
+from ..training.loop import TrainReport
+from ..training.loop import fit as train_loop
 from ..training.patches import (Augmentation, GridPatchDataset, PatchDataset, check_field, read_window,
                                 spatial_split)
 from ..training.tasks import SegmentationTask
-from .base import ModelFolderError, ProgressCallback, Segmenter, register
+from ..model_folder import ModelFolderError
+from ..progress import ProgressCallback, reporter
+from ..window import Window
+from .base import Capabilities, Segmentation, Segmenter
 
 
 @dataclass
 class UNetParams:
-    """Architecture, training and inference settings (``--set key=value`` on the CLI)."""
+    """What the U-Net is and how its maps become labels (``--set key=value`` on the CLI).
 
-    # architecture
+    How it learns is the shared :class:`~napari_galseg.settings.TrainConfig`; tiles, threads and
+    the device are :class:`~napari_galseg.settings.RunOptions`.
+    """
+
+    #: levels of the encoder (each halves the resolution)
     depth: int = 4
-    base_width: int = 8  # 16 doubles training time per step on 2 CPU cores; see docs/results.md
-    # data
-    # Subtract a smooth sky (napari_galseg.background: the photutils Background2D model, boxes of
-    # background_box px) from the image before the recipe, at training and inference time. With it
-    # and the snr channel, test IoU rose from 0.755 to 0.790 in a 6-minute run (docs/results.md).
+    #: channels of the first level; 16 doubles training time per step on 2 CPU cores (docs/results.md)
+    base_width: int = 8
+    #: subtract a smooth sky (the photutils Background2D model) before the recipe, at training and
+    #: inference time; with the snr channel it raised test IoU from 0.755 to 0.790 (docs/results.md)
     subtract_background: bool = True
+    #: box size in pixels of that sky model
     background_box: int = 64
-    patch_size: int = 256
-    patches_per_epoch: int = 512
-    positive_fraction: float = 0.7  # share of training patches centred near a galaxy
-    val_fraction: float = 0.15
-    test_fraction: float = 0.1
-    block_size: int = 0  # side of the split's blocks; 0 = automatic
-    val_max_patches: int = 64
-    augment: bool = True
-    noise_augment: float = 0.3  # extra noise up to this many rms
-    flux_augment: float = 1.25  # source flux scaled within [1/x, x]
-    # optimisation (napari_galseg.training.loop.TrainConfig)
-    epochs: int = 30
-    batch_size: int = 8
-    lr: float = 1e-2  # peak of the one-cycle schedule (2e-3 learned ~4x slower in a 3-minute run)
-    weight_decay: float = 1e-4
-    schedule: str = "onecycle"
-    patience: int = 6
-    max_minutes: float = 0.0  # 0 = no time limit
+    #: weight of the distance-map loss beside the probability loss
     distance_weight: float = 1.0
-    # inference
+    #: galaxy probability at or above which a pixel is galaxy
     threshold: float = 0.5
+    #: distance-map level that seeds the watershed splitting touching galaxies
     seed_threshold: float = 0.5
+    #: smallest object kept, in pixels
     min_size: int = 5
-    tile_size: int = 512
-    tile_overlap: int = 64
-    tile_batch: int = 4
-    halo: int = 96  # rows of context when labelling strips of a streamed frame
-    # Re-fit the recipe's intervals on each new image? Off: on synthetic fields of the same survey
-    # depth, re-fitting percentiles on the test field dropped test IoU from 0.57 to 0.36 (the levels
-    # move with the galaxy content). Turn on for images with another zero point or unit.
+    #: re-fit the recipe's intervals on each new image; off: on fields of the same survey depth,
+    #: re-fitting on the test field dropped IoU from 0.57 to 0.36. On for another zero point or unit
     refit_recipe: bool = False
-    # start training from the weights of this local model folder (fine-tuning); never downloaded
+    #: start training from the weights of this local model folder (fine-tuning); never downloaded
     init_weights: str = ""
-    # machine
-    device: str = "auto"
-    bf16: bool | str = "auto"  # "auto" (on for CPU inference where native), true or false
-    channels_last: str = "auto"
-    threads: int = 0  # 0 = all cores this process may use
-    seed: int = 0
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            schedule=self.schedule, patience=self.patience, device=self.device, bf16=self.bf16,
-            channels_last=self.channels_last, threads=self.threads or None, seed=self.seed,
-            max_minutes=self.max_minutes or None,
-        )
 
 
-@register
 class UNetSegmenter(Segmenter):
     """A U-Net trained on patches; tiled, blended, streamed inference over frames of any size."""
 
     name = "unet"
     Params = UNetParams
-    trainable = True
+    capabilities = Capabilities(trainable=True, region_with_context=True, streams_to_fits=True,
+                                uses_device=True, uses_recipe=True, resumable=True)
+    run_fields = ("tile_size", "tile_overlap", "tile_batch", "halo", "n_threads", "device", "bf16", "channels_last")
+    #: the one-cycle peak (2e-3 learned ~4x slower in a 3-minute run)
+    train_defaults = {"lr": 1e-2}
 
-    def __init__(self, params: UNetParams | None = None, **overrides):
-        super().__init__(params, **overrides)
+    def __init__(self, params: UNetParams | None = None, **settings):
+        super().__init__(params, **settings)
         self.net: UNet | None = None
         self.metrics: dict = {}
         self.history: list[dict] = []
@@ -121,7 +98,7 @@ class UNetSegmenter(Segmenter):
         key = (id(image), tuple(np.shape(image)), int(p.background_box))
         cached = getattr(self, "_sky_cache", None)
         if cached is None or cached[0] != key or cached[1] is not image:
-            mesh = estimate_mesh(image, p.background_box, n_threads=p.threads or (os.cpu_count() or 1))
+            mesh = estimate_mesh(image, p.background_box, n_threads=self.run_options.n_threads or (os.cpu_count() or 1))
             cached = self._sky_cache = (key, image, SkySubtracted(image, mesh))
         return cached[2]
 
@@ -140,27 +117,25 @@ class UNetSegmenter(Segmenter):
     def build_net(self, in_channels: int) -> UNet:
         return UNet(in_channels, 2, depth=self.params.depth, base_width=self.params.base_width)
 
-    def fit(self, image, truth, rms=None, progress: ProgressCallback | None = None, *,
-            callback: Callable[[TrainReport], None] | None = None, cancel=None,
-            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> "UNetSegmenter":
+    def _fit(self, image, truth, rms, progress: ProgressCallback, *, cancel=None,
+             callback: Callable[[TrainReport], None] | None = None,
+             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> None:
         """Train on one field (image, instance/binary ``truth``, rms).
 
         ``callback`` gets :class:`~napari_galseg.training.loop.TrainReport` objects; ``progress``
         (done, total, message) is the simpler form the CLI and widgets share. ``cancel`` is a
         ``threading.Event``. ``checkpoint_dir``/``resume`` keep and continue ``last.pt``.
         """
-        p = self.params
-        if truth is None:
-            raise ValueError("the U-Net needs a truth label image to train on (--truth)")
+        p, t = self.params, self.train_config
         shape = check_field(image, truth, rms)
         image = self.input_image(image)
         recipe = self._fitted_recipe(image, rms)
-        split = spatial_split(shape, p.patch_size, p.block_size or None, p.val_fraction, p.test_fraction, p.seed)
-        aug = Augmentation(noise=p.noise_augment, flux_scale=(1 / p.flux_augment, p.flux_augment)) if p.augment else None
-        train = PatchDataset(image, truth, rms, recipe, split.train, p.patch_size, p.patches_per_epoch,
-                             p.positive_fraction, aug, seed=p.seed)
-        val = GridPatchDataset(image, truth, rms, recipe, split.val, p.patch_size, p.val_max_patches, p.seed) if split.val else None
-        torch.manual_seed(p.seed)
+        split = spatial_split(shape, t.patch_size, t.block_size or None, t.val_fraction, t.test_fraction, t.seed)
+        aug = Augmentation(noise=t.noise_augment, flux_scale=(1 / t.flux_augment, t.flux_augment)) if t.augment else None
+        train = PatchDataset(image, truth, rms, recipe, split.train, t.patch_size, t.patches_per_epoch,
+                             t.positive_fraction, aug, seed=t.seed)
+        val = GridPatchDataset(image, truth, rms, recipe, split.val, t.patch_size, t.val_max_patches, t.seed) if split.val else None
+        torch.manual_seed(t.seed)
         net = self.build_net(recipe.n_channels)
         if p.init_weights:
             start = UNetSegmenter.load(p.init_weights)  # checks the folder; local paths only
@@ -169,13 +144,12 @@ class UNetSegmenter(Segmenter):
                                  f"builds {net.architecture()}; set depth/base_width/recipe to match")
             net.load_state_dict(start.net.state_dict())
         task = SegmentationTask(p.distance_weight, p.threshold)
-        config = p.train_config()
 
         def report(r: TrainReport) -> None:
             if progress is not None:
                 done, total = (r.epoch - 1) * r.n_steps + r.step, r.n_epochs * r.n_steps
-                if p.max_minutes:  # a time budget usually ends the run first: show the larger fraction
-                    frac = max(done / total, r.elapsed / (60 * p.max_minutes))
+                if t.max_minutes:  # a time budget usually ends the run first: show the larger fraction
+                    frac = max(done / total, r.elapsed / (60 * t.max_minutes))
                     done, total = int(1000 * min(frac, 1.0)), 1000
                 msg = f"epoch {r.epoch}/{r.n_epochs} loss {r.train_loss:.3f}"
                 if r.val_iou is not None:
@@ -184,18 +158,18 @@ class UNetSegmenter(Segmenter):
             if callback is not None:
                 callback(r)
 
-        result = train_loop(net, task, train, val, config, checkpoint_dir, resume, report, cancel)
+        result = train_loop(net, task, train, val, t, self.run_options, checkpoint_dir, resume, report, cancel)
         self.net = net.cpu().eval()
         self.recipe = recipe.to_dict()
         self.history = result.history
         self.metrics = {"validation": result.best_metrics}
         if split.test:
-            test = GridPatchDataset(image, truth, rms, recipe, split.test, p.patch_size, p.val_max_patches, p.seed)
-            net_dev = dev.resolve_device(p.device)
+            test = GridPatchDataset(image, truth, rms, recipe, split.test, t.patch_size, t.val_max_patches, t.seed)
+            net_dev = dev.resolve_device(self.run_options.device)
             self.net.to(net_dev)
             with torch.no_grad():
                 self.metrics["test"] = task.validate(
-                    self.net, torch.utils.data.DataLoader(test, batch_size=p.batch_size), net_dev, False,
+                    self.net, torch.utils.data.DataLoader(test, batch_size=t.batch_size), net_dev, False,
                     lambda: dev.autocast(net_dev, False))
             self.net.cpu()
         self.provenance.setdefault("training", {})
@@ -207,7 +181,6 @@ class UNetSegmenter(Segmenter):
             "elapsed_s": round(result.elapsed, 1), "device": result.device, "bf16": result.bf16,
             "torch": torch.__version__,
         })
-        return self
 
     # -- inference -------------------------------------------------------------------------------
     def _require_net(self) -> UNet:
@@ -227,12 +200,12 @@ class UNetSegmenter(Segmenter):
 
     def make_predictor(self) -> tuple[TiledPredictor, torch.device]:
         net = self._require_net()
-        p = self.params
-        device = dev.resolve_device(p.device)
+        r = self.run_options
+        device = dev.resolve_device(r.device)
         if device.type == "cpu":
-            dev.configure_threads(p.threads or None)
-        bf16 = dev.use_bf16(device, p.bf16)
-        channels_last = dev.use_channels_last(device, p.channels_last)
+            dev.configure_threads(r.n_threads or None)
+        bf16 = dev.use_bf16(device, r.bf16)
+        channels_last = dev.use_channels_last(device, r.channels_last)
         net.to(device).eval()
         if channels_last:
             net.to(memory_format=torch.channels_last)
@@ -245,7 +218,7 @@ class UNetSegmenter(Segmenter):
                 out = net(x)
             return torch.sigmoid(out.float()).cpu().numpy()
 
-        return TiledPredictor(forward, 2, p.tile_size, p.tile_overlap, p.tile_batch), device
+        return TiledPredictor(forward, 2, r.tile_size, r.tile_overlap, r.tile_batch), device
 
     def iter_maps(self, image, rms=None, region=None, progress: ProgressCallback | None = None
                   ) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -270,44 +243,34 @@ class UNetSegmenter(Segmenter):
 
     def iter_labels(self, image, rms=None, region=None, progress=None) -> Iterator[tuple[int, int, np.ndarray]]:
         """Stream ``(y0, y1, labels int32)`` strips with frame-wide ids (for huge frames)."""
-        return iter_label_strips(self.iter_maps(image, rms, region, progress), self.params.halo,
-                                 self.label_params(), min_strip=max(256, self.params.tile_size))
+        return iter_label_strips(self.iter_maps(image, rms, region, progress), self.run_options.halo,
+                                 self.label_params(), min_strip=max(256, self.run_options.tile_size))
 
-    def predict(self, image, rms=None, progress: ProgressCallback | None = None, return_probability: bool = False,
-                region: tuple[int, int, int, int] | None = None, margin: int | None = None):
-        """Instance labels (int32, 0 = sky) of the image, or of ``region = (y0, y1, x0, x1)`` only
-        (the viewer's field of view; ``margin`` pixels of context around it, default one overlap).
-        With ``return_probability`` also the galaxy probability (float32) of the same area.
-        Probabilities are held in memory only for the returned area; labels are built strip by strip.
-        """
+    def _predict(self, image, rms, region: Window | None, progress) -> Segmentation:
+        """Instance labels (int32, 0 = sky) and the galaxy probability of the image or of ``region``
+        (the viewer's field of view, with one tile overlap of context around it). Maps are held in
+        memory only for the returned area; labels are built strip by strip."""
         shape = check_field(image, None, rms)
-        window = None
-        if region is not None:
-            margin = self.params.tile_overlap if margin is None else int(margin)
-            window = expand_region(region, shape, margin)
-        h = (window[1] - window[0]) if window else shape[0]
-        w = (window[3] - window[2]) if window else shape[1]
-        labels = np.zeros((h, w), np.int32)
-        prob = np.zeros((h, w), np.float32) if return_probability else None
-        y_base = window[0] if window else 0
-        maps_iter = self.iter_maps(image, rms, window, progress)
-        if return_probability:
-            maps_iter = _tee_probability(maps_iter, prob, y_base)
-        for y0, y1, lab in iter_label_strips(maps_iter, self.params.halo, self.label_params(),
-                                             min_strip=max(256, self.params.tile_size)):
-            labels[y0 - y_base: y1 - y_base] = lab
-        if region is not None:
-            ys = slice(region[0] - window[0], region[1] - window[0])
-            xs = slice(region[2] - window[2], region[3] - window[2])
-            labels = _relabel(labels[ys, xs])
-            prob = prob[ys, xs] if prob is not None else None
-        return (labels, prob) if return_probability else labels
+        window = region.grow(self.run_options.tile_overlap, shape) if region is not None else Window.full(shape)
+        labels = np.zeros(window.shape, np.int32)
+        prob = np.zeros(window.shape, np.float32)
+        bounds = window.bounds if region is not None else None
+        maps_iter = _tee_probability(self.iter_maps(image, rms, bounds, progress), prob, window.y0)
+        for y0, y1, lab in iter_label_strips(maps_iter, self.run_options.halo, self.label_params(),
+                                             min_strip=max(256, self.run_options.tile_size)):
+            labels[y0 - window.y0: y1 - window.y0] = lab
+        result = Segmentation(labels, maps={"probability": prob})
+        return result.crop(region, window) if region is not None else result
 
-    def predict_to_fits(self, image, path: str | os.PathLike, rms=None, header=None, overwrite: bool = False,
-                        progress: ProgressCallback | None = None) -> Path:
+    def predict_to_fits(self, image, path: str | os.PathLike, rms=None, *, header=None, overwrite: bool = False,
+                        progress: ProgressCallback | None = None, cancel=None) -> Segmentation:
         """Write the labels of a frame of any size to FITS strip by strip (atomic; memory ~ a strip)."""
-        write_labels_fits(path, self.iter_labels(image, rms, None, progress), tuple(image.shape), header, overwrite)
-        return Path(path)
+        from ..io import open_fits
+        from ..io.write import labels_header, write_label_strips
+
+        strips = self.iter_labels(image, rms, None, reporter(progress, cancel))
+        write_label_strips(path, strips, tuple(image.shape), labels_header(header), overwrite)
+        return Segmentation(open_fits(path).data)
 
     # -- model folders ---------------------------------------------------------------------------
     def config(self) -> dict:
@@ -315,7 +278,7 @@ class UNetSegmenter(Segmenter):
         net = self._require_net()
         cfg["architecture"] = net.architecture()
         cfg["weights"] = WEIGHTS_NAME
-        cfg["patch_size"] = self.params.patch_size
+        cfg["patch_size"] = self.train_config.patch_size
         cfg["metrics"] = self.metrics
         cfg["history"] = self.history
         return cfg
@@ -356,9 +319,3 @@ def _tee_probability(rows, prob: np.ndarray, y_base: int):
     for y0, y1, maps in rows:
         prob[y0 - y_base: y1 - y_base] = maps[0]
         yield y0, y1, maps
-
-
-def _relabel(labels: np.ndarray) -> np.ndarray:
-    from skimage.segmentation import relabel_sequential
-
-    return relabel_sequential(labels)[0].astype(np.int32)

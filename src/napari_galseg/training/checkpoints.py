@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .._atomic import atomic_path
-from ..segmenters.base import ModelFolderError
+from ..model_folder import ModelFolderError
 
 WEIGHTS_NAME = "weights.safetensors"
 LAST, BEST = "last.pt", "best.pt"

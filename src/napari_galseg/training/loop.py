@@ -22,41 +22,18 @@ from typing import Any, Callable, Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..progress import Cancelled, is_cancelled
+from ..settings import RunOptions, TrainConfig
 from . import device as dev
 from .checkpoints import BEST, LAST, load_checkpoint, save_checkpoint
 
-SCHEDULES = ("onecycle", "cosine", "constant")
+__all__ = ["Cancelled", "TrainConfig", "TrainReport", "TrainResult", "TrainTask", "fit", "lr_at"]
 
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings shared by all torch models (the CLI's ``--set`` reaches them)."""
-
-    epochs: int = 30
-    batch_size: int = 8
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    schedule: str = "onecycle"  # onecycle | cosine | constant
-    warmup_fraction: float = 0.1
-    patience: int = 6  # epochs without val-loss improvement before stopping (0 = never)
-    min_delta: float = 1e-4
-    grad_clip: float = 1.0  # max gradient norm (0 = off)
-    device: str = "auto"
-    bf16: str | bool = "auto"
-    channels_last: str | bool = "auto"
-    threads: int | None = None
-    seed: int = 0
-    max_minutes: float | None = None  # stop (and validate) after this much training time
-    num_workers: int = 0
-    restore_best: bool = True  # end with the best-validation weights, not the last
-
-    def check(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+def check_config(config: TrainConfig) -> None:
+    if config.epochs < 1 or config.batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1 (got {config.epochs}, {config.batch_size})")
+    if not config.lr > 0:
+        raise ValueError(f"lr must be > 0, got {config.lr}")
 
 
 @dataclass
@@ -120,10 +97,6 @@ class TrainTask(Protocol):
         """Scores on the validation loader: must hold ``loss``; may hold ``iou``, ``dice``..."""
 
 
-class Cancelled(Exception):
-    pass
-
-
 def lr_at(progress: float, config: TrainConfig) -> float:
     """Learning rate at training progress in [0, 1] (by steps, or by time with ``max_minutes``)."""
     p = min(max(progress, 0.0), 1.0)
@@ -149,20 +122,13 @@ def _epoch_loader(dataset: Dataset, config: TrainConfig, epoch: int, shuffle: bo
                       num_workers=config.num_workers, collate_fn=collate_fn, drop_last=False)
 
 
-def _is_cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel() if callable(cancel) else cancel)
-
-
 def fit(
     model: torch.nn.Module,
     task: TrainTask,
     train_data: Dataset,
     val_data: Dataset | None,
     config: TrainConfig | None = None,
+    run: RunOptions | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     callback: Callable[[TrainReport], None] | None = None,
@@ -178,12 +144,13 @@ def fit(
     ``checkpoint_dir/last.pt``.
     """
     config = config or TrainConfig()
-    config.check()
-    device = dev.resolve_device(config.device)
+    run = run or RunOptions()
+    check_config(config)
+    device = dev.resolve_device(run.device)
     if device.type == "cpu":
-        dev.configure_threads(config.threads)
-    bf16 = dev.use_bf16(device, config.bf16, training=True)
-    channels_last = dev.use_channels_last(device, config.channels_last)
+        dev.configure_threads(run.n_threads or None)
+    bf16 = dev.use_bf16(device, run.bf16, training=True)
+    channels_last = dev.use_channels_last(device, run.channels_last)
     dev.seed_everything(config.seed)
     model.to(device)
     if channels_last:
@@ -220,7 +187,7 @@ def fit(
             result.stopped = "completed"
     autocast = lambda: dev.autocast(device, bf16)  # noqa: E731
     t0 = time.perf_counter() - elapsed_before
-    budget = config.max_minutes * 60 if config.max_minutes else None
+    budget = config.max_minutes * 60 if config.max_minutes else None  # 0 = no budget
 
     def elapsed() -> float:
         return time.perf_counter() - t0
@@ -258,7 +225,7 @@ def fit(
             if callback:
                 callback(TrainReport("step", epoch + 1, config.epochs, step, n_steps, global_step,
                                      loss_sum / seen, lr, elapsed(), best_epoch=result.best_epoch))
-            if _is_cancelled(cancel):
+            if is_cancelled(cancel):
                 stopped = "cancelled"
                 break
             if budget and elapsed() >= budget:
@@ -305,7 +272,7 @@ def fit(
             callback(report)
         if stopped != "completed":
             break
-        if _is_cancelled(cancel):
+        if is_cancelled(cancel):
             stopped = "cancelled"
             break
     result.stopped = stopped

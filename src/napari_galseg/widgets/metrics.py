@@ -76,7 +76,7 @@ def _pixels(array: Any) -> int:
     return int(np.prod(array.shape))
 
 
-def visible_region(layer: Labels) -> tuple[slice, ...] | None:
+def partial_view(layer: Labels) -> tuple[slice, ...] | None:
     """Full-resolution slices of ``layer`` shown on the canvas; None when unknown (hidden viewer) or
     when the whole image is in view (then the whole-image result is the answer)."""
     region = canvas_region(layer, min_side=2)
@@ -348,7 +348,7 @@ class MetricsDock(QWidget):
             self.status.setText(f"Cannot compare: {exc}")
             return
         scope = self.scope_combo.currentText()
-        region = visible_region(pred_layer) if scope == FIELD_OF_VIEW else None
+        region = partial_view(pred_layer) if scope == FIELD_OF_VIEW else None
         if region is not None:
             pred, true = pred[region], true[region]
         if isinstance(pred, np.ndarray) and _pixels(pred) <= COPY_PIXELS:

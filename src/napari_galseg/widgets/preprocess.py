@@ -46,7 +46,7 @@ from ..preprocess import (
     as_recipe,
     default_recipe,
 )
-from ..preprocess._sampling import is_dask
+from ..arrays import is_dask
 from ..preprocess.normalise import normalise
 from ..preprocess.rms import rms_channel
 from ..preprocess.stretch import stretch

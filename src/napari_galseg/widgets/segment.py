@@ -8,92 +8,45 @@ the visible region (instant on huge images); "Run on whole image" segments every
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import json
+import threading
 import typing
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    FloatSpinBox,
-    Label,
-    LineEdit,
-    PushButton,
-    SpinBox,
-    create_widget,
-)
+from magicgui.widgets import Container, FileEdit, Label, PushButton, create_widget
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QProgressBar, QScrollArea, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from .. import segmenters
-from ..segmenters.base import Segmenter
+from ..arrays import IN_MEMORY_PIXELS
+from ..progress import Cancelled
+from ..segmenters import Segmentation, Segmenter
+from ..window import Window
+from ._catalog_layers import ellipse_corners, points_data
 from ._layers import level0, visible_region
-
-#: above this many pixels a whole-image result is written to a memory-mapped FITS file and shown
-#: as a lazy pyramid instead of being held in memory
-IN_MEMORY_PIXELS = 8192 * 8192
-
-
-class Cancelled(Exception):
-    """Raised inside the worker, at the segmenter's next progress report, after "Cancel"."""
+from ._settings_form import SettingsForm
 
 
 class _ProgressRelay(QObject):
-    """Carries progress(done, total, message) from the worker thread to the GUI thread.
-
-    Calling the relay is the segmenter's progress callback; it is also where a cancel request
-    takes effect, so every segmenter that reports progress can be stopped between tiles.
-    """
+    """Carries progress(done, total, message) from the worker thread to the GUI thread."""
 
     progressed = Signal(int, int, str)
-    cancel_requested = False
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
-        if self.cancel_requested:
-            raise Cancelled("cancelled")
         try:
             self.progressed.emit(int(done), int(total), str(message))
         except RuntimeError:  # the widget was closed while the worker ran: stop quietly
             raise Cancelled("widget closed") from None
 
 
-def _param_widget(f: dataclasses.Field, annotation, value):
-    """A magicgui widget for one parameter field: numbers, booleans, choices, or JSON text."""
-    label = f.name.replace("_", " ")
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
-        return ComboBox(name=f.name, label=label, choices=list(typing.get_args(annotation)), value=value)
-    if annotation is bool:
-        return CheckBox(name=f.name, label=label, value=bool(value))
-    if annotation is int:
-        return SpinBox(name=f.name, label=label, value=int(value), min=-(2**31), max=2**31 - 1)
-    if annotation is float:
-        # the step sets the shown decimals: set it before the value, or 0.001 would round to 0.0
-        value = float(value)
-        step = 10.0 ** (np.floor(np.log10(abs(value))) - 1) if value else 0.1
-        widget = FloatSpinBox(name=f.name, label=label, min=-1e12, max=1e12, step=min(step, 0.1))
-        widget.value = value
-        return widget
-    if annotation is str:
-        return LineEdit(name=f.name, label=label, value=str(value))
-    # Optional[...], tuples, lists: edited as JSON (the same text `galseg segment --set` accepts)
-    return LineEdit(name=f.name, label=label, value=json.dumps(value))
-
-
-def _read_param(widget, annotation):
-    if isinstance(widget, LineEdit) and annotation is not str:
-        text = widget.value.strip()
-        try:
-            return json.loads(text) if text else None
-        except json.JSONDecodeError:
-            return text
-    return widget.value
+def _folded(title: str, form: Container) -> QCollapsible:
+    """Advanced settings, folded under a title until opened."""
+    box = QCollapsible(title)
+    box.addWidget(form.native)
+    return box
 
 
 class SegmenterWidget(QWidget):
@@ -111,22 +64,22 @@ class SegmenterWidget(QWidget):
         self.segmenter_cls: type[Segmenter] = segmenters.get(self.method)
         self.model: Segmenter | None = None
         self.worker = None
-        self._hints = typing.get_type_hints(self.segmenter_cls.Params)
+        self._cancel_event = threading.Event()
+        defaults = self.segmenter_cls()
+        layers = defaults.settings()
 
         self.image_combo = create_widget(annotation=Image, label="image")
         self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)")
-        self.params = Container(
-            widgets=[
-                _param_widget(f, self._hints[f.name], getattr(self.segmenter_cls.Params(), f.name))
-                for f in dataclasses.fields(self.segmenter_cls.Params)
-            ],
-        )
+        # the method's own parameters first; training and run options folded as advanced
+        self.params = SettingsForm(layers["params"])
+        self.train_form = SettingsForm(layers["train"]) if layers["train"] is not None else None
+        self.run_form = SettingsForm(defaults.run_options, fields=layers["run"]) if layers["run"] else None
         self.fov_button = PushButton(text="Run on field of view")
         self.whole_button = PushButton(text="Run on whole image")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
         widgets = [self.image_combo, self.rms_combo]
-        if self.segmenter_cls.trainable:
+        if self.segmenter_cls.capabilities.trainable:
             self.truth_combo = create_widget(annotation=typing.Optional[Labels], label="truth (to train)")
             self.model_dir = FileEdit(mode="d", label="model folder", value="")
             self.load_button = PushButton(text="Load model")
@@ -142,13 +95,23 @@ class SegmenterWidget(QWidget):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
 
+        body = QWidget()
+        inner = QVBoxLayout(body)
+        inner.addWidget(self.form.native)
+        inner.addWidget(QLabel(f"<b>{self.method} parameters</b>"))
+        inner.addWidget(self.params.native)
+        if self.train_form is not None:
+            inner.addWidget(_folded("Training", self.train_form))
+        if self.run_form is not None:
+            inner.addWidget(_folded("Run options (speed and memory)", self.run_form))
+        inner.addStretch(1)
+        scroll = QScrollArea()  # a long form scrolls instead of growing past the screen
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.form.native)
-        layout.addWidget(QLabel(f"<b>{self.method} parameters</b>"))
-        layout.addWidget(self.params.native)
+        layout.addWidget(scroll, 1)
         layout.addWidget(self.actions.native)
         layout.addWidget(self.progress)
-        layout.addStretch(1)
 
         self._relay = _ProgressRelay()
         self._relay.progressed.connect(self._on_progress)
@@ -175,17 +138,26 @@ class SegmenterWidget(QWidget):
 
     # -- parameters ---------------------------------------------------------------------------
     def current_params(self):
-        values = {w.name: _read_param(w, self._hints[w.name]) for w in self.params}
-        return self.segmenter_cls.Params(**values)
+        """The method's parameters as the form shows them (a SettingError for a bad entry)."""
+        from ..settings import build
+
+        return build(self.segmenter_cls.Params, values=self.params.values())
+
+    def current_settings(self) -> dict:
+        """Every setting the form shows, by name (the three layers together)."""
+        values = self.params.values()
+        for form in (self.train_form, self.run_form):
+            if form is not None:
+                values.update(form.values())
+        return values
 
     def _segmenter(self) -> Segmenter:
-        params = self.current_params()
+        settings = self.current_settings()
         if self.model is not None:
-            self.model.params = params
-            return self.model
-        if self.segmenter_cls.trainable:
-            raise ValueError(f"{self.method}: load a model folder or train on a truth layer first")
-        return self.segmenter_cls(params)
+            return self.model.configure(**settings)
+        if self.segmenter_cls.capabilities.trainable:
+            raise ValueError(f"load a model folder or train on a truth layer first")
+        return self.segmenter_cls(**settings)
 
     def _inputs(self, field_of_view: bool):
         """(image layer, full-resolution image, rms or None, region of interest as two slices)."""
@@ -209,18 +181,13 @@ class SegmenterWidget(QWidget):
         except (ValueError, KeyError) as exc:
             self._report_error(exc)
             return None
+        window = Window.of(region) if field_of_view else None
 
         def work():
-            if not field_of_view:
-                labels = segmenter.predict(image, rms=rms, progress=self._relay)
-            elif "region" in inspect.signature(segmenter.predict).parameters:
-                # the method reads the context it needs around the view itself (no edge effects)
-                bounds = (region[0].start, region[0].stop, region[1].start, region[1].stop)
-                labels = segmenter.predict(image, rms=rms, progress=self._relay, region=bounds)
-            else:
-                crop_rms = rms[region] if rms is not None else None
-                labels = segmenter.predict(image[region], rms=crop_rms, progress=self._relay)
-            return _materialise(labels), segmenter
+            # methods with region_with_context read the context they need around the view
+            result = segmenter.predict(image, rms=rms, region=window, progress=self._relay, cancel=self._cancel_event)
+            result.labels = _materialise(result.labels)
+            return result, segmenter
 
         return self._start(work, lambda result: self._show_result(result, image_layer, region, field_of_view))
 
@@ -234,13 +201,13 @@ class SegmenterWidget(QWidget):
             truth = level0(truth_layer)
             if tuple(truth.shape) != tuple(image.shape):
                 raise ValueError(f"truth {truth.shape} and image {image.shape} differ in shape")
-            model = self.segmenter_cls(self.current_params())
+            model = self.segmenter_cls(**self.current_settings())
         except ValueError as exc:
             self._report_error(exc)
             return None
 
         def work():
-            return model.fit(image, truth, rms=rms, progress=self._relay)
+            return model.fit(image, truth, rms=rms, progress=self._relay, cancel=self._cancel_event)
 
         def done(fitted):
             self.model = fitted
@@ -254,10 +221,11 @@ class SegmenterWidget(QWidget):
         except (ValueError, OSError) as exc:
             self._report_error(exc)
             return
-        for w in self.params:
-            if hasattr(self.model.params, w.name):
-                value = getattr(self.model.params, w.name)
-                w.value = json.dumps(value) if isinstance(w, LineEdit) and self._hints[w.name] is not str else value
+        self.params.set_values(self.model.params)
+        if self.train_form is not None and self.model.train_config is not None:
+            self.train_form.set_values(self.model.train_config)
+        if self.run_form is not None:
+            self.run_form.set_values(self.model.run_options)
         self.status.value = f"loaded {self.model_dir.value}"
 
     def _save_model(self):
@@ -272,7 +240,7 @@ class SegmenterWidget(QWidget):
         self.status.value = f"saved to {target}"
 
     def _start(self, work, on_done):
-        self._relay.cancel_requested = False
+        self._cancel_event.clear()
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.status.value = "running…"
@@ -298,7 +266,7 @@ class SegmenterWidget(QWidget):
 
     def _cancel(self):
         if self.worker is not None:
-            self._relay.cancel_requested = True
+            self._cancel_event.set()
             self.status.value = "cancelling… (stops at the next progress step)"
 
     def _on_progress(self, done: int, total: int, message: str):
@@ -326,8 +294,9 @@ class SegmenterWidget(QWidget):
         changed = [f"{k}={v}" for k, v in dataclasses.asdict(params).items() if getattr(defaults, k) != v]
         return f"{self.method}" + (f" ({', '.join(changed)})" if changed else "")
 
-    def _show_result(self, result, image_layer, region, field_of_view: bool):
-        labels, segmenter = result
+    def _show_result(self, result: tuple[Segmentation, Segmenter], image_layer, region, field_of_view: bool):
+        segmentation, segmenter = result
+        labels = segmentation.labels
         name = self.layer_name(segmenter.params) + (" [view]" if field_of_view else "")
         translate = np.asarray(image_layer.translate)[-2:] + np.asarray(image_layer.scale)[-2:] * [region[0].start, region[1].start]
         metadata = {
@@ -347,7 +316,7 @@ class SegmenterWidget(QWidget):
             layer = self.viewer.add_labels(
                 labels, name=name, translate=translate, scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6
             )
-        catalog = getattr(segmenter, "catalog_", None)
+        catalog = segmentation.catalog
         if catalog is not None and len(catalog):
             _show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])
         self.status.value = f"{name}: {int(labels.max())} objects" if isinstance(labels, np.ndarray) else name
@@ -376,8 +345,6 @@ MAX_ELLIPSES = 5000
 def _show_catalog(viewer, catalog, name, translate, scale):
     """The catalog over the image: ellipses (Shapes) for moderate counts, else points; the catalog
     columns travel as features, so hovering a source shows its flux, area, Kron radius…"""
-    from ..catalog import ellipse_corners, points_data
-
     coords, features = points_data(catalog)
     layer_name = f"{name} catalog"
     if layer_name in viewer.layers:

@@ -1,0 +1,94 @@
+"""Catalog exports: ECSV, FITS binary tables and region files (DS9 or CRTF, through astropy's ``regions``).
+
+Region files carry sky coordinates (``fk5``/``icrs``) when the image has a WCS, image coordinates
+otherwise; :func:`read_regions` reads them back (for a Shapes/Points layer). Every export is atomic
+and never replaces an existing file unless ``overwrite=True``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import atomic_path
+
+def _plain(table):
+    """A copy with numpy-native columns (Quantity kept as columns with units)."""
+    from astropy.table import QTable, Table
+
+    return Table(QTable(table), copy=True)
+
+
+def write_catalog(table, path: str | os.PathLike, overwrite: bool = False, format: str | None = None,
+                  wcs=None) -> Path:
+    """Write ``table`` as ECSV (``.ecsv``), FITS binary table (``.fits``/``.fit``/``.fits.gz``) or DS9
+    regions (``.reg``, sky ellipses when ``wcs`` is given), chosen by ``format`` or the file suffix.
+    Atomic; refuses to overwrite."""
+    path = Path(path)
+    name = path.name.lower()
+    fmt = format or ("ecsv" if name.endswith(".ecsv") else "fits" if name.endswith((".fits", ".fit", ".fits.gz")) else "reg" if name.endswith(".reg") else None)
+    if fmt is None:
+        raise ValueError(f"cannot tell the catalog format from {path.name!r}; use a .ecsv, .fits or .reg file name")
+    if fmt == "reg":
+        return write_regions(table, path, overwrite=overwrite, wcs=wcs)
+    if fmt not in ("ecsv", "fits"):
+        raise ValueError(f"unknown catalog format {fmt!r}; choose ecsv, fits or reg")
+    table = _plain(table)
+    meta = dict(table.meta)
+    if fmt == "fits":  # FITS headers hold scalars only: keep the parameters as a JSON string
+        import json
+
+        table.meta = {k.upper()[:8]: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
+        if "params" in meta:
+            table.meta["PARAMS"] = json.dumps(meta["params"], default=str)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        table.write(tmp, format="ascii.ecsv" if fmt == "ecsv" else "fits")
+    return path
+
+
+def catalog_regions(table, wcs=None, scale: float = 2.0):
+    """One ellipse region per source (``scale`` × the semimajor/semiminor axes, labelled with the
+    segment id), in sky coordinates when ``wcs`` is given, else in image pixels."""
+    import astropy.units as u
+    from regions import EllipsePixelRegion, PixCoord, Regions
+
+    out = []
+    for row in table:
+        x, y = float(row["x_centroid"]), float(row["y_centroid"])
+        a, b, theta = (float(np.asarray(getattr(row[k], "value", row[k]))) for k in ("semimajor_axis", "semiminor_axis", "orientation"))
+        if not all(math.isfinite(v) for v in (x, y, a, b, theta)):
+            continue
+        region = EllipsePixelRegion(PixCoord(x, y), width=2 * a * scale, height=2 * b * scale, angle=theta * u.deg,
+                                    meta={"text": str(int(row["label"]))})
+        out.append(region.to_sky(wcs) if wcs is not None else region)
+    return Regions(out)
+
+
+def write_regions(table, path: str | os.PathLike, overwrite: bool = False, scale: float = 2.0, wcs=None,
+                  format: str = "ds9") -> Path:
+    """A region file (``format`` ds9 or crtf) of :func:`catalog_regions`; DS9 reads it over the image
+    (``fk5`` ellipses when ``wcs`` is given, ``image`` ones otherwise)."""
+    text = catalog_regions(table, wcs, scale).serialize(format=format)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
+
+
+def read_regions(path: str | os.PathLike, wcs=None) -> list:
+    """Regions of a DS9/CRTF file, as pixel regions (sky ones converted with ``wcs``)."""
+    from regions import Regions
+
+    try:
+        regions = Regions.read(str(path))
+    except Exception as exc:  # noqa: BLE001 - the regions parser raises many kinds
+        raise ValueError(f"{path} is not a region file regions can read ({exc})") from None
+    pixel = []
+    for region in regions:
+        if not hasattr(region, "to_sky"):  # a sky region
+            if wcs is None:
+                raise ValueError(f"{path} holds sky regions: open it over an image that has a WCS")
+            region = region.to_pixel(wcs)
+        pixel.append(region)
+    return pixel

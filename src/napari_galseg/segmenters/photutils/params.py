@@ -1,0 +1,86 @@
+"""Parameters of the photutils pipeline: what it detects and how it splits (``--set key=value``).
+
+How a run uses the machine (``tile_size``, ``n_threads``, ``n_workers``) is not here: those are
+:class:`~napari_galseg.settings.RunOptions` and never change the labels.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class PhotutilsParams:
+    """Parameters of the photutils pipeline (the CLI's ``--set key=value`` reads these names)."""
+
+    #: detection threshold in units of the noise (of the smoothed image unless threshold_mode="study")
+    nsigma: float = 3.0
+    #: "filtered": nsigma × noise of the smoothed image (correct); "study": nsigma × unsmoothed rms
+    threshold_mode: Literal["filtered", "study"] = "filtered"
+    #: Gaussian smoothing kernel FWHM and size in pixels (size odd); fwhm=0 disables smoothing
+    fwhm: float = 3.0
+    kernel_size: int = 5
+    #: minimum object area in pixels (photutils' n_pixels)
+    n_pixels: int = 10
+    connectivity: int = 8
+    #: Background2D mesh: box size, median filter size (boxes), excluded-pixel percentage per box
+    box_size: int = 64
+    filter_size: int = 3
+    exclude_percentile: float = 10.0
+    #: deblending (photutils deblend_sources)
+    deblend: bool = True
+    n_levels: int = 32
+    contrast: float = 0.001
+    deblend_mode: Literal["exponential", "linear", "sinh"] = "exponential"
+    #: source catalog beside the labels: "basic" (centroid, bbox, area, ellipse, flux and error,
+    #: min/max — SourceCatalog's definitions, computed vectorised during detection: ~free), "full"
+    #: (photutils' SourceCatalog itself, adding the Kron radius and Kron flux: ~1 ms per source) or
+    #: "none". True means "basic", False "none"
+    catalog: Literal["basic", "full", "none"] = "basic"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.catalog, (bool, np.bool_)):
+            self.catalog = "basic" if self.catalog else "none"
+        if self.catalog not in ("basic", "full", "none"):
+            raise ValueError(f"catalog must be 'basic', 'full' or 'none' (or true/false), got {self.catalog!r}")
+        if self.threshold_mode not in ("filtered", "study"):
+            raise ValueError(f"threshold_mode must be 'filtered' or 'study', got {self.threshold_mode!r}")
+        if not self.nsigma > 0:
+            raise ValueError(f"nsigma must be > 0, got {self.nsigma}")
+        if self.fwhm < 0:
+            raise ValueError(f"fwhm must be >= 0, got {self.fwhm}")
+        if self.fwhm > 0 and (int(self.kernel_size) < 1 or int(self.kernel_size) % 2 == 0):
+            raise ValueError(f"kernel_size must be a positive odd integer, got {self.kernel_size}")
+        if int(self.n_pixels) < 1:
+            raise ValueError(f"n_pixels must be >= 1, got {self.n_pixels}")
+        if self.connectivity not in (4, 8):
+            raise ValueError(f"connectivity must be 4 or 8, got {self.connectivity}")
+        if int(self.box_size) < 4:
+            raise ValueError(f"box_size must be >= 4 pixels, got {self.box_size}")
+        if int(self.filter_size) < 1 or int(self.filter_size) % 2 == 0:
+            raise ValueError(f"filter_size must be a positive odd integer, got {self.filter_size}")
+        if not 0 <= self.exclude_percentile <= 100:
+            raise ValueError(f"exclude_percentile must be in [0, 100], got {self.exclude_percentile}")
+        if self.deblend_mode not in ("exponential", "linear", "sinh"):
+            raise ValueError(f"deblend_mode must be 'exponential', 'linear' or 'sinh', got {self.deblend_mode!r}")
+        if not 0 <= self.contrast <= 1:
+            raise ValueError(f"contrast must be in [0, 1], got {self.contrast}")
+        if int(self.n_levels) < 1:
+            raise ValueError(f"n_levels must be >= 1, got {self.n_levels}")
+
+
+def check_run(tile_size: int, n_threads: int, n_workers: int) -> None:
+    """The run options the pipeline reads (tile side rounded up to whole background boxes;
+    threads for the per-tile passes; forked processes for deblending and the full catalog)."""
+    if int(tile_size) < 16:
+        raise ValueError(f"tile_size must be >= 16, got {tile_size}")
+    if int(n_threads) < 0:
+        raise ValueError(f"n_threads must be >= 0 (0 = one per CPU), got {n_threads}")
+    if int(n_workers) < 0:
+        raise ValueError(f"n_workers must be >= 0 (0 = one per CPU), got {n_workers}")
+
+
+#: the study's literal setting: 1.5 × the unsmoothed rms (see the pipeline's docstring)
+STUDY_PRESET = {"threshold_mode": "study", "nsigma": 1.5}
