@@ -29,7 +29,7 @@ def _field(seed=0, shape=(80, 80)):
 @pytest.fixture(scope="module")
 def forest():
     image, rms, truth = _field()
-    return ForestSegmenter(n_estimators=10, max_depth=8, window=5, max_train_pixels=4000, n_jobs=1).fit(image, truth, rms)
+    return ForestSegmenter(n_estimators=10, max_depth=8, window=5, max_train_pixels=4000, n_threads=1).fit(image, truth, rms)
 
 
 class _Boom:

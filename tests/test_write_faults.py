@@ -202,3 +202,42 @@ def test_sigterm_stops_galseg_segment_and_leaves_nothing(tmp_path):
     assert process.wait(timeout=60) == 130, seen + rest
     assert "Traceback" not in seen + rest and "interrupted" in rest
     assert not out.exists() and _parts(out) == []
+
+
+FORKED = textwrap.dedent("""
+    import sys, time
+    from napari_galseg import cli
+    from napari_galseg.segmenters.photutils.workers import map_groups
+
+    def slow(i):
+        time.sleep(0.5)
+        return i
+
+    print("ready", flush=True)
+    with cli._stop_signals_interrupt():
+        try:
+            map_groups(slow, 80, 2, lambda done: print("done", done, flush=True))
+        except KeyboardInterrupt:
+            sys.exit(130)
+""")
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_sigterm_stops_forked_workers_at_once(tmp_path, group):
+    """SIGTERM to galseg (or to its whole process group) during the forked per-object steps
+    ends it within seconds, without a traceback from the workers."""
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, start_new_session=True)
+    _wait_for(process, "ready")
+    time.sleep(1.0)  # the workers are busy with their first batches
+    start = time.monotonic()
+    if group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 130
+    assert time.monotonic() - start < 10  # 80 items x 0.5 s / 2 workers would take 20 s
+    assert "Traceback" not in process.stderr.read()
