@@ -309,7 +309,7 @@ class FitsArray:
         key = _normalise_key(key, self.shape)
         try:
             out = self._read(key)
-        except FitsReadError:
+        except (FitsReadError, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - cfitsio, zlib, numpy and OSError all show up here
             raise FitsReadError(
