@@ -6,6 +6,8 @@ two subprocess runs prove that nothing reaches stderr but the one line.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import sys
 import warnings
@@ -17,6 +19,25 @@ from fits_corpus import SHAPE, build_corpus
 from napari_galseg import cli
 from napari_galseg.io import FitsReadError, open_fits
 from napari_galseg.plugin.reader import get_reader
+
+
+class Hang(BaseException):
+    """A call that ran past its time (BaseException: no `except Exception` swallows it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float = 60.0):
+    """Turn a hang into a failure instead of a stuck test run."""
+    def expire(signum, frame):
+        raise Hang(f"no answer after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +65,7 @@ def test_open_fits_api(corpus):
     failures = []
     for case in cases:
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as caught, time_limit():
                 warnings.simplefilter("always")
                 values = open_fits(case.path).compute()
         except (FitsReadError, FileNotFoundError) as exc:
@@ -54,7 +75,7 @@ def test_open_fits_api(corpus):
             elif "\n" in message or len(message) < 20:
                 failures.append(f"{case.name}: unclear message {message!r}")
             continue
-        except Exception as exc:  # noqa: BLE001 - exactly what must not happen
+        except (Exception, Hang) as exc:  # noqa: BLE001 - exactly what must not happen
             failures.append(f"{case.name}: raw {type(exc).__name__}: {exc}")
             continue
         if case.expected is None:
@@ -79,10 +100,10 @@ def test_napari_reader(corpus):
                 if case.expected is not None:
                     failures.append(f"{case.name}: no reader for a good file")
                 continue
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), time_limit():
                 warnings.simplefilter("ignore")
                 layers = reader(str(case.path))
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, Hang) as exc:  # noqa: BLE001
             failures.append(f"{case.name}: raised into napari: {type(exc).__name__}: {exc}")
             continue
         refused = len(layers) == 1 and layers[0][0] is None
@@ -111,7 +132,11 @@ def _finite_positive(values: np.ndarray) -> bool:
 
 
 def _cli(argv, capsys) -> tuple[int, str]:
-    code = cli.main(argv)
+    try:
+        with time_limit():
+            code = cli.main(argv)
+    except Hang as exc:
+        code = f"hang: {exc}"
     return code, capsys.readouterr().err
 
 
