@@ -20,6 +20,8 @@ Methods (same detection settings everywhere: Gaussian FWHM 3 px / 5×5 kernel, t
   catalog (centroid, bbox, area, second-moment ellipse, segment flux + error, min/max: what
   ``sep.extract`` returns too), per-tile passes in ``--threads`` threads (0 = one per CPU),
   ``--workers N``: deblending in N forked processes.
+* ``galseg-cli``: the whole ``galseg segment photutils IMG -o OUT --catalog CAT`` command in a
+  fresh process (its imports inside the measurement): the whole-process peak a user sees.
 * ``galseg-full``: the same with the "full" catalog (photutils' SourceCatalog, adding Kron radius
   and Kron flux); ``galseg-nocat``: no catalog; ``galseg-detect``: no deblending, no catalog.
 * ``sep``: ``sep.Background`` + ``sep.extract(..., segmentation_map=True)`` (matched filter, so its
@@ -43,8 +45,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("galseg", "galseg-full", "galseg-nocat", "galseg-detect", "sep", "photutils")
-CATALOG = {"galseg": "basic", "galseg-full": "full", "galseg-nocat": "none", "galseg-detect": "none"}
+METHODS = ("galseg", "galseg-full", "galseg-nocat", "galseg-detect", "galseg-cli", "sep", "photutils")
+CATALOG = {"galseg": "basic", "galseg-full": "full", "galseg-nocat": "none", "galseg-detect": "none", "galseg-cli": "basic"}
 NSIGMA, FWHM, KSIZE, NPIX, NLEVELS, CONTRAST = 3.0, 3.0, 5, 10, 32, 0.001
 
 
@@ -85,6 +87,19 @@ def run_galseg(field: dict, variant: str, tile_size: int, workers: int, threads:
     out = Path(field["workdir"]) / f"labels-{variant}.fits"
     write_labels(out, result.labels, like=image, overwrite=True)
     return out, n
+
+
+def run_cli(field: dict):
+    """``galseg segment photutils`` end to end, in this process (started with nothing imported)."""
+    from astropy.table import Table
+
+    from napari_galseg.cli import main
+
+    out = Path(field["workdir"]) / "labels-galseg-cli.fits"
+    cat = Path(field["workdir"]) / "catalog-galseg-cli.ecsv"
+    if main(["segment", "photutils", field["image"], "-o", str(out), "--catalog", str(cat), "--overwrite"]) != 0:
+        raise RuntimeError("galseg segment failed")
+    return out, len(Table.read(cat))
 
 
 def run_sep(field: dict, tile_above: int):
@@ -189,7 +204,9 @@ def worker(args) -> None:
     import astropy.io.fits
     import numpy  # noqa: F401
 
-    if args.method.startswith("galseg"):
+    if args.method == "galseg-cli":
+        pass  # the command imports what it needs, inside the measurement
+    elif args.method.startswith("galseg"):
         import photutils.background
         import photutils.segmentation
 
@@ -211,7 +228,9 @@ def worker(args) -> None:
         (Path(field["workdir"]) / f"labels-{args.method}.fits").unlink(missing_ok=True)
     base_rss = _rss_mb()
     t1 = time.perf_counter()
-    if args.method.startswith("galseg"):
+    if args.method == "galseg-cli":
+        labels, n = run_cli(field)
+    elif args.method.startswith("galseg"):
         labels, n = run_galseg(field, args.method, args.tile_size, args.workers, args.threads, args.labels)
     elif args.method == "sep":
         labels, n = run_sep(field, args.sep_tile_above)

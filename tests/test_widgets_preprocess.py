@@ -92,7 +92,7 @@ def test_rms_widget_and_bad_input_messages(viewer):
     np.testing.assert_array_equal(np.asarray(layer.data), rms_channel(viewer.layers["rms"].data, RmsParams()))
     widget.params.a.value = "not a number"
     widget._report(widget.apply)
-    assert widget.status.value.startswith("error:") and "expected a number" in widget.status.value
+    assert widget.status.value.startswith("error:") and "a takes a number, or empty for auto" in widget.status.value
 
 
 def test_lazy_and_multiscale_inputs_give_lazy_layers(make_napari_viewer):

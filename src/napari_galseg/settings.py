@@ -146,7 +146,9 @@ def _type_name(annotation) -> str:
     if origin is Literal:
         return "one of " + ", ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in typing.get_args(annotation))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation) if a is not type(None))
+        args = typing.get_args(annotation)
+        text = " or ".join(_type_name(a) for a in args if a is not type(None))
+        return f"{text}, or empty for auto" if type(None) in args else text
     if origin in (list, tuple):
         return "a list"
     return {bool: "true or false", int: "a whole number", float: "a number", str: "text"}.get(annotation, str(annotation))

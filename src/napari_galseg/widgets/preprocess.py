@@ -24,11 +24,8 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
-    FloatSpinBox,
     Label,
-    LineEdit,
     PushButton,
-    SpinBox,
     create_widget,
 )
 from napari.layers import Image
@@ -47,6 +44,7 @@ from ..preprocess import (
     default_recipe,
 )
 from ..arrays import is_dask
+from ._settings_form import SettingsForm
 from ..preprocess.normalise import normalise
 from ..preprocess.rms import rms_channel
 from ..preprocess.stretch import stretch
@@ -73,32 +71,11 @@ _INTERVAL_FIELDS = {
 }
 
 
-def _field_widget(f: dataclasses.Field, annotation, value):
-    label = f.name.replace("_", " ")
-    if f.name in _CHOICES:
-        return ComboBox(name=f.name, label=label, choices=_CHOICES[f.name], value=value)
-    if annotation is bool:
-        return CheckBox(name=f.name, label=label, value=bool(value))
-    if annotation is int:
-        return SpinBox(name=f.name, label=label, value=int(value), min=1, max=10**9)
-    if annotation is float:
-        return FloatSpinBox(name=f.name, label=label, value=float(value), min=0.0, max=100.0, step=0.1)
-    # optional numbers (levels, stretch parameter a): empty = automatic
-    edit = LineEdit(name=f.name, label=label, value="" if value is None else repr(float(value)))
-    edit.tooltip = "empty = automatic (fitted from the interval, or astropy's default for a)"
-    return edit
-
-
-def _read_field(widget, annotation):
-    if isinstance(widget, LineEdit):
-        text = widget.value.strip()
-        if not text or text.lower() in ("auto", "none"):
-            return None
-        try:
-            return float(text)
-        except ValueError as exc:
-            raise ValueError(f"{widget.label}: expected a number or empty (automatic), got {text!r}") from exc
-    return widget.value
+def _bounds(cls) -> dict:
+    """Counts are positive; percentiles, contrasts and stretch factors lie in 0..100."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (1, 10**9) if hints[f.name] is int else (0.0, 100.0)
+            for f in dataclasses.fields(cls) if hints[f.name] in (int, float)}
 
 
 class _PreprocessWidget(QWidget):
@@ -274,11 +251,9 @@ class _StepWidget(_PreprocessWidget):
     source = "image"
 
     def _extra_widgets(self) -> list:
-        self._hints = typing.get_type_hints(self.params_cls)
-        defaults = self.params_cls()
-        fields = [f for f in dataclasses.fields(self.params_cls) if f.name not in _HIDDEN_FIELDS]
-        self.params = Container(widgets=[_field_widget(f, self._hints[f.name], getattr(defaults, f.name))
-                                         for f in fields], label="parameters")
+        fields = [f.name for f in dataclasses.fields(self.params_cls) if f.name not in _HIDDEN_FIELDS]
+        self.params = SettingsForm(self.params_cls(), fields=fields, choices=_CHOICES,
+                                   bounds=_bounds(self.params_cls), label="parameters")
         self.params.changed.connect(self._update_visibility)
         self._update_visibility()
         return [self.params]
@@ -296,15 +271,12 @@ class _StepWidget(_PreprocessWidget):
 
     def current_params(self):
         """The parameter dataclass as the form shows it (levels left empty are fitted later)."""
-        values = {w.name: _read_field(w, self._hints[w.name]) for w in self.params}
-        params = self.params_cls(**values)
+        params = self.params_cls(**self.params.values())
         params._check() if hasattr(params, "_check") else params._check_interval()
         return params
 
     def set_params(self, params) -> None:
-        for w in self.params:
-            value = getattr(params, w.name)
-            w.value = ("" if value is None else repr(float(value))) if isinstance(w, LineEdit) else value
+        self.params.set_values(params)
 
     def recipe(self, fitted: bool = True) -> Recipe:
         recipe = Recipe([Channel(self.step, self.current_params(), self.source, self.step)], name=self.step)

@@ -156,7 +156,7 @@ class SegmenterWidget(QWidget):
         if self.model is not None:
             return self.model.configure(**settings)
         if self.segmenter_cls.capabilities.trainable:
-            raise ValueError(f"load a model folder or train on a truth layer first")
+            raise ValueError("load a model folder or train on a truth layer first")
         return self.segmenter_cls(**settings)
 
     def _inputs(self, field_of_view: bool):
