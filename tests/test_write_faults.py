@@ -241,3 +241,27 @@ def test_sigterm_stops_forked_workers_at_once(tmp_path, group):
     assert process.wait(timeout=30) == 130
     assert time.monotonic() - start < 10  # 80 items x 0.5 s / 2 workers would take 20 s
     assert "Traceback" not in process.stderr.read()
+
+
+def test_a_model_folder_over_a_file_is_refused_before_training(tmp_path, capsys):
+    image = tmp_path / "img.fits"
+    fits.writeto(image, np.random.default_rng(2).normal(0, 1, (64, 64)).astype(np.float32))
+    truth = tmp_path / "true.fits"
+    fits.writeto(truth, np.zeros((64, 64), np.int32))
+    for out in (image, image / "sub"):
+        code = cli.main(["train", "forest", "--image", str(image), "--truth", str(truth), "-o", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and "is a file, not a folder" in err and "train forest" not in err  # no work done
+
+
+def test_python_dash_m_reports_command_errors_in_one_line(tmp_path):
+    """`python -m napari_galseg.cli` runs cli.py as __main__: its errors must still be the
+    package's (a second copy of CliError once turned them into 'unexpected' errors)."""
+    image = tmp_path / "img.fits"
+    fits.writeto(image, np.zeros((16, 16), np.float32) + 1)
+    result = subprocess.run([sys.executable, "-m", "napari_galseg.cli", "segment", "forest", str(image), "-o",
+                             str(tmp_path / "o.fits")], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines() if line.startswith("galseg segment: error:")]
+    assert "unexpected" not in result.stderr and "must be trained first" in result.stderr

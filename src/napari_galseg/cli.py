@@ -115,4 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m napari_galseg.cli` runs this file as __main__: use the package's module, whose
+    # CliError is the one the commands raise (a second copy of the class would not match)
+    from napari_galseg.cli import main as _main
+
+    sys.exit(_main())
