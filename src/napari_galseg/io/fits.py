@@ -26,6 +26,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import FitsReadError, FitsReadWarning
+from .fits_checks import (
+    check_complete,
+    check_datasum,
+    check_scaling_cards,
+    readable_header,
+)
 from .label_map import looks_like_label_map
 
 __all__ = [
@@ -60,14 +67,6 @@ _RMS_WORDS = ("rms", "err", "error", "errors", "sigma", "noise", "weight", "weig
 _KIND_KEYWORDS = ("EXTNAME", "HDUNAME", "CONTENT", "IMAGETYP", "FILETYPE", "PRODTYPE", "BUNIT", "OBJECT")
 # Names astropy gives compressed/primary HDUs by default: not worth putting in a layer name.
 _BORING_EXTNAMES = {"", "PRIMARY", "COMPRESSED_IMAGE", "IMAGE"}
-
-
-class FitsReadError(ValueError):
-    """A FITS file we cannot open as a 2-D image; the message says what is wrong and what to do."""
-
-
-class FitsReadWarning(UserWarning):
-    """Part of a FITS file was skipped (e.g. a cube extension beside 2-D images)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +179,8 @@ class FitsArray:
     """
 
     def __init__(self, path: str | os.PathLike, hdu: int, shape: tuple[int, ...], dtype: Any,
-                 mode: str, squeeze: tuple[int, ...] = (), data_offset: int | None = None):
+                 mode: str, squeeze: tuple[int, ...] = (), data_offset: int | None = None,
+                 blank: int | None = None):
         if mode not in ("plain", "section", "memory"):
             raise ValueError(f"unknown FitsArray mode {mode!r}")
         self.path = str(path)
@@ -194,6 +194,9 @@ class FitsArray:
         self.data_offset = data_offset
         if mode == "plain" and data_offset is None:
             raise ValueError("plain mode needs the data offset of the HDU")
+        # BLANK of an unscaled integer image: those stored values are returned as NaN (``dtype``
+        # is then a float type); astropy leaves them as plain integers
+        self.blank = blank
         self._init_handles()
 
     def _init_handles(self) -> None:
@@ -310,6 +313,25 @@ class FitsArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = _normalise_key(key, self.shape)
+        try:
+            out = self._read(key)
+        except (FitsReadError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - cfitsio, zlib, numpy and OSError all show up here
+            raise FitsReadError(
+                f"HDU {self.hdu} of {self.path} is damaged: its pixels are unreadable ({type(exc).__name__}: "
+                f"{exc}), e.g. a corrupted compressed tile or a copy cut short; fetch it again or re-create it."
+            ) from None
+        if self.blank is None:
+            return out
+        stored = out
+        out = stored.astype(self.dtype)
+        out[stored == self.blank] = np.nan
+        return out
+
+    def _read(self, key: tuple[Any, ...]) -> np.ndarray:
+        """The pixels of a normalised key in native byte order (blank values not yet replaced)."""
+        dtype = None if self.blank is not None else self.dtype
         full_key = (0,) * len(self.squeeze) + key
         if self.mode == "plain":
             return self._read_plain(key)
@@ -323,10 +345,10 @@ class FitsArray:
             if pieces:
                 out = np.stack(pieces)
             else:
-                out = np.empty((0,) + ((width,) if width is not None else ()), dtype=self.dtype)
+                out = np.empty((0,) + ((width,) if width is not None else ()), dtype=dtype or self.dtype)
         else:
             out = np.asarray(stored[full_key])
-        return _native(out, self.dtype)
+        return _native(out, dtype)
 
     def __dask_tokenize__(self):
         stat = os.stat(self.path)
@@ -409,6 +431,12 @@ class FitsImage:
 
 def _check_header_start(path: Path) -> None:
     """Say plainly when a file is empty or not FITS at all (astropy's messages are terse)."""
+    if path.is_dir():
+        raise FitsReadError(f"{path} is a folder; open one of its FITS files "
+                            f"({', '.join(p.name for p in find_fits_files(path)) or 'none found'})")
+    if not path.is_file():  # a pipe or a device would block or never end
+        raise FitsReadError(f"{path} is not a regular file (a pipe, socket or device); "
+                            "save the image to a file and open that.")
     size = path.stat().st_size
     if size == 0:
         raise FitsReadError(f"{path} is empty (0 bytes): the file was not written completely; "
@@ -417,11 +445,12 @@ def _check_header_start(path: Path) -> None:
         start = fh.read(80)
     if start[:2] == b"\x1f\x8b":  # gzip: look inside
         import gzip
+        import zlib
 
         try:
             with gzip.open(path, "rb") as fh:
                 start = fh.read(80)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise FitsReadError(f"{path} is a damaged gzip file ({exc}); download or copy it again.") from exc
     elif start[:3] in (b"BZh", b"PK\x03"):
         return  # bzip2 / zip: astropy reads these too
@@ -446,18 +475,13 @@ def _open_hdulist(path: Path):
             f"{path} starts like a FITS file but its header cannot be read ({exc}). The file is "
             "probably truncated or damaged; copy or download it again.") from exc
     except Exception as exc:  # astropy raises assorted errors on damaged headers
-        raise FitsReadError(f"{path} could not be read as FITS ({type(exc).__name__}: {exc}).") from exc
-    compression = getattr(hdul._file, "compression", None)
-    if compression is None:
-        file_size = path.stat().st_size
-        for index, hdu in enumerate(hdul):
-            info = hdu.fileinfo() or {}
-            expected = info.get("datLoc", 0) + getattr(hdu, "_data_size", 0)
-            if expected > file_size:
-                hdul.close()
-                raise FitsReadError(
-                    f"{path} is truncated: HDU {index} needs {expected:,} bytes but the file has only "
-                    f"{file_size:,}. The copy or download was probably cut short; fetch the file again.")
+        raise FitsReadError(f"{path} has a damaged or non-standard header and could not be read as "
+                            f"FITS ({type(exc).__name__}: {exc}); re-create or fetch the file again.") from exc
+    try:
+        check_complete(hdul, path)
+    except BaseException:
+        hdul.close()
+        raise
     return hdul
 
 
@@ -527,6 +551,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         raise FitsReadError(f"HDU {index} of {path} is a {type(hdu).__name__}, not an image. "
                             f"Image HDUs with data: {_image_hdu_indices(hdul) or 'none'}.")
     header = hdu.header
+    check_scaling_cards(header, path, index)
     shape = tuple(int(n) for n in (hdu.shape or ()))
     if header.get("NAXIS", 0) == 0 or not shape or any(n == 0 for n in shape):
         others = _image_hdu_indices(hdul)
@@ -551,6 +576,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     compressed = hdu.__class__.__name__ == "CompImageHDU"
     gzipped = getattr(hdul._file, "compression", None) is not None
     if compressed:
+        check_datasum(hdu, path, index)
         dtype = hdu.section.dtype
         mode = "section"
     else:
@@ -558,6 +584,13 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         scaled = any(k in header for k in ("BSCALE", "BZERO", "BLANK")) and (
             hdu._orig_bscale != 1 or hdu._orig_bzero != 0 or "BLANK" in header)
         mode = "section" if scaled else "plain"
+    blank = None
+    if (not compressed and int(header.get("BITPIX", 0)) > 0 and "BLANK" in header
+            and np.dtype(dtype).kind in "iu"):
+        # integers kept as integers (no scaling, or the unsigned BZERO conventions): astropy
+        # leaves blank pixels as numbers; compare with the blank's physical value
+        blank = int(header["BLANK"]) * int(header.get("BSCALE", 1)) + int(header.get("BZERO", 0))
+        dtype = np.float32 if np.dtype(dtype).itemsize <= 2 else np.float64
     if gzipped:
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if nbytes > max_gzip_bytes:
@@ -569,7 +602,9 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         mode = "memory"
 
     data_offset = hdu.fileinfo()["datLoc"] if mode == "plain" else None
-    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset)
+    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset,
+                      blank=blank)
+    header = readable_header(header, path, index)
     data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
                          name=f"fits-{_token(path, index, chunks)}")
     kind = guess_kind(header, path, array.dtype)
