@@ -31,7 +31,7 @@ from .fits_checks import (
     check_scaling_cards,
     readable_header,
 )
-from .fits_array import FitsArray, _native
+from .fits_array import FitsArray
 from .fits_kinds import FITS_SUFFIXES, find_fits_files, fits_stem, guess_kind, hdu_kind, is_fits_path
 
 __all__ = [
