@@ -16,7 +16,7 @@ import warnings
 
 from . import __version__
 
-SUBCOMMANDS = ("synth", "preprocess", "segment", "evaluate", "train", "export", "demo")
+SUBCOMMANDS = ("synth", "preprocess", "segment", "evaluate", "train", "export", "study", "demo")
 
 
 class CliError(Exception):

@@ -91,6 +91,7 @@ def evaluate(
     scores: Any = None,
     coco: bool | str = "auto",
     curve_bins: int = 10,
+    check_prediction: bool = True,
 ) -> Evaluation:
     """Pixel metrics, object metrics (and completeness vs area / flux), panoptic quality (one
     "galaxy" class), and COCO AP when ``pred`` carries instances.
@@ -100,6 +101,8 @@ def evaluate(
     mask is split into connected components). ``image`` adds completeness vs flux. ``mask``
     (bool, True = evaluate) and ``region`` (slices) restrict everything. ``coco``: True, False or
     ``"auto"`` (only when the image fits in memory and has at most ``COCO_MAX_OBJECTS`` objects).
+    ``check_prediction=False`` skips the "does it look like a label map?" test of ``pred`` (for
+    labels a segmenter has just made, which are label maps by construction, however fragmented).
     """
     pred, true = _as_array(pred), _as_array(true)
     check_same_shape(pred, true)
@@ -113,7 +116,7 @@ def evaluate(
         raise ValueError(f"the truth must be integer labels or a boolean mask, got dtype {true.dtype}")
     pred, true, image, mask = _crop((pred, true, image, mask), region)
     check_label_map(true, "the truth")
-    if threshold is None:
+    if threshold is None and check_prediction:
         check_label_map(pred, "the prediction")
     if mask is not None and not bool(_scalar(mask.any())):
         raise ValueError("no pixel is left to score: the mask (finite, positive rms) excludes every pixel. "
