@@ -215,8 +215,10 @@ def slurm_executor(spec: JobSpec, job_dir: Path):
     cluster = opts.get("cluster")
     if cluster not in (None, "slurm", "local", "debug"):
         raise JobSpecError(f"job spec: slurm runner option cluster={cluster!r}; choose slurm, local or debug")
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    params: dict[str, Any] = {"name": f"galseg-{spec.job_id}", "slurm_max_num_timeout": int(opts.get("max_requeue", 3))}
+    requeue = int(opts.get("max_requeue", 3))
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=requeue,
+                                     local_max_num_timeout=requeue)
+    params: dict[str, Any] = {"name": f"galseg-{spec.job_id}"}
     for key, target, kind in (("gpus", "gpus_per_node", int), ("cpus", "cpus_per_task", int), ("mem_gb", "mem_gb", float),
                               ("time_min", "timeout_min", int), ("partition", "slurm_partition", str),
                               ("account", "slurm_account", str), ("qos", "slurm_qos", str),
@@ -230,7 +232,10 @@ def slurm_executor(spec: JobSpec, job_dir: Path):
         params["timeout_min"] = 7 * 24 * 60  # submitit's local default (2 min) would kill a training
     if opts.get("setup"):
         params["slurm_setup"] = list(opts["setup"]) if isinstance(opts["setup"], (list, tuple)) else [opts["setup"]]
-    executor.update_parameters(**params)
+    try:
+        executor.update_parameters(**params)
+    except (NameError, ValueError, AssertionError) as exc:  # submitit's own checks of the parameters
+        raise JobSpecError(f"job spec: slurm runner options refused by submitit: {str(exc).splitlines()[0]}") from None
     return executor
 
 
