@@ -3,11 +3,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from jobs_helpers import unet_spec  # noqa: E402
+from jobs_helpers import unet_spec
 
-from napari_galseg.cli import main  # noqa: E402
-from napari_galseg.jobs import JobSpec, read_log  # noqa: E402
-from napari_galseg.synth import write_field  # noqa: E402
+from napari_galseg.cli import main
+from napari_galseg.jobs import JobSpec, read_log
+from napari_galseg.synth import write_field
 
 
 @pytest.fixture(scope="module")

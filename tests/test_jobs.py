@@ -4,14 +4,13 @@ import threading
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-from jobs_helpers import unet_spec  # noqa: E402
+from jobs_helpers import unet_spec
 
-from napari_galseg.jobs import JobSpec, JobSpecError, read_log, start_job, wait_for  # noqa: E402
-from napari_galseg.jobs import log  # noqa: E402
-from napari_galseg.jobs.runners import resume_job  # noqa: E402
-from napari_galseg.synth import write_field  # noqa: E402
+from napari_galseg.jobs import JobSpec, JobSpecError, log, read_log, start_job, wait_for
+from napari_galseg.jobs.runners import resume_job
+from napari_galseg.synth import write_field
 
 
 @pytest.fixture(scope="module")

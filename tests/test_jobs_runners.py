@@ -6,10 +6,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from jobs_helpers import unet_spec  # noqa: E402
+from jobs_helpers import unet_spec
 
-from napari_galseg.jobs import start_job, wait_for  # noqa: E402
-from napari_galseg.synth import write_field  # noqa: E402
+from napari_galseg.jobs import start_job, wait_for
+from napari_galseg.synth import write_field
 
 
 @pytest.fixture(scope="module")

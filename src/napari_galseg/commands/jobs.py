@@ -69,23 +69,28 @@ def epoch_line(record: dict) -> str:
     return ", ".join(parts)
 
 
-def follow(handle, out=sys.stdout, timeout: float = 7 * 24 * 3600) -> str:
-    """Print each new epoch of a started job until it ends; returns its final status."""
+def follow(handle, out=None, timeout: float = 7 * 24 * 3600) -> str:
+    """Show a started job until it ends: its progress as the CLI's bar, one line per epoch on
+    stdout; returns its final status."""
     from ..jobs.log import read_log
+    from . import progress_bar
 
-    shown = 0
+    seen = 0
     deadline = time.monotonic() + timeout
-    while True:
-        state = read_log(handle.job_dir)
-        epochs = [r for r in state.records if r.get("kind") == "epoch"]
-        for record in epochs[shown:]:
-            print(epoch_line(record), file=out, flush=True)
-        shown = len(epochs)
-        if state.final:
-            return state.status
-        if handle.died() is not None or time.monotonic() > deadline:
-            return handle.wait(timeout=1).status
-        time.sleep(0.2)
+    with progress_bar(f"job {handle.job_dir.name}", unit=None) as display:
+        while True:
+            state = read_log(handle.job_dir)
+            for record in state.records[seen:]:
+                if record.get("kind") == "epoch":
+                    display.write(epoch_line(record), stream=out or sys.stdout)
+                elif record.get("kind") == "progress" and record.get("total"):
+                    display(int(record["done"]), int(record["total"]), record.get("message", ""))
+            seen = len(state.records)
+            if state.final:
+                return state.status
+            if handle.died() is not None or time.monotonic() > deadline:
+                return handle.wait(timeout=1).status
+            time.sleep(0.2)
 
 
 def _finish(handle, wait: bool) -> int:

@@ -116,9 +116,10 @@ class JobSpec:
                 changes[name] = str((base / value).resolve())
             elif isinstance(value, str) and value:
                 changes[name] = str(Path(value).expanduser())
-        if isinstance(self.recipe, str) and ("/" in self.recipe or self.recipe.endswith((".json", ".yaml", ".yml"))):
-            if not Path(self.recipe).is_absolute():
-                changes["recipe"] = str((base / self.recipe).resolve())
+        recipe = self.recipe
+        if isinstance(recipe, str) and ("/" in recipe or recipe.endswith((".json", ".yaml", ".yml"))) \
+                and not Path(recipe).is_absolute():
+            changes["recipe"] = str((base / recipe).resolve())
         return dataclasses.replace(self, **changes)
 
     # -- round trip ------------------------------------------------------------------------------
