@@ -88,14 +88,14 @@ def test_a_thread_job_trains_logs_epochs_and_saves_the_model(files, tmp_path):
 
 
 def test_cancel_keeps_the_checkpoint_and_resume_continues_the_epochs(files, tmp_path):
-    spec = unet_spec(files, tmp_path, epochs=12)
+    spec = unet_spec(files, tmp_path, epochs=6)
     handle = start_job(spec)
     wait_for(spec.job_dir, lambda s: len(s.epochs) >= 1 or s.final, timeout=120)
     handle.cancel()
     state = handle.wait(timeout=60)
     assert state.status == "cancelled", state.summary()
     done = len(state.epochs)
-    assert 1 <= done < 12
+    assert 1 <= done < 6
     from napari_galseg.training.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(tmp_path / "job" / "checkpoints" / "last.pt")
@@ -105,11 +105,11 @@ def test_cancel_keeps_the_checkpoint_and_resume_continues_the_epochs(files, tmp_
 
     state = resume_job(spec.job_dir).wait(timeout=120)
     assert state.status == "finished", state.summary()
-    assert [e["epoch"] for e in state.epochs] == list(range(1, 13))
+    assert [e["epoch"] for e in state.epochs] == list(range(1, 7))
     resumed = [r for r in state.records if r["kind"] == "epoch"][done:]
     assert resumed[0]["epoch"] == done + 1  # the resumed run starts after the checkpoint, not at 1
     history = json.loads((tmp_path / "job-model" / "config.json").read_text())["history"]
-    assert [h["epoch"] for h in history] == list(range(1, 13))
+    assert [h["epoch"] for h in history] == list(range(1, 7))
     assert [h["train_loss"] for h in history[:done]] == pytest.approx(losses)
     with pytest.raises(JobSpecError, match="has finished"):
         resume_job(spec.job_dir)

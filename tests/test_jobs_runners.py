@@ -41,7 +41,7 @@ def test_process_runner(files, tmp_path):
 
 def test_slurm_runner_through_submitit_requeues_a_preempted_job(files, tmp_path):
     pytest.importorskip("submitit")
-    spec = unet_spec(files, tmp_path, runner="slurm", epochs=10,
+    spec = unet_spec(files, tmp_path, runner="slurm", epochs=5,
                      runner_options={"cluster": "local", "partition": "gpu", "time_min": 30, "max_requeue": 2})
     handle = start_job(spec)
     state = wait_for(spec.job_dir, lambda s: len(s.epochs) >= 1 or s.final, timeout=180)
