@@ -1,5 +1,6 @@
 """Jobs run in a thread: the spec round trip, the log, a finished job, cancel + resume, failures."""
 import json
+import os
 import threading
 
 import pytest
@@ -142,3 +143,24 @@ def test_a_forest_job_needs_no_checkpoints(files, tmp_path):
 
     assert get("forest").load(tmp_path / "forest").params.n_estimators == 5
     assert not (tmp_path / "fjob" / "checkpoints").exists()
+
+
+def test_a_running_job_whose_process_is_gone_is_said_so_and_can_be_resumed(files, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from napari_galseg.jobs.runners import prepare
+
+    spec = unet_spec(files, tmp_path)
+    prepare(spec)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    log.append(spec.job_dir, "status", status="running", pid=int(gone.stdout), host=socket.gethostname())
+    state = read_log(spec.job_dir)
+    assert state.orphaned and state.summary().startswith("running (its process is gone; resume it)")
+    prepare(spec, resume=True)  # allowed: nothing runs it any more
+    for pid, host in ((os.getpid(), socket.gethostname()), (int(gone.stdout), "another-node")):
+        log.append(spec.job_dir, "status", status="running", pid=pid, host=host)
+        assert not read_log(spec.job_dir).orphaned
+    with pytest.raises(JobSpecError, match="is still running; cancel it first"):
+        prepare(spec, resume=True)

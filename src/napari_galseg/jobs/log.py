@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,24 @@ class JobState:
         return self.status in FINAL
 
     @property
+    def orphaned(self) -> bool:
+        """True when the log says running but the process that ran it, on this host, is gone
+        (napari closed with a thread job, a killed process): the job will never end on its own."""
+        if self.status != "running":
+            return False
+        last = next(r for r in reversed(self.records) if r.get("kind") == "status")
+        pid, host = last.get("pid"), last.get("host")
+        if not pid or host != socket.gethostname():
+            return False  # another machine's process: only its scheduler knows
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+
+    @property
     def error(self) -> str | None:
         last = self._last("status")
         return last.get("error") if last and last.get("status") == "failed" else None
@@ -123,7 +142,7 @@ class JobState:
 
     def summary(self) -> str:
         """One line: status, epoch, loss, ETA or error."""
-        parts = [self.status]
+        parts = [self.status + (" (its process is gone; resume it)" if self.orphaned else "")]
         progress = self.progress
         if self.status == "running" and progress:
             if progress.get("epoch"):

@@ -157,7 +157,7 @@ def prepare(spec: JobSpec, resume: bool = False) -> Path:
     if resume:
         if not state.exists:
             raise JobSpecError(f"{job_dir} holds no job to resume (no {log.LOG_NAME})")
-        if state.status in ("queued", "running"):
+        if state.status in ("queued", "running") and not state.orphaned:
             raise JobSpecError(f"job {job_dir.name} is still {state.status}; cancel it first (`galseg jobs cancel {job_dir}`)")
         if state.status == "finished":
             raise JobSpecError(f"job {job_dir.name} has finished; its model is in {spec.output}")
