@@ -31,6 +31,16 @@ def test_spec_round_trips_through_yaml_and_json(files, tmp_path):
     assert loaded.image == str(tmp_path / "sub" / "img.fits") and loaded.job_dir == str(tmp_path / "sub" / "runs" / "a")
 
 
+def test_a_job_folder_keeps_absolute_paths(files, tmp_path, monkeypatch):
+    from napari_galseg.jobs.runners import prepare
+
+    monkeypatch.chdir(files["image"].parent)
+    spec = JobSpec(method="forest", image="img.fits", truth="true.fits", output="out/model", job_dir="runs/j")
+    prepared = prepare(spec)
+    saved = JobSpec.load(files["image"].parent / "runs" / "j")  # a job folder stands for its spec.yaml
+    assert saved == prepared and saved.image == str(files["image"]) and saved.output == str(files["image"].parent / "out" / "model")
+
+
 @pytest.mark.parametrize("change, message", [
     ({"settings": {"epochs": "many"}}, "epochs=many is not valid: epochs takes a whole number"),
     ({"settings": {"depht": 2}}, "unknown setting 'depht' for unet"),

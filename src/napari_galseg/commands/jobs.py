@@ -198,8 +198,8 @@ def run_spec(spec_path: str, resume: bool = False) -> int:
     from ..jobs.runners import ThreadHandle, prepare
     from ..jobs.spec import JobSpec
 
-    spec = JobSpec.load(spec_path)
-    job_dir = prepare(spec, resume=resume)
+    spec = prepare(JobSpec.load(spec_path), resume=resume)
+    job_dir = Path(spec.job_dir)
     thread = threading.Thread(target=run_job, args=(spec,), kwargs={"resume": resume}, daemon=True)
     thread.start()
     return _finish(ThreadHandle(job_dir, "thread", thread), wait=True)

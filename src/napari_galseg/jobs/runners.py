@@ -142,9 +142,10 @@ class SubmititJob:
 
 
 # -- starting ----------------------------------------------------------------------------------------
-def prepare(spec: JobSpec, resume: bool = False) -> Path:
-    """Check the spec, refuse a busy or used job folder, write spec.yaml and a ``queued`` record."""
-    spec.check()
+def prepare(spec: JobSpec, resume: bool = False) -> JobSpec:
+    """Check the spec, refuse a busy or used job folder, write spec.yaml and a ``queued`` record;
+    returns the spec with absolute paths (relative ones taken from here), as the job will read it."""
+    spec = spec.resolved(Path.cwd()).check()
     unknown = sorted(set(spec.runner_options) - set(OPTIONS[spec.runner]))
     if unknown:
         valid = ", ".join(OPTIONS[spec.runner]) or "none"
@@ -166,12 +167,13 @@ def prepare(spec: JobSpec, resume: bool = False) -> Path:
     log.clear_cancel(job_dir)
     log.append(job_dir, "status", status="queued", method=spec.method, runner=spec.runner, output=spec.output,
                resume=resume)
-    return job_dir
+    return spec
 
 
 def start_job(spec: JobSpec, *, resume: bool = False) -> JobHandle:
     """Start ``spec`` with its runner; returns at once (the log says what happens)."""
-    job_dir = prepare(spec, resume)
+    spec = prepare(spec, resume)
+    job_dir = Path(spec.job_dir)
     start = {"thread": _start_thread, "process": _start_process, "slurm": _start_slurm, "dask": _start_dask}[spec.runner]
     try:
         return start(spec, job_dir, resume)
@@ -269,6 +271,6 @@ def resume_job(job_dir: str | os.PathLike, runner: str | None = None) -> JobHand
     import dataclasses
 
     spec = JobSpec.load(Path(job_dir) / SPEC_NAME)
-    if runner is not None and runner != spec.runner:
-        spec = dataclasses.replace(spec, runner=runner, runner_options={} if runner != spec.runner else spec.runner_options)
+    if runner is not None and runner != spec.runner:  # the old runner's options mean nothing to the new one
+        spec = dataclasses.replace(spec, runner=runner, runner_options={})
     return start_job(spec, resume=True)
