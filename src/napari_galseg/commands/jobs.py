@@ -116,20 +116,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args) -> int:
-    from ..jobs.log import LOG_NAME, read_log
+    from ..jobs.log import list_jobs
 
     root = Path(args.dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
-    folders = [root] if (root / LOG_NAME).exists() else sorted(p for p in root.iterdir() if (p / LOG_NAME).exists())
-    if not folders:
+    states = list_jobs(root)
+    if not states:
         print(f"no jobs under {root}", file=sys.stderr)
         return 0
-    rows = []
-    for folder in folders:
-        state = read_log(folder)
-        info = state.info
-        rows.append((folder.name, info.get("method", "?"), info.get("runner", "?"), _when(state.updated), state.summary()))
+    rows = [(state.job_dir.name, state.info.get("method", "?"), state.info.get("runner", "?"), _when(state.updated),
+             state.summary()) for state in states]
     widths = [max(len(r[i]) for r in rows + [("job", "method", "runner", "updated", "")]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(("job", "method", "runner", "updated"), widths)) + "  status")
     for row in rows:

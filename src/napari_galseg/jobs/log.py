@@ -184,6 +184,17 @@ def read_log(job_dir: str | os.PathLike) -> JobState:
     return JobState(Path(job_dir), records)
 
 
+def list_jobs(root: str | os.PathLike) -> list[JobState]:
+    """The jobs in ``root`` (``root`` itself when it is a job folder, else its sub-folders with a
+    log), by folder name: what `galseg jobs list` and a Jobs panel show."""
+    root = Path(root)
+    if (root / LOG_NAME).exists():
+        return [read_log(root)]
+    if not root.is_dir():
+        return []
+    return [read_log(p) for p in sorted(root.iterdir()) if (p / LOG_NAME).exists()]
+
+
 def wait_for(job_dir: str | os.PathLike, condition=None, timeout: float = 60.0, interval: float = 0.05) -> JobState:
     """Poll the log until ``condition(state)`` (default: a final status) holds; TimeoutError after ``timeout`` s."""
     condition = condition or (lambda state: state.final)
