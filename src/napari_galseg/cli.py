@@ -12,7 +12,7 @@ import sys
 
 from . import __version__
 
-SUBCOMMANDS = ("synth", "preprocess", "segment", "evaluate", "train", "jobs", "demo")
+SUBCOMMANDS = ("synth", "preprocess", "segment", "evaluate", "train", "jobs", "export", "demo")
 
 
 class CliError(Exception):
