@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_galseg.segmenters import ModelFolderError, Segmenter, get
-from napari_galseg.segmenters.forest import ForestSegmenter
+from napari_galseg.segmenters.forest import STUDY_PRESET, ForestSegmenter
 
 TINY = dict(n_estimators=12, max_depth=8, window=5, min_area=5, max_train_pixels=6000)
 
@@ -30,17 +30,21 @@ def iou(a, b):
     return (a & b).sum() / (a | b).sum()
 
 
-@pytest.fixture(scope="module")
-def trained():
+@pytest.fixture(scope="module", params=["galaxy", "study"])
+def trained(request):
     image, rms, truth = blob_field(seed=0)
-    return ForestSegmenter(**TINY).fit(image, truth, rms)
+    return ForestSegmenter(**TINY, features=request.param).fit(image, truth, rms)
 
 
-def test_registered_with_the_study_defaults():
+def test_registered_with_galaxy_features_and_the_study_as_a_preset():
     assert get("forest") is ForestSegmenter and ForestSegmenter.capabilities.trainable
     p = ForestSegmenter().params
-    assert (p.n_estimators, p.max_depth, p.class_balance) == (250, 12, True)
+    assert (p.features, p.n_estimators, p.max_depth, p.class_balance) == ("galaxy", 10, 8, None)
     assert ForestSegmenter().run_options.n_threads == 2
+    p = ForestSegmenter(**STUDY_PRESET).params
+    assert (p.features, p.n_estimators, p.max_depth, p.class_balance) == ("study", 250, 12, True)
+    with pytest.raises(ValueError, match="features must be"):
+        ForestSegmenter(features="colour")
 
 
 def test_fit_predict_beats_trivial_baselines(trained):
@@ -51,8 +55,14 @@ def test_fit_predict_beats_trivial_baselines(trained):
     score = iou(labels > 0, truth_mask)
     everything_galaxy = truth_mask.mean()  # IoU of calling every pixel galaxy
     assert score > 0.6 and score > everything_galaxy + 0.3
-    assert len(trained.feature_names) == 13  # 3 recipe channels + LBP + 9 Haralick
-    assert trained.provenance["training_pixels"]["sky"] <= 3000  # balanced half of the cap
+    assert trained.provenance["training_pixels"]["sky"] > 3000  # dense truth: natural proportions
+    if trained.study:
+        assert len(trained.feature_names) == 13  # 3 recipe channels + LBP + 9 Haralick
+    else:
+        assert len(trained.feature_names) == 22 and trained.feature_names[:3] == ["snr", "rel_rms", "snr_1"]
+    image, rms, truth = blob_field(seed=0)
+    balanced = ForestSegmenter(**TINY, features=trained.params.features, class_balance=True).fit(image, truth, rms)
+    assert balanced.provenance["training_pixels"]["sky"] <= 3000  # balanced: half of the cap
 
 
 def test_scribbles_separate_a_bright_blob_from_sky():
@@ -88,8 +98,9 @@ def test_save_load_round_trip_and_config(trained, tmp_path):
     image, rms, _ = blob_field(seed=4)
     trained.save(tmp_path / "rf")
     config = json.loads((tmp_path / "rf" / "config.json").read_text())
-    assert config["method"] == "forest" and len(config["features"]) == 13
-    assert config["recipe"]["channels"][0]["params"]["vmin"] is not None  # fitted recipe stored
+    assert config["method"] == "forest" and config["features"] == trained.feature_names
+    if trained.study:
+        assert config["recipe"]["channels"][0]["params"]["vmin"] is not None  # fitted recipe stored
     loaded = Segmenter.load(tmp_path / "rf")
     assert isinstance(loaded, ForestSegmenter)
     np.testing.assert_array_equal(loaded.predict(image, rms).labels, trained.predict(image, rms).labels)
@@ -142,8 +153,11 @@ def test_bad_input_gives_clear_errors(trained):
     scribbles[50, 50] = 7
     with pytest.raises(ValueError, match="only hold 0"):
         seg.fit_scribbles(image, scribbles, rms)
-    with pytest.raises(ValueError, match="rms"):
-        trained.predict(image).labels  # trained with an rms channel
+    if trained.study:
+        with pytest.raises(ValueError, match="rms"):
+            trained.predict(image).labels  # trained with an rms channel
+    else:
+        assert trained.predict(image).labels.max() > 0  # the galaxy features take the noise from the sky mesh
     with pytest.raises(ValueError, match="window"):
         ForestSegmenter(window=4)
 
@@ -167,3 +181,51 @@ def test_training_on_several_images_pools_their_pixels():
     assert iou(seg.predict(image, rms).labels > 0, truth > 0) > 0.6
     with pytest.raises(ValueError, match="pair up"):
         ForestSegmenter(**TINY).fit([fields[0][0]], [f[2] for f in fields])
+
+
+def test_a_study_forest_saved_before_the_galaxy_features_still_loads(tmp_path):
+    image, rms, truth = blob_field(seed=11)
+    study = ForestSegmenter(**TINY, features="study").fit(image, truth, rms)
+    study.save(tmp_path / "old")
+    cfg_path = tmp_path / "old" / "config.json"
+    config = json.loads(cfg_path.read_text())
+    for key in ("features", "scales", "background_box", "sky_gate"):  # what an older version wrote
+        del config["params"][key]
+    config["params"]["class_balance"] = True
+    cfg_path.write_text(json.dumps(config))
+    loaded = ForestSegmenter.load(tmp_path / "old")
+    assert loaded.params.features == "study" and len(loaded.feature_names) == 13
+    np.testing.assert_array_equal(loaded.predict_proba(image, rms), study.predict_proba(image, rms))
+
+
+def test_compiled_prediction_equals_scikit_learn(trained):
+    from napari_galseg.segmenters.tree_predict import flatten_forest, forest_proba
+
+    image, rms, _ = blob_field(seed=12)
+    stack, _ = trained._prepare(image, rms)
+    feats = trained._features(stack)
+    planes = feats.reshape(feats.shape[0], -1)
+    expected = trained.model.predict_proba(planes.T)[:, 1]
+    got = forest_proba(flatten_forest(trained.model), planes, n_threads=2)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    some = np.arange(0, planes.shape[1], 7)
+    part = forest_proba(flatten_forest(trained.model), planes, index=some, fill=-1.0)
+    np.testing.assert_allclose(part[some], expected[some], atol=1e-6)
+    assert np.all(np.delete(part, some) == -1.0)
+
+
+def test_galaxy_features_generalise_to_another_psf_depth_and_density():
+    """Trained on one field, scored on a field of another seed, PSF, depth and density: the galaxy
+    features find what the photutils pipeline finds; the study's features do not (IoU ~0.05).
+    (The issue's IoU >= 0.65 target is on 2048² fields: benchmarks/bench_quality.py.)"""
+    from napari_galseg.segmenters.photutils import segment
+    from napari_galseg.synth import make_field
+
+    train = make_field(512, seed=1)
+    test = make_field(384, seed=7, psf="gaussian", psf_fwhm=3.5, galaxy_density=1200.0, sky_level=120.0)
+    galaxy = ForestSegmenter(max_train_pixels=80_000).fit(train.image, train.truth, train.rms)
+    study = ForestSegmenter(**{**STUDY_PRESET, "n_estimators": 10}, max_train_pixels=40_000).fit(train.image, train.truth, train.rms)
+    scores = {name: iou(seg.predict(test.image, test.rms).labels > 0, test.truth > 0) for name, seg in (("galaxy", galaxy), ("study", study))}
+    scores["photutils"] = iou(segment(test.image, rms=test.rms, catalog="none").labels > 0, test.truth > 0)
+    assert scores["galaxy"] > 0.6 and scores["galaxy"] > scores["photutils"] - 0.02, scores
+    assert scores["galaxy"] > scores["study"] + 0.3, scores

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_galseg.segmenters import ModelFolderError, Segmenter, get
-from napari_galseg.segmenters.kmeans import KMeansSegmenter
+from napari_galseg.segmenters.kmeans import STUDY_PRESET, KMeansSegmenter
 
 CENTRES = [(20, 25), (30, 90), (75, 40), (95, 100)]
 
@@ -27,7 +27,7 @@ def iou(a, b):
 def test_registered_and_brightest_cluster_is_galaxy():
     assert get("kmeans") is KMeansSegmenter
     image, truth = blob_image()
-    seg = KMeansSegmenter(n_clusters=2, min_area=5)
+    seg = KMeansSegmenter(**STUDY_PRESET, min_area=5)
     labels = seg.predict(image).labels  # fits on its own input
     assert labels.dtype == np.int32 and labels.shape == image.shape
     assert seg.galaxy_clusters == [1]
@@ -41,8 +41,8 @@ def test_registered_and_brightest_cluster_is_galaxy():
 
 def test_galaxy_clusters_can_be_chosen():
     image, _ = blob_image()
-    bright = KMeansSegmenter(n_clusters=3, min_area=0).fit(image)
-    both = KMeansSegmenter(n_clusters=3, min_area=0, galaxy_clusters=[1, 2]).fit(image)
+    bright = KMeansSegmenter(channels="recipe", n_clusters=3, min_area=0).fit(image)
+    both = KMeansSegmenter(channels="recipe", n_clusters=3, min_area=0, galaxy_clusters=[1, 2]).fit(image)
     m_bright, m_both = bright.predict_mask(image), both.predict_mask(image)
     assert m_bright.sum() < m_both.sum() and not (m_bright & ~m_both).any()
     clusters = bright.cluster_map(image)
@@ -75,9 +75,9 @@ def test_rms_channel_only_with_a_recipe_that_asks_for_it():
     image, truth = blob_image()
     rms = np.full_like(image, 0.05)
     rms[:, 64:] = 0.07
-    plain = KMeansSegmenter(min_area=5).fit(image, rms=rms)
+    plain = KMeansSegmenter(**STUDY_PRESET, min_area=5).fit(image, rms=rms)
     assert plain.centroids.shape == (2, 2)  # image channels only by default
-    with_rms = KMeansSegmenter(min_area=5)
+    with_rms = KMeansSegmenter(**STUDY_PRESET, min_area=5)
     with_rms.recipe = default_recipe()
     with_rms.fit(image, rms=rms)
     assert with_rms.centroids.shape == (2, 3) and with_rms.recipe["channels"][-1]["name"] == "rms"
@@ -142,3 +142,45 @@ def test_images_too_big_for_memory_are_processed_in_tiles():
     labels = seg.predict(image).labels
     assert isinstance(labels, np.ndarray)
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_snr_channels_find_galaxies_where_the_depth_varies():
+    """A field six times noisier on one side, truth to 0.5 sigma as in the synthetic fields: the
+    study's 2 clusters of brightness cut the noise into fragments, the S/N channels do not care
+    where the noise is."""
+    image, _ = blob_image(noise=0.02)
+    rms = np.full_like(image, 0.02)
+    rms[:, 64:] = 0.12
+    yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+    clean = sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 4.0**2)) for y, x in CENTRES)
+    truth = clean > 0.5 * rms
+    noisy = image + np.random.default_rng(1).normal(0, np.sqrt(0.12**2 - 0.02**2), image.shape).astype(np.float32) * (rms > 0.05)
+    seg = KMeansSegmenter(min_area=5)
+    assert seg.params.channels == "snr" and seg.params.n_clusters == 8
+    labels = seg.predict(noisy, rms).labels
+    assert seg.centroids.shape == (8, 3)  # asinh(S/N) at 3 scales
+    assert seg.galaxy_clusters == sorted(seg.galaxy_clusters) and 7 in seg.galaxy_clusters
+    study = KMeansSegmenter(**STUDY_PRESET, min_area=5).predict(noisy, rms).labels
+    assert labels.max() == len(CENTRES) and study.max() > len(CENTRES)
+    assert iou(labels > 0, truth) > 0.75 and iou(labels > 0, truth) > iou(study > 0, truth) + 0.2
+    lazy = seg.predict(da.from_array(noisy, chunks=48), da.from_array(rms, chunks=48)).labels
+    np.testing.assert_array_equal(lazy.compute(), labels)  # tiles with the smoothing's halo
+    seg.recipe = {"channels": []}
+    with pytest.raises(ValueError, match="channels=recipe"):
+        seg.predict(noisy, rms)
+
+
+def test_a_model_saved_before_the_snr_channels_loads_as_the_study_variant(tmp_path):
+    import json
+
+    image, _ = blob_image()
+    old = KMeansSegmenter(**STUDY_PRESET, min_area=4).fit(image)
+    old.save(tmp_path / "km")
+    cfg = tmp_path / "km" / "config.json"
+    config = json.loads(cfg.read_text())
+    for key in ("channels", "scales", "softening", "galaxy_snr", "background_box"):
+        del config["params"][key]
+    cfg.write_text(json.dumps(config))
+    loaded = KMeansSegmenter.load(tmp_path / "km")
+    assert loaded.params.channels == "recipe"
+    np.testing.assert_array_equal(loaded.predict(image).labels, old.predict(image).labels)

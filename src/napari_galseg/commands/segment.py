@@ -21,6 +21,7 @@ examples:
   galseg segment photutils field.fits --rms rms.fits -o labels.fits --catalog sources.ecsv
   galseg segment photutils field.fits --set nsigma=2.5 --set deblend=false -o labels.fits
   galseg segment photutils field.fits --set threshold_mode=study --set nsigma=1.5 -o study.fits
+  galseg segment photutils field.fits --sextractor-config default.sex -o labels.fits
   galseg segment forest field.fits --model models/forest -o forest.fits
 """
 
@@ -36,10 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", metavar="IMG", nargs="?", help="input image FITS file")
     p.add_argument("-o", "--output", metavar="OUT.fits", help="output label FITS file (int32, 0 = sky)")
     p.add_argument("--rms", metavar="RMS", help="noise (1σ rms) map FITS on the same pixel grid")
-    p.add_argument("--model", metavar="DIR", help="model folder saved by `galseg train` (needed by trainable methods)")
+    p.add_argument("--model", metavar="DIR", help="model folder saved by `galseg train` (needed by forest and unet)")
     p.add_argument("--recipe", metavar="R", help="preprocessing recipe file (JSON/YAML) for methods that use one")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set a method parameter (repeatable), e.g. --set nsigma=2.5")
+    p.add_argument("--sextractor-config", metavar="FILE.sex",
+                   help="photutils: take the detection settings of a SExtractor .sex file (its .conv filter, "
+                        "WEIGHT_IMAGE as the rms map); --set overrides them; keys not honoured are listed")
     p.add_argument("--hdu", default=None, help="HDU index or EXTNAME of the image (default: first image HDU)")
     p.add_argument("--catalog", metavar="OUT.ecsv", help="also write the source catalog (.ecsv, .fits or .reg)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -76,6 +80,22 @@ def _make_segmenter(cls, args, overrides: dict):
     return segmenter
 
 
+def _sextractor_config(args, cls):
+    """The mapped .sex file; its report (what is not honoured) goes to stderr."""
+    import sys
+
+    from ..io.sextractor import SExtractorConfigError, read_sextractor_config
+
+    if cls.name != "photutils":
+        raise _error(f"--sextractor-config sets the photutils pipeline's detection; it does not apply to {cls.name}")
+    try:
+        sex = read_sextractor_config(args.sextractor_config)
+    except SExtractorConfigError as exc:
+        raise _error(str(exc)) from None
+    print(sex.report(), file=sys.stderr)
+    return sex
+
+
 def print_settings(cls) -> None:
     """Every setting of METHOD by layer, with its default and description (``--params``)."""
     from ..settings import describe
@@ -110,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         raise _error("missing -o OUT.fits (where to write the labels)")
     refuse_existing(args.output, args.catalog, overwrite=args.overwrite)
     overrides = parse_set_options(args.overrides)
+    sex = _sextractor_config(args, cls) if args.sextractor_config else None
+    if sex is not None:
+        overrides = {**sex.overrides, **overrides}
     segmenter = _make_segmenter(cls, args, overrides)
     if args.catalog and not cls.capabilities.catalog:
         raise _error(f"{cls.name} does not produce a source catalog; --catalog needs a method that makes one (photutils)")
@@ -123,9 +146,19 @@ def run(args: argparse.Namespace) -> int:
         if rms_image.shape != image.shape:
             raise _error(f"the rms map {args.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
         rms = rms_image.data
+    data = image.data
+    if sex is not None and sex.weight_image is not None:
+        if args.rms:
+            raise _error(f"both --rms and the configuration's WEIGHT_IMAGE ({sex.weight_image}) give a noise map; keep one")
+        weight = open_fits(sex.weight_image)
+        if weight.shape != image.shape:
+            raise _error(f"WEIGHT_IMAGE {sex.weight_image} has shape {weight.shape} but the image has {image.shape}")
+        from ..io.sextractor import weighted_inputs
+
+        data, rms = weighted_inputs(sex, data, weight.data)
     with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
         # methods that stream write strip by strip: a 25000² frame is never held as labels in memory
-        result = segmenter.predict_to_fits(image.data, args.output, rms=rms, header=labels_header(image),
+        result = segmenter.predict_to_fits(data, args.output, rms=rms, header=labels_header(image),
                                            overwrite=args.overwrite, progress=bar)
     message = f"wrote {args.output}"
     if args.catalog:

@@ -22,6 +22,9 @@ class PhotutilsParams:
     #: Gaussian smoothing kernel FWHM and size in pixels (size odd); fwhm=0 disables smoothing
     fwhm: float = 3.0
     kernel_size: int = 5
+    #: a separable smoothing kernel given by its 1-D factor (odd length; the 2-D kernel is its outer
+    #: product with itself, normalised), replacing the Gaussian — e.g. a SExtractor .conv filter
+    kernel: list[float] | None = None
     #: minimum object area in pixels (photutils' n_pixels)
     n_pixels: int = 10
     connectivity: int = 8
@@ -53,6 +56,11 @@ class PhotutilsParams:
             raise ValueError(f"fwhm must be >= 0, got {self.fwhm}")
         if self.fwhm > 0 and (int(self.kernel_size) < 1 or int(self.kernel_size) % 2 == 0):
             raise ValueError(f"kernel_size must be a positive odd integer, got {self.kernel_size}")
+        if self.kernel is not None:
+            k = np.asarray(self.kernel, dtype=np.float64)
+            if k.ndim != 1 or len(k) % 2 == 0 or not np.all(np.isfinite(k)) or not k.sum() > 0:
+                raise ValueError(f"kernel must be an odd-length list of numbers with a positive sum, got {self.kernel}")
+            self.kernel = [float(v) for v in k]
         if int(self.n_pixels) < 1:
             raise ValueError(f"n_pixels must be >= 1, got {self.n_pixels}")
         if self.connectivity not in (4, 8):

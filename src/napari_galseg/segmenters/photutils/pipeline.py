@@ -22,7 +22,7 @@ from ...progress import ProgressCallback
 from ...tiling import ComponentStitcher, iter_tiles, map_ordered
 from .deblending import Split, split_object
 from .params import PhotutilsParams
-from .smoothing import gaussian_kernel_1d, smooth
+from .smoothing import smooth, smoothing_kernel_1d
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Pipeline:
         box = min(box, max(self.shape))
         self.box = box
         self.tile = max(box, -(-int(tile_size) // box) * box)
-        self.k1 = gaussian_kernel_1d(params.fwhm, int(params.kernel_size))
+        self.k1 = smoothing_kernel_1d(params)
         self.radius = len(self.k1) // 2
         self.k1_sq = self.k1**2
         self.noise_factor = float(np.sqrt(np.sum(np.outer(self.k1, self.k1) ** 2)))

@@ -1,4 +1,4 @@
-"""The Gaussian smoothing kernel and its separable, tiling-exact correlation."""
+"""The smoothing kernel (a Gaussian, or a given separable one) and its separable, tiling-exact correlation."""
 from __future__ import annotations
 
 import math
@@ -19,6 +19,15 @@ def gaussian_kernel_1d(fwhm: float, size: int, oversampling: int = 10) -> np.nda
     sub = (np.arange(size * oversampling) + 0.5) / oversampling - 0.5 - half
     values = np.exp(-0.5 * (sub / sigma) ** 2).reshape(size, oversampling).mean(axis=1)
     return values / values.sum()
+
+
+def smoothing_kernel_1d(params) -> np.ndarray:
+    """The 1-D factor of the pipeline's smoothing kernel: ``params.kernel`` (normalised) when given,
+    else the Gaussian of ``fwhm`` / ``kernel_size``."""
+    if params.kernel is not None:
+        k1 = np.asarray(params.kernel, dtype=np.float64)
+        return k1 / k1.sum()
+    return gaussian_kernel_1d(params.fwhm, int(params.kernel_size))
 
 
 def smooth(data: np.ndarray, k1: np.ndarray) -> np.ndarray:
