@@ -314,7 +314,8 @@ class InstanceSegmenter(Segmenter):
                 continue
             step = max(1, int(np.ceil(max(np.shape(array)) / 256)))
             sample = array[::step, ::step]
-            digest.update(np.ascontiguousarray(np.asarray(getattr(sample, "compute", lambda: sample)()), np.float32))
+            sample = sample.compute() if hasattr(sample, "compute") else sample
+            digest.update(np.ascontiguousarray(np.asarray(sample), np.float32))
         for tensor in self._require_net().state_dict().values():
             digest.update(tensor.detach().flatten()[:64].float().cpu().numpy().tobytes())
         digest.update(repr((self.params, self.recipe, self.run_options.tile_size, self.run_options.tile_overlap)).encode())
