@@ -21,6 +21,12 @@ QUICK = {
     "forest": {"n_estimators": 5, "max_train_pixels": 5000},
     "unet": {"depth": 2, "base_width": 4, "patch_size": 32, "block_size": 32, "epochs": 1, "patches_per_epoch": 8, "batch_size": 8,
              "val_max_patches": 2, "device": "cpu", "tile_size": 64, "tile_overlap": 16, "halo": 16, "bf16": False},
+    "maskrcnn": {"widths": [8, 16, 32, 64], "fpn_channels": 16, "rois_per_image": 64, "patch_size": 64, "block_size": 64,
+                 "epochs": 1, "patches_per_epoch": 2, "batch_size": 2, "val_max_patches": 2, "device": "cpu",
+                 "tile_size": 64, "tile_overlap": 16, "subtract_background": False},
+    "detr": {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64, "backbone_widths": [8, 16, 32, 64],
+             "patch_size": 64, "block_size": 64, "epochs": 1, "patches_per_epoch": 2, "batch_size": 2,
+             "val_max_patches": 2, "device": "cpu", "tile_size": 64, "tile_overlap": 16, "subtract_background": False},
 }
 METHODS = [name for name in segmenters.available() if not name.startswith("test-")]
 

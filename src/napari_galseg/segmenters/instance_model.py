@@ -61,7 +61,10 @@ INSTANCE_TRAIN_DEFAULTS = {"batch_size": 4, "lr": 1e-3, "patches_per_epoch": 128
 class InstanceSegmenter(Segmenter):
     """Base of the scored instance segmenters (see the module docstring)."""
 
-    capabilities = Capabilities(trainable=True, region_with_context=True, streams_to_fits=True, scored=True,
+    #: region_with_context is False: ``predict_instances(region=...)`` reads one overlap of context,
+    #: but its tiles are laid out on the grown window, not the frame's grid, so detections near the
+    #: window's edge can differ from the whole-frame run; ``predict(region=...)`` segments the window alone
+    capabilities = Capabilities(trainable=True, region_with_context=False, streams_to_fits=True, scored=True,
                                 uses_device=True, catalog=True, uses_recipe=True, resumable=True)
     run_fields = ("tile_size", "tile_overlap", "tile_batch", "n_threads", "device")
     train_defaults = INSTANCE_TRAIN_DEFAULTS
