@@ -61,11 +61,12 @@ INSTANCE_TRAIN_DEFAULTS = {"batch_size": 4, "lr": 1e-3, "patches_per_epoch": 128
 class InstanceSegmenter(Segmenter):
     """Base of the scored instance segmenters (see the module docstring)."""
 
-    #: region_with_context is False: ``predict_instances(region=...)`` reads one overlap of context,
-    #: but its tiles are laid out on the grown window, not the frame's grid, so detections near the
-    #: window's edge can differ from the whole-frame run; ``predict(region=...)`` segments the window alone
-    capabilities = Capabilities(trainable=True, region_with_context=False, streams_to_fits=True, scored=True,
-                                uses_device=True, catalog=True, uses_recipe=True, resumable=True)
+    #: a field of view reads one tile overlap of context (region_with_context), but its tiles are laid
+    #: out on the grown window, not on the frame's grid, so objects near the window's edge can differ
+    #: from the whole-frame run (no region_equals_crop)
+    capabilities = Capabilities(trainable=True, region_with_context=True, region_equals_crop=False,
+                                streams_to_fits=True, scored=True, uses_device=True, catalog=True,
+                                uses_recipe=True, resumable=True)
     run_fields = ("tile_size", "tile_overlap", "tile_batch", "n_threads", "device")
     train_defaults = INSTANCE_TRAIN_DEFAULTS
     #: the architecture "class" a model folder of this segmenter holds
