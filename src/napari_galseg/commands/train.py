@@ -65,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if not cls.capabilities.trainable:
         raise CliError(f"{args.method!r} does not learn from data; use `galseg segment {args.method}` directly")
     out = Path(args.output)
+    for ancestor in (out, *out.parents):  # a model folder is a folder: say so before the work
+        if ancestor.exists() and not ancestor.is_dir():
+            raise CliError(f"cannot write the model folder {out}: {ancestor} is a file, not a folder; "
+                           "give -o a folder path")
+        if ancestor.exists():
+            break
     if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
         raise CliError(f"{out} already exists and is not empty; choose another -o, or pass --overwrite or --resume")
     overrides = parse_set_options(args.set_options)
