@@ -123,8 +123,7 @@ def test_segmenter_trains_predicts_saves_and_loads(tmp_path, small_field, name, 
     assert len(result.scores) == labels.max() + 1 and np.isnan(result.scores[0])
     assert len(result.catalog) == labels.max() and set(result.catalog["label"]) == set(range(1, labels.max() + 1))
     caps = type(seg).capabilities
-    assert caps.scored and caps.trainable and caps.streams_to_fits and caps.region_with_context and caps.catalog
-    # a field of view is the crop of the whole-frame result for objects away from its edges
+    assert caps.scored and caps.trainable and caps.streams_to_fits and caps.catalog
     window = seg.predict(f.image, f.rms, region=(64, 192, 64, 192))
     assert window.labels.shape == (128, 128) and len(window.scores) == window.labels.max() + 1
     seg.save(tmp_path / "m")

@@ -110,3 +110,20 @@ def test_stream_to_fits_resumes_after_an_interruption(tmp_path):
     assert not (tmp_path / "labels.fits.partial").exists()
     with pytest.raises(FileExistsError):
         stream_to_fits(oracle(truth), layout, tmp_path / "labels.fits")
+
+
+def test_leftovers_of_another_input_are_not_resumed(tmp_path):
+    from astropy.io import fits
+
+    truth = disk_field((160, 160), [(y, x) for y in range(15, 160, 40) for x in range(15, 160, 37)], 9)
+    other = np.where(truth > 0, 0, 0)  # another image: nothing in it
+    layout = TileLayout(truth.shape, 64, 24)
+    cancel = threading.Event()
+    with pytest.raises(Exception, match="cancel"):
+        stream_to_fits(oracle(other), layout, tmp_path / "l.fits", source_key="empty image", cancel=cancel,
+                       progress=lambda d, t, m: cancel.set() if d == 2 else None)
+    seen = []
+    stream_to_fits(oracle(truth), layout, tmp_path / "l.fits", source_key="the field",
+                   progress=lambda d, t, m: seen.append(d))
+    assert seen[0] == 1  # started afresh
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "l.fits"), assemble(oracle(truth), layout)[0])

@@ -286,11 +286,13 @@ def _presize(path: Path, shape, header) -> int:
 
 def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike, *, header=None,
                    catalog_path: str | os.PathLike | None = None, overwrite: bool = False, resume: bool = True,
-                   margin: float = 4.0, iou_threshold: float = 0.5, min_size: int = 1, wcs=None,
+                   margin: float = 4.0, iou_threshold: float = 0.5, min_size: int = 1, wcs=None, source_key: str = "",
                    progress: ProgressCallback | None = None, cancel=None) -> tuple[Path, Path]:
     """Labels to ``path`` (int32 FITS) and the scored catalog to ``catalog_path`` (ECSV, default
     beside it), in bounded memory. A ``PATH.partial`` folder holds the work so far; with ``resume``
-    an interrupted run continues from its last finished tile row. Outputs appear atomically at the end.
+    an interrupted run continues from its last finished tile row, if it was started with the same
+    layout, settings and ``source_key`` (a fingerprint of the image and the model); otherwise it
+    starts afresh. Outputs appear atomically at the end.
     """
     path = Path(path)
     catalog_path = Path(catalog_path) if catalog_path else path.with_name(path.name.split(".")[0] + "_catalog.ecsv")
@@ -300,7 +302,7 @@ def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike
     work = path.with_name(path.name + ".partial")
     state_file = work / "state.json"
     fingerprint = {"shape": list(layout.shape), "tile": layout.tile, "overlap": layout.overlap,
-                   "margin": margin, "iou_threshold": iou_threshold, "min_size": min_size}
+                   "margin": margin, "iou_threshold": iou_threshold, "min_size": min_size, "source": source_key}
     state = None
     if resume and state_file.exists():
         state = json.loads(state_file.read_text())

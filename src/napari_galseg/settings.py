@@ -116,6 +116,9 @@ def descriptions(cls: type) -> dict[str, str]:
     """``{field: description}`` from the ``#:`` comment lines above each field (or the ``#``
     comment on its line) in the dataclass's source; empty where there is none."""
     out: dict[str, str] = {}
+    for base in cls.__mro__[1:]:  # fields inherited from a parent dataclass keep their descriptions
+        if dataclasses.is_dataclass(base):
+            out.update(descriptions(base))
     try:
         lines = inspect.getsource(cls).splitlines()
     except (OSError, TypeError):

@@ -61,8 +61,12 @@ INSTANCE_TRAIN_DEFAULTS = {"batch_size": 4, "lr": 1e-3, "patches_per_epoch": 128
 class InstanceSegmenter(Segmenter):
     """Base of the scored instance segmenters (see the module docstring)."""
 
-    capabilities = Capabilities(trainable=True, region_with_context=True, streams_to_fits=True, scored=True,
-                                uses_device=True, catalog=True, uses_recipe=True, resumable=True)
+    #: a field of view reads one tile overlap of context (region_with_context), but its tiles are laid
+    #: out on the grown window, not on the frame's grid, so objects near the window's edge can differ
+    #: from the whole-frame run (no region_equals_crop)
+    capabilities = Capabilities(trainable=True, region_with_context=True, region_equals_crop=False,
+                                streams_to_fits=True, scored=True, uses_device=True, catalog=True,
+                                uses_recipe=True, resumable=True)
     run_fields = ("tile_size", "tile_overlap", "tile_batch", "n_threads", "device")
     train_defaults = INSTANCE_TRAIN_DEFAULTS
     #: the architecture "class" a model folder of this segmenter holds
@@ -297,11 +301,29 @@ class InstanceSegmenter(Segmenter):
         out, cat = stream_to_fits(self.detector(image, rms), self.layout(tuple(np.shape(image))), path, header=header,
                                   catalog_path=catalog_path, overwrite=overwrite, resume=resume, margin=p.margin,
                                   iou_threshold=p.iou_threshold, min_size=p.min_size, wcs=_wcs_of(header),
-                                  progress=reporter(progress, cancel))
+                                  source_key=self._fingerprint(image, rms), progress=reporter(progress, cancel))
         table = Table.read(cat, format="ascii.ecsv")
         scores = np.full(int(table["label"].max(initial=0)) + 1, np.nan)
         scores[np.asarray(table["label"], int)] = np.asarray(table["score"], float)
         return Segmentation(open_fits(out).data, scores=scores, catalog=table)
+
+    def _fingerprint(self, image, rms) -> str:
+        """A cheap key of (a sparse sample of) the image and rms, the weights and the settings: a
+        resumed ``predict_to_fits`` only continues work done on the same input with the same model."""
+        import hashlib
+
+        digest = hashlib.sha1()
+        for array in (image, rms):
+            if array is None:
+                continue
+            step = max(1, int(np.ceil(max(np.shape(array)) / 256)))
+            sample = array[::step, ::step]
+            sample = sample.compute() if hasattr(sample, "compute") else sample
+            digest.update(np.ascontiguousarray(np.asarray(sample), np.float32))
+        for tensor in self._require_net().state_dict().values():
+            digest.update(tensor.detach().flatten()[:64].float().cpu().numpy().tobytes())
+        digest.update(repr((self.params, self.recipe, self.run_options.tile_size, self.run_options.tile_overlap)).encode())
+        return digest.hexdigest()
 
     # -- model folders ---------------------------------------------------------------------------
     def config(self) -> dict:
