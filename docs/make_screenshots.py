@@ -1,6 +1,9 @@
 """Make the pictures of the docs: docs/images/demo.png and docs/images/viewer.png.
 
 Run under a display (``make docs`` wraps it in xvfb-run):  python docs/make_screenshots.py
+``python docs/make_screenshots.py docks OUT_DIR`` shows every dock of the plugin, one at a time, in
+a 1600×1000 window beside the layer list, and saves one screenshot per dock into OUT_DIR (to check
+that every dock fits a laptop screen).
 """
 from __future__ import annotations
 
@@ -29,14 +32,16 @@ def viewer_picture() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_galseg import synth
+    from napari_galseg.widgets._layers import camera
     from napari_galseg.widgets.metrics import MetricsDock
     from napari_galseg.widgets.segment import PhotutilsWidget
 
     with tempfile.TemporaryDirectory() as tmp:
         synth.write_field(tmp, size=2048, seed=1)
         viewer = napari.Viewer(show=True)
-        viewer.window.resize(1500, 950)
-        viewer.open(tmp, plugin="napari-galseg")
+        viewer.window.resize(1600, 1000)
+        # dropped as three files, as a user selects them (the reader arranges them like a folder)
+        viewer.open([Path(tmp) / name for name in ("img.fits", "rms.fits", "true.fits")], plugin="napari-galseg")
         widget = PhotutilsWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Segment: photutils", area="right")
         worker = widget.run(field_of_view=False)
@@ -44,8 +49,8 @@ def viewer_picture() -> None:
             QApplication.processEvents()
         dock = MetricsDock(viewer)
         viewer.window.add_dock_widget(dock, name="Metrics", area="right")
-        viewer.camera.center = (1024, 1024)
-        viewer.camera.zoom = 1.2
+        camera(viewer).center = (1024, 1024)
+        camera(viewer).zoom = 1.2
         for _ in range(50):
             QApplication.processEvents()
         import time
@@ -61,8 +66,48 @@ def viewer_picture() -> None:
         viewer.close()
 
 
+def dock_pictures(out: Path, size: tuple[int, int] = (1600, 1000)) -> list[Path]:
+    """Each dock of the manifest opened from its menu name over a field dropped as three files."""
+    import napari
+    from npe2 import PluginManifest
+    from qtpy.QtWidgets import QApplication
+
+    import napari_galseg
+    from napari_galseg import synth
+
+    manifest = PluginManifest.from_file(Path(napari_galseg.__file__).parent / "napari.yaml")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        synth.write_field(tmp, size=1024, seed=3)
+        viewer = napari.Viewer(show=True)
+        viewer.window.resize(*size)
+        viewer.open([Path(tmp) / name for name in ("img.fits", "rms.fits", "true.fits")], plugin="napari-galseg")
+        for widget in manifest.contributions.widgets:
+            viewer.window.resize(*size)  # a dock too tall for the screen grows the window: shown below
+            dock, _ = viewer.window.add_plugin_dock_widget("napari-galseg", widget.display_name)
+            for _ in range(20):
+                QApplication.processEvents()
+            path = out / (widget.display_name.lower().replace(": ", "_").replace(" ", "_") + ".png")
+            import imageio.v3 as iio
+
+            iio.imwrite(path, np.asarray(viewer.screenshot(canvas_only=False, flash=False)), extension=".png")
+            window = viewer.window._qt_window
+            print(f"{path.name}: window {window.width()}x{window.height()}, dock {dock.width()}x{dock.height()}, "
+                  f"widget wants {dock.widget().sizeHint().width()}x{dock.widget().sizeHint().height()}")
+            written.append(path)
+            viewer.window.remove_dock_widget(dock)
+            for _ in range(20):  # let Qt drop the old dock before the window is resized
+                QApplication.processEvents()
+        viewer.close()
+    return written
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["demo", "viewer"]
+    if which[0] == "docks":
+        dock_pictures(Path(which[1]) if len(which) > 1 else IMAGES / "docks")
+        sys.exit(0)
     if "demo" in which:
         demo_picture()
     if "viewer" in which:

@@ -277,3 +277,61 @@ def test_threads_read_sections_safely(tmp_path):
         warnings.simplefilter("error")
         result = opened.data.compute(scheduler="threads", num_workers=4)
     np.testing.assert_allclose(result, raw * 2.0 + 1.0)
+
+
+def _label_map(shape=(300, 260), seed=0) -> np.ndarray:
+    """Sky zeros with blobs of one id each, some touching (a deblended segmentation)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for i in range(1, 40):
+        y, x, r = rng.uniform(0, shape[0]), rng.uniform(0, shape[1]), rng.uniform(2, 9)
+        labels[((yy - y) ** 2 + (xx - x) ** 2 < r * r) & (labels == 0)] = i
+    return labels
+
+
+@pytest.mark.parametrize("name", ["pred_unet.fits", "field.fits"])  # names that say nothing
+def test_integer_maps_are_labels_by_their_pixels(tmp_path, name):
+    labels = _label_map()
+    fits.PrimaryHDU(labels).writeto(tmp_path / name)
+    assert open_fits(tmp_path / name).kind == "labels"
+    fits.PrimaryHDU(np.zeros((64, 64), np.int16)).writeto(tmp_path / "empty.fits")
+    assert open_fits(tmp_path / "empty.fits").kind == "labels"  # an empty prediction covers nothing
+
+
+def test_integer_images_stay_images(tmp_path):
+    rng = np.random.default_rng(1)
+    smooth = blobs()
+    # raw CCD frame: int16 with BZERO=32768 (read as uint16), bias level plus noise and sources
+    raw = (1000 + rng.normal(0, 5, smooth.shape) + 50 * smooth / smooth.max()).astype(np.uint16)
+    fits.PrimaryHDU(raw).writeto(tmp_path / "raw.fits")
+    with fits.open(tmp_path / "raw.fits") as hdul:
+        assert hdul[0].header["BITPIX"] == 16 and hdul[0].header["BZERO"] == 32768
+    # a CCD frame that happens to look like a mask is still kept as an image when scaled
+    fits.PrimaryHDU((_label_map() > 0).astype(np.uint16)).writeto(tmp_path / "flat.fits")
+    # an 8-bit rendering with the sky clipped to 0, and a sparse photon-count image
+    eight_bit = (np.clip((smooth - np.median(smooth)) / np.ptp(smooth), 0, 1) * 255).astype(np.uint8)
+    fits.PrimaryHDU(eight_bit).writeto(tmp_path / "render.fits")
+    fits.PrimaryHDU(rng.poisson(0.2, (200, 200)).astype(np.int32)).writeto(tmp_path / "counts.fits")
+    for name in ("raw", "flat", "render", "counts"):
+        assert open_fits(tmp_path / f"{name}.fits").kind == "image", name
+
+
+def test_label_map_check_reads_only_windows_of_a_big_image():
+    from napari_galseg.io.label_map import label_map_texture, looks_like_label_map
+
+    class Counting:
+        def __init__(self, array):
+            self.array, self.shape, self.dtype, self.read = array, array.shape, array.dtype, 0
+
+        def __getitem__(self, key):
+            out = self.array[key]
+            self.read += out.size
+            return out
+
+    big = Counting(np.tile(_label_map((256, 256)), (8, 8)))  # 2048²
+    assert looks_like_label_map(big)
+    assert big.read <= 16 * 128 * 128
+    texture = label_map_texture(_label_map())
+    assert texture["zero_fraction"] > 0.5 and texture["same_neighbour"] > 0.8
+    assert not looks_like_label_map(np.ones((10, 10), np.float32))  # floats never are

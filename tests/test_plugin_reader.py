@@ -169,3 +169,53 @@ def test_viewer_open_folder_and_broken_file(make_napari_viewer, tmp_path):
     broken.write_bytes(b"not fits at all" * 300)
     viewer.open(broken, plugin="napari-galseg")  # no exception reaches napari
     assert len(viewer.layers) == 3
+
+
+def _screenshot(viewer) -> np.ndarray:
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    return viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("order", [("img", "rms", "true"), ("true", "rms", "img")])
+def test_files_dropped_together_leave_the_image_visible(make_napari_viewer, tmp_path, order):
+    """A multi-file drop reaches the reader one file at a time; it must look like a folder drop."""
+    _, truth = write_field_folder(tmp_path / "field")
+    viewer = make_napari_viewer(show=True)
+    viewer.open([tmp_path / "field" / f"{name}.fits" for name in order], plugin="napari-galseg")
+    kinds = {layer.name: (type(layer).__name__, layer.visible) for layer in viewer.layers}
+    assert kinds == {"img": ("Image", True), "rms": ("Image", False), "true": ("Labels", True)}
+    assert [layer.name for layer in viewer.layers].index("img") < [layer.name for layer in viewer.layers].index("true")
+    viewer.reset_view()
+    shot = _screenshot(viewer)
+    for layer in viewer.layers:
+        layer.visible = layer.name == "img"
+    image_only = _screenshot(viewer)
+    # the labels tint their ~2 % of the field; everywhere else the canvas shows the image itself
+    same = (np.abs(shot - image_only).max(axis=-1) <= 2).mean()
+    assert same > 0.9, f"only {same:.0%} of the canvas shows the image"
+    assert image_only.std() > 10 and (np.abs(shot - image_only).max(axis=-1) > 20).any()  # labels drawn too
+    gray = image_only.mean(axis=-1)
+    assert gray.max() > 200 and np.median(gray) < 100  # the galaxies, not an rms map or a grey sheet
+
+
+@pytest.mark.gui
+def test_demo_folder_opens_predictions_as_labels(make_napari_viewer, tmp_path):
+    from napari_galseg import cli
+
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--size", "256", "--methods", "kmeans", "--no-screenshot"]) == 0
+    assert fits.getheader(out / "pred_kmeans.fits")["EXTNAME"] == "LABELS"  # as `galseg segment` writes
+    viewer = make_napari_viewer()
+    viewer.open(out, plugin="napari-galseg")
+    assert [(layer.name, type(layer).__name__, layer.visible) for layer in viewer.layers] == [
+        ("img", "Image", True), ("rms", "Image", False), ("pred_kmeans", "Labels", True), ("true", "Labels", True)]
+
+
+def test_prediction_without_extname_is_labels_by_content(tmp_path):
+    _, truth = write_field_folder(tmp_path / "field")
+    fits.PrimaryHDU(truth).writeto(tmp_path / "field" / "pred_sep.fits")  # another tool's output
+    layers = get_reader(str(tmp_path / "field" / "pred_sep.fits"))(str(tmp_path / "field" / "pred_sep.fits"))
+    assert layers[0][2] == "labels" and layers[0][1]["metadata"]["galseg_kind"] == "labels"

@@ -75,6 +75,7 @@ def test_live_update_retrains_after_a_stroke_and_model_saves(widget, qtbot, tmp_
 
 
 def test_prediction_covers_only_the_visible_field_of_view(make_napari_viewer, qtbot):
+    from napari_galseg.widgets._layers import camera
     from napari_galseg.widgets.forest_scribbles import ForestScribbleWidget
 
     viewer = make_napari_viewer(show=True)
@@ -83,8 +84,8 @@ def test_prediction_covers_only_the_visible_field_of_view(make_napari_viewer, qt
     widget.n_estimators.value = 10
     widget.extra.value = False
     _paint(viewer.layers["scribbles"])
-    viewer.camera.center = (90, 130)  # zoom on the second blob
-    viewer.camera.zoom = 8 * viewer.camera.zoom
+    camera(viewer).center = (90, 130)  # zoom on the second blob
+    camera(viewer).zoom = 8 * camera(viewer).zoom
     qtbot.waitUntil(lambda: np.ptp(np.asarray(image.corner_pixels)[:, 0]) < 100, timeout=5000)
     with qtbot.waitSignal(widget.work_finished, timeout=30000):  # connected before the worker starts
         widget.train()

@@ -42,6 +42,25 @@ def test_defaults_pick_truth_and_newest_prediction(make_napari_viewer, qtbot):
     assert dock.value("iou") == pytest.approx(pixel_metrics(np.roll(true, 1, axis=0), true)["iou"])
 
 
+@pytest.mark.parametrize("scribbles_first", [True, False])
+def test_the_empty_scribbles_layer_is_never_the_prediction(make_napari_viewer, scribbles_first):
+    from napari_galseg.widgets.forest_scribbles import ForestScribbleWidget
+
+    viewer = make_napari_viewer()
+    true = _truth()
+    viewer.add_image(true.astype(np.float32), name="img")
+    viewer.add_labels(true, name="true")
+    viewer.add_labels(np.roll(true, 3, axis=1), name="pred_kmeans", metadata={"galseg_kind": "labels"})  # a file
+    if scribbles_first:  # the scribble widget opened before the metrics dock
+        ForestScribbleWidget(viewer).scribbles_layer()
+        dock = _dock(viewer)
+    else:
+        dock = _dock(viewer)
+        ForestScribbleWidget(viewer).scribbles_layer()
+    assert "scribbles" in viewer.layers
+    assert (dock.prediction_layer.name, dock.truth_layer.name) == ("pred_kmeans", "true")
+
+
 def test_truth_found_by_name(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.add_labels(_truth(), name="pred")
@@ -115,6 +134,8 @@ def test_field_of_view_prediction_is_aligned_with_the_truth(make_napari_viewer, 
 
 
 def test_field_of_view_scope_scores_only_the_visible_part(make_napari_viewer, qtbot):
+    from napari_galseg.widgets._layers import camera
+
     viewer = make_napari_viewer(show=True)
     true = _truth((400, 600))
     viewer.add_labels(true, name="true")
@@ -123,8 +144,8 @@ def test_field_of_view_scope_scores_only_the_visible_part(make_napari_viewer, qt
     dock.compute()
     assert dock.value("n_pixels") == true.size
     dock.scope_combo.setCurrentText("Field of view")
-    viewer.camera.center = (0, 30, 30)
-    viewer.camera.zoom = 8
+    camera(viewer).center = (0, 30, 30)
+    camera(viewer).zoom = 8
     qtbot.waitUntil(lambda: dock.value("n_pixels") < true.size // 10, timeout=10_000)
     assert dock.history[-1]["scope"] == "Field of view"
     assert dock.value("n_pixels") > 0

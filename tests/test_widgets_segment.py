@@ -59,7 +59,7 @@ def test_widget_runs_segmenter_into_labels_layer(make_napari_viewer, qtbot):
 
     with qtbot.waitSignal(widget.work_finished, timeout=60000):  # connected before the worker starts
         widget.run(field_of_view=False)
-    layer = viewer.layers["test-threshold (nsigma=5.0)"]
+    layer = viewer.layers["test-threshold"]  # a short name; the parameters are in the metadata
     assert layer.data.max() == 3
     assert layer.metadata["galseg_role"] == "prediction" and layer.metadata["params"]["nsigma"] == 5.0
 
@@ -68,6 +68,12 @@ def test_widget_runs_segmenter_into_labels_layer(make_napari_viewer, qtbot):
     with qtbot.waitSignal(widget.work_finished, timeout=60000):  # connected before the worker starts
         widget.run(field_of_view=False)
     assert len(viewer.layers) == n_layers
+    # other parameters: a second layer beside the first, for comparison
+    widget.params.nsigma.value = 4.0
+    with qtbot.waitSignal(widget.work_finished, timeout=60000):
+        widget.run(field_of_view=False)
+    assert len(viewer.layers) == n_layers + 1
+    assert viewer.layers[-1].name.startswith("test-threshold") and viewer.layers[-1].metadata["params"]["nsigma"] == 4.0
 
 
 def test_field_of_view_run_is_placed_where_it_was_cut(make_napari_viewer, qtbot, monkeypatch):
@@ -98,6 +104,20 @@ def test_errors_are_reported_not_raised(make_napari_viewer):
     assert "shape" in widget.status.value
 
 
+def test_error_notification_names_the_method_once(make_napari_viewer):
+    from napari.utils.notifications import notification_manager
+
+    from napari_galseg.widgets.segment import SegmenterWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_blobs(), name="img")
+    widget = SegmenterWidget(viewer, method="unet")  # trainable: nothing to run without a model
+    before = len(notification_manager.records)
+    assert widget.run(field_of_view=False) is None
+    messages = [str(n.message) for n in notification_manager.records[before:]]
+    assert messages == ["unet: load a model folder or train on a truth layer first"]
+
+
 def test_every_registered_method_gets_a_widget(make_napari_viewer):
     from napari_galseg.widgets.segment import SegmenterWidget
 
@@ -108,7 +128,7 @@ def test_every_registered_method_gets_a_widget(make_napari_viewer):
         assert len(list(widget.params)) > 0
         # the form shows every default exactly (no rounding of small floats such as contrast=0.001)
         assert widget.current_params() == widget.segmenter_cls.Params(), name
-        assert widget.layer_name(widget.current_params()) == name
+        assert widget.layer_name() == name and widget.layer_name(field_of_view=True) == f"{name} [view]"
 
 
 def test_unet_widget_loads_a_model_and_predicts_the_view_with_context(make_napari_viewer, qtbot, monkeypatch, tmp_path):
@@ -139,7 +159,7 @@ def test_unet_widget_loads_a_model_and_predicts_the_view_with_context(make_napar
     with qtbot.waitSignal(widget.work_finished, timeout=60000):  # connected before the worker starts
         widget.run(field_of_view=True)
     layer = viewer.layers[-1]
-    assert layer.name.startswith("unet (depth=2") and layer.name.endswith("[view]")
+    assert layer.name == "unet [view]" and layer.metadata["params"]["depth"] == 2
     expected = UNetSegmenter.load(tmp_path / "unet").predict(field.image, rms=field.rms, region=(64, 192, 32, 160))
     np.testing.assert_array_equal(layer.data > 0, expected.labels > 0)
     np.testing.assert_allclose(layer.translate, [64, 32])

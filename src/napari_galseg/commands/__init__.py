@@ -2,36 +2,22 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 from typing import Iterator
 
-from ..segmenters.base import ProgressCallback
+from ._progress import ProgressDisplay
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None = None, unit: str = "it") -> Iterator[ProgressCallback]:
-    """A tqdm bar on stderr wrapped as a ``progress(done, total, message)`` callback."""
-    from tqdm.auto import tqdm
-
-    bar = None  # created on the first update, so an early error prints no empty bar
-
-    def update(done: int, total: int, message: str = "") -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
-        if total and bar.total != total:
-            bar.total = total
-        bar.n = done
-        if message:
-            bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
-
+def progress_bar(description: str, unit: str | None = "it") -> Iterator[ProgressDisplay]:
+    """A ``progress(done, total, message)`` callback for the CLI: a bar on a terminal, a line every
+    few percent otherwise (see :mod:`napari_galseg.commands._progress`); ``.write(line)`` prints
+    beside it, ``unit`` names what is counted (tiles, blocks...; None shows no counts)."""
+    display = ProgressDisplay(description, unit=unit)
     try:
-        yield update
+        yield display
     finally:
-        if bar is not None:
-            bar.close()
+        display.close()
 
 
 def refuse_existing(*paths, overwrite: bool) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._duration import format_duration
 from . import progress_bar
 
 #: quick settings for the demo (the defaults are tuned for quality, not for a 3-minute tour)
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import metrics, segmenters, synth
-    from ..io import write_fits
+    from ..io import write_fits, write_labels
 
     if args.size < 128:
         raise ValueError(f"--size must be at least 128 px for a meaningful demo, got {args.size}")
@@ -62,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     train = None
     print(f"field: {args.size}x{args.size} px, seed {args.seed}, {int((field.catalog['truth_area'] > 0).sum())} true objects")
     header = field.header()
-    for name, data in (("img", field.image), ("rms", field.rms), ("true", field.truth)):
+    for name, data in (("img", field.image), ("rms", field.rms)):
         write_fits(out / f"{name}.fits", data, header=header, overwrite=True)
+    write_labels(out / "true.fits", field.truth, like=header, overwrite=True)
 
     predictions: dict[str, np.ndarray] = {}
     evaluations = []
@@ -74,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
         if cls.capabilities.trainable:
             if train is None:
                 train = synth.make_field(args.size, seed=args.seed + 1)
-            with progress_bar(f"train {name}") as progress:
+            with progress_bar(f"train {name}", unit=None) as progress:
                 model.fit(train.image, train.truth, rms=train.rms, progress=progress)
-        with progress_bar(f"segment {name}") as progress:
+        with progress_bar(f"segment {name}", unit="steps") as progress:
             result = model.predict(field.image, rms=field.rms, progress=progress)
         labels = np.asarray(result.labels).astype(np.int32)
         seconds = time.perf_counter() - started
         predictions[name] = labels
-        write_fits(out / f"pred_{name}.fits", labels, header=header, overwrite=True)
+        write_labels(out / f"pred_{name}.fits", labels, like=header, overwrite=True)  # as `galseg segment` does
         evaluation = metrics.evaluate(labels, field.truth, image=field.noiseless, name=name)
         evaluation.metrics["seconds"] = round(seconds, 2)
         evaluations.append(evaluation)
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         path = out / "screenshot.png"
         save_side_by_side_screenshot(path, field.image, field.truth, predictions, noise=float(np.median(field.rms)))
         print(f"screenshot: {path}")
-    print(f"done in {time.perf_counter() - t0:.0f} s")
+    print(f"done in {format_duration(time.perf_counter() - t0)}")
     return 0
 
 

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", metavar="IMG", nargs="?", help="input image FITS file")
     p.add_argument("-o", "--output", metavar="OUT.fits", help="output label FITS file (int32, 0 = sky)")
     p.add_argument("--rms", metavar="RMS", help="noise (1σ rms) map FITS on the same pixel grid")
-    p.add_argument("--model", metavar="DIR", help="model folder saved by `galseg train` (needed by trainable methods)")
+    p.add_argument("--model", metavar="DIR", help="model folder saved by `galseg train` (needed by forest and unet)")
     p.add_argument("--recipe", metavar="R", help="preprocessing recipe file (JSON/YAML) for methods that use one")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set a method parameter (repeatable), e.g. --set nsigma=2.5")

@@ -88,16 +88,14 @@ def run(args: argparse.Namespace) -> int:
         kwargs["resume"] = bool(args.resume)
     elif args.resume:
         raise CliError(f"{args.method!r} has no checkpoints to resume from")
+    # no counts: with --minutes the bar may follow the clock rather than the steps
+    with progress_bar(f"train {args.method}", unit=None) as progress:
 
-    def epoch_line(report) -> None:
-        if getattr(report, "kind", None) == "epoch":
-            from tqdm.auto import tqdm
+        def epoch_line(report) -> None:
+            if getattr(report, "kind", None) == "epoch":  # one line per epoch on stdout, above the bar
+                progress.write(report.line(), stream=sys.stdout)
 
-            tqdm.write(report.line(), file=sys.stdout)
-            sys.stdout.flush()
-
-    kwargs["callback"] = epoch_line
-    with progress_bar(f"train {args.method}", unit="step") as progress:
+        kwargs["callback"] = epoch_line
         model.fit(image, truth, rms=rms, progress=progress, **kwargs)
     model.save(out)
     metrics = getattr(model, "metrics", {}) or {}

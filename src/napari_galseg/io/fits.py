@@ -26,6 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .label_map import looks_like_label_map
+
 __all__ = [
     "FITS_SUFFIXES",
     "FitsArray",
@@ -108,6 +110,11 @@ def _kind_from_text(text: str, integer: bool) -> str | None:
     if words.intersection(_RMS_WORDS):
         return "rms"
     return None
+
+
+def _scaled_integers(header: Any) -> bool:
+    """BZERO/BSCALE on integers: raw CCD frames (int16 + BZERO=32768) stay images whatever their pixels."""
+    return header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
 
 
 def guess_kind(header: Any, path: str | os.PathLike | None, dtype: np.dtype) -> str:
@@ -566,6 +573,8 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
                          name=f"fits-{_token(path, index, chunks)}")
     kind = guess_kind(header, path, array.dtype)
+    if kind == "image" and not _scaled_integers(header) and looks_like_label_map(array):
+        kind = "labels"  # a segmentation map by its pixels (e.g. a prediction saved without EXTNAME)
     extname = str(header.get("EXTNAME", "")).strip()
     if multi:
         label = extname if extname.upper() not in _BORING_EXTNAMES else str(index)

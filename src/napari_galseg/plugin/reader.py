@@ -6,13 +6,16 @@ and the "read, but no layers" sentinel ``[(None,)]`` (an empty list would make n
 "returned no data" on top of our message).
 
 Layers: images larger than :data:`MULTISCALE_ABOVE` px a side become multiscale pyramids of lazy
-levels; contrast limits come from a zscale sample; integer segmentation maps become Labels
-(drawn last, on top); noise maps become images named after the file (hidden when an image is
-opened with them, so they do not cover it). Header, WCS, path and kind go into layer metadata.
+levels; contrast limits come from a zscale sample; segmentation maps (by header, name or pixels,
+see :mod:`napari_galseg.io.label_map`) become Labels (drawn last, on top); noise maps become
+images named after the file (hidden when an image is opened with them, so they do not cover it).
+Files dropped together reach the reader one at a time; :func:`fit_into_viewer` gives them the
+same arrangement as a folder drop. Header, WCS, path and kind go into layer metadata.
 """
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -59,7 +62,11 @@ def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | 
         return None
 
     def read(_path: Any = None, **_kwargs: Any) -> list[LayerData]:
-        return read_fits_files(files)
+        layers = read_fits_files(files)
+        viewer = _current_viewer()
+        if viewer is not None and layers and len(layers[0]) == 3:  # not the "no layers" sentinel
+            fit_into_viewer(layers, viewer)
+        return layers
 
     return read
 
@@ -83,6 +90,64 @@ def read_fits_files(files: Sequence[str | os.PathLike]) -> list[LayerData]:
     images.sort(key=lambda im: _KIND_ORDER.get(im.kind, 0))  # stable: file order within a kind
     has_image = any(im.kind == "image" for im in images)
     return [layer_data(im, hide_rms=has_image) for im in images]
+
+
+def _current_viewer():
+    """The napari viewer files are being opened into, or None (scripts, napari not imported)."""
+    if "napari" not in sys.modules:
+        return None
+    try:
+        from napari import current_viewer
+
+        return current_viewer()
+    except Exception:  # noqa: BLE001 - no viewer is not an error for a reader
+        return None
+
+
+def _is_image_layer(layer: Any) -> bool:
+    return type(layer).__name__ == "Image" and layer.metadata.get("galseg_kind") != "rms"
+
+
+def fit_into_viewer(layers: list[LayerData], viewer: Any) -> None:
+    """Make files dropped one by one look like a folder drop: the image visible, nothing covering it.
+
+    napari hands a multi-file drop (``viewer.open([img, rms, true])``) to the reader one file at a
+    time, so a read cannot see its siblings; it looks at the viewer instead. Noise maps arriving
+    beside a visible image are hidden (and visible noise maps are hidden when an image arrives);
+    images arriving after Labels layers are moved below them once napari has added them.
+    """
+    kinds = [kw.get("metadata", {}).get("galseg_kind") for _, kw, _ in layers]
+    if any(_is_image_layer(layer) and layer.visible for layer in viewer.layers):
+        for (_, kwargs, _), kind in zip(layers, kinds):
+            if kind == "rms":
+                kwargs["visible"] = False
+    if "image" in kinds:
+        for layer in viewer.layers:
+            if type(layer).__name__ == "Image" and layer.metadata.get("galseg_kind") == "rms":
+                layer.visible = False
+        if any(type(layer).__name__ == "Labels" for layer in viewer.layers):
+            _move_below_labels_when_added(viewer, [kw for (_, kw, _), k in zip(layers, kinds) if k in ("image", "rms")])
+
+
+def _move_below_labels_when_added(viewer: Any, expected: list[dict]) -> None:
+    """Once each expected image layer is inserted (on top), move it under the lowest Labels layer."""
+    pending = {(kw["metadata"]["path"], kw["metadata"]["hdu"]) for kw in expected}  # names may get " [1]"
+    emitter = viewer.layers.events.inserted
+
+    def on_inserted(event: Any) -> None:
+        layer = event.value
+        key = (layer.metadata.get("path"), layer.metadata.get("hdu"))
+        if key not in pending:
+            return
+        pending.discard(key)
+        if not pending:
+            emitter.disconnect(on_inserted)
+        index = viewer.layers.index(layer)
+        labels = [i for i, other in enumerate(viewer.layers) if type(other).__name__ == "Labels" and i < index]
+        if labels:
+            viewer.layers.move(index, labels[0])
+
+    emitter.connect(on_inserted)
 
 
 def layer_data(image: FitsImage, hide_rms: bool = False) -> LayerData:

@@ -7,7 +7,7 @@ as numbers (``black``, ``white``); histogram equalisation stores the sampled cum
 distribution as ``histeq_levels``. A fitted :class:`StretchParams` therefore maps each pixel value
 to the same output whatever tile it sits in.
 
-Background flattening (photutils ``Background2D``) is the one part that is *not* stored: it is
+Background flattening (the ``Background2D`` sky model of :mod:`napari_galseg.background`) is the one part that is *not* stored: it is
 estimated on the array being processed, on a coarse grid (every ``step``-th pixel, at most
 ``background_max_side`` per side) so that huge images stay cheap, and interpolated back per chunk
 with global pixel coordinates. Applied to a whole (lazy) image it is tile-independent; applied to a
@@ -174,13 +174,14 @@ def _interp_axis(array: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray
 
 
 def estimate_background(image, box_size: int = 64, filter_size: int = 1, max_side: int = 2048) -> CoarseBackground:
-    """photutils ``Background2D`` (sigma-clipped median per box) on a coarse grid of ``image``.
+    """The sky mesh of photutils' ``Background2D`` (3σ-clipped SExtractor mode per box, the
+    project's one sky model: :mod:`napari_galseg.background`) on a coarse grid of ``image``.
 
     The grid takes every ``step``-th pixel so that at most ``max_side`` pixels per side are read;
     the box size is scaled by the same step. NaN/Inf pixels are masked. Only the low-resolution
     mesh is kept (``CoarseBackground``): the full-size background is interpolated per chunk.
     """
-    from photutils.background import Background2D
+    from ..background import estimate_mesh
 
     check_2d(image, "image")
     ny, nx = image.shape
@@ -197,9 +198,7 @@ def estimate_background(image, box_size: int = 64, filter_size: int = 1, max_sid
     box = min(box, *sub.shape)
     filt = int(filter_size) | 1  # photutils wants odd filter sizes
     try:
-        bkg = Background2D(np.where(mask, 0.0, sub), box, mask=mask, filter_size=(filt, filt),
-                           exclude_percentile=50.0)
-        mesh = np.asarray(bkg.background_mesh, dtype=np.float64)
+        mesh = estimate_mesh(np.where(mask, np.nan, sub).astype(np.float32), box, filt, 50.0).bkg_filled
     except ValueError as exc:
         raise ValueError(f"background flattening failed ({exc}); try a larger background_box "
                          "or switch flatten_background off") from exc

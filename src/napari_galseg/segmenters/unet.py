@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from .._duration import format_duration
 from ..background import SkySubtracted, estimate_mesh
 from ..inference import LabelParams, TiledPredictor, iter_label_strips
 from ..models.unet import UNet
@@ -148,10 +149,12 @@ class UNetSegmenter(Segmenter):
         def report(r: TrainReport) -> None:
             if progress is not None:
                 done, total = (r.epoch - 1) * r.n_steps + r.step, r.n_epochs * r.n_steps
-                if t.max_minutes:  # a time budget usually ends the run first: show the larger fraction
-                    frac = max(done / total, r.elapsed / (60 * t.max_minutes))
-                    done, total = int(1000 * min(frac, 1.0)), 1000
+                budget = 60 * t.max_minutes if t.max_minutes else 0.0
+                if budget and r.elapsed / budget > done / total:  # the clock will end the run first
+                    done, total = int(1000 * min(r.elapsed / budget, 1.0)), 1000
                 msg = f"epoch {r.epoch}/{r.n_epochs} loss {r.train_loss:.3f}"
+                if budget:  # the bar may follow the clock: say so, or 100 % at "epoch 2/6" puzzles
+                    msg += f", {format_duration(r.elapsed)} of {format_duration(budget)}"
                 if r.val_iou is not None:
                     msg += f" val IoU {r.val_iou:.3f}"
                 progress(done, total, msg)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._duration import format_duration
 from ..progress import Cancelled, is_cancelled
 from ..settings import RunOptions, TrainConfig
 from . import device as dev
@@ -65,7 +66,7 @@ class TrainReport:
         if self.val_dice is not None:
             parts.append(f"val Dice {self.val_dice:.3f}")
         parts.append(f"lr {self.lr:.2e}")
-        parts.append(f"{self.elapsed:.0f}s")
+        parts.append(format_duration(self.elapsed))
         if self.best_epoch == self.epoch:
             parts.append("(best)")
         return ", ".join(parts)

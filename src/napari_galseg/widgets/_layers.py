@@ -6,6 +6,12 @@ from typing import Any
 import numpy as np
 
 
+def camera(viewer) -> Any:
+    """The viewer's camera: ``viewer.scene.camera`` since napari 0.9 (``viewer.camera`` warns)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
 def level0(layer) -> Any:
     """Full-resolution data of a (possibly multiscale) layer, without reading it."""
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data

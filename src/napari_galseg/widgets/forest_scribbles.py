@@ -111,7 +111,7 @@ class ForestScribbleWidget(QWidget):
                                  "whole image with `galseg segment forest --model DIR`")
             layer = self.viewer.add_labels(
                 np.zeros(shape, np.uint8), name=SCRIBBLES, translate=image_layer.translate[-2:],
-                scale=image_layer.scale[-2:], opacity=0.8,
+                scale=image_layer.scale[-2:], opacity=0.8, metadata={"galseg_role": "scribbles"},
             )
             layer.brush_size = 5
             layer.selected_label = GALAXY
@@ -209,7 +209,9 @@ class ForestScribbleWidget(QWidget):
             layer.translate = translate
         else:
             layer = self.viewer.add_labels(labels, name=PREDICTION, translate=translate,
-                                           scale=image_layer.scale[-2:], opacity=0.5)
+                                           scale=image_layer.scale[-2:], opacity=0.5,
+                                           metadata={"galseg_kind": "labels", "galseg_role": "prediction",
+                                                     "method": "forest"})
             # keep the scribbles on top so the user can keep painting
             if SCRIBBLES in self.viewer.layers:
                 self.viewer.layers.move(self.viewer.layers.index(SCRIBBLES), len(self.viewer.layers))

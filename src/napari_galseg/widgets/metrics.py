@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..metrics import evaluate, write_csv
+from ._layers import camera as view_camera
 from ._layers import canvas_region, level0
 
 WHOLE_IMAGE = "Whole image"
@@ -70,6 +71,11 @@ def truth_score(layer: Labels) -> int:
     if meta.get("galseg_kind") == "labels":  # a label image read from a file rather than computed
         return 1
     return 0
+
+
+def is_scribbles(layer: Labels) -> bool:
+    """Training strokes (the Random Forest scribbles layer): neither a prediction nor the truth."""
+    return (layer.metadata or {}).get("galseg_role") == "scribbles" or layer.name == "scribbles"
 
 
 def _pixels(array: Any) -> int:
@@ -228,7 +234,7 @@ class MetricsDock(QWidget):
 
     def default_layers(self) -> tuple[Labels | None, Labels | None]:
         """(prediction, truth): the strongest truth candidate, the newest other layer as prediction."""
-        labels = self._labels_layers()
+        labels = [layer for layer in self._labels_layers() if not is_scribbles(layer)]
         scored = [(truth_score(layer), -i, layer) for i, layer in enumerate(labels)]
         truth = max(scored, key=lambda s: s[:2])[2] if scored and max(s[0] for s in scored) > 0 else None
         others = [layer for layer in labels if layer is not truth]
@@ -271,7 +277,8 @@ class MetricsDock(QWidget):
         if isinstance(layer, Labels):
             layer.events.name.connect(self._on_renamed)
             # a new run becomes the prediction to score, unless it is itself the truth
-            new_prediction = layer if truth_score(layer) < 2 and self.truth_layer is not None else None
+            new_prediction = (layer if truth_score(layer) < 2 and not is_scribbles(layer) and self.truth_layer is not None
+                              else None)
             self._refresh_layers(choose_defaults=self.truth_layer is None, prefer_prediction=new_prediction)
 
     def _on_removed(self, event) -> None:
@@ -305,7 +312,7 @@ class MetricsDock(QWidget):
         self.schedule()
 
     def _on_scope(self, *_: Any) -> None:
-        camera = self.viewer.camera.events
+        camera = view_camera(self.viewer).events
         if self.scope_combo.currentText() == FIELD_OF_VIEW and not self._camera_connected:
             camera.center.connect(self._on_camera)
             camera.zoom.connect(self._on_camera)

@@ -48,7 +48,7 @@ from ._settings_form import SettingsForm
 from ..preprocess.normalise import normalise
 from ..preprocess.rms import rms_channel
 from ..preprocess.stretch import stretch
-from ._layers import level0, visible_region
+from ._layers import camera, level0, visible_region
 
 #: the preview is computed on at most this many pixels per side (the visible region is subsampled)
 PREVIEW_SIDE = 1024
@@ -111,10 +111,9 @@ class _PreprocessWidget(QWidget):
         self.load_button.changed.connect(lambda: self._report(self.load_recipe))
         self.preview_check.changed.connect(self._on_preview_toggled)
         self.form.changed.connect(self.schedule_preview)
-        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 moved the camera to viewer.scene
-        camera = scene.camera if scene is not None else self.viewer.camera
-        camera.events.zoom.connect(self.schedule_preview)
-        camera.events.center.connect(self.schedule_preview)
+        view = camera(self.viewer)
+        view.events.zoom.connect(self.schedule_preview)
+        view.events.center.connect(self.schedule_preview)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(lambda e: self.form.reset_choices())
         self.form.reset_choices()

@@ -2,8 +2,8 @@
 
 The widget only collects inputs and parameters, runs the core call (``Segmenter.fit`` /
 ``Segmenter.predict``) in a worker thread with a progress bar, and puts the result into a Labels
-layer named after the method and its non-default parameters. "Run on field of view" segments only
-the visible region (instant on huge images); "Run on whole image" segments everything.
+layer named after the method, its parameters in the layer's metadata. "Run on field of view"
+segments only the visible region (instant on huge images); "Run on whole image" everything.
 """
 from __future__ import annotations
 
@@ -284,31 +284,35 @@ class SegmenterWidget(QWidget):
         try:
             from napari.utils.notifications import show_error
 
-            show_error(f"{self.method}: {exc}")
+            message = str(exc)  # the method's name once, even when the message starts with it
+            show_error(message if message.startswith(f"{self.method}:") else f"{self.method}: {message}")
         except Exception:  # noqa: BLE001 - a notification must never raise into the GUI
             pass
 
     # -- results --------------------------------------------------------------------------------
-    def layer_name(self, params) -> str:
-        defaults = self.segmenter_cls.Params()
-        changed = [f"{k}={v}" for k, v in dataclasses.asdict(params).items() if getattr(defaults, k) != v]
-        return f"{self.method}" + (f" ({', '.join(changed)})" if changed else "")
+    def layer_name(self, field_of_view: bool = False) -> str:
+        """Short: the method, plus ``[view]`` for a field-of-view run; the parameters are in
+        the layer's ``metadata["params"]`` (napari adds `` [1]`` to tell runs apart)."""
+        return self.method + (" [view]" if field_of_view else "")
 
     def _show_result(self, result: tuple[Segmentation, Segmenter], image_layer, region, field_of_view: bool):
         segmentation, segmenter = result
         labels = segmentation.labels
-        name = self.layer_name(segmenter.params) + (" [view]" if field_of_view else "")
+        name = self.layer_name(field_of_view)
         translate = np.asarray(image_layer.translate)[-2:] + np.asarray(image_layer.scale)[-2:] * [region[0].start, region[1].start]
         metadata = {
             "galseg_kind": "labels",
             "galseg_role": "prediction",
             "method": self.method,
             "params": dataclasses.asdict(segmenter.params),
+            "field_of_view": field_of_view,
             "source_layer": image_layer.name,
             **{k: v for k, v in image_layer.metadata.items() if k in ("header", "wcs", "path")},
         }
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
+        same_run = [layer for layer in self.viewer.layers if isinstance(layer, Labels) and all(
+            layer.metadata.get(k) == metadata[k] for k in ("method", "params", "field_of_view", "source_layer"))]
+        if same_run:  # the same parameters again (e.g. after panning): replace, don't stack layers
+            layer = same_run[-1]
             layer.data = labels
             layer.translate = translate
             layer.metadata.update(metadata)
@@ -316,6 +320,7 @@ class SegmenterWidget(QWidget):
             layer = self.viewer.add_labels(
                 labels, name=name, translate=translate, scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6
             )
+        name = layer.name
         catalog = segmentation.catalog
         if catalog is not None and len(catalog):
             _show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])

@@ -1,0 +1,105 @@
+"""CLI progress: a bar on a terminal, a line every few percent in a log, no absurd numbers."""
+import io
+import re
+
+import pytest
+
+from napari_galseg._duration import format_duration
+from napari_galseg.commands._progress import ProgressDisplay
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def _log_display(**kwargs):
+    stream, clock = io.StringIO(), Clock()
+    return ProgressDisplay("segment", unit="tiles", stream=stream, tty=False, clock=clock, **kwargs), stream, clock
+
+
+def test_a_log_gets_a_line_every_five_percent_and_how_it_ended():
+    display, stream, clock = _log_display()
+    for done in range(1, 1001):
+        clock.t += 0.02
+        display(done, 1000, "tiles")
+    display.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 21 + 1  # 0 % ... 100 % in steps of 5, then "done in"
+    assert lines[1].startswith("segment:   5% (50/1000 tiles) · tiles · ")
+    assert lines[-1] == "segment: done in 20 s (tiles)"  # timed from the start, not the first report
+    assert "\r" not in stream.getvalue() and "it/s" not in stream.getvalue()
+
+
+def test_no_rate_and_no_time_left_from_a_first_report():
+    display, stream, clock = _log_display()
+    display(500, 1000, "")  # the first report already says half is done, after no time at all
+    assert "left" not in stream.getvalue()
+    clock.t += 4.0
+    display(600, 1000, "")
+    assert "about 2.7 s left" in stream.getvalue()  # 4 s for 10 %: the mean over the run so far
+    assert re.search(r"\d{4,} ?(it|tiles)/s", stream.getvalue()) is None
+
+
+def test_a_growing_total_rebases_instead_of_holding_100_percent():
+    display, stream, _ = _log_display()
+    for done in range(1, 21):
+        display(done, 20, "detect")  # background and detection
+    assert display.percent == 100.0
+    display(21, 60, "deblend")  # the groups to deblend are known only now
+    assert display.percent == pytest.approx(35.0)
+    assert display.counts is None  # counts of a total that moved would mislead
+    assert stream.getvalue().splitlines()[-1].startswith("segment:  35% · deblend")
+    display(20, 60, "deblend")
+    assert display.percent == pytest.approx(35.0)  # within one total, never backwards
+    display.close()
+    assert "stopped at 35%" in stream.getvalue().splitlines()[-1]
+
+
+def test_a_terminal_gets_one_redrawn_bar_and_lines_above_it():
+    stream, clock = io.StringIO(), Clock()
+    display = ProgressDisplay("train unet", unit="step", stream=stream, tty=True, clock=clock)
+    for done in range(1, 11):
+        clock.t += 1.0
+        display(done, 10, f"epoch {1 + (done - 1) // 5}/2 loss 0.5")
+        if done == 5:
+            display.write("epoch 1/2, train loss 0.5")
+    display.close()
+    out = stream.getvalue()
+    assert out.count("\n") == 2  # the epoch line and the end of the bar
+    assert "\r\x1b[Kepoch 1/2, train loss 0.5\n" in out
+    last = out.rstrip("\n").split("\r\x1b[K")[-1]
+    assert last.startswith("train unet: [") and "100% (10/10 step) · epoch 2/2 loss 0.5 · 10 s" in last
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0.04, "0.0 s"), (3.14, "3.1 s"), (42.4, "42 s"), (185, "3 min 05 s"), (3725, "1 h 02 min"),
+    (float("nan"), "?"),
+])
+def test_durations_read_like_durations(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_cli_output_in_a_log_is_lines_not_a_bar(tmp_path, capsys):
+    from napari_galseg import cli
+
+    assert cli.main(["synth", str(tmp_path / "f"), "--size", "512", "--seed", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    progress = [line for line in err.splitlines() if line.startswith("synth ")]
+    assert progress[0].startswith("synth 512² seed 1: 100% (1/1 block)")  # one block: one line
+    assert progress[-1].startswith("synth 512² seed 1: done in")
+
+
+def test_time_left_after_a_rebase_is_measured_from_the_rebase():
+    display, stream, clock = _log_display()
+    clock.t += 10.0
+    display(20, 20, "detect")  # the first phase took 10 s
+    display(1, 4, "writing")  # a new total: 25 % of the writing, a moment later
+    assert "left" not in stream.getvalue().splitlines()[-1]  # nothing measured since the re-base
+    clock.t += 3.0
+    display(2, 4, "writing")  # 25 % more in 3 s: 6 s to go, not an estimate from the first 10 s
+    assert stream.getvalue().splitlines()[-1].endswith("13 s, about 6.0 s left")
