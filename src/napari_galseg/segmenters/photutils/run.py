@@ -89,10 +89,17 @@ def run_pipeline(image, rms, params: PhotutilsParams, progress: ProgressCallback
                 np.full(len(child_luts[p]) - 1, p) if p in child_luts else [p] for p in labels_in_group
             ])
             kept = finals > 0  # segments dropped by min_snr
+            if not kept.any():
+                return None
             finals, parent_of = finals[kept], parent_of[kept]
             return build_catalog_window(pipe, final, finals, parent_of, bboxes[labels_in_group])
 
         tables = map_groups(catalog_of, len(groups), n_workers, lambda done: pipe.report(done, "catalog"))
+        tables = [t for t in tables if t is not None]
+        if not tables:
+            from ...catalog import CATALOG_COLUMNS, empty_table
+
+            tables = [empty_table(CATALOG_COLUMNS)]
         catalog = vstack(tables, metadata_conflicts="silent")
         catalog.sort("label")
     if catalog is not None and (params.catalog == "basic" or n_final):
