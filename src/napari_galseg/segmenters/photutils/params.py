@@ -16,7 +16,7 @@ class PhotutilsParams:
     """Parameters of the photutils pipeline (the CLI's ``--set key=value`` reads these names)."""
 
     #: detection threshold in units of the noise (of the smoothed image unless threshold_mode="study");
-    #: 2.5 with min_snr=5: footprints out to the faint isophote, noise peaks rejected afterwards
+    #: 2.5 with min_snr=6: footprints out to the faint isophote, noise peaks rejected afterwards
     nsigma: float = 2.5
     #: "filtered": nsigma × noise of the smoothed image (correct); "study": nsigma × unsmoothed rms
     threshold_mode: Literal["filtered", "study"] = "filtered"
@@ -43,7 +43,7 @@ class PhotutilsParams:
     #: spurious-segment rejection: final segments whose S/N (segment flux / its error, from the rms)
     #: is below this are dropped (0 keeps all). A low threshold finds the faint isophote that the
     #: truth reaches; this removes the noise peaks it lets through (docs/results.md)
-    min_snr: float = 5.0
+    min_snr: float = 6.0
     #: source catalog beside the labels: "basic" (centroid, bbox, area, ellipse, flux and error,
     #: min/max — SourceCatalog's definitions, computed vectorised during detection: ~free), "full"
     #: (photutils' SourceCatalog itself, adding the Kron radius and Kron flux: ~1 ms per source) or
