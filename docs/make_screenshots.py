@@ -44,8 +44,10 @@ def viewer_picture() -> None:
         viewer.open([Path(tmp) / name for name in ("img.fits", "rms.fits", "true.fits")], plugin="napari-galseg")
         widget = PhotutilsWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Segment: photutils", area="right")
-        worker = widget.run(field_of_view=False)
-        while worker is not None and worker.is_running:
+        finished = []
+        widget.work_finished.connect(lambda: finished.append(True))  # connected before the worker starts
+        widget.run(field_of_view=False)
+        while not finished:
             QApplication.processEvents()
         dock = MetricsDock(viewer)
         viewer.window.add_dock_widget(dock, name="Metrics", area="right")

@@ -21,6 +21,13 @@ QUICK = {
     "forest": {"n_estimators": 5, "max_train_pixels": 5000},
     "unet": {"depth": 2, "base_width": 4, "patch_size": 32, "block_size": 32, "epochs": 1, "patches_per_epoch": 8, "batch_size": 8,
              "val_max_patches": 2, "device": "cpu", "tile_size": 64, "tile_overlap": 16, "halo": 16, "bf16": False},
+    "maskrcnn": {"widths": [8, 16, 32, 64], "fpn_channels": 16, "rois_per_image": 64, "epochs": 1, "patches_per_epoch": 2,
+                 "batch_size": 2, "patch_size": 64, "block_size": 32, "val_max_patches": 2, "tile_size": 64,
+                 "tile_overlap": 16, "subtract_background": False, "score_threshold": 0.0, "device": "cpu"},
+    "detr": {"d_model": 32, "heads": 8, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64,
+             "backbone_widths": [8, 16, 32, 64], "epochs": 1, "patches_per_epoch": 2, "batch_size": 2, "patch_size": 64,
+             "block_size": 32, "val_max_patches": 2, "tile_size": 64, "tile_overlap": 16, "subtract_background": False,
+             "score_threshold": 0.0, "device": "cpu"},
 }
 METHODS = [name for name in segmenters.available() if not name.startswith("test-")]
 
@@ -62,13 +69,16 @@ def test_predict_returns_int32_labels_of_the_image(ready, fields, name):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_region_prediction(ready, fields, name):
-    """A region gives labels of the region's shape; with context it equals the crop of the whole."""
+    """A region gives labels of the region's shape (scores aligned with them); where the method
+    promises it, exactly the crop of the whole-image result."""
     _, test = fields
     segmenter = ready[name]
     region = (16, 96, 40, 120)
     part = segmenter.predict(test.image, test.rms, region=region)
     assert part.labels.shape == (80, 80)
-    if segmenter.capabilities.region_with_context:
+    if part.scores is not None:
+        assert len(part.scores) == int(np.max(part.labels)) + 1
+    if segmenter.capabilities.region_equals_crop:
         whole = np.asarray(segmenter.predict(test.image, test.rms).labels)[16:96, 40:120]
         np.testing.assert_array_equal(part.labels > 0, whole > 0)
 

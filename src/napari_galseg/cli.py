@@ -12,7 +12,7 @@ import sys
 
 from . import __version__
 
-SUBCOMMANDS = ("synth", "preprocess", "segment", "evaluate", "train", "demo")
+SUBCOMMANDS = ("synth", "preprocess", "segment", "evaluate", "train", "export", "demo")
 
 
 class CliError(Exception):

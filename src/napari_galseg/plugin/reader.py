@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from napari_galseg.io import (
     FitsImage,
@@ -100,7 +101,7 @@ def _current_viewer():
         from napari import current_viewer
 
         return current_viewer()
-    except Exception:  # noqa: BLE001 - no viewer is not an error for a reader
+    except Exception:  # no viewer is not an error for a reader
         return None
 
 

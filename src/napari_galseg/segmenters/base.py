@@ -32,9 +32,11 @@ class Capabilities:
 
     #: ``fit(image, truth)`` learns from a truth image; predicting needs a trained model
     trainable: bool = False
-    #: ``predict(region=...)`` reads context around the window: the result equals the crop of the
-    #: whole-image prediction (otherwise the window is cut out and segmented on its own)
+    #: ``predict(region=...)`` reads context around the window itself (otherwise the window is cut
+    #: out and segmented on its own)
     region_with_context: bool = False
+    #: ... and the result is exactly the crop of the whole-image prediction (tiles on the frame's grid)
+    region_equals_crop: bool = False
     #: ``predict_to_fits`` writes a frame of any size in bounded memory
     streams_to_fits: bool = False
     #: ``Segmentation.scores`` holds a score per instance

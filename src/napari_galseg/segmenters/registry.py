@@ -33,6 +33,8 @@ BUILTIN: dict[str, Entry] = {
     "kmeans": Entry("napari_galseg.segmenters.kmeans:KMeansSegmenter", ("sklearn",)),
     "forest": Entry("napari_galseg.segmenters.forest:ForestSegmenter", ("sklearn",)),
     "unet": Entry("napari_galseg.segmenters.unet:UNetSegmenter", ("torch", "safetensors")),
+    "maskrcnn": Entry("napari_galseg.segmenters.maskrcnn:MaskRCNNSegmenter", ("torch", "torchvision", "safetensors")),
+    "detr": Entry("napari_galseg.segmenters.detr:DetrSegmenter", ("torch", "transformers", "safetensors")),
 }
 
 _RUNTIME: dict[str, type["Segmenter"]] = {}

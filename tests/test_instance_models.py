@@ -1,0 +1,156 @@
+"""Mask R-CNN and DETR: training lowers the loss, caps above 100 objects, model folders, pretrained folders."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+transformers = pytest.importorskip("transformers")
+
+from napari_galseg.models import detr, maskrcnn  # noqa: E402
+from napari_galseg.segmenters.base import ModelFolderError  # noqa: E402
+from napari_galseg.synth import make_field  # noqa: E402
+
+TINY_MASKRCNN = {"widths": [8, 16, 32, 64], "fpn_channels": 16, "size": 64, "rois_per_image": 64}
+TINY_DETR = {"d_model": 32, "heads": 8, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64,
+             "backbone_widths": [8, 16, 32, 64], "num_queries": 40}
+
+
+@pytest.fixture(scope="module")
+def batch():
+    f = make_field(128, seed=2)
+    x = (f.image - np.median(f.image)) / f.rms
+    inputs = torch.from_numpy(np.stack([x[:64, :64], x[64:, 64:]])[:, None].astype(np.float32)).clamp(-5, 50) / 10
+    labels = torch.from_numpy(np.stack([f.truth[:64, :64], f.truth[64:, 64:]]).astype(np.int64))
+    assert labels[0].max() > 0
+    return inputs, labels
+
+
+def _train_steps(model, loss_fn, inputs, labels, steps, lr, train_mode=True):
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train(train_mode)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(model, inputs, labels)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def test_maskrcnn_a_few_steps_lower_the_loss(batch):
+    torch.manual_seed(0)
+    model = maskrcnn.build(in_channels=1, **TINY_MASKRCNN)
+    losses = _train_steps(model, maskrcnn.loss, *batch, steps=12, lr=2e-3)
+    assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), np.round(losses, 2)
+
+
+@pytest.mark.parametrize("kind", ["detr", "mask2former"])
+def test_detr_a_few_steps_lower_the_loss(batch, kind):
+    torch.manual_seed(0)
+    model = detr.build(kind=kind, in_channels=1, **TINY_DETR)
+    losses = _train_steps(model, detr.loss, *batch, steps=12, lr=3e-3)
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]) - 0.5  # set losses fall slowly, but steadily
+
+
+def test_maskrcnn_returns_more_than_100_detections_per_patch():
+    torch.manual_seed(0)
+    model = maskrcnn.build(in_channels=1, **{**TINY_MASKRCNN, "size": 128}, max_detections=300, score_threshold=0.0)
+    model.eval()
+    with torch.no_grad():
+        (masks, scores), = maskrcnn.predict(model, torch.randn(1, 1, 128, 128))
+    assert masks.shape[0] > 100 and masks.shape[1:] == (128, 128)  # torchvision's default would stop at 100
+    assert (scores[:-1] >= scores[1:]).all()
+
+
+def test_detr_returns_every_query_above_threshold():
+    model = detr.build(kind="detr", in_channels=1, **{**TINY_DETR, "num_queries": 150}).eval()
+    with torch.no_grad():
+        (masks, scores), = detr.predict(model, torch.randn(1, 1, 64, 64), score_threshold=0.0)
+    assert masks.shape == (150, 64, 64) and scores.shape == (150,)
+
+
+def test_detr_queries_are_twice_the_most_objects_per_patch():
+    from napari_galseg.segmenters.detr import DetrSegmenter
+
+    truth = np.zeros((256, 256), np.int32)
+    truth[::4, ::4] = np.arange(1, 64 * 64 + 1).reshape(64, 64)  # 1024 one-pixel objects per 128² patch
+    data = [(None, truth[:128, :128]), (None, truth[:64, :64])]
+    assert 2 * 1024 <= DetrSegmenter()._queries(data) < 2 * 1024 + 50  # rounded up to a multiple of 50
+    assert DetrSegmenter()._queries([(None, truth[:8, :8])]) == 100  # never below 100
+
+
+def test_more_than_100_disjoint_instances_in_one_tile_are_all_painted():
+    from napari_galseg.instance_tiles import TileLayout, assemble, instances_from_masks
+
+    truth = np.zeros((128, 128), np.int32)
+    truth[2::8, 2::8] = 1
+    truth = np.cumsum(truth.ravel()).reshape(truth.shape) * (truth > 0)  # 256 objects
+    ids = np.arange(1, truth.max() + 1)
+    detect = lambda windows: [instances_from_masks(truth[None] == ids[:, None, None], ids / 300.0)]
+    labels, scores, _ = assemble(detect, TileLayout(truth.shape, 128, 0))
+    assert labels.max() == 256 and np.isfinite(scores[1:]).all()
+
+
+# -- segmenters end to end (tiny, short) ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_field():
+    return make_field(256, seed=4)
+
+
+SEG_TINY = {"epochs": 1, "patches_per_epoch": 2, "batch_size": 2, "patch_size": 64, "block_size": 64,
+            "val_max_patches": 2, "tile_size": 128, "tile_overlap": 32, "subtract_background": False}
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("maskrcnn", {"widths": [8, 16, 32, 64], "fpn_channels": 16, "rois_per_image": 64}),
+    ("detr", {"d_model": 32, "heads": 8, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64,
+              "backbone_widths": [8, 16, 32, 64]}),
+])
+def test_segmenter_trains_predicts_saves_and_loads(tmp_path, small_field, name, extra):
+    from napari_galseg.segmenters import get
+
+    f = small_field
+    seg = get(name)(**SEG_TINY, **extra, score_threshold=0.0)
+    seg.fit(f.image, f.truth, f.rms)
+    result = seg.predict(f.image, f.rms)
+    labels = result.labels
+    assert labels.shape == f.image.shape and labels.dtype == np.int32
+    assert len(result.scores) == labels.max() + 1 and np.isnan(result.scores[0])
+    assert len(result.catalog) == labels.max() and set(result.catalog["label"]) == set(range(1, labels.max() + 1))
+    caps = type(seg).capabilities
+    assert caps.scored and caps.trainable and caps.streams_to_fits and caps.region_with_context and caps.catalog
+    # a field of view is the crop of the whole-frame result for objects away from its edges
+    window = seg.predict(f.image, f.rms, region=(64, 192, 64, 192))
+    assert window.labels.shape == (128, 128) and len(window.scores) == window.labels.max() + 1
+    seg.save(tmp_path / "m")
+    assert (tmp_path / "m" / "weights.safetensors").exists() and not list((tmp_path / "m").glob("*.pt"))
+    again = type(seg).load(tmp_path / "m")
+    np.testing.assert_array_equal(again.predict(f.image, f.rms).labels, labels)
+    # another kind of folder is refused plainly
+    other = "detr" if name == "maskrcnn" else "maskrcnn"
+    with pytest.raises(ModelFolderError, match=f"holds a '{name}' model"):
+        get(other).load(tmp_path / "m")
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({"model_type": "detr"}))
+    with pytest.raises(ModelFolderError, match="not a napari-galseg model config"):
+        type(seg).load(tmp_path / "hf")
+
+
+def test_local_pretrained_folder_checks(tmp_path):
+    model = detr.build(kind="detr", in_channels=3, **TINY_DETR)
+    model.save_pretrained(tmp_path / "pre")
+    loaded = detr.from_pretrained(tmp_path / "pre", in_channels=3, num_queries=60)
+    assert loaded.config.num_queries == 60 and loaded.config.num_labels == 1
+    with pytest.raises(detr.PretrainedFolderError, match="3-channel images but the preprocessing recipe makes 2"):
+        detr.from_pretrained(tmp_path / "pre", in_channels=2, num_queries=60)
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(detr.PretrainedFolderError, match="'bert' model"):
+        detr.from_pretrained(tmp_path / "bert", 3, 60)
+    with pytest.raises(detr.PretrainedFolderError, match="no config.json"):
+        detr.from_pretrained(tmp_path, 3, 60)
