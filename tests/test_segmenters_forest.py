@@ -122,8 +122,8 @@ def test_folders_with_other_features_or_foreign_files_are_refused(trained, tmp_p
     with pytest.raises(ModelFolderError, match="features"):
         ForestSegmenter.load(tmp_path / "rf")
     trained.save(tmp_path / "rf2")
-    (tmp_path / "rf2" / "forest.joblib").write_bytes(b"\x00\x01 definitely not a pickle")
-    with pytest.raises(ModelFolderError, match="joblib"):
+    (tmp_path / "rf2" / "forest.npz").write_bytes(b"\x00\x01 definitely not an array file")
+    with pytest.raises(ModelFolderError, match="damaged"):
         ForestSegmenter.load(tmp_path / "rf2")
     with pytest.raises(ModelFolderError, match="not 'forest'|'kmeans'"):
         from napari_galseg.segmenters.kmeans import KMeansSegmenter

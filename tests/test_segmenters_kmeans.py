@@ -109,11 +109,11 @@ def test_broken_model_folders_are_refused(tmp_path):
     image, _ = blob_image()
     seg = KMeansSegmenter().fit(image)
     seg.save(tmp_path / "km")
-    (tmp_path / "km" / "kmeans.joblib").write_text("not a joblib file")
-    with pytest.raises(ModelFolderError, match="joblib"):
+    (tmp_path / "km" / "kmeans.npz").write_text("not an array file")
+    with pytest.raises(ModelFolderError, match="damaged"):
         KMeansSegmenter.load(tmp_path / "km")
-    (tmp_path / "km" / "kmeans.joblib").unlink()
-    with pytest.raises(ModelFolderError, match="kmeans.joblib"):
+    (tmp_path / "km" / "kmeans.npz").unlink()
+    with pytest.raises(ModelFolderError, match="kmeans.npz"):
         KMeansSegmenter.load(tmp_path / "km")
     with pytest.raises(ValueError, match="not been fitted"):
         KMeansSegmenter().save(tmp_path / "empty")

@@ -160,7 +160,8 @@ class MeshBackground:
         valid = np.isfinite(self.bkg_mesh) & np.isfinite(self.rms_mesh)
         if not valid.any():
             raise ValueError(
-                "no background box has enough finite pixels: the image is empty (all NaN/inf) or "
+                "no background box has enough finite pixels: the image is empty (all NaN/inf, or finite "
+                "values beyond float32's ±3.4e38, which become inf: rescale such an image) or "
                 f"box_size={self.box} is too large for the valid area; check the image or lower box_size / raise exclude_percentile"
             )
         self.bkg_filled = self._fill_and_filter(self.bkg_mesh, valid)

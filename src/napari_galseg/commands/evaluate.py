@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import refuse_existing
+from . import check_outputs
 
 DESCRIPTION = """\
 Score one or more predictions (label images, or probability maps with --threshold) against a
@@ -98,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give at least one prediction and the truth: galseg evaluate PRED [PRED ...] TRUE")
     if not 0.0 < args.iou_threshold <= 1.0:
         raise ValueError(f"--iou-threshold must be in (0, 1], got {args.iou_threshold}")
-    refuse_existing(args.csv, args.json_out, args.figure, overwrite=args.overwrite)
+    check_outputs([args.csv, args.json_out, args.figure], inputs=[*args.files, args.image, args.rms],
+                  overwrite=args.overwrite)
+    if args.figure and not str(args.figure).lower().endswith(".png"):
+        raise ValueError(f"--figure {args.figure}: the figure is written as PNG; give a name ending in .png")
     *pred_paths, true_path = args.files
     true = _open(true_path)
     if true.dtype.kind not in "iub":
@@ -130,13 +133,13 @@ def run(args: argparse.Namespace) -> int:
                    overwrite=args.overwrite)
     if args.figure:
         write_figure(evaluations, args.figure, overwrite=args.overwrite)
-    if args.json:
-        rows = [e.metrics for e in evaluations]
+    if args.json:  # the notes travel with the numbers: a script must see them too
+        rows = [{**e.metrics, "notes": list(e.notes)} for e in evaluations]
         payload = rows[0] if len(rows) == 1 else dict(zip(_keys(pred_paths), rows))
         print(json.dumps(to_jsonable(payload)))
     else:
         print(format_table(evaluations))
-        for evaluation in evaluations:
-            for note in evaluation.notes:
-                print(f"note ({evaluation.name}): {note}", file=sys.stderr)
+    for evaluation in evaluations:
+        for note in evaluation.notes:
+            print(f"note ({evaluation.name}): {note}", file=sys.stderr)
     return 0

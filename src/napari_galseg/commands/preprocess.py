@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress_bar, refuse_existing
+from . import check_outputs, progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ..preprocess import as_recipe, default_recipe, image_only_recipe
 
     out = Path(args.output)
-    refuse_existing(out, args.save_recipe, overwrite=args.overwrite)
+    check_outputs([out, args.save_recipe], inputs=[args.image, args.rms, args.recipe], overwrite=args.overwrite,
+                  fits=[out])
     if args.chunk < 16:
         raise ValueError(f"--chunk must be at least 16 px, got {args.chunk}")
     hdu = _parse_hdu(args.hdu)

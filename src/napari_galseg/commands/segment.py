@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="OUT.fits", help="output label FITS file (int32, 0 = sky)")
     p.add_argument("--rms", metavar="RMS", help="noise (1σ rms) map FITS on the same pixel grid")
     p.add_argument("--model", metavar="DIR", help="model folder saved by `galseg train` (needed by forest and unet)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="also load an old model folder that holds a pickle (.joblib): pickles can run code, "
+                        "so only for folders you trust; save it again to convert it")
     p.add_argument("--recipe", metavar="R", help="preprocessing recipe file (JSON/YAML) for methods that use one")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set a method parameter (repeatable), e.g. --set nsigma=2.5")
@@ -67,7 +70,11 @@ def _make_segmenter(cls, args, overrides: dict):
     if args.model:
         if args.recipe:
             raise _error("--recipe cannot be combined with --model: the model folder holds the recipe it was trained with")
-        return cls.load(args.model).configure(**overrides)
+        from ..segmenters._sklearn_state import trusted_pickles
+
+        with trusted_pickles(args.trust_model):  # old pickled folders only when the user says so
+            segmenter = cls.load(args.model)
+        return segmenter.configure(**overrides)
     if cls.capabilities.trainable:
         raise _error(f"{cls.name} must be trained first: run `galseg train {cls.name} ...` and pass its model folder with --model DIR")
     segmenter = cls(**overrides)
@@ -116,9 +123,40 @@ def print_settings(cls) -> None:
         print()
 
 
+def _check_header_writable(image) -> None:
+    """Build the output header now: a value that cannot be written must fail before the work."""
+    import numpy as np
+
+    from ..io import labels_header
+    from ..io.write import _output_header
+
+    try:
+        _output_header(tuple(image.shape[-2:]), np.dtype("i4"), labels_header(image), None).tostring()
+    except Exception as exc:  # noqa: BLE001 - astropy's VerifyError, ValueError...
+        raise _error(f"the header of {image.path} cannot be copied to the output ({type(exc).__name__}: "
+                     f"{exc}); fix the card it names") from None
+
+
+def _check_float32_range(image, what: str) -> None:
+    """The segmenters compute in float32: finite values beyond its range (±3.4e38) would turn
+    into inf and the image would look empty ("all NaN/inf"). Say so (checked on a sample)."""
+    import numpy as np
+
+    from ..io import sample_pixels
+
+    if image.dtype != np.float64:
+        return
+    sample = sample_pixels(image.array, n_samples=20_000)
+    finite = np.abs(sample[np.isfinite(sample)])
+    limit = float(np.finfo(np.float32).max)
+    if finite.size and float(finite.max()) > limit:
+        raise _error(f"{what} {image.path} holds finite values up to {float(finite.max()):.3g}, beyond the float32 "
+                     f"range (±{limit:.3g}) the segmenters compute in; rescale it (e.g. divide by 1e30) first")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..segmenters import get
-    from . import parse_set_options, progress_bar, refuse_existing
+    from . import check_outputs, parse_set_options, progress_bar, refuse_inputs_as_outputs
 
     cls = get(args.method)  # KeyError lists the choices
     if args.params:
@@ -128,11 +166,15 @@ def run(args: argparse.Namespace) -> int:
         raise _error("missing IMG: galseg segment METHOD IMG -o OUT.fits")
     if not args.output:
         raise _error("missing -o OUT.fits (where to write the labels)")
-    refuse_existing(args.output, args.catalog, overwrite=args.overwrite)
+    check_outputs([args.output, args.catalog], inputs=[args.image, args.rms], overwrite=args.overwrite,
+                  fits=[args.output], catalogs=[args.catalog])
+    if args.catalog and Path(args.catalog).resolve() == Path(args.output).resolve():
+        raise _error(f"--catalog and -o are the same file ({args.output}); give them different names")
     overrides = parse_set_options(args.overrides)
     sex = _sextractor_config(args, cls) if args.sextractor_config else None
     if sex is not None:
         overrides = {**sex.overrides, **overrides}
+        refuse_inputs_as_outputs([args.output, args.catalog], [args.sextractor_config, sex.weight_image])
     segmenter = _make_segmenter(cls, args, overrides)
     if args.catalog and not cls.capabilities.catalog:
         raise _error(f"{cls.name} does not produce a source catalog; --catalog needs a method that makes one (photutils)")
@@ -140,12 +182,15 @@ def run(args: argparse.Namespace) -> int:
     from ..io import labels_header, open_fits
 
     image = open_fits(args.image, hdu=_hdu(args.hdu))
+    _check_float32_range(image, "the image")
     rms = None
     if args.rms:
         rms_image = open_fits(args.rms)
+        _check_float32_range(rms_image, "the rms map")
         if rms_image.shape != image.shape:
             raise _error(f"the rms map {args.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
         rms = rms_image.data
+    _check_header_writable(image)
     data = image.data
     if sex is not None and sex.weight_image is not None:
         if args.rms:

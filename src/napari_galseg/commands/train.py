@@ -24,11 +24,12 @@ Example:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a segmenter (e.g. unet) on an image with truth labels",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("method", help="segmenter to train, e.g. unet (trainable ones: see the description)")
-    p.add_argument("--image", required=True, metavar="IMG", help="image FITS file")
+    p.add_argument("method", nargs="?", help="segmenter to train, e.g. unet (trainable ones: see the description)")
+    p.add_argument("--spec", metavar="JOB.yaml", help="run a job spec here instead (see `galseg jobs`); other options are ignored")
+    p.add_argument("--image", metavar="IMG", help="image FITS file")
     p.add_argument("--rms", metavar="RMS", help="noise (rms) map FITS file; needed by the default recipe")
-    p.add_argument("--truth", required=True, metavar="TRUE", help="truth label FITS file (0 = sky)")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder to write")
+    p.add_argument("--truth", metavar="TRUE", help="truth label FITS file (0 = sky)")
+    p.add_argument("-o", "--output", metavar="MODEL_DIR", help="model folder to write")
     p.add_argument("--epochs", type=int, default=None, help="maximum number of epochs (default: the method's)")
     p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
@@ -61,10 +62,25 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import CliError
     from ..segmenters import get
 
+    if args.spec:
+        from .jobs import run_spec
+
+        return run_spec(args.spec, resume=args.resume)
+    missing = [flag for flag, value in (("METHOD", args.method), ("--image", args.image), ("--truth", args.truth),
+                                        ("-o", args.output)) if not value]
+    if missing:
+        raise CliError(f"missing {', '.join(missing)}: galseg train METHOD --image IMG --truth TRUE -o MODEL_DIR "
+                       "(or galseg train --spec JOB.yaml)")
     cls = get(args.method)
     if not cls.capabilities.trainable:
         raise CliError(f"{args.method!r} does not learn from data; use `galseg segment {args.method}` directly")
     out = Path(args.output)
+    for ancestor in (out, *out.parents):  # a model folder is a folder: say so before the work
+        if ancestor.exists() and not ancestor.is_dir():
+            raise CliError(f"cannot write the model folder {out}: {ancestor} is a file, not a folder; "
+                           "give -o a folder path")
+        if ancestor.exists():
+            break
     if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
         raise CliError(f"{out} already exists and is not empty; choose another -o, or pass --overwrite or --resume")
     overrides = parse_set_options(args.set_options)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .label_map import looks_like_label_map
+from .errors import FitsReadError, FitsReadWarning
+from .fits_checks import (
+    check_complete,
+    check_datasum,
+    check_scaling_cards,
+    readable_header,
+)
+from .fits_array import FitsArray
+from .fits_kinds import FITS_SUFFIXES, find_fits_files, fits_stem, guess_kind, hdu_kind, is_fits_path
 
 __all__ = [
     "FITS_SUFFIXES",
@@ -42,318 +48,45 @@ __all__ = [
     "guess_kind",
 ]
 
-#: File name endings we treat as FITS (lower case; compared case-insensitively).
-FITS_SUFFIXES = (
-    ".fits", ".fit", ".fts", ".fz", ".fits.fz", ".fits.gz", ".fit.gz", ".fts.gz",
-)
 #: Chunk side of the dask arrays we hand out: ~16 MiB of float32, a good unit of work and I/O.
 DEFAULT_CHUNK = 2048
 #: Largest decompressed ``.fits.gz`` image we read into memory (gzip cannot be read in pieces).
 DEFAULT_MAX_GZIP_BYTES = 1 << 30
 
-_LABEL_WORDS = ("true", "truth", "seg", "segm", "segmap", "segmentation", "mask", "masks",
-                "label", "labels", "labelmap")
-_RMS_WORDS = ("rms", "err", "error", "errors", "sigma", "noise", "weight", "weights", "wht",
-              "var", "variance", "ivar", "invvar", "std", "unc", "uncertainty")
-# Header keywords that say what an HDU holds. EXTNAME first: in multi-extension files it is the
-# most specific; the file name is the last resort.
-_KIND_KEYWORDS = ("EXTNAME", "HDUNAME", "CONTENT", "IMAGETYP", "FILETYPE", "PRODTYPE", "BUNIT", "OBJECT")
 # Names astropy gives compressed/primary HDUs by default: not worth putting in a layer name.
 _BORING_EXTNAMES = {"", "PRIMARY", "COMPRESSED_IMAGE", "IMAGE"}
-
-
-class FitsReadError(ValueError):
-    """A FITS file we cannot open as a 2-D image; the message says what is wrong and what to do."""
-
-
-class FitsReadWarning(UserWarning):
-    """Part of a FITS file was skipped (e.g. a cube extension beside 2-D images)."""
 
 
 # --------------------------------------------------------------------------------------------
 # names and kinds
 
 
-def fits_stem(path: str | os.PathLike) -> str:
-    """File name without its FITS endings: ``img.fits.gz`` -> ``img``."""
-    name = Path(path).name
-    lower = name.lower()
-    for suffix in sorted(FITS_SUFFIXES + (".gz",), key=len, reverse=True):
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem or name
 
 
-def is_fits_path(path: str | os.PathLike) -> bool:
-    """True when the file name ends like a FITS file (the content is checked on opening)."""
-    lower = str(path).lower()
-    return any(lower.endswith(suffix) for suffix in FITS_SUFFIXES)
 
 
-def find_fits_files(folder: str | os.PathLike) -> list[Path]:
-    """FITS files directly inside ``folder`` (not recursive), sorted by name; hidden files skipped."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and is_fits_path(p))
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.split(r"[^a-z0-9]+|(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])", text.lower()) if w}
 
 
-def _kind_from_text(text: str, integer: bool) -> str | None:
-    words = _words(text)
-    if integer and words.intersection(_LABEL_WORDS):
-        return "labels"
-    if words.intersection(_RMS_WORDS):
-        return "rms"
-    return None
 
 
-def _scaled_integers(header: Any) -> bool:
-    """BZERO/BSCALE on integers: raw CCD frames (int16 + BZERO=32768) stay images whatever their pixels."""
-    return header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
 
 
-def guess_kind(header: Any, path: str | os.PathLike | None, dtype: np.dtype) -> str:
-    """``"labels"``, ``"rms"`` or ``"image"`` from header keywords, then the file name.
-
-    Only integer images can be labels (a float image called ``mask`` is still an image); noise
-    maps (rms, err, sigma, weight, ...) may have any type.
-    """
-    integer = np.issubdtype(np.dtype(dtype), np.integer) or np.dtype(dtype) == np.bool_
-    header = header if header is not None else {}
-    for key in _KIND_KEYWORDS:
-        value = header.get(key) if hasattr(header, "get") else None
-        if isinstance(value, str) and value.strip():
-            kind = _kind_from_text(value, integer)
-            if kind:
-                return kind
-    if path is not None:
-        kind = _kind_from_text(fits_stem(path), integer)
-        if kind:
-            return kind
-    return "image"
 
 
 # --------------------------------------------------------------------------------------------
 # the lazy array
 
 
-def _normalise_key(key: Any, shape: tuple[int, ...]) -> tuple[Any, ...]:
-    """Turn a numpy basic-indexing key into one slice or int per axis (no Ellipsis, no negatives)."""
-    if not isinstance(key, tuple):
-        key = (key,)
-    if any(k is Ellipsis for k in key):
-        i = next(i for i, k in enumerate(key) if k is Ellipsis)
-        key = key[:i] + (slice(None),) * (len(shape) - len(key) + 1) + key[i + 1:]
-    key = key + (slice(None),) * (len(shape) - len(key))
-    if len(key) != len(shape):
-        raise IndexError(f"too many indices for an image of shape {shape}")
-    out = []
-    for k, n in zip(key, shape):
-        if isinstance(k, slice):
-            out.append(slice(*k.indices(n)))
-        elif isinstance(k, (int, np.integer)):
-            k = int(k)
-            if not -n <= k < n:
-                raise IndexError(f"index {k} is out of bounds for axis with size {n}")
-            out.append(k % n)
-        else:
-            raise TypeError(f"FITS images support slices and integers only, not {type(k).__name__}")
-    return tuple(out)
 
 
-class FitsArray:
-    """A read-only, picklable array-like over one image HDU that reads only what is sliced.
-
-    ``arr[y0:y1, x0:x1]`` returns a native-byte-order numpy array holding just that region (steps
-    are honoured without reading the skipped rows). Give it to :func:`dask.array.from_array` for a
-    lazy array, or slice it directly for cheap samples (dask reads whole chunks).
-
-    ``mode`` is ``"plain"`` (images astropy could memory-map: read with positioned
-    reads of just the bytes needed, see :meth:`_read_plain`), ``"section"``
-    (scaled or tile-compressed images: ``hdu.section`` on a per-thread file handle) or
-    ``"memory"`` (gzip-compressed files, read once on first use).
-    """
-
-    def __init__(self, path: str | os.PathLike, hdu: int, shape: tuple[int, ...], dtype: Any,
-                 mode: str, squeeze: tuple[int, ...] = (), data_offset: int | None = None):
-        if mode not in ("plain", "section", "memory"):
-            raise ValueError(f"unknown FitsArray mode {mode!r}")
-        self.path = str(path)
-        self.hdu = int(hdu)
-        self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(dtype).newbyteorder("=")
-        self.mode = mode
-        # leading length-1 axes of the stored array (e.g. NAXIS3 = 1) that we hide
-        self.squeeze = tuple(squeeze)
-        # byte offset of the pixels in the file (plain mode): FITS stores them big-endian
-        self.data_offset = data_offset
-        if mode == "plain" and data_offset is None:
-            raise ValueError("plain mode needs the data offset of the HDU")
-        self._init_handles()
-
-    def _init_handles(self) -> None:
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._shared: Any = None
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        for key in ("_lock", "_local", "_shared"):
-            state.pop(key, None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._init_handles()
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __repr__(self) -> str:
-        return f"FitsArray({self.path!r}, hdu={self.hdu}, shape={self.shape}, dtype={self.dtype}, mode={self.mode!r})"
-
-    # -- file access
-    def _open(self, memmap: bool):
-        from astropy.io import fits
-
-        return fits.open(self.path, memmap=memmap, lazy_load_hdus=True)
-
-    def _stored(self):
-        """The stored array (or section) of the HDU, with the hidden length-1 axes still there."""
-        if self.mode == "memory":
-            if self._shared is None:
-                with self._lock:
-                    if self._shared is None:
-                        with self._open(memmap=False) as hdul:
-                            data = np.asarray(hdul[self.hdu].data)
-                        self._shared = (None, _native(data))
-            return self._shared[1]
-        hdul = getattr(self._local, "hdul", None)
-        if hdul is None:  # one handle per thread: astropy sections seek and read on a shared file
-            hdul = self._local.hdul = self._open(memmap=False)
-        return hdul[self.hdu].section
-
-    def _read_plain(self, key: tuple[Any, ...]) -> np.ndarray:
-        """Read exactly the bytes of ``key`` with positioned reads, row segment by row segment.
-
-        Why not slice a memory map: pages a map touches count in the process's resident memory,
-        and the kernel maps whole read-around windows, so a strided zoomed-out view of a 16k²
-        image showed ~240 MB resident. Positioned reads keep memory at the size of the answer
-        and are safe from many threads (no shared file position).
-        """
-        if not hasattr(os, "pread"):  # Windows: fall back to a short-lived memory map
-            stored_shape = (1,) * len(self.squeeze) + self.shape
-            mapped = np.memmap(self.path, dtype=self.dtype.newbyteorder(">"), mode="r",
-                               offset=self.data_offset, shape=stored_shape)
-            return _native(mapped[(0,) * len(self.squeeze) + key], self.dtype)
-        rows_key, cols_key = key
-        rows = range(rows_key, rows_key + 1) if isinstance(rows_key, int) else range(*rows_key.indices(self.shape[0]))
-        cols = range(cols_key, cols_key + 1) if isinstance(cols_key, int) else range(*cols_key.indices(self.shape[1]))
-        raw = self.dtype.newbyteorder(">")
-        item, width = raw.itemsize, self.shape[1]
-        out = np.empty((len(rows), len(cols)), dtype=self.dtype)
-        if len(rows) and len(cols):
-            fd = self._fd()
-            span = cols[-1] - cols[0] + 1  # contiguous columns covering the request
-            if cols.step == 1 and span == width and rows.step == 1:
-                nbytes = len(rows) * width * item  # whole rows: one read
-                buf = _pread_exact(fd, nbytes, self.data_offset + rows[0] * width * item, self.path)
-                out[...] = np.frombuffer(buf, dtype=raw).reshape(len(rows), width)
-            else:
-                # one positioned read per row straight into a big-endian buffer, one conversion
-                staging = np.empty((len(rows), span), dtype=raw)
-                row_bytes = span * item
-                base = self.data_offset + cols[0] * item
-                for i, row in enumerate(rows):
-                    got = os.preadv(fd, [staging[i]], base + row * width * item) if _HAS_PREADV else 0
-                    if got != row_bytes:  # short read or no preadv: the careful path
-                        staging[i] = np.frombuffer(
-                            _pread_exact(fd, row_bytes, base + row * width * item, self.path), dtype=raw)
-                out[...] = staging[:, :: cols.step]
-        if isinstance(rows_key, int):
-            out = out[0]
-        if isinstance(cols_key, int):
-            out = out[..., 0]
-        return out
-
-    def _fd(self) -> int:
-        if self._shared is None:
-            with self._lock:
-                if self._shared is None:
-                    self._shared = os.open(self.path, os.O_RDONLY)
-        return self._shared
-
-    def __del__(self) -> None:
-        fd = getattr(self, "_shared", None)
-        if self.__dict__.get("mode") == "plain" and isinstance(fd, int):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        key = _normalise_key(key, self.shape)
-        full_key = (0,) * len(self.squeeze) + key
-        if self.mode == "plain":
-            return self._read_plain(key)
-        stored = self._stored()
-        if self.mode == "section" and len(key) == 2 and isinstance(key[0], slice) and key[0].step != 1:
-            # sections read row by row for strided keys anyway; do it here so only those rows
-            # are decompressed, then stack them
-            rows = range(key[0].start, key[0].stop, key[0].step)
-            pieces = [np.asarray(stored[full_key[:-2] + (r, key[1])]) for r in rows]
-            width = len(range(*key[1].indices(self.shape[1]))) if isinstance(key[1], slice) else None
-            if pieces:
-                out = np.stack(pieces)
-            else:
-                out = np.empty((0,) + ((width,) if width is not None else ()), dtype=self.dtype)
-        else:
-            out = np.asarray(stored[full_key])
-        return _native(out, self.dtype)
-
-    def __dask_tokenize__(self):
-        stat = os.stat(self.path)
-        return ("FitsArray", self.path, self.hdu, self.mode, stat.st_size, stat.st_mtime_ns)
-
-    def __array__(self, dtype=None, copy=None):
-        out = self[...]
-        return out if dtype is None else out.astype(dtype, copy=False)
 
 
-_HAS_PREADV = hasattr(os, "preadv")
 
 
-def _pread_exact(fd: int, nbytes: int, offset: int, path: str) -> bytes:
-    buf = os.pread(fd, nbytes, offset)
-    while len(buf) < nbytes:  # pread may return less on some filesystems
-        more = os.pread(fd, nbytes - len(buf), offset + len(buf))
-        if not more:
-            raise FitsReadError(f"{path} ended early: the file was truncated after it was opened")
-        buf += more
-    return buf
 
 
-def _native(array: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
-    """A native-byte-order copy (FITS is big-endian); only the block asked for is converted."""
-    target = np.dtype(dtype if dtype is not None else array.dtype).newbyteorder("=")
-    return np.array(array, dtype=target, copy=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,6 +142,12 @@ class FitsImage:
 
 def _check_header_start(path: Path) -> None:
     """Say plainly when a file is empty or not FITS at all (astropy's messages are terse)."""
+    if path.is_dir():
+        raise FitsReadError(f"{path} is a folder; open one of its FITS files "
+                            f"({', '.join(p.name for p in find_fits_files(path)) or 'none found'})")
+    if not path.is_file():  # a pipe or a device would block or never end
+        raise FitsReadError(f"{path} is not a regular file (a pipe, socket or device); "
+                            "save the image to a file and open that.")
     size = path.stat().st_size
     if size == 0:
         raise FitsReadError(f"{path} is empty (0 bytes): the file was not written completely; "
@@ -417,11 +156,12 @@ def _check_header_start(path: Path) -> None:
         start = fh.read(80)
     if start[:2] == b"\x1f\x8b":  # gzip: look inside
         import gzip
+        import zlib
 
         try:
             with gzip.open(path, "rb") as fh:
                 start = fh.read(80)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise FitsReadError(f"{path} is a damaged gzip file ({exc}); download or copy it again.") from exc
     elif start[:3] in (b"BZh", b"PK\x03"):
         return  # bzip2 / zip: astropy reads these too
@@ -446,18 +186,13 @@ def _open_hdulist(path: Path):
             f"{path} starts like a FITS file but its header cannot be read ({exc}). The file is "
             "probably truncated or damaged; copy or download it again.") from exc
     except Exception as exc:  # astropy raises assorted errors on damaged headers
-        raise FitsReadError(f"{path} could not be read as FITS ({type(exc).__name__}: {exc}).") from exc
-    compression = getattr(hdul._file, "compression", None)
-    if compression is None:
-        file_size = path.stat().st_size
-        for index, hdu in enumerate(hdul):
-            info = hdu.fileinfo() or {}
-            expected = info.get("datLoc", 0) + getattr(hdu, "_data_size", 0)
-            if expected > file_size:
-                hdul.close()
-                raise FitsReadError(
-                    f"{path} is truncated: HDU {index} needs {expected:,} bytes but the file has only "
-                    f"{file_size:,}. The copy or download was probably cut short; fetch the file again.")
+        raise FitsReadError(f"{path} has a damaged or non-standard header and could not be read as "
+                            f"FITS ({type(exc).__name__}: {exc}); re-create or fetch the file again.") from exc
+    try:
+        check_complete(hdul, path)
+    except BaseException:
+        hdul.close()
+        raise
     return hdul
 
 
@@ -527,6 +262,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         raise FitsReadError(f"HDU {index} of {path} is a {type(hdu).__name__}, not an image. "
                             f"Image HDUs with data: {_image_hdu_indices(hdul) or 'none'}.")
     header = hdu.header
+    check_scaling_cards(header, path, index)
     shape = tuple(int(n) for n in (hdu.shape or ()))
     if header.get("NAXIS", 0) == 0 or not shape or any(n == 0 for n in shape):
         others = _image_hdu_indices(hdul)
@@ -551,6 +287,7 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     compressed = hdu.__class__.__name__ == "CompImageHDU"
     gzipped = getattr(hdul._file, "compression", None) is not None
     if compressed:
+        check_datasum(hdu, path, index)
         dtype = hdu.section.dtype
         mode = "section"
     else:
@@ -558,6 +295,13 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         scaled = any(k in header for k in ("BSCALE", "BZERO", "BLANK")) and (
             hdu._orig_bscale != 1 or hdu._orig_bzero != 0 or "BLANK" in header)
         mode = "section" if scaled else "plain"
+    blank = None
+    if (not compressed and int(header.get("BITPIX", 0)) > 0 and "BLANK" in header
+            and np.dtype(dtype).kind in "iu"):
+        # integers kept as integers (no scaling, or the unsigned BZERO conventions): astropy
+        # leaves blank pixels as numbers; compare with the blank's physical value
+        blank = int(header["BLANK"]) * int(header.get("BSCALE", 1)) + int(header.get("BZERO", 0))
+        dtype = np.float32 if np.dtype(dtype).itemsize <= 2 else np.float64
     if gzipped:
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if nbytes > max_gzip_bytes:
@@ -569,12 +313,12 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
         mode = "memory"
 
     data_offset = hdu.fileinfo()["datLoc"] if mode == "plain" else None
-    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset)
+    array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset,
+                      blank=blank)
+    header = readable_header(header, path, index)
     data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
                          name=f"fits-{_token(path, index, chunks)}")
-    kind = guess_kind(header, path, array.dtype)
-    if kind == "image" and not _scaled_integers(header) and looks_like_label_map(array):
-        kind = "labels"  # a segmentation map by its pixels (e.g. a prediction saved without EXTNAME)
+    kind = hdu_kind(header, path, array)
     extname = str(header.get("EXTNAME", "")).strip()
     if multi:
         label = extname if extname.upper() not in _BORING_EXTNAMES else str(index)

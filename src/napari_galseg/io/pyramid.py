@@ -34,7 +34,7 @@ class StridedView:
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        from .fits import _normalise_key
+        from .fits_array import _normalise_key
 
         key = _normalise_key(key, self.shape)
         src_key = []

@@ -112,6 +112,9 @@ def fits_row_writer(path: str | os.PathLike, shape: tuple[int, int], dtype: Any,
     if lower.endswith(".fz"):
         raise ValueError(f"{path.name}: tile-compressed (.fz) output is not supported; write .fits "
                          "and compress it with `fpack`, or write .fits.gz")
+    if not lower.endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")):
+        raise ValueError(f"{path.name}: this writes FITS; give a name ending in .fits (or .fits.gz) so that "
+                         "the file is not mistaken for another format")
     shape = (int(shape[0]), int(shape[1]))
     storage = _storage_dtype(dtype)
     header_bytes = _output_header(shape, storage, header, wcs).tostring().encode("ascii")
@@ -172,6 +175,15 @@ def _gzip_open(path: Path, mode: str):
 def _check_range(values: np.ndarray, storage: np.dtype, info: Any) -> None:
     if info is None or not values.size or values.dtype == storage or values.dtype == np.bool_:
         return
+    if values.dtype.kind == "f":  # float pixels into an integer file: never NaN -> INT_MIN, 1.7 -> 1
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise ValueError(f"{int((~finite).sum())} pixel(s) are NaN or infinite and cannot be stored as "
+                             f"{storage} integers; replace them (e.g. with 0 = sky) or write a float image")
+        if (values != np.round(values)).any():
+            bad = values[values != np.round(values)].ravel()[0]
+            raise ValueError(f"the values are not whole numbers (e.g. {bad:g}) and would be truncated in "
+                             f"{storage} pixels; round or threshold them first, or write a float image")
     lo, hi = values.min(), values.max()
     if lo < info.min or hi > info.max:
         raise OverflowError(f"values {lo}..{hi} do not fit in {storage} FITS pixels; "

@@ -47,6 +47,33 @@ def carries_instances(pred: Any) -> bool:
     return int(top.compute() if is_dask(top) else top) > 1
 
 
+def check_label_map(array: Any, role: str = "the label map") -> None:
+    """Refuse integer images that cannot be label maps: negative ids, or the texture of an
+    integer science image (neighbouring pixels that differ like noise), judged as the reader
+    judges a file's kind (:mod:`napari_galseg.io.label_map`). A wrong map would otherwise be
+    scored without a word, with hundreds of "objects". Lazy maps are judged on a grid of windows."""
+    from ..io.label_map import MAX_MIXED_BOUNDARIES, MIN_SAME_NEIGHBOUR, label_map_texture
+
+    if array.dtype.kind not in "iu" or array.size == 0:
+        return
+    texture = label_map_texture(array)
+    low = texture["min"] if is_dask(array) else float(np.min(array))
+    if low < 0:
+        raise ValueError(f"{role} holds negative values (down to {low:g}); label ids are 0 (sky) or positive. "
+                         "Give a label image (e.g. from `galseg segment`), not a science image")
+    same, mixed = texture["same_neighbour"], texture["mixed_boundaries"]
+    if same < MIN_SAME_NEIGHBOUR or mixed > MAX_MIXED_BOUNDARIES:
+        why = (f"only {same:.0%} of its labelled pixels have a neighbour with the same label"
+               if same < MIN_SAME_NEIGHBOUR else f"{mixed:.0%} of its neighbouring labelled pixels differ")
+        raise ValueError(
+            f"{role} does not look like a label map: {why} (a label map is flat inside each object). "
+            "Is it an integer science image? Give a label image (0 = sky, 1..N = objects)")
+
+
+def _scalar(value: Any) -> Any:
+    return value.compute() if is_dask(value) else value
+
+
 def _in_memory(array: Any) -> np.ndarray:
     return np.asarray(array.compute() if is_dask(array) else array)
 
@@ -64,6 +91,7 @@ def evaluate(
     scores: Any = None,
     coco: bool | str = "auto",
     curve_bins: int = 10,
+    check_prediction: bool = True,
 ) -> Evaluation:
     """Pixel metrics, object metrics (and completeness vs area / flux), panoptic quality (one
     "galaxy" class), and COCO AP when ``pred`` carries instances.
@@ -73,6 +101,8 @@ def evaluate(
     mask is split into connected components). ``image`` adds completeness vs flux. ``mask``
     (bool, True = evaluate) and ``region`` (slices) restrict everything. ``coco``: True, False or
     ``"auto"`` (only when the image fits in memory and has at most ``COCO_MAX_OBJECTS`` objects).
+    ``check_prediction=False`` skips the "does it look like a label map?" test of ``pred`` (for
+    labels a segmenter has just made, which are label maps by construction, however fragmented).
     """
     pred, true = _as_array(pred), _as_array(true)
     check_same_shape(pred, true)
@@ -85,6 +115,12 @@ def evaluate(
     if true.dtype.kind not in "iub":
         raise ValueError(f"the truth must be integer labels or a boolean mask, got dtype {true.dtype}")
     pred, true, image, mask = _crop((pred, true, image, mask), region)
+    check_label_map(true, "the truth")
+    if threshold is None and check_prediction:
+        check_label_map(pred, "the prediction")
+    if mask is not None and not bool(_scalar(mask.any())):
+        raise ValueError("no pixel is left to score: the mask (finite, positive rms) excludes every pixel. "
+                         "Check the rms map: it is zero, negative or NaN everywhere")
     notes: list[str] = []
     metrics: dict[str, Any] = dict(pixel_metrics(pred, true, threshold=threshold, mask=mask))
 
@@ -136,4 +172,4 @@ def evaluate(
     return Evaluation(name=name, metrics=metrics, curves=curves, notes=notes)
 
 
-__all__ = ["COCO_MAX_OBJECTS", "Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "evaluate"]
+__all__ = ["COCO_MAX_OBJECTS", "Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "check_label_map", "evaluate"]

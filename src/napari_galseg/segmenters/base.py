@@ -246,7 +246,7 @@ class Segmenter:
         atomic_write_text(path / CONFIG_NAME, json.dumps(self.config(), indent=2, default=str))
 
     def _save_state(self, path: Path) -> None:
-        """Subclasses with learned state write it here (weights, arrays)."""
+        """Subclasses with learned state write it here (weights, arrays; never pickles)."""
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Segmenter":

@@ -56,7 +56,9 @@ from .features import (
 )
 from .snr_features import SnrFeatureSpec, SnrInputs, snr_feature_halo, snr_feature_names, snr_features
 
-STATE_NAME = "forest.joblib"
+STATE_NAME = "forest.npz"  # the trees as arrays: loading runs no code (see ._sklearn_state)
+#: what older versions wrote: a pickle, loaded only from a folder the user trusts
+LEGACY_STATE_NAME = "forest.joblib"
 #: pixels classified per predict_proba call (bounds the memory of one call)
 PREDICT_BATCH = 262_144
 
@@ -430,25 +432,38 @@ class ForestSegmenter(Segmenter):
         cfg["features"] = self.feature_names if self.model is not None else None
         return cfg
 
+    @classmethod
+    def load(cls, path, *, trust_pickle: bool = False) -> ForestSegmenter:
+        """Load a model folder; ``trust_pickle=True`` also accepts an old ``forest.joblib``
+        pickle (it can run code: only for folders you trust)."""
+        import contextlib
+
+        from ._sklearn_state import trusted_pickles
+
+        with trusted_pickles(trust_pickle) if trust_pickle else contextlib.nullcontext():
+            return super().load(path)
+
     def _save_state(self, path: Path) -> None:
-        import joblib
+        from ._sklearn_state import save_forest
 
         self._require_fitted()
-        joblib.dump(self.model, path / STATE_NAME)
+        save_forest(self.model, path / STATE_NAME)
+        (path / LEGACY_STATE_NAME).unlink(missing_ok=True)
 
     def _load_state(self, path: Path, config: dict) -> None:
-        import joblib
         from sklearn.ensemble import RandomForestClassifier
 
+        from ._sklearn_state import load_forest, load_trusted_pickle
+
         state = path / STATE_NAME
-        if not state.exists():
+        if not state.exists() and not (path / LEGACY_STATE_NAME).exists():
             raise ModelFolderError(f"{path} has no {STATE_NAME}: the forest was not saved completely")
         if "features" not in (config.get("params") or {}):  # saved before the galaxy features existed
             self.params = dataclasses.replace(self.params, features="study")
         if config.get("features") is None or (self.study and (self.recipe is None or config.get("value_range") is None)):
             raise ModelFolderError(f"{path / 'config.json'} lacks the recipe, value_range or feature list of a trained forest")
-        self.value_range = tuple(float(v) for v in config["value_range"]) if self.study else None
         try:
+            self.value_range = tuple(float(v) for v in config["value_range"]) if self.study else None
             expected = self.feature_names
         except (ValueError, TypeError) as exc:
             raise ModelFolderError(f"{path}: the saved recipe or feature settings are invalid ({exc})") from None
@@ -457,12 +472,13 @@ class ForestSegmenter(Segmenter):
             raise ModelFolderError(
                 f"{path} was trained on features {saved} but this napari-galseg computes {expected} for its "
                 "settings; retrain the forest with this version (galseg train forest ...)")
-        try:
-            model = joblib.load(state)
-        except Exception as exc:  # noqa: BLE001 - joblib/pickle raise many kinds of errors on foreign files
-            raise ModelFolderError(f"{state} is not a joblib file written by napari-galseg ({type(exc).__name__}: {exc})") from None
-        if not isinstance(model, RandomForestClassifier):
-            raise ModelFolderError(f"{state} holds a {type(model).__name__}, not a RandomForestClassifier")
+        if state.exists():
+            model = load_forest(state, n_jobs=int(self.run_options.n_threads) or -1)
+        else:
+            state = path / LEGACY_STATE_NAME
+            model = load_trusted_pickle(state)
+            if not isinstance(model, RandomForestClassifier):
+                raise ModelFolderError(f"{state} holds a {type(model).__name__}, not a RandomForestClassifier")
         if model.n_features_in_ != len(expected):
             raise ModelFolderError(f"{state} expects {model.n_features_in_} features but config.json lists {len(expected)}")
         self.model = model

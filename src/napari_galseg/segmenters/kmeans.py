@@ -39,7 +39,9 @@ from .base import Capabilities, Segmentation, Segmenter
 from .features import check_image, counting_progress, map_stack_with_halo, resolve_recipe, valid_pixels
 from .snr_features import TRUNCATE, SnrInputs, smoothed_snr
 
-STATE_NAME = "kmeans.joblib"
+STATE_NAME = "kmeans.npz"  # the centroids as arrays: loading runs no code (see ._sklearn_state)
+#: what older versions wrote: a pickle, loaded only from a folder the user trusts
+LEGACY_STATE_NAME = "kmeans.joblib"
 CHANNELS = ("snr", "recipe")
 #: the study's variants: its recipe channels, 2 clusters, the brightest is galaxy
 STUDY_PRESET = {"channels": "recipe", "n_clusters": 2}
@@ -291,28 +293,42 @@ class KMeansSegmenter(Segmenter):
         cfg["centroids"] = None if self.centroids is None else self.centroids.tolist()
         return cfg
 
+    @classmethod
+    def load(cls, path, *, trust_pickle: bool = False) -> KMeansSegmenter:
+        """Load a model folder; ``trust_pickle=True`` also accepts an old ``kmeans.joblib``
+        pickle (it can run code: only for folders you trust)."""
+        import contextlib
+
+        from ._sklearn_state import trusted_pickles
+
+        with trusted_pickles(trust_pickle) if trust_pickle else contextlib.nullcontext():
+            return super().load(path)
+
     def _save_state(self, path: Path) -> None:
-        import joblib
+        from ._sklearn_state import save_kmeans
 
         if self.model is None:
             raise ValueError("this KMeans segmenter has not been fitted yet: call fit(image) or predict(image) first")
-        joblib.dump(self.model, path / STATE_NAME)
+        save_kmeans(self.model, path / STATE_NAME)
+        (path / LEGACY_STATE_NAME).unlink(missing_ok=True)
 
     def _load_state(self, path: Path, config: dict) -> None:
-        import joblib
         from sklearn.cluster import MiniBatchKMeans
 
+        from ._sklearn_state import load_kmeans, load_trusted_pickle
+
         state = path / STATE_NAME
-        if not state.exists():
+        if state.exists():
+            model = load_kmeans(state, random_state=int(self.params.seed))
+        elif (path / LEGACY_STATE_NAME).exists():
+            state = path / LEGACY_STATE_NAME
+            model = load_trusted_pickle(state)
+            if not isinstance(model, MiniBatchKMeans):
+                raise ModelFolderError(f"{state} holds a {type(model).__name__}, not a KMeans model")
+        else:
             raise ModelFolderError(f"{path} has no {STATE_NAME}: the KMeans model was not saved completely")
-        try:
-            model = joblib.load(state)
-        except Exception as exc:  # noqa: BLE001 - joblib raises many kinds of errors on foreign files
-            raise ModelFolderError(f"{state} is not a joblib file written by napari-galseg ({type(exc).__name__}: {exc})") from None
         if "channels" not in (config.get("params") or {}):  # saved before the snr channels existed
             self.params = dataclasses.replace(self.params, channels="recipe")
-        if not isinstance(model, MiniBatchKMeans):
-            raise ModelFolderError(f"{state} holds a {type(model).__name__}, not a KMeans model")
         if model.n_clusters != self.params.n_clusters:
             raise ModelFolderError(f"{state} has {model.n_clusters} clusters but config.json says {self.params.n_clusters}")
         self.model = model

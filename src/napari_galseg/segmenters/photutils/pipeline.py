@@ -100,6 +100,19 @@ class Pipeline:
     #: number of object groups (known after detection); each is one deblending and one catalog step
     n_groups = 0
 
+    def __getstate__(self) -> dict:
+        """What a dask worker gets with the lazy labels' tasks: no cache wrapper (it does not
+        pickle), no progress callback (the submitter's display), no cached window."""
+        state = dict(self.__dict__)
+        for name in ("_tile_labels", "progress", "_last_prepared"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.progress = lambda done, total, msg="": None
+        self._tile_labels = functools.lru_cache(maxsize=self._cache_size)(self._tile_labels_uncached)
+
     def report(self, done: int, msg: str) -> None:
         """progress(done, total, phase): tiles twice (background, detection), then the groups of
         objects once for deblending and once for the catalog (as enabled)."""

@@ -9,6 +9,18 @@ import numpy as np
 
 _FORK_STATE: dict[str, Any] = {}
 
+
+def _quiet_worker() -> None:
+    """Workers leave interruptions to the parent: Ctrl-C (sent to the whole process group) is
+    ignored, SIGTERM/SIGHUP end them silently instead of raising where nobody catches it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
 def _call_in_fork(batch: range) -> list:
     import dask
 
@@ -39,11 +51,27 @@ def map_groups(func, n: int, n_workers: int, report) -> list:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-            with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_quiet_worker)
+            try:
                 for part in pool.map(_call_in_fork, batches):
                     results.extend(part)
                     report(len(results))
+            except BaseException:  # Ctrl-C, SIGTERM, Cancelled: stop now, not after every batch
+                _stop(pool)
+                raise
+            pool.shutdown(wait=True)
     finally:
         _FORK_STATE.clear()
     return results
 
+
+
+def _stop(pool) -> None:
+    """Cancel what has not started and end the workers (``shutdown`` alone waits for them)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)

@@ -1,0 +1,165 @@
+"""Run one training job where this code runs: open the inputs, fit, save the model, log every step.
+
+:func:`run_job` is what every runner starts (a thread, ``python -m napari_galseg.jobs``, a SLURM
+task through submitit, a dask task). It never raises for a job that goes wrong: a crash ends as a
+``failed`` record with the error in the log, a cancel (the ``cancel`` file) as ``cancelled`` with
+the last checkpoint kept in ``JOB/checkpoints`` for :func:`run_job(..., resume=True)`.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from . import log
+from .spec import SPEC_NAME, JobSpec
+
+#: seconds between two progress records (epochs and status changes are always written)
+PROGRESS_INTERVAL = 0.5
+
+
+class JobInputError(ValueError):
+    """An input file of a job that cannot be read."""
+
+
+def _open_input(kind: str, path: str):
+    from ..io import open_fits
+
+    if not Path(path).exists():
+        raise JobInputError(f"{kind} file {path} does not exist")
+    try:
+        # FitsImage.array slices straight from the memory map: cheaper than dask for random patches
+        return open_fits(path).array
+    except Exception as exc:  # astropy raises OSError/ValueError/TypeError for files that are not FITS images
+        raise JobInputError(f"{kind} file {path} is not a readable FITS image ({exc})") from None
+
+
+def file_provenance(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    stat = p.stat()
+    return {"path": str(p), "bytes": stat.st_size, "modified": int(stat.st_mtime)}
+
+
+class _Reporter:
+    """Turns progress calls and training reports into log records; polls the cancel file."""
+
+    def __init__(self, job_dir: Path, cancel: threading.Event):
+        self.job_dir, self.cancel = job_dir, cancel
+        self.t0 = time.monotonic()
+        self.last_write = -1.0
+        self.first_done: int | None = None
+        self.step: dict = {}
+        self.done: tuple[int, int, str] | None = None
+        self.reports = False  # True once the method sends training reports (epoch, step, loss)
+
+    def poll_cancel(self) -> None:
+        if not self.cancel.is_set() and log.cancel_requested(self.job_dir):
+            self.cancel.set()
+
+    def progress(self, done: int, total: int, message: str = "") -> None:
+        self.poll_cancel()
+        if self.first_done is None:
+            self.first_done = done
+        self.done = (done, total, message)
+        if not self.reports:  # methods without training reports: every progress call may be a record
+            self._write()
+
+    def report(self, r) -> None:
+        """A :class:`~napari_galseg.training.loop.TrainReport` (torch methods): sent after ``progress``."""
+        self.poll_cancel()
+        self.reports = True
+        self.step = {"epoch": r.epoch, "n_epochs": r.n_epochs, "step": r.step, "n_steps": r.n_steps, "loss": r.train_loss}
+        if r.kind == "epoch":
+            log.append(self.job_dir, "epoch", epoch=r.epoch, n_epochs=r.n_epochs, train_loss=r.train_loss,
+                       val_loss=r.val_loss, val_iou=r.val_iou, val_dice=r.val_dice, lr=r.lr,
+                       elapsed=r.elapsed, best_epoch=r.best_epoch, global_step=r.global_step)
+        else:
+            self._write()
+
+    def _write(self) -> None:
+        """A progress record, at most one per PROGRESS_INTERVAL (and always the last step)."""
+        if self.done is None:
+            return
+        done, total, message = self.done
+        now = time.monotonic()
+        if now - self.last_write < PROGRESS_INTERVAL and done < total:
+            return
+        self.last_write = now
+        elapsed = now - self.t0
+        eta = None
+        if total and done > self.first_done and elapsed > 0:
+            eta = elapsed * (total - done) / (done - self.first_done)
+        log.append(self.job_dir, "progress", done=done, total=total, message=message, elapsed=elapsed, eta=eta, **self.step)
+
+
+def run_job(spec: JobSpec | dict | str | os.PathLike, *, resume: bool = False,
+            cancel: threading.Event | None = None) -> str:
+    """Run ``spec`` (a JobSpec, its dict or a spec file) here; returns the final status."""
+    if isinstance(spec, dict):
+        spec = JobSpec.from_dict(spec)
+    elif not isinstance(spec, JobSpec):
+        spec = JobSpec.load(spec)
+    job_dir = Path(spec.job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    if not (job_dir / SPEC_NAME).exists():
+        spec.save(job_dir / SPEC_NAME)
+    cancel = cancel if cancel is not None else threading.Event()
+    reporter = _Reporter(job_dir, cancel)
+    log.append(job_dir, "status", status="running", resume=resume, method=spec.method, host=socket.gethostname(),
+               pid=os.getpid(), output=spec.output)
+    try:
+        status, extra = _train(spec, job_dir, resume, cancel, reporter)
+    except Exception as exc:  # any crash ends as 'failed' in the log, never silently
+        from ..progress import Cancelled
+
+        if isinstance(exc, Cancelled):
+            status, extra = "cancelled", {}
+        else:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not isinstance(exc, (JobInputError, ValueError, FileNotFoundError, FileExistsError)):
+                message = f"{type(exc).__name__}: {message}"
+            status, extra = "failed", {"error": message, "traceback": traceback.format_exc()}
+    if status == "cancelled":
+        last = job_dir / log.CHECKPOINTS / "last.pt"
+        extra["checkpoint"] = str(last) if last.exists() else None
+    log.append(job_dir, "status", status=status, **extra)
+    return status
+
+
+def _train(spec: JobSpec, job_dir: Path, resume: bool, cancel: threading.Event, reporter: _Reporter):
+    model = spec.build()
+    cls = type(model)
+    output = Path(spec.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise FileExistsError(f"output {output} already exists and is not empty; choose another output folder")
+    image = _open_input("image", spec.image)
+    truth = _open_input("truth", spec.truth)
+    rms = _open_input("rms", spec.rms) if spec.rms else None
+    if spec.recipe is not None:
+        from ..preprocess import as_recipe
+
+        model.recipe = as_recipe(spec.recipe).to_dict()
+    kwargs = {}
+    if cls.capabilities.resumable:
+        checkpoints = job_dir / log.CHECKPOINTS
+        kwargs["checkpoint_dir"] = checkpoints
+        kwargs["resume"] = bool(resume and (checkpoints / "last.pt").exists())
+        if resume and not kwargs["resume"]:
+            log.append(job_dir, "progress", message="no checkpoint to resume from: training starts over", done=0, total=0)
+    model.provenance["training"] = {"image": file_provenance(spec.image), "rms": file_provenance(spec.rms),
+                                    "truth": file_provenance(spec.truth)}
+    model.provenance["job"] = {"job_dir": str(job_dir.resolve()), "runner": spec.runner, "host": socket.gethostname(),
+                               "resumed": bool(kwargs.get("resume"))}
+    reporter.poll_cancel()
+    model.fit(image, truth, rms=rms, progress=reporter.progress, cancel=cancel, callback=reporter.report, **kwargs)
+    reporter.poll_cancel()
+    if cancel.is_set():
+        return "cancelled", {}
+    model.save(output)
+    metrics = getattr(model, "metrics", None) or {}
+    return "finished", {"output": str(output), "metrics": metrics}
