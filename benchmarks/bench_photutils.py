@@ -77,7 +77,7 @@ def run_galseg(field: dict, variant: str, tile_size: int, workers: int, threads:
     image = open_fits(field["image"])
     result = segment(
         image.data, nsigma=NSIGMA, fwhm=FWHM, kernel_size=KSIZE, n_pixels=NPIX, n_levels=NLEVELS,
-        contrast=CONTRAST, deblend=variant != "galseg-detect", catalog=CATALOG[variant], tile_size=tile_size,
+        contrast=CONTRAST, min_snr=0.0, deblend=variant != "galseg-detect", catalog=CATALOG[variant], tile_size=tile_size,
         n_workers=workers, n_threads=threads,
     )
     n = len(result.catalog) if result.catalog is not None else result.n_labels
@@ -97,7 +97,8 @@ def run_cli(field: dict):
 
     out = Path(field["workdir"]) / "labels-galseg-cli.fits"
     cat = Path(field["workdir"]) / "catalog-galseg-cli.ecsv"
-    if main(["segment", "photutils", field["image"], "-o", str(out), "--catalog", str(cat), "--overwrite"]) != 0:
+    same = ["--set", f"nsigma={NSIGMA}", "--set", f"contrast={CONTRAST}", "--set", "min_snr=0"]  # the settings of the others
+    if main(["segment", "photutils", field["image"], "-o", str(out), "--catalog", str(cat), "--overwrite", *same]) != 0:
         raise RuntimeError("galseg segment failed")
     return out, len(Table.read(cat))
 

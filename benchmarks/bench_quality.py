@@ -23,6 +23,7 @@ purity from :func:`napari_galseg.metrics.object_metrics` (one-to-one matches at 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
@@ -102,10 +103,8 @@ def main(argv=None) -> int:
     overrides: dict = {}
     for method, kv in args.set:
         key, _, value = kv.partition("=")
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             value = json.loads(value)
-        except json.JSONDecodeError:
-            pass
         overrides.setdefault(method, {})[key] = value
 
     trained = {}

@@ -96,7 +96,7 @@ def test_trainable_method_without_model_says_to_train(field, tmp_path, capsys):
 def test_params_lists_the_dataclass_fields(capsys):
     assert main(["segment", "photutils", "--params"]) == 0
     out = capsys.readouterr().out
-    assert "nsigma = 3.0" in out and "threshold_mode = filtered" in out
+    assert "nsigma = 2.5" in out and "threshold_mode = filtered" in out and "min_snr = 6.0" in out
     # grouped: the method's parameters, then run options; each with its description
     assert out.index("# photutils parameters") < out.index("# run options") and "n_threads = 0" in out
     assert "# detection threshold in units of the noise" in out

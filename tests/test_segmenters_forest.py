@@ -39,7 +39,7 @@ def trained(request):
 def test_registered_with_galaxy_features_and_the_study_as_a_preset():
     assert get("forest") is ForestSegmenter and ForestSegmenter.capabilities.trainable
     p = ForestSegmenter().params
-    assert (p.features, p.n_estimators, p.max_depth, p.class_balance) == ("galaxy", 10, 8, None)
+    assert (p.features, p.n_estimators, p.max_depth, p.class_balance) == ("galaxy", 6, 6, None)
     assert ForestSegmenter().run_options.n_threads == 2
     p = ForestSegmenter(**STUDY_PRESET).params
     assert (p.features, p.n_estimators, p.max_depth, p.class_balance) == ("study", 250, 12, True)
@@ -59,7 +59,7 @@ def test_fit_predict_beats_trivial_baselines(trained):
     if trained.study:
         assert len(trained.feature_names) == 13  # 3 recipe channels + LBP + 9 Haralick
     else:
-        assert len(trained.feature_names) == 22 and trained.feature_names[:3] == ["snr", "rel_rms", "snr_1"]
+        assert len(trained.feature_names) == 17 and trained.feature_names[:3] == ["snr", "rel_rms", "snr_1"]
     image, rms, truth = blob_field(seed=0)
     balanced = ForestSegmenter(**TINY, features=trained.params.features, class_balance=True).fit(image, truth, rms)
     assert balanced.provenance["training_pixels"]["sky"] <= 3000  # balanced: half of the cap

@@ -156,10 +156,10 @@ def test_snr_channels_find_galaxies_where_the_depth_varies():
     truth = clean > 0.5 * rms
     noisy = image + np.random.default_rng(1).normal(0, np.sqrt(0.12**2 - 0.02**2), image.shape).astype(np.float32) * (rms > 0.05)
     seg = KMeansSegmenter(min_area=5)
-    assert seg.params.channels == "snr" and seg.params.n_clusters == 8
+    assert seg.params.channels == "snr" and seg.params.n_clusters == 24
     labels = seg.predict(noisy, rms).labels
-    assert seg.centroids.shape == (8, 3)  # asinh(S/N) at 3 scales
-    assert seg.galaxy_clusters == sorted(seg.galaxy_clusters) and 7 in seg.galaxy_clusters
+    assert seg.centroids.shape == (24, 3)  # asinh(S/N) at 3 scales
+    assert seg.galaxy_clusters == sorted(seg.galaxy_clusters) and 23 in seg.galaxy_clusters
     study = KMeansSegmenter(**STUDY_PRESET, min_area=5).predict(noisy, rms).labels
     assert labels.max() == len(CENTRES) and study.max() > len(CENTRES)
     assert iou(labels > 0, truth) > 0.75 and iou(labels > 0, truth) > iou(study > 0, truth) + 0.2

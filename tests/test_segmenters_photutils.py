@@ -41,7 +41,8 @@ def _field(shape=(256, 256), seed=0, noise=1.0):
     return img.astype(np.float32)
 
 
-PARAMS = PhotutilsParams(box_size=32, nsigma=3.0, n_pixels=8)
+# plain photutils' own settings (contrast 0.001, nothing rejected): the parity tests compare with it
+PARAMS = PhotutilsParams(box_size=32, nsigma=3.0, n_pixels=8, contrast=0.001, min_snr=0.0)
 UNTILED = 4096  # tile_size larger than every test image
 
 
@@ -199,7 +200,7 @@ def test_deblending_equals_photutils_deblend_sources_on_a_crowded_field(mode, co
 
     img = make_field(size=320, seed=0).image
     params = PhotutilsParams(box_size=32, nsigma=nsigma, n_pixels=6, deblend_mode=mode, connectivity=connectivity,
-                             contrast=contrast, catalog="none")
+                             contrast=contrast, catalog="none", min_snr=0.0)
     ours = segment(img, params=params, tile_size=96)
     assert ours.info["n_deblended_parents"] >= 4
     pipe = Pipeline(img, None, params)
@@ -336,3 +337,24 @@ def test_progress_reaches_its_total_through_every_phase(field):
     done, total, _ = calls[-1]
     assert done == total and all(d <= t for d, t, _ in calls)
     assert [d for d, _, _ in calls if d] == sorted(d for d, _, _ in calls if d)
+
+
+def test_low_snr_segments_are_rejected_the_same_way_tiled_or_not(field):
+    """min_snr drops segments whose flux / error is below it, after deblending: the same labels
+    whatever the tiling or the catalog asked for, renumbered 1..n, the catalog's rows those kept."""
+    params = PhotutilsParams(box_size=32, nsigma=2.0, n_pixels=8, min_snr=6.0)
+    kept = segment(field, params=params, tile_size=UNTILED)
+    everything = segment(field, params=params, min_snr=0.0, tile_size=UNTILED)
+    assert 0 < kept.n_labels < everything.n_labels == kept.n_labels + kept.info["n_rejected_min_snr"]
+    snr = np.asarray(everything.catalog["segment_flux"]) / np.asarray(everything.catalog["segment_flux_err"])
+    assert kept.n_labels == int((snr >= 6.0).sum())
+    survivors = np.isin(everything.labels, np.asarray(everything.catalog["label"])[snr >= 6.0])
+    np.testing.assert_array_equal(kept.labels > 0, survivors)
+    assert set(np.unique(kept.labels)) == set(range(kept.n_labels + 1))
+    snr_kept = np.asarray(kept.catalog["segment_flux"]) / np.asarray(kept.catalog["segment_flux_err"])
+    assert len(kept.catalog) == kept.n_labels and snr_kept.min() >= 6.0
+    for tile_size, catalog in ((64, "basic"), (96, "none"), (96, "full")):
+        other = segment(field, params=params, tile_size=tile_size, catalog=catalog)
+        np.testing.assert_array_equal(other.labels, kept.labels)
+    full = segment(field, params=params, tile_size=96, catalog="full").catalog
+    np.testing.assert_array_equal(np.asarray(full["label"]), np.arange(1, kept.n_labels + 1))

@@ -256,8 +256,9 @@ def map_config(keys: dict[str, list[str]], path: Path | None = None) -> SExtract
     given = dict(keys)
     full = {**SEXTRACTOR_DEFAULTS, **given}
     sex_dir = path.parent if path is not None else None
+    # SExtractor keeps every detection of DETECT_MINAREA pixels: no S/N rejection (min_snr=0)
     cfg = SExtractorConfig(path=path, keys=full, overrides={"threshold_mode": "study", "connectivity": 8,
-                                                            "deblend_mode": "exponential"})
+                                                            "deblend_mode": "exponential", "min_snr": 0.0})
     o = cfg.overrides
 
     detect_type = full["DETECT_TYPE"][0].upper()

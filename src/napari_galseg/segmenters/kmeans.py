@@ -5,7 +5,7 @@ Every pixel is a point whose coordinates are its channels:
 - ``channels="snr"`` (default): the signal-to-noise of the sky-subtracted image smoothed at each of
   ``scales`` (in units of the smoothed noise, see :mod:`.snr_features`), compressed as
   ``asinh(S/N / softening)``. In these units the sky is one compact blob around 0 on every field,
-  whatever its depth pattern, and galaxies spread away from it; ``n_clusters`` = 8 clusters cut that
+  whatever its depth pattern, and galaxies spread away from it; ``n_clusters`` = 24 clusters cut that
   range, and the galaxy clusters are those whose centroid's mean S/N reaches ``galaxy_snr`` (5σ of
   the smoothed noise). On the study's channels the two clusters split the sky by depth instead
   (IoU 0.14 on unseen fields; 0.57–0.68 with these on four fields of other PSFs and densities).
@@ -52,8 +52,9 @@ class KMeansParams:
     #: "snr": asinh(S/N / softening) of the sky-subtracted image smoothed at ``scales``;
     #: "recipe": the preprocessing recipe's channels (the study's)
     channels: str = "snr"
-    #: number of clusters (the study: 2, sky and galaxy)
-    n_clusters: int = 8
+    #: number of clusters (the study: 2, sky and galaxy). With S/N channels, fine clusters put the
+    #: sky/galaxy boundary close to galaxy_snr: 24 gave IoU >= 0.65 on six tuning fields, 8 fell to 0.54
+    n_clusters: int = 24
     #: clusters that count as galaxy, numbered faint (0) to bright (n_clusters-1); None = those whose
     #: centroid's mean S/N reaches ``galaxy_snr`` (snr channels) or the brightest (recipe channels)
     galaxy_clusters: list[int] | None = None

@@ -65,11 +65,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Capabilities, Segmentation, Segmenter, scores_by_id
-from .params import STUDY_PRESET, PhotutilsParams
+from .params import FILTERED_PRESET, STUDY_PRESET, PhotutilsParams
 from .run import PhotutilsResult, run_pipeline, segment
 from .smoothing import gaussian_kernel_1d
 
-__all__ = ["PhotutilsParams", "PhotutilsResult", "PhotutilsSegmenter", "STUDY_PRESET", "gaussian_kernel_1d", "segment",
+__all__ = ["FILTERED_PRESET", "PhotutilsParams", "PhotutilsResult", "PhotutilsSegmenter", "STUDY_PRESET", "gaussian_kernel_1d", "segment",
            "snr_scores"]
 
 

@@ -52,7 +52,7 @@ def split_object(parent: int, conv: np.ndarray, inside: np.ndarray, bbox, p: Pho
         return None
     child_ids, n_children, first_local = number_children(cut, inside)
     sums = None
-    if data is not None and p.catalog == "basic":
+    if data is not None and (p.catalog == "basic" or p.min_snr > 0):
         sums = segment_sums(child_ids, n_children, data, conv, rms, valid, (bbox[0], bbox[2]))
     return Split(int(parent), tuple(int(v) for v in bbox), child_ids, n_children, first_local, sums)
 

@@ -162,7 +162,7 @@ class Pipeline:
     # pass 1: detection mask, stitched components (+ per-piece catalog sums for catalog="basic")
     def detect(self) -> ComponentStitcher:
         stitcher = ComponentStitcher(self.shape, self.p.connectivity)
-        basic = self.p.catalog == "basic"
+        basic = self.p.catalog == "basic" or self.p.min_snr > 0  # the sums give each segment's S/N
 
         def detect_tile(tile) -> TileDetection:  # everything but the bookkeeping, in worker threads
             data, conv, threshold, rms, valid = self.compute_window(tile.core)

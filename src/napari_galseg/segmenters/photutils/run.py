@@ -58,6 +58,12 @@ def run_pipeline(image, rms, params: PhotutilsParams, progress: ProgressCallback
             for split in part:
                 segments.add(split)
     parent_lut, child_luts, n_final = segments.number()
+    basic_table, n_segments = None, n_final
+    if params.min_snr > 0 and n_final:
+        basic_table = _basic_catalog(pipe, segments, parent_lut, child_luts)
+        parent_lut, child_luts, n_final, renumber = _reject_faint(basic_table, params.min_snr, parent_lut, child_luts, n_final)
+        basic_table = basic_table[renumber[np.asarray(basic_table["label"])] > 0]
+        basic_table["label"] = renumber[np.asarray(basic_table["label"])]
     final = FinalLabels(pipe, parent_lut, segments.splits, child_luts)
 
     catalog = None
@@ -67,7 +73,7 @@ def run_pipeline(image, rms, params: PhotutilsParams, progress: ProgressCallback
         catalog = empty_table(BASIC_COLUMNS if params.catalog == "basic" else CATALOG_COLUMNS)
         pipe.report(1, "catalog") if params.catalog == "basic" else None
     elif params.catalog == "basic":
-        catalog = _basic_catalog(pipe, segments, parent_lut, child_luts)
+        catalog = basic_table if basic_table is not None else _basic_catalog(pipe, segments, parent_lut, child_luts)
         pipe.report(1, "catalog")
     elif params.catalog == "full":
         from astropy.table import vstack
@@ -82,9 +88,18 @@ def run_pipeline(image, rms, params: PhotutilsParams, progress: ProgressCallback
             parent_of = np.concatenate([
                 np.full(len(child_luts[p]) - 1, p) if p in child_luts else [p] for p in labels_in_group
             ])
+            kept = finals > 0  # segments dropped by min_snr
+            if not kept.any():
+                return None
+            finals, parent_of = finals[kept], parent_of[kept]
             return build_catalog_window(pipe, final, finals, parent_of, bboxes[labels_in_group])
 
         tables = map_groups(catalog_of, len(groups), n_workers, lambda done: pipe.report(done, "catalog"))
+        tables = [t for t in tables if t is not None]
+        if not tables:
+            from ...catalog import CATALOG_COLUMNS, empty_table
+
+            tables = [empty_table(CATALOG_COLUMNS)]
         catalog = vstack(tables, metadata_conflicts="silent")
         catalog.sort("label")
     if catalog is not None and (params.catalog == "basic" or n_final):
@@ -98,9 +113,25 @@ def run_pipeline(image, rms, params: PhotutilsParams, progress: ProgressCallback
         "noise_factor": pipe.noise_factor,
         "background_rms_median": pipe.mesh.rms_median,
         "n_deblended_parents": len(segments.splits),
+        "n_rejected_min_snr": n_segments - n_final,
     }
     labels = final.as_dask() if is_dask(image) else final.as_numpy()
     return PhotutilsResult(labels=labels, catalog=catalog, background=pipe.mesh, n_labels=n_final, n_detected=n_obj, info=info)
+
+
+def _reject_faint(table, min_snr: float, parent_lut, child_luts, n_final: int):
+    """Drop the segments whose S/N (segment flux / error) is below ``min_snr`` and renumber the rest
+    1..k in their order (raster order of first pixels stays). Returns the new LUTs, k and the map
+    old id → new id (0 = dropped)."""
+    flux = np.asarray(getattr(table["segment_flux"], "value", table["segment_flux"]), float)
+    err = np.asarray(getattr(table["segment_flux_err"], "value", table["segment_flux_err"]), float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(err > 0, flux / err, np.inf)  # no error known: keep
+    keep = np.zeros(n_final + 1, bool)
+    keep[np.asarray(table["label"])[snr >= min_snr]] = True
+    renumber = np.zeros(n_final + 1, np.int32)
+    renumber[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return renumber[parent_lut], {p: renumber[lut] for p, lut in child_luts.items()}, int(keep.sum()), renumber
 
 
 def _basic_catalog(pipe: Pipeline, segments: Segments, parent_lut, child_luts):
