@@ -13,7 +13,7 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-ra
 TORCH := torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= demo-out
 
-.PHONY: install system-deps demo test bench docs clean
+.PHONY: install system-deps demo test lint bench docs clean
 install: system-deps $(VENV)/.installed
 
 system-deps:
@@ -36,6 +36,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

@@ -218,7 +218,7 @@ def worker(args) -> None:
     elif args.method == "sep":
         import sep  # noqa: F401
 
-        import napari_galseg.tiling  # noqa: F401
+        import napari_galseg.tiling
     else:
         import astropy.convolution  # noqa: F401
         import photutils.background

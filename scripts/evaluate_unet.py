@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         results["train_seconds"] = round(time.perf_counter() - t, 1)
         model_dir = work / "model"
         unet.save(model_dir)
-    results["unet_params"] = {k: v for k, v in vars(unet.params).items()}
+    results["unet_params"] = dict(vars(unet.params))
     results["unet_validation"] = unet.metrics
     t = time.perf_counter()
     labels = unet.predict(test.image, test.rms).labels

@@ -4,13 +4,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_galseg.inference import (LabelParams, TiledPredictor, iter_label_strips, labels_from_maps, ramp_window,
-                                     tile_starts)
+from napari_galseg.inference import LabelParams, TiledPredictor, iter_label_strips, labels_from_maps, ramp_window, tile_starts
 from napari_galseg.io.write import write_label_strips
-from napari_galseg.window import Window
 from napari_galseg.models.unet import UNet
 from napari_galseg.synth import make_field
 from napari_galseg.training.patches import instance_targets
+from napari_galseg.window import Window
 
 
 @pytest.fixture(scope="module")

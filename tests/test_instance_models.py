@@ -8,9 +8,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 transformers = pytest.importorskip("transformers")
 
-from napari_galseg.models import detr, maskrcnn  # noqa: E402
-from napari_galseg.segmenters.base import ModelFolderError  # noqa: E402
-from napari_galseg.synth import make_field  # noqa: E402
+from napari_galseg.models import detr, maskrcnn
+from napari_galseg.segmenters.base import ModelFolderError
+from napari_galseg.synth import make_field
 
 TINY_MASKRCNN = {"widths": [8, 16, 32, 64], "fpn_channels": 16, "size": 64, "rois_per_image": 64}
 TINY_DETR = {"d_model": 32, "heads": 8, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64,

@@ -2,8 +2,9 @@
 import importlib
 from pathlib import Path
 
-import napari_galseg
 from npe2 import PluginManifest
+
+import napari_galseg
 
 MANIFEST = Path(napari_galseg.__file__).parent / "napari.yaml"
 

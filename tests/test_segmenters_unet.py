@@ -52,7 +52,7 @@ def test_folder_round_trip_gives_identical_predictions(trained, field):
     result = seg.predict(field.image, field.rms)
     labels, prob = result.labels, result.maps["probability"]
     assert labels.dtype == np.int32 and labels.shape == field.image.shape
-    assert prob.dtype == np.float32 and 0 <= prob.min() and prob.max() <= 1
+    assert prob.dtype == np.float32 and prob.min() >= 0 and prob.max() <= 1
     loaded = UNetSegmenter.load(folder)
     again = loaded.predict(field.image, field.rms)
     assert np.array_equal(labels, again.labels) and np.array_equal(prob, again.maps["probability"])

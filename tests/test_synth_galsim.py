@@ -6,8 +6,8 @@ from astropy.table import Table
 
 galsim = pytest.importorskip("galsim")
 
-from napari_galseg.cli import main  # noqa: E402
-from napari_galseg.synth_galsim import make_galsim_field  # noqa: E402
+from napari_galseg.cli import main
+from napari_galseg.synth_galsim import make_galsim_field
 
 
 @pytest.fixture(scope="module")

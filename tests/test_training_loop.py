@@ -8,9 +8,9 @@ torch = pytest.importorskip("torch")
 
 from napari_galseg.models.unet import UNet
 from napari_galseg.preprocess import default_recipe
+from napari_galseg.settings import RunOptions, SettingError, TrainConfig, parse_value
 from napari_galseg.synth import make_field
 from napari_galseg.training import device as dev
-from napari_galseg.settings import RunOptions, SettingError, TrainConfig, parse_value
 from napari_galseg.training.loop import fit, lr_at
 from napari_galseg.training.patches import Augmentation, GridPatchDataset, PatchDataset, spatial_split
 from napari_galseg.training.tasks import SegmentationTask

@@ -6,8 +6,16 @@ pytest.importorskip("torch")
 
 from napari_galseg.preprocess import default_recipe
 from napari_galseg.synth import make_field
-from napari_galseg.training.patches import (Augmentation, GridPatchDataset, PatchDataset, dihedral,
-                                            galaxy_occupancy, instance_targets, read_window, spatial_split)
+from napari_galseg.training.patches import (
+    Augmentation,
+    GridPatchDataset,
+    PatchDataset,
+    dihedral,
+    galaxy_occupancy,
+    instance_targets,
+    read_window,
+    spatial_split,
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 #: Parts without a PID in their name (older versions) count as stale after this many seconds.
 LEGACY_PART_AGE_S = 3600

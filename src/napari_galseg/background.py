@@ -15,8 +15,8 @@ import numpy as np
 from scipy import ndimage
 
 from ._kernels import clip_sorted_rows, sort_rows_nan_last, spline_rows
-from .tiling import iter_tiles, map_ordered
 from .arrays import is_dask
+from .tiling import iter_tiles, map_ordered
 
 # -- reading -----------------------------------------------------------------------------------
 

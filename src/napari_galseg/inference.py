@@ -15,8 +15,8 @@ semantic heads of later models) runs through :class:`TiledPredictor`:
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage

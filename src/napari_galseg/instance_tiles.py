@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .inference import tile_starts
 from .progress import ProgressCallback, is_cancelled
 
 CATALOG_COLUMNS = ("label", "x_centroid", "y_centroid", "score", "area", "bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
@@ -71,16 +72,9 @@ def instances_from_masks(masks: np.ndarray, scores: Sequence[float], y0: int = 0
 
 
 def axis_starts(n: int, tile: int, overlap: int) -> list[int]:
-    """Origins of tiles of side ``tile`` covering ``[0, n)`` with at least ``overlap`` shared pixels."""
-    if n <= tile:
-        return [0]
-    stride = tile - overlap
-    if stride <= 0:
-        raise ValueError(f"tile overlap ({overlap}) must be smaller than the tile size ({tile})")
-    starts = list(range(0, n - tile + 1, stride))
-    if starts[-1] != n - tile:
-        starts.append(n - tile)
-    return starts
+    """Origins of tiles of side ``tile`` covering ``[0, n)`` with at least ``overlap`` shared pixels
+    (the same layout as the U-Net's blended tiles)."""
+    return tile_starts(n, tile, overlap)
 
 
 def core_bounds(starts: Sequence[int], n: int, tile: int) -> list[tuple[int, int]]:

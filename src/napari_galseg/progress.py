@@ -8,7 +8,7 @@ progress can be stopped between steps — in a widget, a job runner or a script.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 #: progress(done, total, message)
 ProgressCallback = Callable[[int, int, str], None]

@@ -111,7 +111,7 @@ LEGACY_NAMES = {"n_jobs": "n_threads", "threads": "n_threads", "tile": "tile_siz
 
 
 # -- descriptions ---------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def descriptions(cls: type) -> dict[str, str]:
     """``{field: description}`` from the ``#:`` comment lines above each field (or the ``#``
     comment on its line) in the dataclass's source; empty where there is none."""
@@ -210,7 +210,7 @@ def _convert(value: Any, annotation) -> Any:
         if text is not None:
             if text.lower() in ("", "[]"):
                 return []
-            items = json.loads(text) if text.startswith("[") else [t for t in text.split(",")]
+            items = json.loads(text) if text.startswith("[") else text.split(",")
         else:
             items = value
         if not isinstance(items, (list, tuple)):

@@ -20,9 +20,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 from scipy import special
@@ -80,7 +80,7 @@ class SyntheticField:
     rms: np.ndarray
     truth: np.ndarray
     noiseless: np.ndarray
-    catalog: "astropy.table.Table"  # noqa: F821
+    catalog: astropy.table.Table  # noqa: F821
     seed: int
     options: FieldOptions = field(default_factory=FieldOptions)
 
@@ -88,7 +88,7 @@ class SyntheticField:
     def shape(self) -> tuple[int, int]:
         return self.image.shape
 
-    def header(self) -> "astropy.io.fits.Header":  # noqa: F821
+    def header(self) -> astropy.io.fits.Header:  # noqa: F821
         return field_header(self.shape, self.seed, self.options)
 
 
@@ -324,7 +324,7 @@ class _Renderer:
             "noiseless": noiseless.astype(np.float32),
         }
 
-    def catalog(self) -> "astropy.table.Table":  # noqa: F821
+    def catalog(self) -> astropy.table.Table:  # noqa: F821
         from astropy.table import Table
 
         cat = self.cat

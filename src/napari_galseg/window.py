@@ -22,11 +22,11 @@ class Window:
             raise ValueError(f"empty or inverted window {self}")
 
     @classmethod
-    def full(cls, shape) -> "Window":
+    def full(cls, shape) -> Window:
         return cls(0, int(shape[-2]), 0, int(shape[-1]))
 
     @classmethod
-    def of(cls, region) -> "Window":
+    def of(cls, region) -> Window:
         """A Window from a Window, ``(y0, y1, x0, x1)`` or ``(slice, slice)``."""
         if isinstance(region, Window):
             return region
@@ -49,15 +49,15 @@ class Window:
     def bounds(self) -> tuple[int, int, int, int]:
         return self.y0, self.y1, self.x0, self.x1
 
-    def clip(self, shape) -> "Window":
+    def clip(self, shape) -> Window:
         h, w = int(shape[-2]), int(shape[-1])
         return Window(min(max(self.y0, 0), h), min(max(self.y1, 0), h), min(max(self.x0, 0), w), min(max(self.x1, 0), w))
 
-    def grow(self, margin: int, shape) -> "Window":
+    def grow(self, margin: int, shape) -> Window:
         """This window with ``margin`` pixels of context on each side, clipped to ``shape``."""
         m = int(margin)
         return Window(self.y0 - m, self.y1 + m, self.x0 - m, self.x1 + m).clip(shape)
 
-    def within(self, outer: "Window") -> tuple[slice, slice]:
+    def within(self, outer: Window) -> tuple[slice, slice]:
         """Slices of this window inside an array that holds ``outer``."""
         return slice(self.y0 - outer.y0, self.y1 - outer.y0), slice(self.x0 - outer.x0, self.x1 - outer.x0)

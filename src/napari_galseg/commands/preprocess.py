@@ -96,7 +96,7 @@ def output_header(header, recipe):
             wcs = WCS(header).celestial
             if wcs.has_celestial:
                 out.update(wcs.to_header())
-        except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for broken WCS keywords
+        except Exception as exc:
             warnings.warn(f"the image's WCS could not be read ({exc}); the cube is written without one",
                           stacklevel=2)
     out["NCHAN"] = (recipe.n_channels, "preprocessed channels (napari-galseg recipe)")

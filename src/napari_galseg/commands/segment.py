@@ -132,7 +132,7 @@ def _check_header_writable(image) -> None:
 
     try:
         _output_header(tuple(image.shape[-2:]), np.dtype("i4"), labels_header(image), None).tostring()
-    except Exception as exc:  # noqa: BLE001 - astropy's VerifyError, ValueError...
+    except Exception as exc:
         raise _error(f"the header of {image.path} cannot be copied to the output ({type(exc).__name__}: "
                      f"{exc}); fix the card it names") from None
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 
+
 def _plain(table):
     """A copy with numpy-native columns (Quantity kept as columns with units)."""
     from astropy.table import QTable, Table
@@ -82,7 +83,7 @@ def read_regions(path: str | os.PathLike, wcs=None) -> list:
 
     try:
         regions = Regions.read(str(path))
-    except Exception as exc:  # noqa: BLE001 - the regions parser raises many kinds
+    except Exception as exc:
         raise ValueError(f"{path} is not a region file regions can read ({exc})") from None
     pixel = []
     for region in regions:

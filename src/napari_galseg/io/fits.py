@@ -18,20 +18,21 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import FitsReadError, FitsReadWarning
+from .fits_array import FitsArray
 from .fits_checks import (
     check_complete,
     check_datasum,
     check_scaling_cards,
     readable_header,
 )
-from .fits_array import FitsArray
 from .fits_kinds import FITS_SUFFIXES, find_fits_files, fits_stem, guess_kind, hdu_kind, is_fits_path
 
 __all__ = [

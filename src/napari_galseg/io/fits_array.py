@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import FitsReadError
 
+
 def _normalise_key(key: Any, shape: tuple[int, ...]) -> tuple[Any, ...]:
     """Turn a numpy basic-indexing key into one slice or int per axis (no Ellipsis, no negatives)."""
     if not isinstance(key, tuple):
@@ -188,7 +189,7 @@ class FitsArray:
             out = self._read(key)
         except (FitsReadError, MemoryError):
             raise
-        except Exception as exc:  # noqa: BLE001 - cfitsio, zlib, numpy and OSError all show up here
+        except Exception as exc:
             raise FitsReadError(
                 f"HDU {self.hdu} of {self.path} is damaged: its pixels are unreadable ({type(exc).__name__}: "
                 f"{exc}), e.g. a corrupted compressed tile or a copy cut short; fetch it again or re-create it."

@@ -133,7 +133,7 @@ def readable_header(header, path: Path, index: int):
                 warnings.simplefilter("ignore")
                 card.value  # noqa: B018 - parsing the card is the check
                 clean.append(copy.copy(card), end=True)
-        except Exception:  # noqa: BLE001 - VerifyError, ValueError...: the card is unreadable
+        except Exception:
             dropped.append(card.keyword or card.image[:8].strip())
     if dropped:
         warnings.warn(f"HDU {index} of {path}: ignored unreadable header card(s) {', '.join(dropped)}",

@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from ..arrays import is_dask
 
 __all__ = ["build_pyramid", "contrast_limits_zscale", "sample_pixels", "StridedView"]

@@ -4,8 +4,9 @@ Used by ``galseg evaluate``, the metrics dock and scripts, so all three report t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -30,8 +30,9 @@ Labels <= 0 are background.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ class OverlapTable:
     pair_count: np.ndarray  # pixels in the intersection
 
     @classmethod
-    def from_pairs(cls, t: np.ndarray, p: np.ndarray, n: np.ndarray) -> "OverlapTable":
+    def from_pairs(cls, t: np.ndarray, p: np.ndarray, n: np.ndarray) -> OverlapTable:
         on_true = t > 0
         on_pred = p > 0
         true_ids, true_area = _group_sum(t[on_true], n[on_true])

@@ -14,7 +14,8 @@ Both images empty → PQ = SQ = RQ = 1.0 (the package-wide empty-case rule).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

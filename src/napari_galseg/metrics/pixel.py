@@ -16,10 +16,12 @@ Conventions (the same everywhere in :mod:`napari_galseg.metrics`):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+
 from ..arrays import is_dask
 
 #: Pixels handled per slab when counting numpy arrays (bounds the temporaries to a few MB).
@@ -37,7 +39,7 @@ class ConfusionCounts:
     fn: int = 0
     tn: int = 0
 
-    def __add__(self, other: "ConfusionCounts") -> "ConfusionCounts":
+    def __add__(self, other: ConfusionCounts) -> ConfusionCounts:
         return ConfusionCounts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
     @property

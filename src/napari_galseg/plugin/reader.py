@@ -69,7 +69,7 @@ def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | 
             if viewer is not None and layers and len(layers[0]) == 3:  # not the "no layers" sentinel
                 fit_into_viewer(layers, viewer)
             return layers
-        except Exception as exc:  # noqa: BLE001 - the promise: never raise into napari
+        except Exception as exc:
             _notify(f"napari-galseg could not read {', '.join(str(f) for f in files)}: "
                     f"{type(exc).__name__}: {exc}", error=True)
             return [(None,)]
@@ -89,7 +89,7 @@ def read_fits_files(files: Sequence[str | os.PathLike]) -> list[LayerData]:
             problems.extend(str(w.message) for w in caught if issubclass(w.category, FitsReadWarning))
         except (FitsReadError, OSError) as exc:
             problems.append(str(exc))
-        except Exception as exc:  # noqa: BLE001 - astropy/numpy errors on odd files: say so, go on
+        except Exception as exc:
             problems.append(f"{file} could not be read ({type(exc).__name__}: {exc})")
     for message in problems:
         _notify(message, error=not images)
@@ -101,7 +101,7 @@ def read_fits_files(files: Sequence[str | os.PathLike]) -> list[LayerData]:
     for im in images:
         try:
             layers.append(layer_data(im, hide_rms=has_image))
-        except Exception as exc:  # noqa: BLE001 - a damaged tile read for the contrast limits...
+        except Exception as exc:
             _notify(f"{im.name}: {exc}" if isinstance(exc, FitsReadError) else
                     f"{im.name} could not be shown ({type(exc).__name__}: {exc})", error=True)
     return layers or [(None,)]

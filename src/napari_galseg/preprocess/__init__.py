@@ -21,8 +21,8 @@ from .normalise import (
                       normalise,
 )
 from .recipe import NAMED_RECIPES, STEPS, Channel, Recipe, as_recipe, default_recipe, image_only_recipe, snr_recipe
-from .snr import SnrParams, fit_snr, snr_block
 from .rms import BadRmsWarning, RmsParams, fit_rms_channel, rms_channel
+from .snr import SnrParams, fit_snr, snr_block
 from .stretch import (
                       STRETCHES,
                       CoarseBackground,

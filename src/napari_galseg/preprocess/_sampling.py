@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ..arrays import is_dask  # noqa: F401 - re-exported to the preprocess modules
+
+from ..arrays import is_dask
 
 #: default upper bound on the number of pixels read to fit an interval
 DEFAULT_MAX_SAMPLE = 1_000_000

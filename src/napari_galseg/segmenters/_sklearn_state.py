@@ -160,6 +160,6 @@ def load_trusted_pickle(path: Path, trust_pickle: bool = False) -> Any:
 
     try:
         return joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 - joblib/pickle raise many kinds of errors on foreign files
+    except Exception as exc:
         raise ModelFolderError(f"{path} is not a joblib file written by napari-galseg "
                                f"({type(exc).__name__}: {exc})") from None

@@ -23,8 +23,9 @@ from .. import __version__
 from .._atomic import atomic_write_text
 from ..model_folder import CONFIG_NAME, ModelFolderError, read_model_config
 from ..progress import Cancelled, ProgressCallback, dask_progress, reporter
-from ..window import Window
 from ..settings import RunOptions, SettingError, TrainConfig, build, split_settings
+from ..window import Window
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -77,7 +78,7 @@ class Segmentation:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.labels.shape)
 
-    def crop(self, window: Window, outer: Window) -> "Segmentation":
+    def crop(self, window: Window, outer: Window) -> Segmentation:
         """The part inside ``window`` of a segmentation of ``outer``, ids renumbered 1..n."""
         from skimage.segmentation import relabel_sequential
 
@@ -149,7 +150,7 @@ class Segmenter:
         return split_settings(cls.Params, settings, method=cls.name, allowed_run=cls.run_fields,
                               allowed_train=cls.train_fields if cls.capabilities.trainable else (), legacy=legacy)
 
-    def configure(self, **settings: Any) -> "Segmenter":
+    def configure(self, **settings: Any) -> Segmenter:
         """Change settings by name (any layer), checked like ``--set``; returns self."""
         layers = self.split(settings)
         if layers["params"]:
@@ -171,7 +172,7 @@ class Segmenter:
     # -- the calls -------------------------------------------------------------------------------
     def fit(self, image, truth, rms=None, *, progress: ProgressCallback | None = None,
             cancel: threading.Event | None = None, checkpoint_dir: str | os.PathLike | None = None,
-            resume: bool = False, callback=None) -> "Segmenter":
+            resume: bool = False, callback=None) -> Segmenter:
         """Learn from ``truth`` (instance or binary labels); trainable methods only.
 
         ``checkpoint_dir``/``resume`` keep and continue training state where the method has it;
@@ -249,7 +250,7 @@ class Segmenter:
         """Subclasses with learned state write it here (weights, arrays; never pickles)."""
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Segmenter":
+    def load(cls, path: str | os.PathLike) -> Segmenter:
         from .registry import get
 
         config = read_model_config(path, expect_method=cls.name or None)
@@ -259,7 +260,7 @@ class Segmenter:
         return model
 
     @classmethod
-    def from_config(cls, config: dict, path="") -> "Segmenter":
+    def from_config(cls, config: dict, path="") -> Segmenter:
         """A segmenter with the settings of a model folder's config (old flat ``params`` too)."""
         saved: dict[str, Any] = {}
         for layer in ("params", "train", "run"):

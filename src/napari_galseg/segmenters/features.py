@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
+
 from ..arrays import is_dask
 
 HARALICK_NAMES = (

@@ -37,7 +37,7 @@ BUILTIN: dict[str, Entry] = {
     "detr": Entry("napari_galseg.segmenters.detr:DetrSegmenter", ("torch", "transformers", "safetensors")),
 }
 
-_RUNTIME: dict[str, type["Segmenter"]] = {}
+_RUNTIME: dict[str, type[Segmenter]] = {}
 
 
 def _entries() -> dict[str, Entry]:
@@ -47,7 +47,7 @@ def _entries() -> dict[str, Entry]:
     return found
 
 
-def register(cls: type["Segmenter"]) -> type["Segmenter"]:
+def register(cls: type[Segmenter]) -> type[Segmenter]:
     """Class decorator: make a segmenter defined at run time available by its ``name``."""
     _RUNTIME[cls.name] = cls
     return cls
@@ -59,7 +59,7 @@ def available() -> list[str]:
     return sorted(names | set(_RUNTIME))
 
 
-def get(name: str) -> type["Segmenter"]:
+def get(name: str) -> type[Segmenter]:
     """The segmenter class called ``name``, importing only its module; a clear error otherwise."""
     if name in _RUNTIME:
         return _RUNTIME[name]

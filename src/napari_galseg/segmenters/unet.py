@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,17 +24,16 @@ import torch
 from .._duration import format_duration
 from ..background import SkySubtracted, estimate_mesh
 from ..inference import LabelParams, TiledPredictor, iter_label_strips
+from ..model_folder import ModelFolderError
 from ..models.unet import UNet
 from ..preprocess import as_recipe, image_only_recipe, snr_recipe
+from ..progress import ProgressCallback, reporter
 from ..training import device as dev
 from ..training.checkpoints import WEIGHTS_NAME, load_weights, save_weights
 from ..training.loop import TrainReport
 from ..training.loop import fit as train_loop
-from ..training.patches import (Augmentation, GridPatchDataset, PatchDataset, check_field, read_window,
-                                spatial_split)
+from ..training.patches import Augmentation, GridPatchDataset, PatchDataset, check_field, read_window, spatial_split
 from ..training.tasks import SegmentationTask
-from ..model_folder import ModelFolderError
-from ..progress import ProgressCallback, reporter
 from ..window import Window
 from .base import Capabilities, Segmentation, Segmenter
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -186,7 +187,7 @@ def fit(
             best_state = load_checkpoint(ckpt_dir / BEST, map_location=device)["model"]
         if start_epoch >= config.epochs:
             result.stopped = "completed"
-    autocast = lambda: dev.autocast(device, bf16)  # noqa: E731
+    autocast = lambda: dev.autocast(device, bf16)
     t0 = time.perf_counter() - elapsed_before
     budget = config.max_minutes * 60 if config.max_minutes else None  # 0 = no budget
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def _values(column) -> np.ndarray:
     return np.asarray(getattr(column, "value", column), dtype=float)
 

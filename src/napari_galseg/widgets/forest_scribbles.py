@@ -119,7 +119,7 @@ class ForestScribbleWidget(QWidget):
         return layer
 
     def _watch_scribbles(self):
-        layer = self.viewer.layers[SCRIBBLES] if SCRIBBLES in self.viewer.layers else None
+        layer = self.viewer.layers[SCRIBBLES] if SCRIBBLES in self.viewer.layers else None  # noqa: SIM401 - LayerList has no get
         if layer is self._watched:
             return
         if self._watched is not None:
@@ -227,7 +227,7 @@ class ForestScribbleWidget(QWidget):
             from napari.utils.notifications import show_error
 
             show_error(f"forest scribbles: {exc}")
-        except Exception:  # noqa: BLE001 - a notification must never raise into the GUI
+        except Exception:
             pass
 
     # -- saving ---------------------------------------------------------------------------------

@@ -372,7 +372,7 @@ class MetricsDock(QWidget):
         if self.synchronous:
             try:
                 metrics = _score(*args)
-            except Exception as exc:  # noqa: BLE001 - show, never raise into the GUI
+            except Exception as exc:
                 self._on_error(exc)
             else:
                 self._on_result(metrics, context)

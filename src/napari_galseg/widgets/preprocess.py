@@ -32,6 +32,7 @@ from napari.layers import Image
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QPlainTextEdit, QVBoxLayout, QWidget
 
+from ..arrays import is_dask
 from ..preprocess import (
     INTERVALS,
     STRETCHES,
@@ -43,12 +44,11 @@ from ..preprocess import (
     as_recipe,
     default_recipe,
 )
-from ..arrays import is_dask
-from ._settings_form import SettingsForm
 from ..preprocess.normalise import normalise
 from ..preprocess.rms import rms_channel
 from ..preprocess.stretch import stretch
 from ._layers import camera, level0, visible_region
+from ._settings_form import SettingsForm
 
 #: the preview is computed on at most this many pixels per side (the visible region is subsampled)
 PREVIEW_SIDE = 1024
@@ -405,7 +405,7 @@ class CompositeWidget(_PreprocessWidget):
     step = "composite"
 
     def _extra_widgets(self) -> list:
-        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)", name="rms")  # noqa: UP045
+        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)", name="rms")
         self.preset = ComboBox(label="recipe", choices=["default", "default+snr", "image-only", "custom"], value="default")
         self.preset.changed.connect(self._on_preset)
         return [self.rms_combo, self.preset]

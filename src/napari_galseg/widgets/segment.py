@@ -286,7 +286,7 @@ class SegmenterWidget(QWidget):
 
             message = str(exc)  # the method's name once, even when the message starts with it
             show_error(message if message.startswith(f"{self.method}:") else f"{self.method}: {message}")
-        except Exception:  # noqa: BLE001 - a notification must never raise into the GUI
+        except Exception:
             pass
 
     # -- results --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 
 from ...catalog import to_table
 
+
 def _window_for(pipe, centers_x, centers_y, radii, base):
     ny, nx = pipe.shape
     y0 = min(base[0].start, int(np.floor(np.min(centers_y - radii))))

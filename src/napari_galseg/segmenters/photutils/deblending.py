@@ -57,7 +57,7 @@ def split_object(parent: int, conv: np.ndarray, inside: np.ndarray, bbox, p: Pho
     return Split(int(parent), tuple(int(v) for v in bbox), child_ids, n_children, first_local, sums)
 
 
-def deblend_group(pipe: "Pipeline", parents: np.ndarray, bboxes) -> list[Split]:
+def deblend_group(pipe: Pipeline, parents: np.ndarray, bboxes) -> list[Split]:
     """Deblend the group's objects that cross tile borders (those inside one tile were deblended
     during detection), each in a window of its own bounding box; returns the objects that split.
 

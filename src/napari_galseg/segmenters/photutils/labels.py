@@ -58,7 +58,7 @@ class Segments:
 class FinalLabels:
     """Final (stitched, deblended, renumbered) labels over any window; the output's source."""
 
-    def __init__(self, pipe: "Pipeline", parent_lut: np.ndarray, splits: dict[int, Split], child_luts: dict):
+    def __init__(self, pipe: Pipeline, parent_lut: np.ndarray, splits: dict[int, Split], child_luts: dict):
         self.pipe, self.parent_lut, self.child_luts = pipe, parent_lut, child_luts
         patches = {parent: (split.window, split.child_ids) for parent, split in splits.items()}
         self.patches = patches
