@@ -91,7 +91,7 @@ def _sextractor_config(args, cls):
     """The mapped .sex file; its report (what is not honoured) goes to stderr."""
     import sys
 
-    from ..io.sextractor import SExtractorConfigError, read_sextractor_config
+    from ..segmenters.photutils.sextractor import SExtractorConfigError, read_sextractor_config
 
     if cls.name != "photutils":
         raise _error(f"--sextractor-config sets the photutils pipeline's detection; it does not apply to {cls.name}")
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         weight = open_fits(sex.weight_image)
         if weight.shape != image.shape:
             raise _error(f"WEIGHT_IMAGE {sex.weight_image} has shape {weight.shape} but the image has {image.shape}")
-        from ..io.sextractor import weighted_inputs
+        from ..segmenters.photutils.sextractor import weighted_inputs
 
         data, rms = weighted_inputs(sex, data, weight.data)
     with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:

@@ -160,7 +160,7 @@ def export_coco_instances(out_dir: str | os.PathLike, image, labels, rms=None, *
     Each annotation: compressed RLE ``segmentation``, ``bbox`` [x, y, w, h], ``area``, ``iscrowd`` 0,
     ``category_id`` 1 (galaxy) and ``source_label``. ``skip_empty`` leaves out patches without galaxies.
     """
-    from ..metrics.coco import labels_to_annotations
+    from .coco_annotations import labels_to_annotations
 
     shape, out, stretch, boxes = _prepare(out_dir, image, labels, rms, patch, image_format, overwrite, INSTANCES_JSON)
     channels = ["image", "rms"] if rms is not None else ["image"]

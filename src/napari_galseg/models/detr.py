@@ -86,6 +86,9 @@ def make_config(arch: dict):
 
 
 def _model_class(kind: str):
+    from ..training.device import avoid_triton_llvm_clash
+
+    avoid_triton_llvm_clash()  # transformers' models import torch._dynamo, which loads triton
     import transformers
 
     return transformers.DetrForSegmentation if kind == "detr" else transformers.Mask2FormerForUniversalSegmentation

@@ -54,6 +54,7 @@ from .features import (
     resolve_recipe,
     valid_pixels,
 )
+from .forest_training import binary_target, class_counts, sample_tile, scribble_target, tiles, trim_to_quota
 from .snr_features import SnrFeatureSpec, SnrInputs, snr_feature_halo, snr_feature_names, snr_features
 
 STATE_NAME = "forest.npz"  # the trees as arrays: loading runs no code (see ._sklearn_state)
@@ -62,7 +63,6 @@ LEGACY_STATE_NAME = "forest.joblib"
 #: pixels classified per predict_proba call (bounds the memory of one call)
 PREDICT_BATCH = 262_144
 
-SKY, GALAXY = 1, 2  # scribble values
 FEATURE_SETS = ("galaxy", "study")
 #: the study's literal setting: its 13 features, 250 trees of depth 12, balanced classes
 STUDY_PRESET = {"features": "study", "n_estimators": 250, "max_depth": 12, "class_balance": True}
@@ -229,14 +229,14 @@ class ForestSegmenter(Segmenter):
         targets = []
         for im, tr, rm in zip(images, truths, rmss):
             check_image(im, rm, tr, "truth")
-            targets.append(_binary_target(tr))
+            targets.append(binary_target(tr))
         return self._fit_targets(images, targets, rmss, reporter(progress, cancel), "truth")
 
     def fit_scribbles(self, image, scribbles, rms=None, progress: ProgressCallback | None = None,
                       cancel=None) -> ForestSegmenter:
         """Train on sparse scribbles: 1 = sky, 2 = galaxy, 0 = unlabelled (ilastik/APOC style)."""
         check_image(image, rms, scribbles, "scribbles")
-        target = _scribble_target(scribbles)
+        target = scribble_target(scribbles)
         return self._fit_targets([image], [target], [rms], reporter(progress, cancel), "scribbles")
 
     def _fit_targets(self, images, targets, rmss, progress, kind: str) -> ForestSegmenter:
@@ -264,7 +264,7 @@ class ForestSegmenter(Segmenter):
 
         counts = np.zeros(2, dtype=np.int64)
         for t in targets:
-            counts += _class_counts(t)
+            counts += class_counts(t)
         if counts.min() == 0:
             missing = "galaxy" if counts[1] == 0 else "sky"
             hint = "paint some pixels with label 2 (galaxy) and 1 (sky)" if kind == "scribbles" else \
@@ -281,21 +281,21 @@ class ForestSegmenter(Segmenter):
             prob = np.full(2, min(1.0, 1.05 * cap / counts.sum()))
 
         xs, ys = [], []
-        n_tiles = sum(len(_tiles(t.shape, self.run_options.tile_size)) for t in targets)
+        n_tiles = sum(len(tiles(t.shape, self.run_options.tile_size)) for t in targets)
         done = 0
         for i, ((channels, valid), target) in enumerate(zip(channel_stacks, targets)):
-            for tile in _tiles(target.shape, self.run_options.tile_size):
+            for tile in tiles(target.shape, self.run_options.tile_size):
                 done += 1
                 if progress:
                     progress(done, n_tiles + 1, "features of training pixels")
-                x, y = _sample_tile(channels, valid, target, tile, prob, self._features, halo, seed=(p.seed, i, *tile.index))
+                x, y = sample_tile(channels, valid, target, tile, prob, self._features, halo, seed=(p.seed, i, *tile.index))
                 if len(y):
                     xs.append(x)
                     ys.append(y)
         if not xs:
             raise ValueError(f"no valid (finite) pixels under the {kind}: check the image and the rms map")
         x, y = np.concatenate(xs), np.concatenate(ys)
-        keep = _trim_to_quota(y, quota, cap, int(p.seed))
+        keep = trim_to_quota(y, quota, cap, int(p.seed))
         x, y = x[keep], y[keep]
         if len(np.unique(y)) < 2:
             raise ValueError(f"the {kind} pixels that are valid all belong to one class; label both sky and galaxy")
@@ -482,80 +482,3 @@ class ForestSegmenter(Segmenter):
         if model.n_features_in_ != len(expected):
             raise ModelFolderError(f"{state} expects {model.n_features_in_} features but config.json lists {len(expected)}")
         self.model = model
-
-
-# -- training helpers -------------------------------------------------------------------------------
-def _binary_target(truth):
-    """int8 classes: 0 = sky, 1 = galaxy (any label > 0)."""
-    if is_dask(truth):
-        return (truth > 0).astype(np.int8)
-    return (np.asarray(truth) > 0).astype(np.int8)
-
-
-def _scribble_target(scribbles):
-    """int8 classes from scribbles: 1 → 0 (sky), 2 → 1 (galaxy), 0 → -1 (unlabelled)."""
-    s = scribbles if is_dask(scribbles) else np.asarray(scribbles)
-    if not is_dask(s):
-        bad = np.setdiff1d(np.unique(s), [0, SKY, GALAXY])
-        if bad.size:
-            raise ValueError(f"scribbles may only hold 0 (unlabelled), 1 (sky) and 2 (galaxy); found {bad[:5].tolist()}")
-    lut = np.array([-1, 0, 1], dtype=np.int8)
-    if is_dask(s):
-        return s.map_blocks(lambda b: lut[np.clip(b, 0, 2)], dtype=np.int8)
-    return lut[s.astype(np.intp)]
-
-
-def _class_counts(target) -> np.ndarray:
-    if is_dask(target):
-        import dask.array as da
-
-        counts = da.bincount((target.ravel() + 1).astype(np.intp), minlength=3).compute()
-    else:
-        counts = np.bincount((np.asarray(target).ravel() + 1).astype(np.intp), minlength=3)
-    return counts[1:3].astype(np.int64)
-
-
-def _trim_to_quota(y: np.ndarray, quota, cap: int, seed: int) -> np.ndarray:
-    """Indices of the training pixels to keep: at most ``quota[c]`` of class c (or ``cap`` in all)."""
-    rng = np.random.default_rng([seed, 7])
-    if quota is None:
-        idx = np.arange(len(y))
-        return np.sort(rng.choice(idx, cap, replace=False)) if len(idx) > cap else idx
-    keep = []
-    for c in (0, 1):
-        idx = np.flatnonzero(y == c)
-        keep.append(np.sort(rng.choice(idx, int(quota[c]), replace=False)) if len(idx) > quota[c] else idx)
-    return np.sort(np.concatenate(keep))
-
-
-def _tiles(shape, tile: int):
-    from ..tiling import iter_tiles
-
-    return list(iter_tiles(shape, int(tile)))
-
-
-def _sample_tile(channels, valid, target, tile, prob, features, halo: int, seed) -> tuple[np.ndarray, np.ndarray]:
-    """Features and classes of the sampled training pixels inside one tile."""
-    ys, xs = tile.core
-    tgt = np.asarray(target[ys, xs].compute() if is_dask(target) else target[ys, xs])
-    ok = np.asarray(valid[ys, xs].compute() if is_dask(valid) else valid[ys, xs])
-    labelled = (tgt >= 0) & ok
-    if not labelled.any():
-        return np.empty((0, 0), np.float32), np.empty(0, np.int8)
-    rng = np.random.default_rng(list(seed))
-    draw = rng.random(tgt.shape) < prob[np.clip(tgt, 0, 1)]
-    chosen = labelled & draw
-    if not chosen.any():
-        return np.empty((0, 0), np.float32), np.empty(0, np.int8)
-    rr, cc = np.nonzero(chosen)
-    # features only over the bounding box of the chosen pixels, plus the halo they need
-    ny, nx = channels.shape[1:]
-    r0, r1 = ys.start + rr.min(), ys.start + rr.max() + 1
-    c0, c1 = xs.start + cc.min(), xs.start + cc.max() + 1
-    o_r0, o_r1, o_c0, o_c1 = max(0, r0 - halo), min(ny, r1 + halo), max(0, c0 - halo), min(nx, c1 + halo)
-    window = channels[:, o_r0:o_r1, o_c0:o_c1]
-    window = np.asarray(window.compute() if is_dask(window) else window)
-    feats = features(window)
-    x = feats[:, ys.start + rr - o_r0, xs.start + cc - o_c0].T
-    return np.ascontiguousarray(x), tgt[rr, cc].astype(np.int8)
-

@@ -22,7 +22,8 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from ..segmenters.forest import GALAXY, SKY, ForestSegmenter
+from ..segmenters.forest import ForestSegmenter
+from ..segmenters.forest_training import GALAXY, SKY
 from ..tiling import label_mask
 from ._layers import level0, visible_region
 

@@ -5,7 +5,8 @@ from astropy.io import fits
 from scipy import ndimage
 
 from napari_galseg.cli import main
-from napari_galseg.io.sextractor import (
+from napari_galseg.segmenters.photutils import PhotutilsParams, segment
+from napari_galseg.segmenters.photutils.sextractor import (
     DEFAULT_CONV,
     SExtractorConfigError,
     map_config,
@@ -14,7 +15,6 @@ from napari_galseg.io.sextractor import (
     read_sextractor_config,
     weighted_inputs,
 )
-from napari_galseg.segmenters.photutils import PhotutilsParams, segment
 from napari_galseg.synth import make_field, write_field
 
 # SExtractor 2.25's `sex -d` output, shortened (comments and multi-value keys kept)

@@ -121,7 +121,7 @@ class SExtractorConfig:
 
     def params(self, base=None, **more):
         """PhotutilsParams with the file's settings over ``base`` (default: the pipeline's defaults)."""
-        from ..segmenters.photutils import PhotutilsParams
+        from .params import PhotutilsParams
 
         base = base if base is not None else PhotutilsParams()
         return dataclasses.replace(base, **{**self.overrides, **more})
@@ -235,7 +235,7 @@ def _flag(key: str, values: list[str]) -> bool:
 def gaussian_for_kernel(kernel: np.ndarray) -> tuple[float, int, float]:
     """The pipeline's Gaussian (fwhm, kernel_size) closest to a normalised ``kernel``, and the largest
     absolute difference between the two normalised kernels."""
-    from ..segmenters.photutils.smoothing import gaussian_kernel_1d
+    from .smoothing import gaussian_kernel_1d
 
     k = kernel / kernel.sum()
     size = int(max(k.shape))
