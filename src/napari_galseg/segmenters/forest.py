@@ -211,7 +211,7 @@ class ForestSegmenter(Segmenter):
     def _check_texture_channel(self, n_channels: int) -> None:
         if self.study and not 0 <= self.params.texture_channel < n_channels:
             raise ValueError(f"texture_channel={self.params.texture_channel} but the recipe gives {n_channels} "
-                             "channels; choose 0 .. {n_channels - 1}")
+                             f"channels; choose 0 .. {n_channels - 1}")
 
     # -- training ----------------------------------------------------------------------------------
     def fit(self, image, truth, rms=None, *, progress: ProgressCallback | None = None, cancel=None,

@@ -18,7 +18,7 @@ from ..io import open_fits, write_labels
 from ..metrics import evaluate
 from ..segmenters import get
 from .grid import RESULT
-from .variants import RECIPE_INPUT_SETTINGS, recipe_for
+from .variants import RECIPE_INPUT_SETTINGS, VARIANT_SETTINGS, recipe_for
 
 
 def _field(paths: dict[str, str]):
@@ -55,6 +55,7 @@ def run_cell(plan: dict, cell: dict, folder: Path) -> dict:
     recipe = recipe_for(variant)
     if recipe is not None:
         settings.update(RECIPE_INPUT_SETTINGS.get(method, {}))
+        settings.update(VARIANT_SETTINGS.get((method, variant), {}))
     segmenter = cls(**settings)
     if recipe is not None:
         segmenter.recipe = recipe.to_dict()

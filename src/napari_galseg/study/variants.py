@@ -49,6 +49,8 @@ VARIANTS = {
 
 #: the setting that makes a method read the recipe's channels instead of its own default features
 RECIPE_INPUT_SETTINGS = {"kmeans": {"channels": "recipe"}, "forest": {"features": "study"}}
+#: a one-channel recipe has its texture in channel 0 (the study's features take channel 1 otherwise)
+VARIANT_SETTINGS = {("forest", "normalised"): {"texture_channel": 0}}
 
 
 def recipe_for(variant: str) -> Recipe | None:
@@ -58,4 +60,4 @@ def recipe_for(variant: str) -> Recipe | None:
     return build() if build is not None else None
 
 
-__all__ = ["RECIPE_INPUT_SETTINGS", "STUDY_ROWS", "VARIANTS", "recipe_for"]
+__all__ = ["RECIPE_INPUT_SETTINGS", "STUDY_ROWS", "VARIANTS", "VARIANT_SETTINGS", "recipe_for"]
