@@ -7,8 +7,9 @@ Read through astropy's ``regions`` (:func:`napari_galseg.io.catalog.read_regions
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
