@@ -335,3 +335,22 @@ def test_label_map_check_reads_only_windows_of_a_big_image():
     texture = label_map_texture(_label_map())
     assert texture["zero_fraction"] > 0.5 and texture["same_neighbour"] > 0.8
     assert not looks_like_label_map(np.ones((10, 10), np.float32))  # floats never are
+
+
+def test_in_a_multi_extension_file_the_name_does_not_decide_each_extension(tmp_path):
+    """Issue 12: "…_err_…" in the file name made a science extension a noise map."""
+    from astropy.io import fits
+
+    from napari_galseg.io import open_fits_all
+
+    rng = np.random.default_rng(0)
+    sci = fits.ImageHDU(rng.normal(10, 1, (64, 64)).astype(np.float32), name="SCI")
+    err = fits.ImageHDU(np.ones((64, 64), np.float32), name="ERR")
+    path = tmp_path / "frame_err_v2.fits"
+    fits.HDUList([fits.PrimaryHDU(), sci, err]).writeto(path)
+    kinds = {im.header["EXTNAME"]: im.kind for im in open_fits_all(path)}
+    assert kinds == {"SCI": "image", "ERR": "rms"}
+    # a file of one image is still typed by its name when nothing else says
+    single = tmp_path / "field_rms.fits"
+    fits.writeto(single, np.ones((32, 32), np.float32))
+    assert open_fits_all(single)[0].kind == "rms"

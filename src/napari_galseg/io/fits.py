@@ -319,7 +319,9 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     header = readable_header(header, path, index)
     data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
                          name=f"fits-{_token(path, index, chunks)}")
-    kind = hdu_kind(header, path, array)
+    # the file name speaks for a file of one image only: in a multi-extension file each HDU's own
+    # keywords and pixels decide (a science extension of "frame_err_v2.fits" is not a noise map)
+    kind = hdu_kind(header, None if multi else path, array)
     extname = str(header.get("EXTNAME", "")).strip()
     if multi:
         label = extname if extname.upper() not in _BORING_EXTNAMES else str(index)
