@@ -27,6 +27,10 @@ DEMO_SETTINGS: dict[str, dict] = {
 }
 
 
+#: instance models that train for hours on a CPU: in the demo only when --methods names them
+NEEDS_A_GPU = ("maskrcnn", "detr")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
@@ -40,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo-out", help="output folder (default ./demo-out)")
     p.add_argument("--size", type=int, default=1024, help="side of the field in pixels (default 1024)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluated field; training uses seed+1")
-    p.add_argument("--methods", nargs="*", default=None, help="segmenters to run (default: all available)")
+    p.add_argument("--methods", nargs="*", default=None, help="segmenters to run (default: all available but maskrcnn and detr, which need a GPU to train in minutes)")
     p.add_argument("--no-screenshot", action="store_true", help="skip the napari screenshot")
     p.set_defaults(func=run)
 
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--size must be at least 128 px for a meaningful demo, got {args.size}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    methods = args.methods or segmenters.available()
+    methods = args.methods or [m for m in segmenters.available() if m not in NEEDS_A_GPU]
     unknown = sorted(set(methods) - set(segmenters.available()))
     if unknown:
         raise ValueError(f"unknown segmenter(s) {', '.join(unknown)}; available: {', '.join(segmenters.available())}")
