@@ -86,7 +86,7 @@ def test_prediction_covers_only_the_visible_field_of_view(make_napari_viewer, qt
     _paint(viewer.layers["scribbles"])
     camera(viewer).center = (90, 130)  # zoom on the second blob
     camera(viewer).zoom = 8 * camera(viewer).zoom
-    qtbot.waitUntil(lambda: np.ptp(np.asarray(image.corner_pixels)[:, 0]) < 100, timeout=5000)
+    qtbot.waitUntil(lambda: np.ptp(np.asarray(image.corner_pixels)[:, 0]) < 100, timeout=30_000)
     with qtbot.waitSignal(widget.work_finished, timeout=30000):  # connected before the worker starts
         widget.train()
     prediction = viewer.layers["forest prediction"]

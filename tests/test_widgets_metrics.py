@@ -38,7 +38,7 @@ def test_defaults_pick_truth_and_newest_prediction(make_napari_viewer, qtbot):
     # a new run appears: it becomes the prediction and is scored
     viewer.add_labels(np.roll(true, 1, axis=0), name="unet", metadata={"galseg_role": "prediction"})
     assert dock.prediction_layer.name == "unet"
-    qtbot.waitUntil(lambda: dock.current is not None and not dock.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: dock.current is not None and not dock.busy, timeout=30_000)
     assert dock.value("iou") == pytest.approx(pixel_metrics(np.roll(true, 1, axis=0), true)["iou"])
 
 
@@ -77,7 +77,7 @@ def test_painting_the_prediction_updates_iou(make_napari_viewer, qtbot, tmp_path
     viewer.add_labels(true, name="true")
     layer = viewer.add_labels(pred, name="prediction")
     dock = _dock(viewer)
-    qtbot.waitUntil(lambda: dock.current is not None and not dock.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: dock.current is not None and not dock.busy, timeout=30_000)
     before = dock.value("iou")
     assert before == pytest.approx(pixel_metrics(pred, true)["iou"])
     assert dock.value("completeness") == pytest.approx(2 / 3)
@@ -87,8 +87,8 @@ def test_painting_the_prediction_updates_iou(make_napari_viewer, qtbot, tmp_path
     for y in range(64, 100, 6):  # paint object 2 back, stroke by stroke
         for x in range(54, 90, 6):
             layer.paint((y, x), 2)
-    qtbot.waitUntil(lambda: dock.n_computed > runs and not dock.busy, timeout=10_000)
-    qtbot.waitUntil(lambda: dock.value("iou") == pytest.approx(pixel_metrics(layer.data, true)["iou"]), timeout=10_000)
+    qtbot.waitUntil(lambda: dock.n_computed > runs and not dock.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: dock.value("iou") == pytest.approx(pixel_metrics(layer.data, true)["iou"]), timeout=30_000)
     assert dock.value("iou") > before
     assert dock.table.rowCount() > 5
     ious = {dock.table.item(r, 0).text(): dock.table.item(r, 1).text() for r in range(dock.table.rowCount())}
@@ -98,16 +98,16 @@ def test_painting_the_prediction_updates_iou(make_napari_viewer, qtbot, tmp_path
     runs = dock.n_computed
     for x in range(0, 10):
         layer.paint((5, 5 + x), 7)
-    qtbot.waitUntil(lambda: dock.n_computed > runs and not dock.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: dock.n_computed > runs and not dock.busy, timeout=30_000)
     qtbot.wait(3 * dock.DEBOUNCE_MS)
     assert dock.n_computed == runs + 1
 
     # the same prediction keeps one history row; a data replacement (a new run) updates it
     assert len(dock.history) == 1
     layer.data = np.zeros_like(true)
-    qtbot.waitUntil(lambda: dock.value("iou") == 0.0 and not dock.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: dock.value("iou") == 0.0 and not dock.busy, timeout=30_000)
     dock.iou_spin.setValue(0.8)
-    qtbot.waitUntil(lambda: len(dock.history) == 2 and not dock.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: len(dock.history) == 2 and not dock.busy, timeout=30_000)
 
     out = tmp_path / "history.csv"
     dock.export_csv(out)
@@ -146,7 +146,7 @@ def test_field_of_view_scope_scores_only_the_visible_part(make_napari_viewer, qt
     dock.scope_combo.setCurrentText("Field of view")
     camera(viewer).center = (0, 30, 30)
     camera(viewer).zoom = 8
-    qtbot.waitUntil(lambda: dock.value("n_pixels") < true.size // 10, timeout=10_000)
+    qtbot.waitUntil(lambda: dock.value("n_pixels") < true.size // 10, timeout=30_000)
     assert dock.history[-1]["scope"] == "Field of view"
     assert dock.value("n_pixels") > 0
 

@@ -130,11 +130,11 @@ def test_live_preview_is_debounced_and_follows_parameters(viewer, qtbot):
     widget = NormaliseWidget(viewer)
     widget.input_combo.value = viewer.layers["img"]
     widget.preview_check.value = True
-    qtbot.waitUntil(lambda: PREVIEW_LAYER in viewer.layers, timeout=5000)
+    qtbot.waitUntil(lambda: PREVIEW_LAYER in viewer.layers, timeout=30_000)
     first = np.asarray(viewer.layers[PREVIEW_LAYER].data).copy()
     widget.params.interval.value = "minmax"
     widget.params.interval.value = "zscale"  # two quick changes: one recomputation, with the last value
-    qtbot.waitUntil(lambda: not np.array_equal(np.asarray(viewer.layers[PREVIEW_LAYER].data), first), timeout=5000)
+    qtbot.waitUntil(lambda: not np.array_equal(np.asarray(viewer.layers[PREVIEW_LAYER].data), first), timeout=30_000)
     expected = normalise(viewer.layers["img"].data, NormaliseParams(interval="zscale"))
     np.testing.assert_array_equal(np.asarray(viewer.layers[PREVIEW_LAYER].data), expected)
 
