@@ -152,6 +152,24 @@ def _image_entry(image_id, name, box, image_format, channels):
             "y0": y0, "x0": x0, "channels": channels}
 
 
+def _written_patches(out: Path, image, labels, rms, boxes, stem: str, image_format: str, stretch, skip_empty: bool,
+                     images: list):
+    """For each patch (empty ones left out with ``skip_empty``): write its image, add its entry to
+    ``images``, and yield ``(index, image_id, name, labels, pixels)`` — the loop both exports share."""
+    channels = ["image", "rms"] if rms is not None else ["image"]
+    for k, box in enumerate(boxes):
+        y0, y1, x0, x1 = box
+        lab = _window(labels, y0, y1, x0, x1, np.int64)
+        if skip_empty and not lab.any():
+            continue
+        pixels = _patch_pixels(image, rms, box)
+        image_id = len(images) + 1
+        name = _patch_name(stem, y0, x0)
+        _write_patch_image(out / "images" / f"{name}.{image_format}", pixels, image_format, stretch)
+        images.append(_image_entry(image_id, name, box, image_format, channels))
+        yield k, image_id, name, lab, pixels
+
+
 def export_coco_instances(out_dir: str | os.PathLike, image, labels, rms=None, *, patch: int = 256,
                           stem: str = "patch", image_format: str = "fits", skip_empty: bool = False,
                           overwrite: bool = False, progress: ProgressCallback | None = None) -> Path:
@@ -163,17 +181,9 @@ def export_coco_instances(out_dir: str | os.PathLike, image, labels, rms=None, *
     from .coco_annotations import labels_to_annotations
 
     shape, out, stretch, boxes = _prepare(out_dir, image, labels, rms, patch, image_format, overwrite, INSTANCES_JSON)
-    channels = ["image", "rms"] if rms is not None else ["image"]
     images, annotations = [], []
-    for k, box in enumerate(boxes):
-        y0, y1, x0, x1 = box
-        lab = _window(labels, y0, y1, x0, x1, np.int64)
-        if skip_empty and not lab.any():
-            continue
-        image_id = len(images) + 1
-        name = _patch_name(stem, y0, x0)
-        _write_patch_image(out / "images" / f"{name}.{image_format}", _patch_pixels(image, rms, box), image_format, stretch)
-        images.append(_image_entry(image_id, name, box, image_format, channels))
+    for k, image_id, _name, lab, _pixels in _written_patches(out, image, labels, rms, boxes, stem, image_format, stretch,
+                                                             skip_empty, images):
         for ann in labels_to_annotations(lab, image_id):
             ann["source_label"] = int(ann.pop("label"))
             ann["id"] = len(annotations) + 1
@@ -209,21 +219,13 @@ def export_coco_panoptic(out_dir: str | os.PathLike, image, labels, rms=None, *,
 
     shape, out, stretch, boxes = _prepare(out_dir, image, labels, rms, patch, image_format, overwrite, PANOPTIC_JSON)
     (out / PANOPTIC_PNG_DIR).mkdir(parents=True, exist_ok=True)
-    channels = ["image", "rms"] if rms is not None else ["image"]
     images, annotations = [], []
-    for k, box in enumerate(boxes):
-        y0, y1, x0, x1 = box
-        lab = _window(labels, y0, y1, x0, x1, np.int64)
-        if skip_empty and not lab.any():
-            continue
-        pixels = _patch_pixels(image, rms, box)
+    for k, image_id, name, lab, pixels in _written_patches(out, image, labels, rms, boxes, stem, image_format, stretch,
+                                                           skip_empty, images):
         void = ~np.isfinite(pixels[0])
-        image_id = len(images) + 1
-        name = _patch_name(stem, y0, x0)
-        _write_patch_image(out / "images" / f"{name}.{image_format}", pixels, image_format, stretch)
-        images.append(_image_entry(image_id, name, box, image_format, channels))
         source_ids = np.unique(lab[lab > 0])
         if source_ids.size + 1 > MAX_SEGMENT_ID:
+            y0, _, x0, _ = boxes[k]
             raise ValueError(f"patch at y={y0}, x={x0} holds {source_ids.size} objects: more than a panoptic PNG can number")
         seg = np.searchsorted(source_ids, lab) + 1  # galaxies 1..n (lab > 0 only)
         sky_id = source_ids.size + 1
