@@ -37,3 +37,12 @@ def read_model_config(path: str | os.PathLike, expect_method: str | None = None)
             f"{path} holds a {config['method']!r} model, not {expect_method!r}; use `galseg segment {config['method']} ...`"
         )
     return config
+
+
+def file_provenance(path: str | os.PathLike | None) -> dict | None:
+    """Where a training input came from (path, size, modification time), for a model folder's config."""
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    stat = p.stat()
+    return {"path": str(p), "bytes": stat.st_size, "modified": int(stat.st_mtime)}

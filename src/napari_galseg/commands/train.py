@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..model_folder import file_provenance
 from . import parse_set_options, progress_bar
 
 DESCRIPTION = """\
@@ -50,14 +51,6 @@ def _open(path: str):
     return open_fits(path).array
 
 
-def _file_provenance(path: str | None) -> dict | None:
-    if path is None:
-        return None
-    p = Path(path).resolve()
-    stat = p.stat()
-    return {"path": str(p), "bytes": stat.st_size, "modified": int(stat.st_mtime)}
-
-
 def run(args: argparse.Namespace) -> int:
     from ..cli import CliError
     from ..segmenters import get
@@ -96,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     image = _open(args.image)
     truth = _open(args.truth)
     rms = _open(args.rms) if args.rms else None
-    model.provenance["training"] = {"image": _file_provenance(args.image), "rms": _file_provenance(args.rms),
-                                    "truth": _file_provenance(args.truth)}
+    model.provenance["training"] = {"image": file_provenance(args.image), "rms": file_provenance(args.rms),
+                                    "truth": file_provenance(args.truth)}
     kwargs = {}
     if cls.capabilities.resumable:
         kwargs["checkpoint_dir"] = out / "checkpoints"

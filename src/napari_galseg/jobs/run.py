@@ -14,6 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ..model_folder import file_provenance
 from . import log
 from .spec import SPEC_NAME, JobSpec
 
@@ -35,14 +36,6 @@ def _open_input(kind: str, path: str):
         return open_fits(path).array
     except Exception as exc:  # astropy raises OSError/ValueError/TypeError for files that are not FITS images
         raise JobInputError(f"{kind} file {path} is not a readable FITS image ({exc})") from None
-
-
-def file_provenance(path: str | None) -> dict | None:
-    if path is None:
-        return None
-    p = Path(path).resolve()
-    stat = p.stat()
-    return {"path": str(p), "bytes": stat.st_size, "modified": int(stat.st_mtime)}
 
 
 class _Reporter:

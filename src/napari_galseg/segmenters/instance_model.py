@@ -25,6 +25,7 @@ from ..model_folder import ModelFolderError
 from ..progress import ProgressCallback, reporter
 from ..window import Window
 from .base import Capabilities, Segmentation, Segmenter
+from .sky_input import SkySubtractedInput
 
 
 @dataclass
@@ -58,7 +59,7 @@ INSTANCE_TRAIN_DEFAULTS = {"batch_size": 4, "lr": 1e-3, "patches_per_epoch": 128
                            "val_max_patches": 16, "patience": 0, "grad_clip": 1.0, "epochs": 20}
 
 
-class InstanceSegmenter(Segmenter):
+class InstanceSegmenter(SkySubtractedInput, Segmenter):
     """Base of the scored instance segmenters (see the module docstring)."""
 
     #: a field of view reads one tile overlap of context (region_with_context), but its tiles are laid
@@ -98,19 +99,6 @@ class InstanceSegmenter(Segmenter):
         """Adjust the network to tiles of side ``tile`` (Mask R-CNN's transform)."""
 
     # -- input ----------------------------------------------------------------------------------
-    def input_image(self, image):
-        """The image less its sky (lazy; cached per image), as the U-Net does; or the image itself."""
-        from ..background import SkySubtracted, estimate_mesh
-
-        p = self.params
-        if not p.subtract_background:
-            return image
-        cached = getattr(self, "_sky_cache", None)
-        if cached is None or cached[0] is not image:
-            mesh = estimate_mesh(image, p.background_box, n_threads=self.run_options.n_threads or (os.cpu_count() or 1))
-            cached = self._sky_cache = (image, SkySubtracted(image, mesh))
-        return cached[1]
-
     def _fitted_recipe(self, image, rms):
         from ..preprocess import as_recipe, image_only_recipe, snr_recipe
 

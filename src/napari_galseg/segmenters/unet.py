@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from .._duration import format_duration
-from ..background import SkySubtracted, estimate_mesh
 from ..inference import LabelParams, TiledPredictor, iter_label_strips
 from ..model_folder import ModelFolderError
 from ..models.unet import UNet
@@ -36,6 +35,7 @@ from ..training.patches import Augmentation, GridPatchDataset, PatchDataset, che
 from ..training.tasks import SegmentationTask
 from ..window import Window
 from .base import Capabilities, Segmentation, Segmenter
+from .sky_input import SkySubtractedInput
 
 
 @dataclass
@@ -70,7 +70,7 @@ class UNetParams:
     init_weights: str = ""
 
 
-class UNetSegmenter(Segmenter):
+class UNetSegmenter(SkySubtractedInput, Segmenter):
     """A U-Net trained on patches; tiled, blended, streamed inference over frames of any size."""
 
     name = "unet"
@@ -88,20 +88,6 @@ class UNetSegmenter(Segmenter):
         self.history: list[dict] = []
 
     # -- input ----------------------------------------------------------------------------------
-    def input_image(self, image):
-        """What the network's recipe reads: ``image`` less its sky background (a lazy array-like,
-        see ``subtract_background``), or ``image`` itself. The background mesh of the last image
-        is kept, so repeated field-of-view runs on one frame estimate it once."""
-        p = self.params
-        if not p.subtract_background:
-            return image
-        key = (id(image), tuple(np.shape(image)), int(p.background_box))
-        cached = getattr(self, "_sky_cache", None)
-        if cached is None or cached[0] != key or cached[1] is not image:
-            mesh = estimate_mesh(image, p.background_box, n_threads=self.run_options.n_threads or (os.cpu_count() or 1))
-            cached = self._sky_cache = (key, image, SkySubtracted(image, mesh))
-        return cached[2]
-
     # -- training --------------------------------------------------------------------------------
     def _fitted_recipe(self, image, rms):
         if self.recipe is not None:
