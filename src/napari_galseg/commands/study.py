@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _field_files(folder: str, name: str) -> dict[str, str]:
     from ..cli import CliError
+    from ..synth import FIELD_FILES
 
-    files = {"image": Path(folder) / "img.fits", "rms": Path(folder) / "rms.fits", "truth": Path(folder) / "true.fits"}
+    files = {kind: Path(folder) / name for kind, name in FIELD_FILES.items()}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise CliError(f"--{name} {folder} lacks {', '.join(missing)}; make a field with `galseg synth {folder}`")

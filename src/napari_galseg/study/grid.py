@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_write_text
+
 RESULT = "result.json"
 ERROR = "error.json"
 
@@ -65,7 +67,7 @@ def run_study(plan: StudyPlan, progress: Callable[[int, int, str], None] | None 
     """Run every cell that has no result yet; returns all results (finished earlier ones too)."""
     cells = plan.cells()
     Path(plan.out).mkdir(parents=True, exist_ok=True)
-    (Path(plan.out) / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
+    atomic_write_text(Path(plan.out) / "plan.json", json.dumps(asdict(plan), indent=2))
     results = []
     for n, cell in enumerate(cells):
         folder = plan.cell_dir(cell)
@@ -94,8 +96,8 @@ def _run_cell_process(plan: StudyPlan, cell: Cell, folder: Path) -> None:
     except subprocess.TimeoutExpired:
         failed, reason = True, f"timed out after {plan.timeout_s:.0f} s"
     if failed:  # kept beside the cell; a rerun tries it again
-        (folder / ERROR).write_text(json.dumps({"cell": asdict(cell), "error": reason,
-                                                "seconds": round(time.perf_counter() - started, 1)}))
+        atomic_write_text(folder / ERROR, json.dumps({"cell": asdict(cell), "error": reason,
+                                                      "seconds": round(time.perf_counter() - started, 1)}))
 
 
 def collect_results(out: str | Path) -> list[dict]:

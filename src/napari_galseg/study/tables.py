@@ -5,14 +5,13 @@ reprinted with the column named for what it holds.
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .._atomic import atomic_path, atomic_write_text
+from ..metrics.report import csv_text as report_csv
 from .variants import STUDY_ROWS
 
 #: columns of our table, in order (the study's, then object, COCO and panoptic scores, then cost)
@@ -70,13 +69,7 @@ def markdown(rows: Sequence[dict], header: str = "") -> str:
 
 def csv_text(rows: Sequence[dict]) -> str:
     rows = sorted_rows(rows)
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(cols)
-    for r in rows:
-        writer.writerow([r.get(c, "") for c in cols])
-    return out.getvalue()
+    return report_csv(rows, [c for c in COLUMNS if any(c in r for r in rows)])
 
 
 def figure(rows: Sequence[dict], path: Path) -> None:
