@@ -21,7 +21,7 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 
@@ -105,7 +105,6 @@ class RunOptions:
     channels_last: Literal["auto", True, False] = "auto"
 
 
-LAYERS = ("params", "train", "run")
 #: names of settings in model folders saved before the three layers existed
 LEGACY_NAMES = {"n_jobs": "n_threads", "threads": "n_threads", "tile": "tile_size"}
 
@@ -280,9 +279,5 @@ def describe(instance) -> list[tuple[str, Any, str]]:
     return [(f.name, getattr(instance, f.name), docs.get(f.name, "")) for f in dataclasses.fields(instance)]
 
 
-def field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-__all__ = ["RunOptions", "SettingError", "TrainConfig", "build", "describe", "descriptions", "field",
-           "parse_value", "split_settings"]
+__all__ = ["RunOptions", "SettingError", "TrainConfig", "build", "describe", "descriptions", "parse_value",
+           "split_settings"]
