@@ -50,10 +50,24 @@ def run_sep(image, rms, thresh: float) -> np.ndarray:
     return seg.astype(np.int32)
 
 
-def run_photutils(image, rms, nsigma: float) -> np.ndarray:
+def run_sep_sextractor_like(image, rms, _=None) -> np.ndarray:
+    """SEP at SExtractor-like defaults, as ``benchmarks/bench_quality.py`` runs it."""
+    import sep
+
+    data = np.ascontiguousarray(image, dtype=np.float64)
+    bkg = sep.Background(data, bw=64, bh=64, fw=3, fh=3)
+    sep.set_extract_pixstack(10_000_000)
+    sep.set_sub_object_limit(4096)
+    _, seg = sep.extract(data - bkg.back(), 1.5, err=np.ascontiguousarray(rms, dtype=np.float64), minarea=10,
+                         deblend_nthresh=32, deblend_cont=0.005, segmentation_map=True)
+    return seg.astype(np.int32)
+
+
+def run_photutils(image, rms, nsigma: float | None) -> np.ndarray:
+    """Our photutils segmenter with ``nsigma`` (None: its default)."""
     from napari_galseg.segmenters import get
 
-    seg = get("photutils")(nsigma=nsigma, catalog="none")
+    seg = get("photutils")(**({} if nsigma is None else {"nsigma": nsigma}), catalog="none")
     return np.asarray(seg.predict(image, rms).labels)
 
 
@@ -81,6 +95,11 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="evaluate this trained model folder instead of training")
     ap.add_argument("--json", default=None, help="where to write the results (default WORKDIR/evaluation.json)")
     ap.add_argument("--skip-baselines", action="store_true")
+    ap.add_argument("--field-options", default="{}", metavar="JSON",
+                    help='options of both synthetic fields, e.g. \'{"psf": "gaussian", "psf_fwhm": 3.5, "galaxy_density": 1200}\'')
+    ap.add_argument("--baselines", choices=("tuned", "defaults"), default="tuned",
+                    help="tuned: thresholds chosen on the training field; defaults: photutils' defaults and "
+                         "SEP at SExtractor-like defaults (1.5σ with the rms map, minarea 10)")
     args = ap.parse_args(argv)
 
     from napari_galseg.commands import parse_set_options
@@ -89,11 +108,13 @@ def main(argv=None) -> int:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    train = make_field(size=args.train_size, seed=args.train_seed)
-    test = make_field(size=args.test_size, seed=args.test_seed)
+    field_options = json.loads(args.field_options)
+    train = make_field(size=args.train_size, seed=args.train_seed, **field_options)
+    test = make_field(size=args.test_size, seed=args.test_seed, **field_options)
     print(f"fields: train {args.train_size}² seed {args.train_seed}, test {args.test_size}² seed {args.test_seed} "
-          f"({time.perf_counter() - t:.0f}s)", flush=True)
-    results: dict = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "methods": {}}
+          f"{field_options or ''} ({time.perf_counter() - t:.0f}s)", flush=True)
+    results: dict = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "methods": {},
+                     "truth_checksum": int(np.asarray(test.truth, np.int64).sum() % 1_000_003)}
 
     if args.model:
         unet = UNetSegmenter.load(args.model)
@@ -117,7 +138,15 @@ def main(argv=None) -> int:
                                   "mpix_per_s": round(test.image.size / dt / 1e6, 3), "model": str(model_dir)}
     print(f"unet: {results['methods']['unet']}", flush=True)
 
-    if not args.skip_baselines:
+    if not args.skip_baselines and args.baselines == "defaults":
+        for name, fn in (("photutils", lambda image, rms, _: run_photutils(image, rms, None)),
+                         ("sep", run_sep_sextractor_like)):
+            t = time.perf_counter()
+            lab = fn(test.image, test.rms, None)
+            results["methods"][name] = {**scores(lab, test.truth), "threshold": "default",
+                                        "seconds": round(time.perf_counter() - t, 1)}
+            print(f"{name}: {results['methods'][name]}", flush=True)
+    elif not args.skip_baselines:
         for name, fn in (("photutils", run_photutils), ("sep", run_sep)):
             value, _ = tune(name, fn, train, THRESHOLDS)
             t = time.perf_counter()

@@ -64,3 +64,16 @@ def test_bad_study_arguments_are_one_line(fields, tmp_path, capsys):
     assert main(["study", "--train", str(fields / "train"), "--test", str(fields / "test"), "--variants", "sharp",
                  "-o", str(tmp_path / "o")]) == 2
     assert "unknown variant" in capsys.readouterr().err
+    for bad in ("nsigma=3", "photutils.nsigma=abc", "sharp.nsigma=3"):
+        assert main(["study", "--train", str(fields / "train"), "--test", str(fields / "test"), "--methods", "photutils",
+                     "--set", bad, "-o", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert "--set" in err and len(err.strip().splitlines()) == 1
+
+
+def test_study_settings_reach_the_cell(fields, tmp_path):
+    out = tmp_path / "study"
+    assert main(["study", "--train", str(fields / "train"), "--test", str(fields / "test"), "--methods", "photutils",
+                 "--set", "photutils.nsigma=4.5", "-o", str(out)]) == 0
+    row = json.loads((out / "cells" / "photutils__default" / "result.json").read_text())
+    assert float(row["settings"]["nsigma"]) == 4.5

@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", nargs="+", metavar="V", help="preprocessing variants (default: all five)")
     p.add_argument("--budget", type=float, default=10.0, metavar="MINUTES", help="training minutes per deep model (default 10)")
     p.add_argument("--quick", action="store_true", help=f"make {QUICK_SIZE}² fields and use tiny models and budgets")
+    p.add_argument("--set", dest="set_options", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="a setting of one method, e.g. --set maskrcnn.batch_size=16 (repeatable; `galseg segment "
+                        "METHOD --params` lists them)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (a rerun resumes it)")
     p.set_defaults(func=run)
 
@@ -61,6 +64,25 @@ def _field_files(folder: str, name: str) -> dict[str, str]:
     if missing:
         raise CliError(f"--{name} {folder} lacks {', '.join(missing)}; make a field with `galseg synth {folder}`")
     return {k: str(v) for k, v in files.items()}
+
+
+def _method_settings(pairs: list[str]) -> list[tuple[str, str, str]]:
+    """``--set METHOD.KEY=VALUE`` options as (method, key, value), each checked against the method's settings."""
+    from ..cli import CliError
+    from ..segmenters import available, get
+    from . import parse_set_options
+
+    out = []
+    for dotted, value in parse_set_options(pairs).items():
+        method, dot, key = dotted.partition(".")
+        if not dot or method not in available():
+            raise CliError(f"--set {dotted}={value}: write METHOD.KEY=VALUE with METHOD one of {', '.join(available())}")
+        try:
+            get(method)().configure(**{key: value})
+        except (TypeError, ValueError) as exc:
+            raise CliError(f"--set {dotted}={value}: {exc}") from None
+        out.append((method, key, value))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
     bad = sorted(set(variants) - set(VARIANTS))
     if bad:
         raise CliError(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
+    settings = {method: dict(values) for method, values in settings.items()}
+    for method, key, value in _method_settings(args.set_options):
+        settings.setdefault(method, {})[key] = value
     plan = StudyPlan(train=train, test=test, out=str(out), methods=methods, variants=variants,
                      budget_minutes=budget, settings=settings)
     with progress_bar("study", unit="cells") as bar:
