@@ -97,6 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--field-options", default="{}", metavar="JSON",
                     help='options of both synthetic fields, e.g. \'{"psf": "gaussian", "psf_fwhm": 3.5, "galaxy_density": 1200}\'')
+    ap.add_argument("--generator", choices=("builtin", "galsim"), default="builtin",
+                    help="synthetic fields from the built-in generator or GalSim (bulge + disk galaxies; the galsim extra)")
     ap.add_argument("--baselines", choices=("tuned", "defaults"), default="tuned",
                     help="tuned: thresholds chosen on the training field; defaults: photutils' defaults and "
                          "SEP at SExtractor-like defaults (1.5σ with the rms map, minarea 10)")
@@ -109,8 +111,12 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     field_options = json.loads(args.field_options)
-    train = make_field(size=args.train_size, seed=args.train_seed, **field_options)
-    test = make_field(size=args.test_size, seed=args.test_seed, **field_options)
+    if args.generator == "galsim":
+        from napari_galseg.synth_galsim import make_galsim_field as make
+    else:
+        make = make_field
+    train = make(args.train_size, seed=args.train_seed, **field_options)
+    test = make(args.test_size, seed=args.test_seed, **field_options)
     print(f"fields: train {args.train_size}² seed {args.train_seed}, test {args.test_size}² seed {args.test_seed} "
           f"{field_options or ''} ({time.perf_counter() - t:.0f}s)", flush=True)
     results: dict = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "methods": {},

@@ -41,6 +41,11 @@ def test_demo_without_screenshot(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "kmeans" in out and "iou" in out
     assert (tmp_path / "metrics.csv").exists() and (tmp_path / "pred_kmeans.fits").exists()
+    # the demo is a one-variant study: its cell is kept, and a rerun of the same field skips it
+    result = tmp_path / "study-256px-seed0" / "cells" / "kmeans__default" / "result.json"
+    done = result.stat().st_mtime_ns
+    assert cli.main(["demo", "--out", str(tmp_path), "--size", "256", "--methods", "kmeans", "--no-screenshot"]) == 0
+    assert result.stat().st_mtime_ns == done and "kmeans" in capsys.readouterr().out
 
 
 def test_core_never_imports_napari_or_qt():

@@ -1,13 +1,16 @@
-"""`galseg demo` — the whole job on a synthetic field, in a few minutes.
+"""`galseg demo` — the whole job on a synthetic field, in a few minutes, on the study's machinery.
 
-Makes a field with exact truth, segments it with every segmenter this installation has (training
-the learned ones on a second field of another seed, so nothing is scored on its training data),
-prints the metrics table, writes the FITS files, the table (CSV/JSON) and a figure, and a PNG
-screenshot of napari showing the image, the truth and each prediction side by side.
+Makes a field with exact truth and a training field of another seed, then runs every segmenter this
+installation has as the cells of a one-variant study (:mod:`napari_galseg.study`): each method in a
+process of its own, trained on the training field, scored on the other the same way as `galseg
+study` scores it (COCO AP included), a rerun skipping the cells already done. Prints the table and
+writes the FITS files, the table (CSV/JSON/PNG) and a napari screenshot of the image, the truth and
+each prediction side by side.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -22,10 +25,15 @@ from . import progress_bar
 
 #: quick settings for the demo (the defaults are tuned for quality, not for a 3-minute tour)
 DEMO_SETTINGS: dict[str, dict] = {
-    "forest": {"n_estimators": 40, "max_train_pixels": 150_000},
     "unet": {"epochs": 6, "max_minutes": 2.5, "patch_size": 128},
 }
 
+#: training minutes of a learned method the demo gives no settings of its own
+DEMO_BUDGET_MINUTES = 2.5
+
+#: the columns the demo prints (the study's table has more: results in metrics.csv / metrics.json)
+DEMO_COLUMNS = ("method", "iou", "dice", "precision", "recall", "f1", "completeness", "purity", "ap50", "pq",
+                "n_true", "n_pred", "train_s", "predict_s")
 
 #: instance models that train for hours on a CPU: in the demo only when --methods names them
 NEEDS_A_GPU = ("maskrcnn", "detr")
@@ -38,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Synthesise a field with exact truth, segment it with every available segmenter (learned ones "
             "are trained on a second field of another seed), print the metrics table and write FITS files, "
-            "metrics (CSV, JSON, PNG figure) and a napari screenshot into --out."
+            "metrics (CSV, JSON, PNG figure) and a napari screenshot into --out. Each method runs as a cell "
+            "of `galseg study`; a rerun with the same --size and --seed skips the methods already done."
         ),
     )
     p.add_argument("--out", default="demo-out", help="output folder (default ./demo-out)")
@@ -50,8 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import metrics, segmenters, synth
-    from ..io import write_fits, write_labels
+    from .. import segmenters
+    from ..io import open_fits, write_labels
+    from ..study import Cell, StudyPlan, run_study
+    from ..study.grid import failed_cells
+    from ..study.tables import csv_text, figure, markdown
 
     if args.size < 128:
         raise ValueError(f"--size must be at least 128 px for a meaningful demo, got {args.size}")
@@ -63,50 +75,60 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown segmenter(s) {', '.join(unknown)}; available: {', '.join(segmenters.available())}")
 
     t0 = time.perf_counter()
-    field = synth.make_field(args.size, seed=args.seed)
-    train = None
-    print(f"field: {args.size}x{args.size} px, seed {args.seed}, {int((field.catalog['truth_area'] > 0).sum())} true objects")
-    header = field.header()
-    for name, data in (("img", field.image), ("rms", field.rms)):
-        write_fits(out / f"{name}.fits", data, header=header, overwrite=True)
-    write_labels(out / "true.fits", field.truth, like=header, overwrite=True)
+    test_files = _field(out, args.size, args.seed)
+    train_files = _field(out / "train", args.size, args.seed + 1)
+    header = open_fits(test_files["image"]).header
+    truth = np.asarray(open_fits(test_files["truth"]).data)
+    print(f"field: {args.size}x{args.size} px, seed {args.seed}, {len(np.unique(truth)) - 1} true objects "
+          f"(training field: seed {args.seed + 1})")
+    plan = StudyPlan(train=train_files, test=test_files, out=str(out / f"study-{args.size}px-seed{args.seed}"),
+                     methods=methods, variants=["default"], budget_minutes=DEMO_BUDGET_MINUTES,
+                     settings=DEMO_SETTINGS)
+    with progress_bar("demo", unit="methods") as bar:
+        rows = run_study(plan, progress=bar)
+    for failure in failed_cells(plan):
+        print(f"{failure['cell']['method']} failed: {failure['error']}", file=sys.stderr)
 
     predictions: dict[str, np.ndarray] = {}
-    evaluations = []
-    for name in methods:
-        cls = segmenters.get(name)
-        model = cls(**DEMO_SETTINGS.get(name, {}))
-        started = time.perf_counter()
-        if cls.capabilities.trainable:
-            if train is None:
-                train = synth.make_field(args.size, seed=args.seed + 1)
-            with progress_bar(f"train {name}", unit=None) as progress:
-                model.fit(train.image, train.truth, rms=train.rms, progress=progress)
-        with progress_bar(f"segment {name}", unit="steps") as progress:
-            result = model.predict(field.image, rms=field.rms, progress=progress)
-        labels = np.asarray(result.labels).astype(np.int32)
-        seconds = time.perf_counter() - started
+    for row in rows:
+        name = row["method"]
+        labels = np.asarray(open_fits(plan.cell_dir(Cell(name, row["variant"])) / "pred.fits").data, dtype=np.int32)
+        write_labels(out / f"pred_{name}.fits", labels, like=header, overwrite=True)  # with the field's WCS
         predictions[name] = labels
-        write_labels(out / f"pred_{name}.fits", labels, like=header, overwrite=True)  # as `galseg segment` does
-        evaluation = metrics.evaluate(labels, field.truth, image=field.noiseless, name=name)
-        evaluation.metrics["seconds"] = round(seconds, 2)
-        evaluations.append(evaluation)
-
     print()
-    from ..metrics.report import TABLE_COLUMNS
+    print(markdown(rows, columns=DEMO_COLUMNS, with_study=False))
+    from .._atomic import atomic_write_text
 
-    print(metrics.format_table(evaluations, columns=[*TABLE_COLUMNS, "seconds"]))
-    metrics.write_csv(evaluations, out / "metrics.csv", overwrite=True)
-    metrics.write_json([e.to_dict() for e in evaluations], out / "metrics.json", overwrite=True)
-    metrics.write_figure(evaluations, out / "metrics.png", overwrite=True)
-    print(f"\nwrote {out}/: img/rms/true.fits, pred_*.fits, metrics.csv, metrics.json, metrics.png")
+    atomic_write_text(out / "metrics.csv", csv_text(rows))
+    atomic_write_text(out / "metrics.json", json.dumps(rows, indent=2, default=str))
+    if rows:
+        figure(rows, out / "metrics.png")
+    print(f"wrote {out}/: img/rms/true.fits, pred_*.fits, metrics.csv, metrics.json, metrics.png "
+          f"(each method's cell: {plan.out}/cells/)")
 
-    if not args.no_screenshot:
+    if not args.no_screenshot and predictions:
         path = out / "screenshot.png"
-        save_side_by_side_screenshot(path, field.image, field.truth, predictions, noise=float(np.median(field.rms)))
+        image = np.asarray(open_fits(test_files["image"]).data)
+        rms = np.asarray(open_fits(test_files["rms"]).data)
+        save_side_by_side_screenshot(path, image, truth, predictions, noise=float(np.median(rms)))
         print(f"screenshot: {path}")
     print(f"done in {format_duration(time.perf_counter() - t0)}")
-    return 0
+    return 0 if not failed_cells(plan) else 1
+
+
+def _field(folder: Path, size: int, seed: int) -> dict[str, str]:
+    """The field files of ``size``/``seed`` in ``folder``, made unless that very field is already there."""
+    from ..io import open_fits
+    from ..synth import FIELD_FILES, write_field
+
+    files = {kind: folder / name for kind, name in FIELD_FILES.items()}
+    made = all(p.is_file() for p in files.values())
+    if made:
+        header = open_fits(files["image"]).header
+        made = header.get("NAXIS1") == size and header.get("NAXIS2") == size and header.get("SYNSEED") == seed
+    if not made:
+        write_field(folder, size=size, seed=seed, overwrite=True)
+    return {kind: str(p) for kind, p in files.items()}
 
 
 def save_side_by_side_screenshot(

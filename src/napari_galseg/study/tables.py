@@ -53,12 +53,15 @@ def sorted_rows(rows: Sequence[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["method"], order.index(r["variant"]) if r["variant"] in order else 99))
 
 
-def markdown(rows: Sequence[dict], header: str = "") -> str:
+def markdown(rows: Sequence[dict], header: str = "", columns: Sequence[str] = COLUMNS, with_study: bool = True) -> str:
+    """Our table (``columns`` that any row has), then the study's own numbers unless ``with_study`` is off."""
     rows = sorted_rows(rows)
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    cols = [c for c in columns if any(c in r for r in rows)]
     lines = [header] if header else []
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+    if not with_study:
+        return "\n".join(lines) + "\n"
     lines += ["", "The study's own numbers (its data; its \"recall\" column is precision, tp / (tp + fp)):", "",
               "| method | variant | study's input | IoU | precision (its \"recall\") | Dice | accuracy |",
               "|---|---|---|---|---|---|---|"]
