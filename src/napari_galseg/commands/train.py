@@ -32,9 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truth", metavar="TRUE", help="truth label FITS file (0 = sky)")
     p.add_argument("-o", "--output", metavar="MODEL_DIR", help="model folder to write")
     p.add_argument("--epochs", type=int, default=None, help="maximum number of epochs (default: the method's)")
-    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
+    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes (default: the method's; the U-Net's is 25)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--patch-size", type=int, default=None, help="training patch side in pixels (default 256)")
+    p.add_argument("--patch-size", type=int, default=None, help="training patch side in pixels (default: the method's; the U-Net's is 128)")
     p.add_argument("--recipe", default=None,
                    help="preprocessing recipe: 'default', 'default+snr' (the U-Net's default with --rms), 'image-only' or a recipe JSON/YAML file")
     p.add_argument("--set", dest="set_options", action="append", metavar="KEY=VALUE",
