@@ -67,6 +67,26 @@ def test_maskrcnn_returns_more_than_100_detections_per_patch():
     assert (scores[:-1] >= scores[1:]).all()
 
 
+@pytest.mark.parametrize("valid", [(128, 128), (100, 77)])
+def test_maskrcnn_box_masks_give_what_pasted_masks_give(valid):
+    """predict_boxed skips torchvision's pasting of every mask into a full tile; the instances (full
+    tile, and an edge tile's valid part) are exactly those of the pasted masks."""
+    from napari_galseg.instance_tiles import tile_instances
+
+    torch.manual_seed(1)
+    model = maskrcnn.build(in_channels=1, **{**TINY_MASKRCNN, "size": 128}, max_detections=300, score_threshold=0.0)
+    model.eval()
+    x = torch.randn(1, 1, 128, 128)
+    with torch.no_grad():
+        pasted, = maskrcnn.predict(model, x)
+        boxed, = maskrcnn.predict_boxed(model, x, mask_threshold=0.5)
+    a = tile_instances(pasted, 7, 9, *valid, mask_threshold=0.5)
+    b = tile_instances(boxed, 7, 9, *valid)
+    assert len(a) == len(b) > 50
+    for i, j in zip(a, b):
+        assert (i.y0, i.x0, i.score) == (j.y0, j.x0, j.score) and np.array_equal(i.mask, j.mask)
+
+
 def test_detr_returns_every_query_above_threshold():
     model = detr.build(kind="detr", in_channels=1, **{**TINY_DETR, "num_queries": 150}).eval()
     with torch.no_grad():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..instance_tiles import TileLayout, assemble, catalog_table, instances_from_masks, stream_to_fits
+from ..instance_tiles import TileLayout, assemble, catalog_table, stream_to_fits, tile_instances
 from ..model_folder import ModelFolderError
 from ..progress import ProgressCallback, reporter
 from ..window import Window
@@ -91,8 +91,9 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
     def loss_fn(self, model, inputs, labels):
         raise NotImplementedError
 
-    def predict_batch(self, inputs) -> list[tuple]:
-        """Per image of a (B, C, t, t) tensor: (mask probabilities (N, t, t), scores (N,))."""
+    def predict_batch(self, inputs) -> list:
+        """Per image of a (B, C, t, t) tensor: (mask probabilities (N, t, t), scores (N,)), or the
+        masks of the detections' boxes (:class:`~napari_galseg.instance_tiles.BoxedMasks`)."""
         raise NotImplementedError
 
     def prepare_inference(self, tile: int) -> None:
@@ -171,11 +172,10 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
         with torch.inference_mode():
             for i in range(len(dataset)):
                 inputs, labels = dataset[i]
-                (masks, s), = self.predict_batch(torch.from_numpy(inputs[None]).to(device))
+                output, = self.predict_batch(torch.from_numpy(inputs[None]).to(device))
                 layout = TileLayout(labels.shape, max(labels.shape), 0)
                 asm = Assembler(layout, self.params.iou_threshold, self.params.min_size)
-                rows = asm.paint(instances_from_masks(masks.cpu().numpy(), s.cpu().numpy().tolist(), 0, 0,
-                                                      self.params.mask_threshold))
+                rows = asm.paint(tile_instances(output, 0, 0, *labels.shape, self.params.mask_threshold))
                 preds.append(asm.release(labels.shape[0])[2])
                 truths.append(labels)
                 table = np.full(len(rows) + 1, np.nan)
@@ -231,10 +231,8 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
                 x = torch.from_numpy(np.stack([read(*w) for w in batch])).to(device)
                 with torch.inference_mode():
                     outputs = self.predict_batch(x)
-                for (y0, y1, x0, x1), (masks, scores) in zip(batch, outputs):
-                    # threshold on the device: one byte per pixel crosses to the host, not four
-                    masks = (masks[:, : y1 - y0, : x1 - x0] > p.mask_threshold).cpu().numpy()
-                    found.append(instances_from_masks(masks, scores.float().cpu().numpy().tolist(), y0, x0))
+                for (y0, y1, x0, x1), output in zip(batch, outputs):
+                    found.append(tile_instances(output, y0, x0, y1 - y0, x1 - x0, p.mask_threshold))
             return found
 
         return detect

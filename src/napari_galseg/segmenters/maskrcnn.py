@@ -77,4 +77,4 @@ class MaskRCNNSegmenter(InstanceSegmenter):
     def predict_batch(self, inputs):
         from ..models import maskrcnn
 
-        return maskrcnn.predict(self._require_net(), inputs)
+        return maskrcnn.predict_boxed(self._require_net(), inputs, self.params.mask_threshold)
