@@ -380,6 +380,13 @@ def _show_catalog(viewer, catalog, name, translate, scale):
 class PhotutilsWidget(SegmenterWidget):
     method = "photutils"
 
+    def __init__(self, napari_viewer, method: str | None = None):
+        super().__init__(napari_viewer, method)
+        from .sextractor_config import SExtractorConfigLoader
+
+        self.sextractor = SExtractorConfigLoader(self)  # a .sex file fills the parameters
+        self.form.append(self.sextractor)
+
 
 class KMeansWidget(SegmenterWidget):
     method = "kmeans"
