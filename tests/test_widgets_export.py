@@ -67,3 +67,13 @@ def test_an_existing_dataset_is_kept_unless_overwrite(make_napari_viewer, qtbot,
     with qtbot.waitSignal(widget.work_finished, timeout=30000):
         widget.export()
     assert widget.status.value.startswith("wrote")
+
+
+def test_the_rms_map_the_reader_typed_is_preselected(make_napari_viewer, field):
+    from napari_galseg.widgets.export import ExportWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(field.image, name="img", metadata={"galseg_kind": "image"})
+    viewer.add_image(field.rms, name="rms", metadata={"galseg_kind": "rms"})
+    widget = ExportWidget(viewer)
+    assert widget.image_combo.value.name == "img" and widget.rms_combo.value.name == "rms"

@@ -59,8 +59,20 @@ class ExportWidget(QWidget):
         self._relay.progressed.connect(self._on_progress)
         self.export_button.changed.connect(self.export)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(lambda e=None: self.form.reset_choices())
+            event.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    def _refresh_choices(self, event=None):
+        """Keep the layer lists current; preselect the rms map the reader typed, when it fits the image."""
         self.form.reset_choices()
+        image = self.image_combo.value
+        if self.rms_combo.value is not None or image is None:
+            return
+        for layer in reversed(self.viewer.layers):
+            if isinstance(layer, Image) and layer.metadata.get("galseg_kind") == "rms" and layer is not image \
+                    and level0(layer).shape == level0(image).shape:
+                self.rms_combo.value = layer
+                return
 
     def _inputs(self):
         image_layer, labels_layer = self.image_combo.value, self.labels_combo.value
