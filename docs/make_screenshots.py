@@ -144,6 +144,7 @@ def instance_picture(model_dir: Path, field_dir: Path, out: Path = IMAGES / "mas
     viewer.window.add_dock_widget(widget, name="Segment: Mask R-CNN", area="right")
     widget.model_dir.value = str(model_dir)
     widget._load_model()
+    widget.run_form.device.value = "auto"  # a folder trained on a GPU runs here too
     finished = []
     widget.work_finished.connect(lambda: finished.append(True))  # connected before the worker starts
     widget.run(field_of_view=False)
