@@ -1,7 +1,9 @@
 """Make the pictures of the docs: docs/images/demo.png and docs/images/viewer.png.
 
 Run under a display (``make docs`` wraps it in xvfb-run):  python docs/make_screenshots.py
-``python docs/make_screenshots.py docks OUT_DIR`` shows every dock of the plugin, one at a time, in
+``python docs/make_screenshots.py maskrcnn MODEL_DIR FIELD_DIR`` makes docs/images/maskrcnn_widget.png
+(a trained model folder, a field folder from ``galseg synth``); ``... export FIELD_DIR OUT.png`` the
+export dock. ``python docs/make_screenshots.py docks OUT_DIR`` shows every dock of the plugin, one at a time, in
 a 1600×1000 window beside the layer list, and saves one screenshot per dock into OUT_DIR (to check
 that every dock fits a laptop screen).
 """
@@ -105,8 +107,98 @@ def dock_pictures(out: Path, size: tuple[int, int] = (1600, 1000)) -> list[Path]
     return written
 
 
+def _settle(seconds: float = 0.0) -> None:
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    deadline = time.time() + seconds
+    for _ in range(30):
+        QApplication.processEvents()
+    while time.time() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.05)
+
+
+def _save(viewer, path: Path) -> Path:
+    import imageio.v3 as iio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, np.asarray(viewer.screenshot(canvas_only=False, flash=False)), extension=".png")
+    return path
+
+
+def instance_picture(model_dir: Path, field_dir: Path, out: Path = IMAGES / "maskrcnn_widget.png") -> Path:
+    """The Mask R-CNN dock with a loaded model folder after a whole-image run on a field folder
+    (img.fits, rms.fits): labels, the scored catalog, and the score of the object under the cursor."""
+    import napari
+
+    from napari_galseg.widgets._layers import camera
+    from napari_galseg.widgets.segment import MaskRCNNWidget
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    viewer.open([field_dir / name for name in ("img.fits", "rms.fits")], plugin="napari-galseg")
+    _settle()  # napari has drawn before torch is imported, as when a user opens the dock
+    widget = MaskRCNNWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment: Mask R-CNN", area="right")
+    widget.model_dir.value = str(model_dir)
+    widget._load_model()
+    widget.run_form.device.value = "auto"  # a folder trained on a GPU runs here too
+    finished = []
+    widget.work_finished.connect(lambda: finished.append(True))  # connected before the worker starts
+    widget.run(field_of_view=False)
+    while not finished:
+        _settle(0.1)
+    labels = viewer.layers["maskrcnn"]
+    ny, nx = labels.data.shape
+    camera(viewer).center = (ny / 2, nx / 2)
+    camera(viewer).zoom = 1.6
+    best = int(labels.features["index"][np.argmax(labels.features["score"])]) if len(labels.features) else 0
+    if best:  # point the cursor at the best-scored object: the status bar shows its score
+        ys, xs = np.nonzero(labels.data == best)
+        viewer.layers.selection.active = labels
+        viewer.cursor.position = (float(ys.mean()), float(xs.mean()))
+        viewer.update_status_from_cursor()
+    _settle(1.0)
+    path = _save(viewer, out)
+    viewer.close()
+    return path
+
+
+def export_picture(field_dir: Path, out: Path) -> Path:
+    """The export dock after writing a COCO-panoptic dataset from the field's image, rms and truth."""
+    import napari
+
+    from napari_galseg.widgets.export import ExportWidget
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    viewer.open([field_dir / name for name in ("img.fits", "rms.fits", "true.fits")], plugin="napari-galseg")
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Export: COCO / panoptic dataset", area="right")
+    widget.kind.value = "panoptic"
+    with tempfile.TemporaryDirectory() as tmp:
+        widget.output.value = str(Path(tmp) / "panoptic")
+        finished = []
+        widget.work_finished.connect(lambda: finished.append(True))
+        widget.export()
+        while not finished:
+            _settle(0.1)
+        _settle(0.5)
+        path = _save(viewer, out)
+    viewer.close()
+    return path
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["demo", "viewer"]
+    if which[0] == "maskrcnn":  # make_screenshots.py maskrcnn MODEL_DIR FIELD_DIR [OUT.png]
+        print(instance_picture(Path(which[1]), Path(which[2]), *[Path(p) for p in which[3:4]]))
+        sys.exit(0)
+    if which[0] == "export":  # make_screenshots.py export FIELD_DIR OUT.png
+        print(export_picture(Path(which[1]), Path(which[2])))
+        sys.exit(0)
     if which[0] == "docks":
         dock_pictures(Path(which[1]) if len(which) > 1 else IMAGES / "docks")
         sys.exit(0)

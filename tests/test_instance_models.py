@@ -11,6 +11,7 @@ transformers = pytest.importorskip("transformers")
 from napari_galseg.models import detr, maskrcnn
 from napari_galseg.segmenters.base import ModelFolderError
 from napari_galseg.synth import make_field
+from napari_galseg.window import Window
 
 TINY_MASKRCNN = {"widths": [8, 16, 32, 64], "fpn_channels": 16, "size": 64, "rois_per_image": 64}
 TINY_DETR = {"d_model": 32, "heads": 8, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64,
@@ -144,8 +145,20 @@ def test_segmenter_trains_predicts_saves_and_loads(tmp_path, small_field, name, 
     assert len(result.catalog) == labels.max() and set(result.catalog["label"]) == set(range(1, labels.max() + 1))
     caps = type(seg).capabilities
     assert caps.scored and caps.trainable and caps.streams_to_fits and caps.catalog
-    window = seg.predict(f.image, f.rms, region=(64, 192, 64, 192))
-    assert window.labels.shape == (128, 128) and len(window.scores) == window.labels.max() + 1
+    for region in [(64, 192, 64, 192), (10, 70, 150, 256)]:  # inside, and at the frame's edge
+        window = seg.predict(f.image, f.rms, region=region)
+        y0, y1, x0, x1 = region
+        assert window.labels.shape == (y1 - y0, x1 - x0) and len(window.scores) == window.labels.max() + 1
+        # region_equals_crop: the crop of the whole-frame result, ids renumbered 1..n, scores alike
+        crop = result.crop(Window(*region), Window.full(labels.shape))
+        np.testing.assert_array_equal(window.labels, crop.labels)
+        np.testing.assert_array_equal(window.scores, crop.scores)
+        # the catalog is in the region's pixels, like its labels
+        for row in window.catalog:
+            ys, xs = np.nonzero(window.labels == row["label"])
+            assert row["bbox_xmin"] <= xs.min() and xs.max() <= row["bbox_xmax"]
+            assert row["bbox_ymin"] <= ys.min() and ys.max() <= row["bbox_ymax"]
+    assert caps.region_equals_crop and labels.max() > 5  # enough detections for the check to mean something
     seg.save(tmp_path / "m")
     assert (tmp_path / "m" / "weights.safetensors").exists() and not list((tmp_path / "m").glob("*.pt"))
     again = type(seg).load(tmp_path / "m")

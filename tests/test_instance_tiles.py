@@ -127,3 +127,36 @@ def test_leftovers_of_another_input_are_not_resumed(tmp_path):
                    progress=lambda d, t, m: seen.append(d))
     assert seen[0] == 1  # started afresh
     np.testing.assert_array_equal(fits.getdata(tmp_path / "l.fits"), assemble(oracle(truth), layout)[0])
+
+
+def test_tiles_around_a_window_give_the_crop_of_the_frame_run():
+    """The frame grid's tiles near a window, painted alone, give the frame's labels in the window
+    (what lets a field-of-view prediction equal the crop), also with overlapping detections."""
+    from skimage.segmentation import relabel_sequential
+
+    rng = np.random.default_rng(5)
+    shape = (300, 340)
+    layout = TileLayout(shape, tile=96, overlap=32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    disks = [((yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2) for cy, cx, r in
+             zip(rng.uniform(0, shape[0], 150), rng.uniform(0, shape[1], 150), rng.uniform(3, 10, 150))]
+    scores = rng.uniform(0.1, 1.0, len(disks))
+
+    def detect_in(oy, ox):  # each tile sees the disks that reach into it, cut at its edges
+        def detect(windows):
+            out = []
+            for y0, y1, x0, x1 in windows:
+                masks = np.stack([d[oy + y0: oy + y1, ox + x0: ox + x1] for d in disks])
+                out.append(instances_from_masks(masks, scores, y0, x0))
+            return out
+        return detect
+
+    frame, _, _ = assemble(detect_in(0, 0), layout, margin=4, iou_threshold=0.5)
+    (cy0, _), (_, cy1), (cx0, _), (_, cx1) = layout.core_y[1], layout.core_y[2], layout.core_x[1], layout.core_x[3]
+    # window edges on core boundaries: objects just outside are owned by tiles whose cores miss it
+    for y0, y1, x0, x1 in [(cy0, cy1, cx0, cx1), (100, 180, 120, 200), (0, 50, 290, 340), (0, 300, 0, 340)]:
+        (oy0, oy1, ox0, ox1), part = layout.around(y0, y1, x0, x1, context=2 * 32 + 4)
+        assert oy0 <= y0 and y1 <= oy1 and ox0 <= x0 and x1 <= ox1
+        labels, _, _ = assemble(detect_in(oy0, ox0), part, margin=4, iou_threshold=0.5)
+        got = relabel_sequential(labels[y0 - oy0: y1 - oy0, x0 - ox0: x1 - ox0])[0]
+        np.testing.assert_array_equal(got, relabel_sequential(frame[y0:y1, x0:x1])[0])

@@ -20,7 +20,7 @@ def test_menu_items_point_at_declared_commands_in_menus_napari_opens():
         assert {item.command for item in items} <= commands
     titles = [w.display_name for w in manifest.contributions.widgets]
     groups = [t.split(":")[0] for t in titles]
-    assert groups == sorted(groups, key=["Preprocess", "Segment", "Measure"].index)  # grouped, in order
+    assert groups == sorted(groups, key=["Preprocess", "Segment", "Measure", "Export"].index)  # grouped, in order
 
 
 def _menu(bar_or_menu, *path):
@@ -43,11 +43,14 @@ def test_widgets_sit_in_the_plugins_and_layers_menus(make_napari_viewer):
     viewer = make_napari_viewer()
     bar = viewer.window._qt_window.menuBar()
     plugin_items = _texts(_menu(bar, "Plugins", "Galaxy segmentation"))
-    assert plugin_items[0].startswith("Preprocess: normalise") and plugin_items[-1].startswith("Measure:")
+    assert plugin_items[0].startswith("Preprocess: normalise") and plugin_items[-1].startswith("Export:")
     segment = _texts(_menu(bar, "Layers", "Segment"))
     assert any(t.startswith("Segment the selected image with photutils") for t in segment)
     assert any(t.startswith("Segment: U-Net") for t in segment)
     assert any(t.startswith("Measure: metrics") for t in _texts(_menu(bar, "Layers", "Measure")))
+    assert any(t.startswith("Segment: Mask R-CNN") for t in segment) and any(t.startswith("Segment: DETR") for t in segment)
+    assert any(t.startswith("Export: COCO / panoptic dataset") for t in _texts(_menu(bar, "Layers", "Data")))
+    assert any(t.startswith("Export: COCO / panoptic dataset") for t in _texts(_menu(bar, "File", "IO Utilities")))
     assert any(t.startswith("Preprocess: normalise") for t in _texts(_menu(bar, "Layers", "Filter")))
 
 

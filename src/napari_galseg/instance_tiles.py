@@ -25,6 +25,7 @@ No torch here: any detector callable works (tests use an oracle that cuts the tr
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -162,6 +163,27 @@ class TileLayout:
     def final_rows_after(self, r: int) -> int:
         """Frame rows below this are final once tile row ``r`` is painted."""
         return self.ys[r + 1] if r + 1 < self.n_rows else self.shape[0]
+
+    def around(self, y0: int, y1: int, x0: int, x1: int, context: float) -> tuple[tuple[int, int, int, int], TileLayout]:
+        """The tiles of this grid whose cores come within ``context`` px of ``[y0, y1) × [x0, x1)``:
+        ``(the window (y0, y1, x0, x1) they cover, a layout of just them in that window's pixels)``.
+
+        The same tiles, cores and painting order as the whole frame's run, so painting them gives
+        the whole-frame labels near the window (what a field-of-view prediction needs).
+        """
+        rows = [r for r, (lo, hi) in enumerate(self.core_y) if lo < y1 + context and hi > y0 - context]
+        cols = [c for c, (lo, hi) in enumerate(self.core_x) if lo < x1 + context and hi > x0 - context]
+        if not rows or not cols:
+            raise ValueError(f"the window ({y0}, {y1}, {x0}, {x1}) lies outside the frame {self.shape}")
+        oy0, oy1 = self.ys[rows[0]], min(self.ys[rows[-1]] + self.tile, self.shape[0])
+        ox0, ox1 = self.xs[cols[0]], min(self.xs[cols[-1]] + self.tile, self.shape[1])
+        part = copy.copy(self)
+        part.shape = (oy1 - oy0, ox1 - ox0)
+        part.ys = [self.ys[r] - oy0 for r in rows]
+        part.xs = [self.xs[c] - ox0 for c in cols]
+        part.core_y = [(self.core_y[r][0] - oy0, self.core_y[r][1] - oy0) for r in rows]
+        part.core_x = [(self.core_x[c][0] - ox0, self.core_x[c][1] - ox0) for c in cols]
+        return (oy0, oy1, ox0, ox1), part
 
 
 def keep_owned(instances: Sequence[Instance], layout: TileLayout, r: int, c: int, margin: float = 0.0) -> list[Instance]:

@@ -41,12 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..io import open_fits
-    from ..io.coco_export import export_coco_instances, export_coco_panoptic
+    from ..io.coco_export import EXPORTERS
 
     image = open_fits(args.image)
     labels = open_fits(args.labels)
     rms = open_fits(args.rms).array if args.rms else None
-    write = export_coco_instances if args.kind == "coco" else export_coco_panoptic
+    write = EXPORTERS[args.kind]
     with progress_bar(f"export {args.kind}", unit="patch") as bar:
         path = write(args.output, image.array, labels.array, rms, patch=args.patch, image_format=args.image_format,
                      skip_empty=args.skip_empty, overwrite=args.overwrite, progress=bar)

@@ -260,6 +260,10 @@ def export_coco_panoptic(out_dir: str | os.PathLike, image, labels, rms=None, *,
     return path
 
 
+#: the writers by dataset kind, as ``galseg export KIND`` and the export widget name them
+EXPORTERS: dict[str, Callable[..., Path]] = {"coco": export_coco_instances, "panoptic": export_coco_panoptic}
+
+
 # -- reading back -------------------------------------------------------------------------------------
 def read_coco_instances(path: str | os.PathLike) -> np.ndarray:
     """Rebuild the field's instance map (source ids) from an instances JSON, through pycocotools."""
@@ -305,6 +309,6 @@ def read_coco_panoptic(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
 
 
 __all__ = [
-    "GALAXY", "SKY", "NotInstancesError", "check_instances", "export_coco_instances", "export_coco_panoptic",
+    "EXPORTERS", "GALAXY", "SKY", "NotInstancesError", "check_instances", "export_coco_instances", "export_coco_panoptic",
     "ids_of_rgb", "patch_grid", "read_coco_instances", "read_coco_panoptic",
 ]

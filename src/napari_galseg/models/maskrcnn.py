@@ -77,6 +77,9 @@ class SmallResNet(nn.Module):
 def build(architecture: dict | None = None, **overrides) -> nn.Module:
     """A Mask R-CNN from an architecture dict (see :data:`DEFAULTS`); returns the torchvision model
     with an ``architecture()`` method added."""
+    from ..training.device import avoid_triton_llvm_clash
+
+    avoid_triton_llvm_clash()  # torchvision's detection models import torch._dynamo, which loads triton
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import BackboneWithFPN

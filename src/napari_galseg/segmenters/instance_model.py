@@ -62,10 +62,10 @@ INSTANCE_TRAIN_DEFAULTS = {"batch_size": 4, "lr": 1e-3, "patches_per_epoch": 128
 class InstanceSegmenter(SkySubtractedInput, Segmenter):
     """Base of the scored instance segmenters (see the module docstring)."""
 
-    #: a field of view reads one tile overlap of context (region_with_context), but its tiles are laid
-    #: out on the grown window, not on the frame's grid, so objects near the window's edge can differ
-    #: from the whole-frame run (no region_equals_crop)
-    capabilities = Capabilities(trainable=True, region_with_context=True, region_equals_crop=False,
+    #: a field of view runs the frame grid's tiles whose cores lie within two tile overlaps (plus
+    #: ``margin``) of it, painted in the whole-frame order: the crop of the whole-frame labels
+    #: (region_equals_crop; see :meth:`predict_instances` for the one case it does not cover)
+    capabilities = Capabilities(trainable=True, region_with_context=True, region_equals_crop=True,
                                 streams_to_fits=True, scored=True, uses_device=True, catalog=True,
                                 uses_recipe=True, resumable=True)
     run_fields = ("tile_size", "tile_overlap", "tile_batch", "n_threads", "device")
@@ -243,33 +243,44 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
     def predict_instances(self, image, rms=None, region: Window | None = None,
                           progress: ProgressCallback | None = None):
         """``(labels int32, scores indexed by label, catalog Table)`` of the frame, or of ``region``
-        computed with one tile overlap of context around it (the crop of the whole-frame result for
-        objects away from the region's edge)."""
+        (labels and catalog positions then in the region's pixels).
+
+        A region runs the tiles of the whole frame's grid whose cores lie within ``2 * tile_overlap
+        + margin`` of it, painted in the same order, so its labels are the crop of the whole-frame
+        labels (renumbered 1..n): every object reaching into the region (at most one overlap across)
+        is detected by the tile that owns it in the frame run, and so is every detection that
+        overlaps such an object and could take its pixels or suppress it. Not covered: a chain of
+        three or more mutually overlapping detections reaching beyond that context, where the
+        farthest one changes the middle one's pixels in the frame run.
+        """
         from ..training.patches import check_field
 
         shape = check_field(image, None, rms)
         image = self.input_image(image)  # the sky of the whole frame, also for a field of view
-        outer = region.grow(self.run_options.tile_overlap, shape) if region is not None else Window.full(shape)
+        p = self.params
+        layout = self.layout(shape)
+        outer = Window.full(shape)
         if region is not None:
+            bounds, layout = layout.around(*region.bounds, context=2 * self.run_options.tile_overlap + p.margin)
+            outer = Window(*bounds)
             image = _Window(image, outer)
             rms = _Window(rms, outer) if rms is not None else None
-        p = self.params
         detect = self.detector(image, rms, sky_subtracted=True)
-        labels, scores, rows = assemble(detect, self.layout(outer.shape), margin=p.margin, iou_threshold=p.iou_threshold,
+        labels, scores, rows = assemble(detect, layout, margin=p.margin, iou_threshold=p.iou_threshold,
                                         min_size=p.min_size, progress=progress)
         table = catalog_table(rows)
-        if region is not None:
-            for col in ("x_centroid", "bbox_xmin", "bbox_xmax"):
-                table[col] = table[col] + outer.x0
-            for col in ("y_centroid", "bbox_ymin", "bbox_ymax"):
-                table[col] = table[col] + outer.y0
-            cropped = Segmentation(labels, scores, catalog=table).crop(region, outer)
-            return cropped.labels, cropped.scores, cropped.catalog
-        return labels, scores, table
+        if region is None:
+            return labels, scores, table
+        for col in ("x_centroid", "bbox_xmin", "bbox_xmax"):
+            table[col] = table[col] + (outer.x0 - region.x0)
+        for col in ("y_centroid", "bbox_ymin", "bbox_ymax"):
+            table[col] = table[col] + (outer.y0 - region.y0)
+        cropped = Segmentation(labels, scores, catalog=table).crop(region, outer)
+        return cropped.labels, cropped.scores, cropped.catalog
 
     def _predict(self, image, rms, region: Window | None, progress) -> Segmentation:
         """Instance labels (int32, 0 = sky) with a score per label and the scored catalog (pixel
-        positions in the frame)."""
+        positions in the labels' grid: the frame's, or the region's)."""
         labels, scores, table = self.predict_instances(image, rms, region, progress)
         return Segmentation(labels, scores=scores, catalog=table)
 

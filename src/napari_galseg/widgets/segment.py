@@ -321,11 +321,25 @@ class SegmenterWidget(QWidget):
                 labels, name=name, translate=translate, scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6
             )
         name = layer.name
+        layer.features = score_features(segmentation.scores)  # hovering an object shows its score
         catalog = segmentation.catalog
         if catalog is not None and len(catalog):
             _show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])
         self.status.value = f"{name}: {int(labels.max())} objects" if isinstance(labels, np.ndarray) else name
+        if len(layer.features):
+            self.status.value += f", scores {layer.features['score'].min():.2f}–{layer.features['score'].max():.2f}"
         return layer
+
+
+def score_features(scores) -> dict[str, np.ndarray]:
+    """A Labels layer's features from per-id scores (``scores[i]`` for label i): one row per scored
+    label, ``index`` naming it, so napari's status bar shows the score of the object under the cursor."""
+    if scores is None:
+        return {}
+    scores = np.asarray(scores, float)
+    ids = np.nonzero(np.isfinite(scores))[0]
+    ids = ids[ids > 0]
+    return {"index": ids, "score": scores[ids]}
 
 
 def _materialise(labels):
@@ -366,6 +380,13 @@ def _show_catalog(viewer, catalog, name, translate, scale):
 class PhotutilsWidget(SegmenterWidget):
     method = "photutils"
 
+    def __init__(self, napari_viewer, method: str | None = None):
+        super().__init__(napari_viewer, method)
+        from .sextractor_config import SExtractorConfigLoader
+
+        self.sextractor = SExtractorConfigLoader(self)  # a .sex file fills the parameters
+        self.form.append(self.sextractor)
+
 
 class KMeansWidget(SegmenterWidget):
     method = "kmeans"
@@ -377,3 +398,11 @@ class ForestWidget(SegmenterWidget):
 
 class UNetWidget(SegmenterWidget):
     method = "unet"
+
+
+class MaskRCNNWidget(SegmenterWidget):
+    method = "maskrcnn"
+
+
+class DetrWidget(SegmenterWidget):
+    method = "detr"
