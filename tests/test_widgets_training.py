@@ -86,6 +86,7 @@ def test_a_forest_trained_from_layers_in_a_thread_lands_in_the_segmenter_model_l
     segmenter = ForestWidget(viewer)
     assert segmenter.model_choice.choices == ("",)  # nothing registered yet: only the "none" entry
     widget = _training_widget(viewer, "forest", "thread", n_estimators=3)
+    assert widget.inputs["truth"].layer.value is viewer.layers["truth"]  # preselected by its name
     widget.inputs["image"].layer.value = viewer.layers["img"]
     widget.inputs["rms"].layer.value = viewer.layers["rms"]
     widget.inputs["truth"].layer.value = viewer.layers["truth"]

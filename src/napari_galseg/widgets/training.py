@@ -136,9 +136,27 @@ class TrainingWidget(QWidget):
         self.watcher.records.connect(self._on_records)
         self.watcher.ended.connect(self._on_ended)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(lambda e=None: self._top.reset_choices())
+            event.connect(self._refresh_layers)
+        self._refresh_layers()
         self._build_settings()
         self._build_runner_options()
+
+    def _refresh_layers(self, event=None):
+        """Keep the layer lists current; preselect what the reader and the layer names say (an
+        image, its rms map, the truth) where nothing is chosen yet."""
+        from .metrics import truth_score
+
+        self._top.reset_choices()
+        kinds = {}
+        for layer in reversed(self.viewer.layers):
+            kinds.setdefault(layer.metadata.get("galseg_kind"), layer)
+        for kind in ("image", "rms"):
+            if self.inputs[kind].layer.value is None and isinstance(kinds.get(kind), Image):
+                self.inputs[kind].layer.value = kinds[kind]
+        truths = sorted((layer for layer in self.viewer.layers if isinstance(layer, Labels) and truth_score(layer) > 1),
+                        key=truth_score)
+        if self.inputs["truth"].layer.value is None and truths:
+            self.inputs["truth"].layer.value = truths[-1]
 
     # -- forms ------------------------------------------------------------------------------------
     def _build_settings(self, *_):
