@@ -164,14 +164,9 @@ class JobState:
         return ", ".join(parts)
 
 
-def read_log(job_dir: str | os.PathLike) -> JobState:
-    """All whole records of a job's log (none when it has no log yet) and the state they describe."""
-    path = Path(job_dir) / LOG_NAME
-    records: list[dict] = []
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return JobState(Path(job_dir), records)
+def _records(data: bytes) -> list[dict]:
+    """The whole, valid records of complete log lines."""
+    records = []
     for line in data.split(b"\n"):
         if not line.strip():
             continue
@@ -181,7 +176,51 @@ def read_log(job_dir: str | os.PathLike) -> JobState:
             continue  # a torn line of a crashed writer
         if isinstance(record, dict) and "kind" in record and "time" in record:
             records.append(record)
-    return JobState(Path(job_dir), records)
+    return records
+
+
+def read_log(job_dir: str | os.PathLike) -> JobState:
+    """All whole records of a job's log (none when it has no log yet) and the state they describe."""
+    path = Path(job_dir) / LOG_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return JobState(Path(job_dir), [])
+    return JobState(Path(job_dir), _records(data))
+
+
+class LogFollower:
+    """Follows a job's log as it grows: each :meth:`poll` reads only the bytes appended since the
+    last one (one ``open``/``seek``/``read``), so a viewer can poll every few hundred ms however
+    long the log is. A line still being written waits for its newline; a log that shrank
+    (replaced) is read again from the start."""
+
+    def __init__(self, job_dir: str | os.PathLike):
+        self.job_dir = Path(job_dir)
+        self.path = self.job_dir / LOG_NAME
+        self.offset = 0
+        self.state = JobState(self.job_dir, [])
+
+    def poll(self) -> list[dict]:
+        """The records appended since the last poll (also added to :attr:`state`)."""
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < self.offset:  # a new log in its place: start over
+                    self.offset, self.state = 0, JobState(self.job_dir, [])
+                if size == self.offset:
+                    return []
+                f.seek(self.offset)
+                data = f.read(size - self.offset)
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1  # keep a partial last line for the next poll
+        if end == 0:
+            return []
+        self.offset += end
+        new = _records(data[:end])
+        self.state.records.extend(new)
+        return new
 
 
 def list_jobs(root: str | os.PathLike) -> list[JobState]:

@@ -187,3 +187,36 @@ class JobSpec:
         except JobSpecError as exc:
             raise JobSpecError(f"{path}: {str(exc).removeprefix('job spec: ')}") from None
         return spec.resolved(path.parent)
+
+
+#: overrides where the viewer keeps its job folders
+JOBS_ENV_VAR = "GALSEG_JOBS"
+
+
+def jobs_root(root: str | os.PathLike | None = None) -> Path:
+    """Where job folders go: ``root`` when given, else ``$GALSEG_JOBS``, else the user data dir's ``jobs``."""
+    from ..model_registry import user_data_dir
+
+    if root:
+        return Path(root).expanduser()
+    if os.environ.get(JOBS_ENV_VAR):
+        return Path(os.environ[JOBS_ENV_VAR]).expanduser()
+    return user_data_dir() / "jobs"
+
+
+def new_job_dir(root: str | os.PathLike | None, method: str) -> Path:
+    """A fresh job folder under ``root``, created (so two starts in one second never share it):
+    ``<method>-<YYYYmmdd-HHMMSS>``, then ``-2``, ``-3``..."""
+    import time
+
+    root = jobs_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 10_000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free job folder name under {root} for {base}")

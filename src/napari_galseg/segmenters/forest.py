@@ -307,13 +307,13 @@ class ForestSegmenter(Segmenter):
         )
         model.fit(x, y)
         self.model = model
-        self.provenance = {
+        self.provenance.update({  # beside what a job recorded before fitting (inputs, runner)
             "trained_on": kind,
             "n_images": len(images),
             "shapes": [list(im.shape) for im in images],
             "training_pixels": {"sky": int((y == 0).sum()), "galaxy": int((y == 1).sum())},
             "labelled_pixels": {"sky": int(counts[0]), "galaxy": int(counts[1])},
-        }
+        })
         if progress:
             progress(n_tiles + 1, n_tiles + 1, "trained")
         return self

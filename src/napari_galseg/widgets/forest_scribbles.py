@@ -182,9 +182,8 @@ class ForestScribbleWidget(QWidget):
 
         self.status.value = "training…"
         self.train_button.enabled = False
-        worker = create_worker(work)
+        worker = create_worker(work, _connect={"errored": self._report}, _start_thread=False)  # no re-raise
         worker.returned.connect(lambda result: self._show(result, image_layer, region))
-        worker.errored.connect(self._report)
         worker.finished.connect(self._finished)
         self.worker = worker
         worker.start()

@@ -379,9 +379,8 @@ class MetricsDock(QWidget):
             return
         from napari.qt.threading import create_worker
 
-        worker = create_worker(_score, *args)
+        worker = create_worker(_score, *args, _connect={"errored": self._on_error}, _start_thread=False)  # no re-raise
         worker.returned.connect(lambda metrics: self._on_result(metrics, context))
-        worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
         worker.start()

@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import Container, FileEdit, Label, PushButton, create_widget
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, create_widget
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
@@ -27,6 +27,7 @@ from ..segmenters import Segmentation, Segmenter
 from ..window import Window
 from ._catalog_layers import ellipse_corners, points_data
 from ._layers import level0, visible_region
+from ._models_list import model_choices, models_folder_events
 from ._settings_form import SettingsForm
 
 
@@ -81,13 +82,17 @@ class SegmenterWidget(QWidget):
         widgets = [self.image_combo, self.rms_combo]
         if self.segmenter_cls.capabilities.trainable:
             self.truth_combo = create_widget(annotation=typing.Optional[Labels], label="truth (to train)")
+            # the models folder's models of this method (the training widget registers them there)
+            self.model_choice = ComboBox(label="model", choices=lambda _: model_choices(self.method))
+            self.model_choice.changed.connect(self._load_registered)
+            models_folder_events().changed.connect(self._refresh_models)
             self.model_dir = FileEdit(mode="d", label="model folder", value="")
             self.load_button = PushButton(text="Load model")
             self.train_button = PushButton(text="Train on truth")
             self.save_button = PushButton(text="Save model…")
             self.save_dir = FileEdit(mode="d", label="save to", value="")
-            widgets += [self.truth_combo, self.model_dir, self.load_button, self.train_button, self.save_dir, self.save_button]
-            self.load_button.changed.connect(self._load_model)
+            widgets += [self.truth_combo, self.model_choice, self.model_dir, self.load_button, self.train_button, self.save_dir, self.save_button]
+            self.load_button.changed.connect(lambda: self._load_model())
             self.train_button.changed.connect(self._train)
             self.save_button.changed.connect(self._save_model)
         self.form = Container(widgets=widgets)
@@ -215,9 +220,20 @@ class SegmenterWidget(QWidget):
 
         return self._start(work, done)
 
-    def _load_model(self):
+    def _refresh_models(self):
         try:
-            self.model = self.segmenter_cls.load(Path(self.model_dir.value))
+            self.model_choice.reset_choices()
+        except RuntimeError:  # this widget was closed: its Qt side is gone
+            pass
+
+    def _load_registered(self, folder: str):
+        if folder:
+            self._load_model(folder)
+
+    def _load_model(self, folder: str | None = None):
+        folder = folder or self.model_dir.value
+        try:
+            self.model = self.segmenter_cls.load(Path(folder))
         except (ValueError, OSError) as exc:
             self._report_error(exc)
             return
@@ -226,7 +242,7 @@ class SegmenterWidget(QWidget):
             self.train_form.set_values(self.model.train_config)
         if self.run_form is not None:
             self.run_form.set_values(self.model.run_options)
-        self.status.value = f"loaded {self.model_dir.value}"
+        self.status.value = f"loaded {folder}"
 
     def _save_model(self):
         if self.model is None:
@@ -245,9 +261,10 @@ class SegmenterWidget(QWidget):
         self.progress.setRange(0, 0)
         self.status.value = "running…"
         self._set_running(True)
-        worker = create_worker(work)
+        # errored connected at creation: otherwise superqt re-raises the error in the Qt loop as a
+        # traceback, on top of the one-line status
+        worker = create_worker(work, _connect={"errored": self._report_error}, _start_thread=False)
         worker.returned.connect(on_done)
-        worker.errored.connect(self._report_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
         worker.start()

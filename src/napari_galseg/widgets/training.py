@@ -1,0 +1,338 @@
+"""The training widget: send a training job to a thread, a local process, SLURM or dask, and watch it.
+
+It collects a method, inputs (layers or files), settings, a device and a runner, writes layer
+inputs into the job folder (in a worker thread), starts the job with :func:`jobs.start_job` and
+then only reads the job's log: a progress bar, live loss and validation-IoU curves docked in the
+viewer, the error line of a failed job. A finished job's model is copied into the models folder
+(:mod:`napari_galseg.model_registry`), where every segmenter widget lists it.
+"""
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, create_widget
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QLabel, QProgressBar, QScrollArea, QVBoxLayout, QWidget
+
+from .. import segmenters
+from ..devices import device_choices
+from ..jobs import log
+from ..jobs.runners import OPTIONS
+from ..jobs.spec import RUNNERS, JobSpec, JobSpecError, jobs_root, new_job_dir
+from ..model_registry import models_root, register_job
+from ..settings import SettingError
+from ._curves import TrainingCurves
+from ._job_watch import JobWatcher
+from ._layers import level0
+from ._models_list import models_changed
+from ._settings_form import SettingsForm
+from .segment import _folded
+
+CURVES_DOCK = "Training curves"
+
+
+def trainable_methods() -> list[str]:
+    """Installed methods that learn from a truth image (each class is imported to read its capabilities)."""
+    names = []
+    for name in segmenters.available():
+        try:
+            if segmenters.get(name).capabilities.trainable:
+                names.append(name)
+        except Exception:  # a method that cannot be imported here is simply not offered
+            continue
+    return names
+
+
+def _path(edit: FileEdit) -> str | None:
+    value = str(edit.value or "")
+    return value if value not in ("", ".") else None
+
+
+def _option_value(text: str):
+    """Runner option text as a number when it is one (gpus=2), else as text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+class InputChooser(Container):
+    """One input: a layer, or a file that replaces it when given."""
+
+    def __init__(self, kind: str, layer_type, required: bool):
+        annotation = layer_type if required else typing.Optional[layer_type]
+        self.kind = kind
+        self.layer = create_widget(annotation=annotation, label=f"{kind} layer")
+        self.file = FileEdit(mode="r", label=f"… or {kind} file", value="", filter="*.fits *.fit *.fts *.fz *.gz")
+        super().__init__(widgets=[self.layer, self.file], labels=True)
+
+
+class TrainingWidget(QWidget):
+    """Method, inputs, settings, device and runner; Start/Stop; progress, curves and the outcome."""
+
+    #: a job was started (its folder); emitted on the GUI thread
+    job_started = Signal(str)
+    #: a followed job ended (its final status), after a finished job's model was registered
+    job_ended = Signal(str)
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.job_dir: Path | None = None
+        self.registered = None  # the RegisteredModel of the last finished job
+
+        self.method = ComboBox(label="method", choices=trainable_methods())
+        self.inputs = {"image": InputChooser("image", Image, True), "rms": InputChooser("rms", Image, False),
+                       "truth": InputChooser("truth", Labels, False)}
+        self.recipe = LineEdit(label="recipe", value="", tooltip="a recipe name ('default', 'image-only'...) or a "
+                                                                 "recipe file; empty = the method's own")
+        self.device = ComboBox(label="device", choices=device_choices(), tooltip="where a torch method trains")
+        self.runner = ComboBox(label="runner", choices=list(RUNNERS), value="process",
+                               tooltip="thread: inside napari (small models); process: a local subprocess (frees "
+                                       "GPU memory when it ends); slurm: submitit; dask: a distributed scheduler")
+        self.runner_options = Container(labels=True)
+        self.jobs_dir = FileEdit(mode="d", label="jobs folder", value=str(jobs_root()))
+        self.start_button = PushButton(text="Start training")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.curves = TrainingCurves()
+        self.watcher = JobWatcher(self)
+
+        top = Container(widgets=[self.method, *self.inputs.values(), self.recipe, self.device, self.runner])
+        body = QWidget()
+        self._body = QVBoxLayout(body)
+        self._body.addWidget(top.native)
+        self._body.addWidget(self.runner_options.native)
+        self._body.addWidget(self.jobs_dir.native)
+        self._body.addWidget(QLabel(f"models go to {models_root()}"))
+        self._settings_box = QWidget()
+        self._settings_layout = QVBoxLayout(self._settings_box)
+        self._settings_layout.setContentsMargins(0, 0, 0, 0)
+        self._body.addWidget(self._settings_box)
+        self._body.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False).native)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status.native)
+        self._top = top
+
+        self.method.changed.connect(self._build_settings)
+        self.runner.changed.connect(self._build_runner_options)
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        self.watcher.records.connect(self._on_records)
+        self.watcher.ended.connect(self._on_ended)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self._refresh_layers()
+        self._build_settings()
+        self._build_runner_options()
+
+    def _refresh_layers(self, event=None):
+        """Keep the layer lists current; preselect what the reader and the layer names say (an
+        image, its rms map, the truth) where nothing is chosen yet."""
+        from .metrics import truth_score
+
+        self._top.reset_choices()
+        kinds = {}
+        for layer in reversed(self.viewer.layers):
+            kinds.setdefault(layer.metadata.get("galseg_kind"), layer)
+        for kind in ("image", "rms"):
+            if self.inputs[kind].layer.value is None and isinstance(kinds.get(kind), Image):
+                self.inputs[kind].layer.value = kinds[kind]
+        truths = sorted((layer for layer in self.viewer.layers if isinstance(layer, Labels) and truth_score(layer) > 1),
+                        key=truth_score)
+        if self.inputs["truth"].layer.value is None and truths:
+            self.inputs["truth"].layer.value = truths[-1]
+
+    # -- forms ------------------------------------------------------------------------------------
+    def _build_settings(self, *_):
+        """The chosen method's parameters, then its training and run options folded."""
+        while self._settings_layout.count():
+            item = self._settings_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.forms: list[SettingsForm] = []
+        if not self.method.value:
+            return
+        cls = segmenters.get(self.method.value)
+        layers = cls().settings()
+        self.forms.append(SettingsForm(layers["params"]))
+        self._settings_layout.addWidget(QLabel(f"<b>{cls.name} parameters</b>"))
+        self._settings_layout.addWidget(self.forms[-1].native)
+        if layers["train"] is not None:
+            self.forms.append(SettingsForm(layers["train"]))
+            self._settings_layout.addWidget(_folded("Training", self.forms[-1]))
+        run_fields = [name for name in layers["run"] if name != "device"]
+        if run_fields:
+            self.forms.append(SettingsForm(cls().run_options, fields=run_fields))
+            self._settings_layout.addWidget(_folded("Run options", self.forms[-1]))
+        self.device.enabled = "device" in cls.run_fields
+        self.recipe.enabled = cls.capabilities.uses_recipe
+
+    def _build_runner_options(self, *_):
+        self.runner_options.clear()
+        for name, description in OPTIONS[self.runner.value].items():
+            widget = CheckBox(name=name, label=name.replace("_", " ")) if name == "gpu" else \
+                LineEdit(name=name, label=name.replace("_", " "), value="")
+            widget.tooltip = description
+            self.runner_options.append(widget)
+
+    # -- the job ----------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        """Every setting the forms show, by name, as plain data a spec file holds."""
+        values = {}
+        for form in self.forms:
+            values.update(form.values())
+        return json.loads(json.dumps(values, default=str))
+
+    def _spec(self, job_dir: Path, inputs: dict[str, str | None]) -> JobSpec:
+        method = self.method.value
+        options = {w.name: (bool(w.value) if isinstance(w, CheckBox) else _option_value(w.value.strip()))
+                   for w in self.runner_options if (w.value if isinstance(w, CheckBox) else str(w.value).strip())}
+        device = self.device.value if self.device.enabled else None
+        return JobSpec(method=method, image=inputs["image"] or "", rms=inputs.get("rms"), truth=inputs["truth"] or "",
+                       output=str(job_dir / "model"), job_dir=str(job_dir), recipe=self.recipe.value.strip() or None,
+                       settings=self.settings(), device=device, runner=self.runner.value, runner_options=options)
+
+    def _sources(self) -> tuple[dict[str, str], dict[str, object], dict[str, object]]:
+        """(files, layer arrays to save, their headers) for image, rms and truth."""
+        files, arrays, headers = {}, {}, {}
+        for kind, chooser in self.inputs.items():
+            path, layer = _path(chooser.file), chooser.layer.value
+            if path is not None:
+                files[kind] = str(Path(path).expanduser().resolve())
+            elif layer is not None:
+                arrays[kind], headers[kind] = level0(layer), layer.metadata.get("header")
+        for kind in ("image", "truth"):
+            if kind not in files and kind not in arrays:
+                raise ValueError(f"choose a {kind} layer or file")
+        return files, arrays, headers
+
+    def start(self):
+        """Check the inputs and settings, then save layers and start the job in a worker thread."""
+        if self.watcher.timer.isActive():
+            self._say("a job is being followed: stop it or wait for it to end first")
+            return None
+        try:
+            files, arrays, headers = self._sources()
+            placeholder = {kind: files.get(kind) or (f"<{kind} layer>" if kind in arrays else None) for kind in self.inputs}
+            self._spec(Path("job"), placeholder).check()  # every setting checked before any folder is made
+            job_dir = new_job_dir(_path(self.jobs_dir), self.method.value)
+        except (ValueError, SettingError, JobSpecError, OSError) as exc:
+            self._say(f"error: {exc}", error=True)
+            return None
+
+        def work():
+            from ..jobs import start_job
+            from ..jobs.inputs import save_inputs
+
+            saved = save_inputs(job_dir, arrays, headers) if arrays else {}
+            spec = self._spec(job_dir, {kind: saved.get(kind) or files.get(kind) for kind in self.inputs})
+            return start_job(spec)
+
+        self.job_dir = job_dir
+        self._set_running(True)
+        self._say(f"starting {job_dir.name}" + (" (saving layers to the job folder)" if arrays else ""))
+        worker = create_worker(work, _connect={"errored": self._on_start_failed}, _start_thread=False)  # no re-raise
+        worker.returned.connect(self._on_started)
+        worker.start()
+        return worker
+
+    def follow(self, job_dir, handle=None) -> None:
+        """Show a job's progress and curves (one this widget started, or any job folder)."""
+        self.job_dir = Path(job_dir)
+        self.curves.clear(title=f"job {self.job_dir.name}")
+        self._dock_curves()
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        self._set_running(True)
+        self.watcher.follow(self.job_dir, handle)
+
+    def stop(self):
+        """Ask the job to stop at its next step (it keeps its last checkpoint)."""
+        if self.job_dir is not None:
+            log.request_cancel(self.job_dir)
+            self._say(f"asked {self.job_dir.name} to stop at its next step")
+
+    # -- what the job says --------------------------------------------------------------------------
+    def _on_started(self, handle):
+        self.job_started.emit(str(handle.job_dir))
+        self.follow(handle.job_dir, handle)
+
+    def _on_start_failed(self, exc):
+        self._set_running(False)
+        self._say(f"error: could not start the job: {exc}", error=True)
+        self.job_ended.emit("failed")
+
+    def _on_records(self, records: list[dict]):
+        self.curves.add(records)
+        state = self.watcher.state
+        last = next((r for r in reversed(records) if r.get("kind") in ("progress", "epoch")), None)
+        if last is not None:
+            done, total = (last.get("epoch"), last.get("n_epochs")) if last["kind"] == "epoch" else \
+                (last.get("done"), last.get("total"))
+            if total:
+                self.progress.setRange(0, int(total))
+                self.progress.setValue(int(done or 0))
+        self._say(f"{self.job_dir.name}: {state.summary()}")
+
+    def _on_ended(self, status: str):
+        state = self.watcher.state
+        self._set_running(False)
+        if status == "finished":
+            # a copy of the model folder: off the GUI thread; errors reported, not re-raised
+            failed = lambda exc: self._finish("finished", f"finished, but not registered: {exc}", error=True)
+            worker = create_worker(register_job, self.job_dir, _connect={"errored": failed}, _start_thread=False)
+            worker.returned.connect(self._on_registered)
+            worker.start()
+            return
+        if status == "failed":
+            self._finish(status, f"{self.job_dir.name} failed: {state.error}", error=True)
+        else:
+            self._finish(status, f"{self.job_dir.name}: {state.summary()} — resume with `galseg jobs resume {self.job_dir}`")
+
+    def _on_registered(self, model):
+        self.registered = model
+        models_changed()
+        self._finish("finished", f"{self.job_dir.name} finished: model {model.name!r} is in the models folder")
+
+    def _finish(self, status: str, message: str, error: bool = False):
+        self.progress.setVisible(status == "finished")
+        self._say(message, error=error)
+        self.job_ended.emit(status)
+
+    # -- display --------------------------------------------------------------------------------------
+    def _dock_curves(self):
+        window = getattr(self.viewer, "window", None)
+        if window is None or self.curves.parent() is not None:
+            return
+        window.add_dock_widget(self.curves, name=CURVES_DOCK, area="bottom")
+
+    def _set_running(self, running: bool):
+        self.start_button.enabled = not running
+        self.stop_button.enabled = running
+        self.progress.setVisible(running or self.progress.isVisible())
+
+    def _say(self, message: str, error: bool = False):
+        self.status.value = message
+        if error:
+            try:
+                from napari.utils.notifications import show_error
+
+                show_error(message)
+            except Exception:
+                pass
