@@ -42,7 +42,7 @@ def test_photutils_tiles_on_the_cluster_give_the_local_labels_and_catalog(local_
     local, remote = tmp_path / "local.fits", tmp_path / "remote.fits"
     args = ["segment", "photutils", str(field["image"]), "--rms", str(field["rms"]), *SETS]
     assert main([*args, "-o", str(local), "--catalog", str(tmp_path / "local.ecsv")]) == 0
-    with distributed.Client(local_cluster) as watcher, distributed.get_task_stream(client=watcher) as tasks:
+    with distributed.Client(local_cluster, set_as_default=False) as watcher, distributed.get_task_stream(client=watcher) as tasks:
         assert main([*args, "-o", str(remote), "--catalog", str(tmp_path / "remote.ecsv"),
                      "--scheduler", local_cluster.scheduler_address]) == 0
     assert "_apply" in _task_names(tasks)  # the detection pass's tiles ran on the workers
@@ -77,7 +77,7 @@ def test_unet_bands_on_the_cluster_give_the_local_maps_and_labels(local_cluster,
     image, rms = open_fits(field["image"]).data, open_fits(field["rms"]).data
     local = UNetSegmenter.load(tiny_unet).predict(image, rms)
     remote_model = UNetSegmenter.load(tiny_unet).configure(scheduler=local_cluster.scheduler_address)
-    with distributed.Client(local_cluster) as watcher, distributed.get_task_stream(client=watcher) as tasks:
+    with distributed.Client(local_cluster, set_as_default=False) as watcher, distributed.get_task_stream(client=watcher) as tasks:
         remote = remote_model.predict(image, rms)
     assert "_apply" in _task_names(tasks)
     assert len(tasks.data) >= 5  # one task per band of tile rows (256 px in 64 px tiles, 16 px overlap)
@@ -104,7 +104,7 @@ def test_many_frames_are_tasks_on_the_cluster(local_cluster, field, tmp_path):
         shutil.copy(field["image"], frames / f"{name}.fits")
     out = tmp_path / "out"
     argv = ["segment", "photutils", str(frames / "a.fits"), str(frames / "b.fits"), "-o", str(out), *SETS]
-    with distributed.Client(local_cluster) as watcher, distributed.get_task_stream(client=watcher) as tasks:
+    with distributed.Client(local_cluster, set_as_default=False) as watcher, distributed.get_task_stream(client=watcher) as tasks:
         assert main([*argv, "--scheduler", local_cluster.scheduler_address]) == 0
     assert _task_names(tasks) == {"segment_frame"} and len(tasks.data) == 2
     local = tmp_path / "local.fits"

@@ -165,7 +165,7 @@ def run_on_cluster(address: str, tasks: list[FrameTask]) -> int:
 
         futures = {client.submit(segment_frame, task, pure=False): task for task in tasks}
         print(f"{len(tasks)} frame(s) sent to {address} ({len(client.nthreads())} workers)", file=sys.stderr)
-        for future in distributed.as_completed(futures):
+        for future in distributed.as_completed(futures, loop=client.loop):
             task = futures[future]
             try:
                 print(future.result(), file=sys.stderr)
