@@ -83,7 +83,7 @@ def test_unet_bands_on_the_cluster_give_the_local_maps_and_labels(local_cluster,
     assert len(tasks.data) >= 5  # one task per band of tile rows (256 px in 64 px tiles, 16 px overlap)
     np.testing.assert_array_equal(remote.maps["probability"], local.maps["probability"])
     np.testing.assert_array_equal(remote.labels, local.labels)
-    assert 0 < local.labels.max()
+    assert local.labels.max() > 0
     # the CLI's streamed path too
     out = tmp_path / "unet.fits"
     assert main(["segment", "unet", str(field["image"]), "--rms", str(field["rms"]), "--model", str(tiny_unet),
@@ -122,3 +122,18 @@ def test_an_unreachable_scheduler_is_one_line_with_the_address(field, tmp_path, 
     assert rc == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert "cannot reach the dask scheduler at 'tcp://127.0.0.1:9'" in err and "dask scheduler" in err
+
+
+def test_network_tasks_take_a_gpu_resource_where_workers_offer_one(local_cluster, field, tiny_unet):
+    with distributed.Client(local_cluster, set_as_default=False) as client:
+        assert galseg_cluster.gpu_resources(client) is None
+    image, rms = open_fits(field["image"]).data, open_fits(field["rms"]).data
+    local = UNetSegmenter.load(tiny_unet).predict(image, rms)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, resources={"GPU": 1},
+                                  dashboard_address=None) as gpu_cluster:
+        with distributed.Client(gpu_cluster, set_as_default=False) as client:
+            assert galseg_cluster.gpu_resources(client) == {"GPU": 1}
+            with distributed.get_task_stream(client=client) as tasks:
+                remote = UNetSegmenter.load(tiny_unet).configure(scheduler=gpu_cluster.scheduler_address).predict(image, rms)
+    assert len(tasks.data) >= 5
+    np.testing.assert_array_equal(remote.labels, local.labels)

@@ -75,13 +75,28 @@ def n_worker_threads(client) -> int:
     return max(1, sum(int(n) for n in client.nthreads().values()))
 
 
+def gpu_resources(client) -> dict[str, int] | None:
+    """``{"GPU": 1}`` when some worker offers a ``GPU`` resource (``dask worker --resources GPU=1``):
+    network tasks then take one each, so a GPU runs one of them at a time; else None."""
+    workers = client.scheduler_info(n_workers=-1)["workers"] if _takes_n_workers(client) else client.scheduler_info()["workers"]
+    return {"GPU": 1} if any((w.get("resources") or {}).get("GPU") for w in workers.values()) else None
+
+
+def _takes_n_workers(client) -> bool:
+    import inspect
+
+    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+
+
 def _apply(func: Callable, item: Any) -> Any:
     return func(item)
 
 
-def map_on_client(client, func: Callable, items: Iterable, max_ahead: int | None = None) -> Iterator:
+def map_on_client(client, func: Callable, items: Iterable, max_ahead: int | None = None,
+                  resources: dict | None = None) -> Iterator:
     """``map(func, items)`` as tasks on ``client``, yielded in order, at most ``max_ahead``
-    (default 2 per worker thread) in flight. ``func`` is sent to the workers once."""
+    (default 2 per worker thread) in flight. ``func`` is sent to the workers once; each task
+    holds ``resources`` (e.g. ``{"GPU": 1}``) while it runs."""
     items = list(items)
     if not items:
         return
@@ -91,7 +106,7 @@ def map_on_client(client, func: Callable, items: Iterable, max_ahead: int | None
     it = iter(items)
 
     def submit(item):
-        return client.submit(_apply, shared, item, pure=False)
+        return client.submit(_apply, shared, item, pure=False, resources=resources)
 
     try:
         for item in itertools.islice(it, ahead):
@@ -117,5 +132,5 @@ def map_ordered(func: Callable, items: Iterable, n_threads: int = 1, max_ahead: 
     return local_map_ordered(func, items, n_threads, max_ahead)
 
 
-__all__ = ["CONNECT_TIMEOUT", "SchedulerError", "connect", "current_client", "map_on_client", "map_ordered",
+__all__ = ["CONNECT_TIMEOUT", "SchedulerError", "connect", "current_client", "gpu_resources", "map_on_client", "map_ordered",
            "n_worker_threads", "use_scheduler"]

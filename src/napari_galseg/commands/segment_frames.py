@@ -163,7 +163,12 @@ def run_on_cluster(address: str, tasks: list[FrameTask]) -> int:
     try:
         import distributed
 
-        futures = {client.submit(segment_frame, task, pure=False): task for task in tasks}
+        from ..cluster import gpu_resources
+        from ..segmenters import get
+
+        # a network method takes a worker's GPU resource: one frame per GPU at a time
+        resources = gpu_resources(client) if get(tasks[0].method).capabilities.uses_device else None
+        futures = {client.submit(segment_frame, task, pure=False, resources=resources): task for task in tasks}
         print(f"{len(tasks)} frame(s) sent to {address} ({len(client.nthreads())} workers)", file=sys.stderr)
         for future in distributed.as_completed(futures, loop=client.loop):
             task = futures[future]

@@ -225,7 +225,7 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
 
         if recipe.n_channels != self.net.in_channels:
             raise ModelFolderError(f"the recipe gives {recipe.n_channels} channels but the network expects {self.net.in_channels}")
-        from ..cluster import current_client, map_on_client
+        from ..cluster import current_client, gpu_resources, map_on_client
 
         client = current_client()
         if client is None:
@@ -234,7 +234,7 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         # each band of tile rows is a task on the cluster (the network runs there); blending stays here
         r = self.run_options
         layout = TiledPredictor(_runs_on_workers, 2, r.tile_size, r.tile_overlap, r.tile_batch)
-        bands = functools.partial(map_on_client, client, BandsOnWorker(self, source))
+        bands = functools.partial(map_on_client, client, BandsOnWorker(self, source), resources=gpu_resources(client))
         return layout.iter_rows(source, shape, region, progress, map_bands=bands)
 
     def label_params(self) -> LabelParams:
