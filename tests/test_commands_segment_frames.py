@@ -124,3 +124,15 @@ def test_a_frame_that_fails_does_not_stop_the_others(frames, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "c.fits: error:" in err and "1 of 2 frame(s) failed" in err
     assert (out / "a_labels.fits").exists() and not (out / "c_labels.fits").exists()
+
+
+def test_tasks_sent_to_a_cluster_carry_absolute_paths(tmp_path, monkeypatch):
+    from napari_galseg.commands.segment import FrameTask
+    from napari_galseg.commands.segment_frames import _absolute
+
+    monkeypatch.chdir(tmp_path)
+    task = _absolute(FrameTask("unet", "img/a.fits", "out/a_labels.fits", rms="rms/a.fits", model="models/m",
+                               recipe="default", marker="out/.galseg-frames/a.json"))
+    assert task.image == str(tmp_path / "img/a.fits") and task.output == str(tmp_path / "out/a_labels.fits")
+    assert task.rms == str(tmp_path / "rms/a.fits") and task.model == str(tmp_path / "models/m")
+    assert task.recipe == "default"  # a recipe name, not a file

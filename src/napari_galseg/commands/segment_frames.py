@@ -158,6 +158,7 @@ def run_on_cluster(address: str, tasks: list[FrameTask]) -> int:
     """Each task on the dask cluster at ``address``, a line as each one ends; 1 if any failed."""
     from ..cluster import connect
 
+    tasks = [_absolute(task) for task in tasks]  # the workers run in other folders, on other machines
     client = connect(address)
     failed = 0
     try:
@@ -180,6 +181,18 @@ def run_on_cluster(address: str, tasks: list[FrameTask]) -> int:
     finally:
         client.close()
     return _summary(len(tasks), failed)
+
+
+def _absolute(task: FrameTask) -> FrameTask:
+    """``task`` with every file path made absolute (a worker's working folder is not ours)."""
+    import dataclasses
+
+    paths = {name: str(Path(value).absolute()) for name in ("image", "output", "rms", "catalog", "model", "recipe",
+                                                           "sextractor_config", "marker")
+             if (value := getattr(task, name))}
+    if task.recipe and not Path(task.recipe).exists():  # a recipe name ('default'), not a file
+        paths.pop("recipe")
+    return dataclasses.replace(task, **paths)
 
 
 def _one_line(exc: BaseException) -> str:
