@@ -51,8 +51,8 @@ def direct_source(array):
 def read_float32(array, slices) -> np.ndarray:
     """A window of a numpy/memmap/dask array as native float32 (converted per window only)."""
     block = array[slices]
-    if is_dask(block):
-        block = block.compute()
+    if is_dask(block):  # in this thread: callers run windows in parallel already (tile threads, cluster
+        block = block.compute(scheduler="sync")  # tasks, where a compute would become a task of a task)
     block = np.asarray(block)
     if block.dtype != np.float32:
         block = block.astype(np.float32)

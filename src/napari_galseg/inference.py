@@ -26,6 +26,8 @@ from .progress import ProgressCallback
 Forward = Callable[[np.ndarray], np.ndarray]
 #: source(y0, y1, x0, x1) -> preprocessed float32 (C, y1-y0, x1-x0)
 Source = Callable[[int, int, int, int], np.ndarray]
+#: map_bands(bands) -> each band's network outputs, in order (see TiledPredictor.iter_rows)
+MapBands = Callable[[list[tuple]], Iterator[list[np.ndarray]]]
 
 
 def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -73,12 +75,32 @@ class TiledPredictor:
         if not 0 <= self.overlap < self.tile:
             raise ValueError(f"tile overlap must be in [0, tile) = [0, {self.tile}), got {self.overlap}")
 
+    def iter_band_outputs(self, source: Source, y0: int, y1: int, x0: int, x1: int, xs: list[int], tx: int,
+                          progress: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+        """The network's output ``(K, y1-y0, tx)`` for each tile at ``xs`` of one band of rows,
+        computed in batches of ``batch_size`` (``progress(n)`` after each batch of ``n`` tiles)."""
+        band = np.asarray(source(y0, y1, x0, x1), dtype=np.float32)
+        for b0 in range(0, len(xs), self.batch_size):
+            chunk = xs[b0: b0 + self.batch_size]
+            batch = np.stack([band[:, :, x: x + tx] for x in chunk])
+            out = np.asarray(self.forward(batch), dtype=np.float32)
+            yield from (out[k] for k in range(len(chunk)))
+            if progress is not None:
+                progress(len(chunk))
+
+    def band_outputs(self, source: Source, y0: int, y1: int, x0: int, x1: int, xs: list[int], tx: int) -> list[np.ndarray]:
+        """:meth:`iter_band_outputs` as a list (what a cluster task sends back)."""
+        return list(self.iter_band_outputs(source, y0, y1, x0, x1, xs, tx))
+
     def iter_rows(self, source: Source, shape: tuple[int, int], bounds: tuple[int, int, int, int] | None = None,
-                  progress: ProgressCallback | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+                  progress: ProgressCallback | None = None, map_bands: MapBands | None = None
+                  ) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(y0, y1, maps)`` with ``maps`` float32 ``(K, y1-y0, x1-x0)``, top to bottom.
 
         ``bounds = (y0, y1, x0, x1)`` restricts the work to a window of the frame (coordinates in the
-        yielded rows are frame coordinates).
+        yielded rows are frame coordinates). ``map_bands(bands)`` computes :meth:`band_outputs` of
+        each band's ``(y0, y1, x0, x1, xs, tx)`` elsewhere (a dask cluster), yielded in order; the
+        blending stays here, in the same order, so the maps are the same.
         """
         by0, by1, bx0, bx1 = bounds if bounds is not None else (0, shape[0], 0, shape[1])
         height, width = by1 - by0, bx1 - bx0
@@ -91,6 +113,15 @@ class TiledPredictor:
         wacc = np.zeros((ty, width), np.float32)
         base = 0  # row of acc[:, 0] relative to by0
         total, done = len(ys) * len(xs), 0
+
+        def count(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total, "tiles")
+
+        bands = [(by0 + y, by0 + y + ty, bx0, bx1, xs, tx) for y in ys]
+        remote = iter(map_bands(bands)) if map_bands is not None else None
         for r, y in enumerate(ys):
             if y > base:  # rows [base, y) are final: no later tile reaches them
                 shift = y - base
@@ -100,19 +131,16 @@ class TiledPredictor:
                 wacc[: ty - shift] = wacc[shift:].copy()
                 wacc[ty - shift:] = 0
                 base = y
-            band = np.asarray(source(by0 + y, by0 + y + ty, bx0, bx1), dtype=np.float32)
+            if remote is not None:
+                outputs = next(remote)
+                count(len(xs))
+            else:  # accumulated batch by batch: a row's outputs are never all held at once
+                outputs = self.iter_band_outputs(source, *bands[r], progress=count)
             wy = ramp_window(ty, self.overlap, r > 0, r < len(ys) - 1)
-            for b0 in range(0, len(xs), self.batch_size):
-                chunk = xs[b0: b0 + self.batch_size]
-                batch = np.stack([band[:, :, x: x + tx] for x in chunk])
-                out = np.asarray(self.forward(batch), dtype=np.float32)
-                for k, x in enumerate(chunk):
-                    w = wy[:, None] * wx[b0 + k][None, :]
-                    acc[:, :, x: x + tx] += out[k] * w
-                    wacc[:, x: x + tx] += w
-                done += len(chunk)
-                if progress:
-                    progress(done, total, "tiles")
+            for k, (out, x) in enumerate(zip(outputs, xs)):  # outputs first: its last progress call runs
+                w = wy[:, None] * wx[k][None, :]
+                acc[:, :, x: x + tx] += out * w
+                wacc[:, x: x + tx] += w
         yield by0 + base, by1, acc[:, : height - base] / wacc[: height - base]
 
     def predict(self, source: Source, shape: tuple[int, int], bounds=None, progress=None) -> np.ndarray:

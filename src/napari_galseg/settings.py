@@ -103,6 +103,8 @@ class RunOptions:
     bf16: Literal["auto", True, False] = "auto"
     #: channels-last memory layout: auto, true or false
     channels_last: Literal["auto", True, False] = "auto"
+    #: dask scheduler address (tcp://host:8786) whose workers run the tiles; empty = here
+    scheduler: str = ""
 
 
 #: names of settings in model folders saved before the three layers existed

@@ -130,7 +130,7 @@ def fits_row_writer(path: str | os.PathLike, shape: tuple[int, int], dtype: Any,
 
 
 def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any = None,
-               overwrite: bool = False, dtype: Any = None) -> Path:
+               overwrite: bool = False, dtype: Any = None, scheduler: Any = None) -> Path:
     """Write a 2-D numpy or dask array to a FITS file atomically, one block row at a time.
 
     The header (minus its layout keywords) and ``wcs`` (which replaces any WCS in ``header``) are
@@ -138,7 +138,8 @@ def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any 
     that is renamed onto ``path`` only when complete, so a 25000² image is never held whole and
     a failure leaves any existing file untouched. Refuses to replace an existing file unless
     ``overwrite=True``. ``data`` may also be a :class:`FitsImage` (its header is the default).
-    A name ending in ``.gz`` is gzip-compressed while streaming. Returns the path written.
+    A name ending in ``.gz`` is gzip-compressed while streaming. ``scheduler`` (e.g. a
+    ``distributed.Client``) computes the dask blocks elsewhere. Returns the path written.
     """
     if isinstance(data, FitsImage):
         header = data.header if header is None else header
@@ -147,7 +148,7 @@ def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any 
     with fits_row_writer(path, tuple(data.shape), dtype if dtype is not None else data.dtype, header, wcs,
                          overwrite) as out:
         step = max(1, (16 << 20) // max(1, data.shape[1] * out.storage.itemsize))
-        for pieces in _block_rows(data):
+        for pieces in _block_rows(data, scheduler):
             # the pieces of one block row side by side, converted ~16 MiB of rows at a time:
             # no concatenated copy of the whole block row is ever made
             for y0 in range(0, pieces[0].shape[0], step):
@@ -191,7 +192,7 @@ def _check_range(values: np.ndarray, storage: np.dtype, info: Any) -> None:
                             "relabel or write as a wider type")
 
 
-def _block_rows(data: Any) -> Iterable[list[np.ndarray]]:
+def _block_rows(data: Any, scheduler: Any = None) -> Iterable[list[np.ndarray]]:
     """Rows of blocks, each as a list of computed chunks left to right.
 
     Dask arrays are computed one chunk row at a time (the chunks of a row in one call, so shared
@@ -202,7 +203,7 @@ def _block_rows(data: Any) -> Iterable[list[np.ndarray]]:
         import dask
 
         for i in range(len(chunks[0])):
-            pieces = dask.compute(*[data.blocks[i, j] for j in range(len(chunks[1]))])
+            pieces = dask.compute(*[data.blocks[i, j] for j in range(len(chunks[1]))], scheduler=scheduler)
             yield [np.asarray(p) for p in pieces]
         return
     rows = max(1, (64 << 20) // max(1, data.shape[1] * np.dtype(data.dtype).itemsize))
@@ -223,9 +224,12 @@ def labels_header(like: Any = None):
     return header
 
 
-def write_labels(path: str | os.PathLike, labels: Any, like: Any = None, overwrite: bool = False) -> Path:
+def write_labels(path: str | os.PathLike, labels: Any, like: Any = None, overwrite: bool = False,
+                 scheduler: Any = None) -> Path:
     """Write an instance label image as int32 FITS, with the header and WCS of ``like``.
 
-    ``like`` is a :class:`FitsImage`, an astropy ``Header`` or None (see :func:`labels_header`).
+    ``like`` is a :class:`FitsImage`, an astropy ``Header`` or None (see :func:`labels_header`);
+    ``scheduler`` as in :func:`write_fits`.
     """
-    return write_fits(path, labels, header=labels_header(like), overwrite=overwrite, dtype=np.int32)
+    return write_fits(path, labels, header=labels_header(like), overwrite=overwrite, dtype=np.int32,
+                      scheduler=scheduler)

@@ -194,26 +194,39 @@ class Segmenter:
         """Segment ``image`` (or only ``region``: a :class:`Window`, ``(y0, y1, x0, x1)`` or slices)."""
         self._check_rms(rms)
         report = reporter(progress, cancel)
-        if region is None:
-            return self._predict(image, rms, None, report)
-        window = Window.of(region).clip(np.shape(image))
-        if self.capabilities.region_with_context:
-            return self._predict(image, rms, window, report)
-        crop_rms = rms[window.slices] if rms is not None else None
-        return self._predict(image[window.slices], crop_rms, None, report)
+        with self.on_cluster():
+            if region is None:
+                return self._predict(image, rms, None, report)
+            window = Window.of(region).clip(np.shape(image))
+            if self.capabilities.region_with_context:
+                return self._predict(image, rms, window, report)
+            crop_rms = rms[window.slices] if rms is not None else None
+            return self._predict(image[window.slices], crop_rms, None, report)
+
+    def on_cluster(self):
+        """A context in which the tiled passes run on ``run_options.scheduler`` (a dask scheduler
+        address; empty = here): :func:`napari_galseg.cluster.use_scheduler`."""
+        from ..cluster import use_scheduler
+
+        return use_scheduler(getattr(self.run_options, "scheduler", "") if "scheduler" in self.run_fields else "")
 
     def predict_to_fits(self, image, path: str | os.PathLike, rms=None, *, header=None, overwrite: bool = False,
                         progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> Segmentation:
         """Segment and write the labels to ``path`` (int32 FITS, atomic), tile by tile for lazy results."""
         from ..arrays import is_dask
+        from ..cluster import current_client
         from ..io.write import write_labels
 
-        result = self.predict(image, rms, progress=progress, cancel=cancel)
-        if is_dask(result.labels):  # computed block by block as it is written
-            with dask_progress(reporter(progress, cancel)):
+        with self.on_cluster():
+            result = self.predict(image, rms, progress=progress, cancel=cancel)
+            client = current_client()
+            if client is not None and is_dask(result.labels):  # the blocks are computed by the cluster's workers
+                write_labels(path, result.labels, like=header, overwrite=overwrite, scheduler=client)
+            elif is_dask(result.labels):  # computed block by block as it is written
+                with dask_progress(reporter(progress, cancel)):
+                    write_labels(path, result.labels, like=header, overwrite=overwrite)
+            else:
                 write_labels(path, result.labels, like=header, overwrite=overwrite)
-        else:
-            write_labels(path, result.labels, like=header, overwrite=overwrite)
         return result
 
     def _check_rms(self, rms) -> None:
@@ -232,7 +245,7 @@ class Segmenter:
             "method": self.name,
             "params": dataclasses.asdict(self.params),
             "train": dataclasses.asdict(self.train_config) if self.train_config is not None else None,
-            "run": dataclasses.asdict(self.run_options),
+            "run": {k: v for k, v in dataclasses.asdict(self.run_options).items() if k != "scheduler"},  # where, not what
             "recipe": self.recipe,
             "provenance": self.provenance,
             "package": "napari-galseg",

@@ -13,6 +13,7 @@ labels, which splits touching galaxies. Training uses the shared loop
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,7 +78,8 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
     Params = UNetParams
     capabilities = Capabilities(trainable=True, region_with_context=True, region_equals_crop=True, streams_to_fits=True,
                                 uses_device=True, uses_recipe=True, resumable=True)
-    run_fields = ("tile_size", "tile_overlap", "tile_batch", "halo", "n_threads", "device", "bf16", "channels_last")
+    run_fields = ("tile_size", "tile_overlap", "tile_batch", "halo", "n_threads", "device", "bf16", "channels_last",
+                  "scheduler")
     #: a time budget used well on a CPU (docs/results.md): 25 minutes by default (``epochs`` caps it on
     #: a GPU), the one-cycle schedule annealed over it at a peak of 1e-2 (2e-3 learned ~4x slower),
     #: 128² patches (4x the optimiser steps of 256² for the same pixels: test IoU 0.761 vs 0.716 after
@@ -225,10 +227,19 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
             r = read_window(rms, y0, y1, x0, x1) if rms is not None else None
             return np.nan_to_num(np.asarray(recipe.apply(img, r), np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
-        predictor, _ = self.make_predictor()
         if recipe.n_channels != self.net.in_channels:
             raise ModelFolderError(f"the recipe gives {recipe.n_channels} channels but the network expects {self.net.in_channels}")
-        return predictor.iter_rows(source, shape, region, progress)
+        from ..cluster import current_client, gpu_resources, map_on_client
+
+        client = current_client()
+        if client is None:
+            predictor, _ = self.make_predictor()
+            return predictor.iter_rows(source, shape, region, progress)
+        # each band of tile rows is a task on the cluster (the network runs there); blending stays here
+        r = self.run_options
+        layout = TiledPredictor(_runs_on_workers, 2, r.tile_size, r.tile_overlap, r.tile_batch)
+        bands = functools.partial(map_on_client, client, BandsOnWorker(self, source), resources=gpu_resources(client))
+        return layout.iter_rows(source, shape, region, progress, map_bands=bands)
 
     def label_params(self) -> LabelParams:
         return LabelParams(self.params.threshold, self.params.seed_threshold, self.params.min_size)
@@ -260,8 +271,9 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         from ..io import open_fits
         from ..io.write import labels_header, write_label_strips
 
-        strips = self.iter_labels(image, rms, None, reporter(progress, cancel))
-        write_label_strips(path, strips, tuple(image.shape), labels_header(header), overwrite)
+        with self.on_cluster():
+            strips = self.iter_labels(image, rms, None, reporter(progress, cancel))
+            write_label_strips(path, strips, tuple(image.shape), labels_header(header), overwrite)
         return Segmentation(open_fits(path).data)
 
     # -- model folders ---------------------------------------------------------------------------
@@ -305,6 +317,38 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         self.net = net.eval()
         self.metrics = config.get("metrics") or {}
         self.history = config.get("history") or []
+
+
+class BandsOnWorker:
+    """What a dask worker runs for one band of tile rows: the network's outputs of its tiles.
+
+    Sent to each worker once (the network's weights and the input's reader); the worker builds its
+    own predictor on its own device (``device: auto`` takes the worker's GPU) at its first band.
+    """
+
+    def __init__(self, segmenter: UNetSegmenter, source):
+        self.segmenter, self.source = segmenter, source
+        self._predictor: TiledPredictor | None = None
+
+    def __getstate__(self) -> dict:
+        """The segmenter without its sky cache (it holds the image) and with its network on the CPU."""
+        import copy
+
+        segmenter = copy.copy(self.segmenter)
+        segmenter._sky_cache = None
+        net = segmenter._require_net()
+        if any(t.device.type != "cpu" for t in net.parameters()):
+            segmenter.net = copy.deepcopy(net).cpu()
+        return {"segmenter": segmenter, "source": self.source, "_predictor": None}
+
+    def __call__(self, band: tuple) -> list[np.ndarray]:
+        if self._predictor is None:
+            self._predictor, _ = self.segmenter.make_predictor()
+        return self._predictor.band_outputs(self.source, *band)
+
+
+def _runs_on_workers(batch: np.ndarray) -> np.ndarray:
+    raise RuntimeError("the network runs on the dask workers here (BandsOnWorker)")
 
 
 def _tee_probability(rows, prob: np.ndarray, y_base: int):

@@ -24,10 +24,11 @@ SPLITS = ("train", "val", "test")
 
 # -- reading ---------------------------------------------------------------------------------------
 def read_window(array, y0: int, y1: int, x0: int, x1: int, dtype=np.float32) -> np.ndarray:
-    """``array[y0:y1, x0:x1]`` as a native-byte-order numpy array (computes a dask slice)."""
+    """``array[y0:y1, x0:x1]`` as a native-byte-order numpy array (computes a dask slice in this
+    thread: on a dask worker a compute would otherwise come back to the cluster as a task of a task)."""
     block = array[y0:y1, x0:x1]
     if hasattr(block, "compute") and not isinstance(block, np.ndarray):
-        block = block.compute()
+        block = block.compute(scheduler="sync")
     return np.asarray(block, dtype=dtype)
 
 

@@ -91,7 +91,7 @@ class PhotutilsSegmenter(Segmenter):
     name = "photutils"
     Params = PhotutilsParams
     capabilities = Capabilities(streams_to_fits=True, scored=True, catalog=True)
-    run_fields = ("tile_size", "n_threads", "n_workers")
+    run_fields = ("tile_size", "n_threads", "n_workers", "scheduler")
 
     def __init__(self, params: PhotutilsParams | None = None, **settings):
         super().__init__(params, **settings)

@@ -106,6 +106,9 @@ class FinalLabels:
         import dask.array as da
 
         t = self.pipe.tile
+        # the labels' state is one node of the graph that every block reads: a dask cluster ships
+        # it once to each worker, not once per task (it holds the frame's detection mask)
+        state = dask.delayed(self, pure=False)
         chunks = getattr(self.pipe.image, "chunks", None)
         side = [max(t, (min(int(c[0]), self._BLOCK) // t) * t) if chunks else t for c in (chunks or (None, None))]
         rows = []
@@ -113,8 +116,12 @@ class FinalLabels:
             row = []
             for x0 in range(0, self.shape[1], side[1]):
                 window = (slice(y0, min(y0 + side[0], self.shape[0])), slice(x0, min(x0 + side[1], self.shape[1])))
-                block = dask.delayed(self.window, pure=False)(window)  # never hash the pipeline
+                block = dask.delayed(_window_of, pure=False)(state, window)  # never hash the pipeline
                 row.append(da.from_delayed(block, shape=(window[0].stop - y0, window[1].stop - x0), dtype=np.int32))
             rows.append(row)
         return da.block(rows)
 
+
+
+def _window_of(labels: FinalLabels, window: tuple[slice, slice]) -> np.ndarray:
+    return labels.window(window)

@@ -1,7 +1,9 @@
 """The tiled passes of the photutils pipeline over a frame: background, then detection.
 
 Each tile is read once per pass (with a halo of the smoothing kernel's radius), in ``n_threads``
-threads; numpy, scipy and the compiled kernels release the GIL there. The detection mask is kept
+threads; numpy, scipy and the compiled kernels release the GIL there (with a dask scheduler address in
+``RunOptions.scheduler`` the detection pass's tiles are tasks on that cluster instead, see
+:mod:`napari_galseg.cluster`: same tiles, same results). The detection mask is kept
 bit-packed per tile, so any window of the stitched labels can be rebuilt later (deblending, the
 full catalog, the output) at 1 bit per pixel of memory.
 """
@@ -18,8 +20,9 @@ from scipy import ndimage
 from ..._kernels import label_summary, may_split
 from ...background import MeshBackground, direct_source, estimate_mesh, read_float32
 from ...catalog_sums import concat_sums, merge_sums, segment_sums
+from ...cluster import map_ordered  # local threads, or the tasks of a dask cluster (RunOptions.scheduler)
 from ...progress import ProgressCallback
-from ...tiling import ComponentStitcher, iter_tiles, map_ordered
+from ...tiling import ComponentStitcher, iter_tiles
 from .deblending import Split, split_object
 from .params import PhotutilsParams
 from .smoothing import smooth, smoothing_kernel_1d
