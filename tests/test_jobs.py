@@ -3,6 +3,7 @@ import json
 import os
 import threading
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -96,6 +97,19 @@ def test_a_thread_job_trains_logs_epochs_and_saves_the_model(files, tmp_path):
     # the folder now holds a job: starting another one there is refused, not mixed in
     with pytest.raises(JobSpecError, match="already holds a job"):
         start_job(spec)
+    # nobody asked for a preview: the job made none
+    assert log.read_preview(spec.job_dir) is None
+
+
+def test_a_job_segments_the_window_a_viewer_asks_for(files, tmp_path):
+    spec = unet_spec(files, tmp_path, epochs=2)
+    os.makedirs(spec.job_dir)
+    log.request_preview(spec.job_dir, (10, 74, 20, 100))  # a viewer asks (here before the first validation)
+    state = start_job(spec).wait(timeout=120)
+    assert state.status == "finished", state.summary()
+    preview = log.read_preview(spec.job_dir)
+    assert preview["epoch"] == 1 and preview["window"] == [10, 74, 20, 100]  # the first validation's (10 s apart)
+    assert preview["labels"].shape == (64, 80) and preview["labels"].dtype == np.int32
 
 
 def test_cancel_keeps_the_checkpoint_and_resume_continues_the_epochs(files, tmp_path):

@@ -134,6 +134,30 @@ def test_a_unet_in_a_process_draws_live_curves_without_stalling_the_viewer(make_
     assert models == [str(widget.registered.path)] and widget.registered.val_iou is not None
 
 
+def test_the_job_previews_the_field_of_view_after_a_validation(make_napari_viewer, qtbot, field, folders):
+    """The job (in its process) segments the visible window with its model of the moment; the
+    widget only shows the labels. (Showing them is a layer update: 130-850 ms of napari's drawing
+    under Xvfb's software OpenGL here, which the heartbeat test above does not include: its viewer
+    shows no image, so there is no field of view to preview.)"""
+    pytest.importorskip("torch")
+    from astropy.io import fits
+    from jobs_helpers import TINY_UNET
+
+    viewer = make_napari_viewer()
+    viewer.add_image(fits.getdata(field["image"]).astype(np.float32), name="img")
+    widget = _training_widget(viewer, "unet", "process", **{**TINY_UNET, "epochs": 3})
+    widget.device.value = "cpu"
+    for kind in ("image", "rms", "truth"):
+        widget.inputs[kind].file.value = str(field[kind])
+    assert widget.preview_box.value
+    with qtbot.waitSignal(widget.job_ended, timeout=120000) as ended:
+        widget.start()
+    assert ended.args == ["finished"], widget.status.value
+    preview = viewer.layers["training preview"]
+    assert preview.metadata["epoch"] >= 1 and preview.data.shape == viewer.layers["img"].data.shape  # all in view
+    assert (widget.job_dir / "preview.json").exists() and list(widget.job_dir.glob("preview-*.npy"))
+
+
 def test_a_job_with_a_bad_input_file_ends_failed_and_the_widget_says_why(make_napari_viewer, qtbot, field, folders):
     viewer = make_napari_viewer()
     widget = _training_widget(viewer, "forest", "process")

@@ -29,6 +29,10 @@ from typing import Any
 LOG_NAME = "log.jsonl"
 CANCEL_NAME = "cancel"
 CHECKPOINTS = "checkpoints"
+#: a viewer's request: the window of the job's image to segment after each validation
+PREVIEW_REQUEST_NAME = "preview-request.json"
+#: the newest preview of a running job: {"file": labels .npy, "epoch": n, "window": [y0, y1, x0, x1]}
+PREVIEW_NAME = "preview.json"
 STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 #: statuses after which nothing more happens unless the job is resumed
 FINAL = ("finished", "failed", "cancelled")
@@ -248,6 +252,34 @@ def wait_for(job_dir: str | os.PathLike, condition=None, timeout: float = 60.0, 
 
 
 # -- cancel ------------------------------------------------------------------------------------------
+def request_preview(job_dir: str | os.PathLike, window: tuple[int, int, int, int]) -> None:
+    """Ask a running job to segment ``window`` (y0, y1, x0, x1 of its image) after its validations."""
+    from .._atomic import atomic_write_text
+
+    atomic_write_text(Path(job_dir) / PREVIEW_REQUEST_NAME, json.dumps({"window": [int(v) for v in window]}))
+
+
+def preview_request(job_dir: str | os.PathLike) -> tuple[int, int, int, int] | None:
+    """The window a viewer asked the job to preview, or None (nobody is watching)."""
+    try:
+        y0, y1, x0, x1 = (int(v) for v in json.loads((Path(job_dir) / PREVIEW_REQUEST_NAME).read_text())["window"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return y0, y1, x0, x1
+
+
+def read_preview(job_dir: str | os.PathLike) -> dict | None:
+    """The newest preview: ``{"epoch", "window", "labels" (int32 array of the window)}``, or None."""
+    import numpy as np
+
+    try:
+        record = json.loads((Path(job_dir) / PREVIEW_NAME).read_text())
+        labels = np.load(Path(job_dir) / str(record["file"]), allow_pickle=False)
+        return {"epoch": int(record["epoch"]), "window": [int(v) for v in record["window"]], "labels": labels}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def request_cancel(job_dir: str | os.PathLike) -> Path:
     """Ask a running job to stop at its next progress step (it keeps its last checkpoint)."""
     path = Path(job_dir) / CANCEL_NAME

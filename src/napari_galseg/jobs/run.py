@@ -7,6 +7,7 @@ the last checkpoint kept in ``JOB/checkpoints`` for :func:`run_job(..., resume=T
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -14,12 +15,18 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
+from .._atomic import atomic_path, atomic_write_text
 from ..model_folder import file_provenance
+from ..window import Window
 from . import log
 from .spec import SPEC_NAME, JobSpec
 
 #: seconds between two progress records (epochs and status changes are always written)
 PROGRESS_INTERVAL = 0.5
+#: seconds between two previews of a running job (the requested window segmented by the model of the moment)
+PREVIEW_INTERVAL = 10.0
 
 
 class JobInputError(ValueError):
@@ -49,6 +56,9 @@ class _Reporter:
         self.step: dict = {}
         self.done: tuple[int, int, str] | None = None
         self.reports = False  # True once the method sends training reports (epoch, step, loss)
+        self.last_preview: float | None = None
+        self.previews: list[str] = []
+        self.inputs = None  # (image, rms) once opened: what a preview segments
 
     def poll_cancel(self) -> None:
         if not self.cancel.is_set() and log.cancel_requested(self.job_dir):
@@ -68,11 +78,39 @@ class _Reporter:
         self.reports = True
         self.step = {"epoch": r.epoch, "n_epochs": r.n_epochs, "step": r.step, "n_steps": r.n_steps, "loss": r.train_loss}
         if r.kind == "epoch":
+            if r.snapshot is not None:
+                self._save_preview(r)
             log.append(self.job_dir, "epoch", epoch=r.epoch, n_epochs=r.n_epochs, train_loss=r.train_loss,
                        val_loss=r.val_loss, val_iou=r.val_iou, val_dice=r.val_dice, lr=r.lr,
                        elapsed=r.elapsed, best_epoch=r.best_epoch, global_step=r.global_step)
         else:
             self._write()
+
+    def _save_preview(self, r) -> None:
+        """When a viewer asked for one (:func:`log.request_preview`), segment its window with the model
+        of this moment, at most every PREVIEW_INTERVAL seconds: ``preview-N.npy`` then ``preview.json``
+        pointing at it (older files but the one before are removed). Here, in the job's process,
+        not in napari: a prediction inside the viewer's process would stall its GUI."""
+        window = log.preview_request(self.job_dir)
+        now = time.monotonic()
+        if window is None or self.inputs is None or (
+                self.last_preview is not None and now - self.last_preview < PREVIEW_INTERVAL):
+            return
+        self.last_preview = now
+        image, rms = self.inputs
+        name = f"preview-{r.epoch}.npy"
+        try:
+            labels = np.asarray(r.snapshot().predict(image, rms, region=Window(*window)).labels, np.int32)
+            with atomic_path(self.job_dir / name, overwrite=True) as tmp, open(tmp, "wb") as f:
+                np.save(f, labels)
+        except Exception as exc:  # a preview is a courtesy: training goes on without it
+            log.append(self.job_dir, "progress", message=f"preview of epoch {r.epoch} not made: {exc}")
+            return
+        atomic_write_text(self.job_dir / log.PREVIEW_NAME, json.dumps({"file": name, "epoch": r.epoch, "window": list(window)}))
+        for old in self.job_dir.glob("preview-*.npy"):
+            if old.name not in (name, *self.previews[-1:]):
+                old.unlink(missing_ok=True)
+        self.previews.append(name)
 
     def _write(self) -> None:
         """A progress record, at most one per PROGRESS_INTERVAL (and always the last step)."""
@@ -133,6 +171,7 @@ def _train(spec: JobSpec, job_dir: Path, resume: bool, cancel: threading.Event, 
     image = _open_input("image", spec.image)
     truth = _open_input("truth", spec.truth)
     rms = _open_input("rms", spec.rms) if spec.rms else None
+    reporter.inputs = (image, rms)
     if spec.recipe is not None:
         from ..preprocess import as_recipe
 

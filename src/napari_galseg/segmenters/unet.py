@@ -150,6 +150,8 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
                     msg += f" val IoU {r.val_iou:.3f}"
                 progress(done, total, msg)
             if callback is not None:
+                if r.kind == "epoch":
+                    r.snapshot = lambda: self._snapshot(net, recipe)
                 callback(r)
 
         result = train_loop(net, task, train, val, t, self.run_options, checkpoint_dir, resume, report, cancel)
@@ -175,6 +177,16 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
             "elapsed_s": round(result.elapsed, 1), "device": result.device, "bf16": result.bf16,
             "torch": torch.__version__,
         })
+
+    def _snapshot(self, net: UNet, recipe) -> UNetSegmenter:
+        """A copy of this segmenter with ``net``'s weights of this moment (a preview during training)."""
+        snap = type(self)(self.params, train=self.train_config, run=self.run_options)
+        snap.provenance = {"preview": True}
+        snap.net = self.build_net(recipe.n_channels)
+        snap.net.load_state_dict({k: v.detach().float().cpu() for k, v in net.state_dict().items()})
+        snap.net.eval()
+        snap.recipe = recipe.to_dict()
+        return snap
 
     # -- inference -------------------------------------------------------------------------------
     def _require_net(self) -> UNet:

@@ -56,6 +56,9 @@ class TrainReport:
     val_dice: float | None = None
     best_epoch: int | None = None
     stopped: str | None = None
+    #: on epoch reports of methods that can show their progress: a callable returning a copy of the
+    #: segmenter with the weights of this moment (a job saves it as a preview; the widget predicts with it)
+    snapshot: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
 
     def line(self) -> str:
         """One human line per epoch (the CLI prints it)."""

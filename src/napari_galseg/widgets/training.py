@@ -30,6 +30,7 @@ from ._job_watch import JobWatcher
 from ._layers import level0
 from ._models_list import models_changed
 from ._settings_form import SettingsForm
+from ._training_preview import FieldOfViewPreview
 from .segment import _folded
 
 CURVES_DOCK = "Training curves"
@@ -106,6 +107,13 @@ class TrainingWidget(QWidget):
         self.progress.setVisible(False)
         self.curves = TrainingCurves()
         self.watcher = JobWatcher(self)
+        self.preview_box = CheckBox(value=True, text="preview on the field of view after each validation",
+                                    tooltip="the job segments the visible part of the image layer with its model of "
+                                            "the moment, at most every 10 s (methods that can show their progress: "
+                                            "the U-Net)")
+        self.preview = FieldOfViewPreview(self.viewer, self)
+        self.preview.shown.connect(lambda epoch: self._say(f"{self.job_dir.name}: {self.watcher.state.summary()} "
+                                                           f"(preview: epoch {epoch})"))
 
         top = Container(widgets=[self.method, *self.inputs.values(), self.recipe, self.device, self.runner])
         body = QWidget()
@@ -113,6 +121,7 @@ class TrainingWidget(QWidget):
         self._body.addWidget(top.native)
         self._body.addWidget(self.runner_options.native)
         self._body.addWidget(self.jobs_dir.native)
+        self._body.addWidget(self.preview_box.native)
         self._body.addWidget(QLabel(f"models go to {models_root()}"))
         self._settings_box = QWidget()
         self._settings_layout = QVBoxLayout(self._settings_box)
@@ -255,6 +264,7 @@ class TrainingWidget(QWidget):
     def follow(self, job_dir, handle=None) -> None:
         """Show a job's progress and curves (one this widget started, or any job folder)."""
         self.job_dir = Path(job_dir)
+        self.preview.follow(self.job_dir)
         self.curves.clear(title=f"job {self.job_dir.name}")
         self._dock_curves()
         self.progress.setRange(0, 0)
@@ -289,6 +299,8 @@ class TrainingWidget(QWidget):
                 self.progress.setRange(0, int(total))
                 self.progress.setValue(int(done or 0))
         self._say(f"{self.job_dir.name}: {state.summary()}")
+        if self.preview_box.value:
+            self.preview.update(self.inputs["image"].layer.value)
 
     def _on_ended(self, status: str):
         state = self.watcher.state
