@@ -120,6 +120,8 @@ def test_a_unet_in_a_process_draws_live_curves_without_stalling_the_viewer(make_
     for kind in ("image", "rms", "truth"):
         widget.inputs[kind].file.value = str(field[kind])
     progress = _seen_progress(widget)
+    bars = []  # napari's activity dock shows the job too
+    widget.watcher.records.connect(lambda _: bars.append(widget.activity.n if widget.activity is not None else None))
 
     with Heartbeat() as beat, qtbot.waitSignal(widget.job_ended, timeout=120000) as ended:
         widget.start()
@@ -130,6 +132,7 @@ def test_a_unet_in_a_process_draws_live_curves_without_stalling_the_viewer(make_
     assert len(widget.curves.iou_curve.getData()[1]) == 4
     assert max(progress) == 4 and widget.curves.parent() is not None  # docked in the viewer
     assert "Training curves" in viewer.window.dock_widgets
+    assert max(b for b in bars if b is not None) == 4 and widget.activity is None  # activity bar, closed at the end
     models = [choice for choice in segmenter.model_choice.choices if choice]
     assert models == [str(widget.registered.path)] and widget.registered.val_iou is not None
 

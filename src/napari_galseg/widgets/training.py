@@ -87,6 +87,7 @@ class TrainingWidget(QWidget):
         self.viewer = napari_viewer
         self.job_dir: Path | None = None
         self.registered = None  # the RegisteredModel of the last finished job
+        self.activity = None  # the job's bar in napari's activity dock
 
         self.method = ComboBox(label="method", choices=trainable_methods())
         self.inputs = {"image": InputChooser("image", Image, True), "rms": InputChooser("rms", Image, False),
@@ -298,6 +299,7 @@ class TrainingWidget(QWidget):
             if total:
                 self.progress.setRange(0, int(total))
                 self.progress.setValue(int(done or 0))
+                self._activity_progress(int(done or 0), int(total))
         self._say(f"{self.job_dir.name}: {state.summary()}")
         if self.preview_box.value:
             self.preview.update(self.inputs["image"].layer.value)
@@ -338,6 +340,20 @@ class TrainingWidget(QWidget):
         self.start_button.enabled = not running
         self.stop_button.enabled = running
         self.progress.setVisible(running or self.progress.isVisible())
+        if not running and self.activity is not None:
+            self.activity.close()
+            self.activity = None
+
+    def _activity_progress(self, done: int, total: int):
+        """The same progress in napari's activity dock (bottom right), one bar per followed job."""
+        from napari.utils import progress
+
+        if self.activity is None or self.activity.total != total:
+            if self.activity is not None:
+                self.activity.close()
+            self.activity = progress(total=total, desc=f"training {self.job_dir.name}")
+        self.activity.n = min(done, total)
+        self.activity.refresh()
 
     def _say(self, message: str, error: bool = False):
         self.status.value = message
