@@ -25,7 +25,7 @@ from . import progress_bar
 
 #: quick settings for the demo (the defaults are tuned for quality, not for a 3-minute tour)
 DEMO_SETTINGS: dict[str, dict] = {
-    "unet": {"epochs": 6, "max_minutes": 2.5, "patch_size": 128},
+    "unet": {"epochs": 15, "max_minutes": 2.5},
 }
 
 #: training minutes of a learned method the demo gives no settings of its own
