@@ -50,19 +50,6 @@ def run_sep(image, rms, thresh: float) -> np.ndarray:
     return seg.astype(np.int32)
 
 
-def run_sep_sextractor_like(image, rms, _=None) -> np.ndarray:
-    """SEP at SExtractor-like defaults, as ``benchmarks/bench_quality.py`` runs it."""
-    import sep
-
-    data = np.ascontiguousarray(image, dtype=np.float64)
-    bkg = sep.Background(data, bw=64, bh=64, fw=3, fh=3)
-    sep.set_extract_pixstack(10_000_000)
-    sep.set_sub_object_limit(4096)
-    _, seg = sep.extract(data - bkg.back(), 1.5, err=np.ascontiguousarray(rms, dtype=np.float64), minarea=10,
-                         deblend_nthresh=32, deblend_cont=0.005, segmentation_map=True)
-    return seg.astype(np.int32)
-
-
 def run_photutils(image, rms, nsigma: float | None) -> np.ndarray:
     """Our photutils segmenter with ``nsigma`` (None: its default)."""
     from napari_galseg.segmenters import get
@@ -145,10 +132,13 @@ def main(argv=None) -> int:
     print(f"unet: {results['methods']['unet']}", flush=True)
 
     if not args.skip_baselines and args.baselines == "defaults":
-        for name, fn in (("photutils", lambda image, rms, _: run_photutils(image, rms, None)),
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+        from bench_quality import run_sep as run_sep_sextractor_like  # the quality benchmark's SEP
+
+        for name, fn in (("photutils", lambda image, rms: run_photutils(image, rms, None)),
                          ("sep", run_sep_sextractor_like)):
             t = time.perf_counter()
-            lab = fn(test.image, test.rms, None)
+            lab = fn(test.image, test.rms)
             results["methods"][name] = {**scores(lab, test.truth), "threshold": "default",
                                         "seconds": round(time.perf_counter() - t, 1)}
             print(f"{name}: {results['methods'][name]}", flush=True)
