@@ -38,3 +38,9 @@ def visible_region(layer) -> tuple[slice, slice]:
         ny, nx = level0(layer).shape[-2:]
         region = slice(0, int(ny)), slice(0, int(nx))
     return region
+
+
+def offset_of(layer, y0: int, x0: int) -> np.ndarray:
+    """World translate of a layer showing ``layer``'s pixels from row ``y0``, column ``x0`` on
+    (a field-of-view result placed over its image)."""
+    return np.asarray(layer.translate)[-2:] + np.asarray(layer.scale)[-2:] * [y0, x0]

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from qtpy.QtCore import QObject, Signal
 
 from ..jobs import log
-from ._layers import level0, visible_region
+from ._layers import level0, offset_of, visible_region
 
 LAYER_NAME = "training preview"
 
@@ -80,7 +79,7 @@ class FieldOfViewPreview(QObject):
 
     def _show(self, preview: dict, image_layer) -> None:
         y0, _, x0, _ = preview["window"]
-        translate = np.asarray(image_layer.translate)[-2:] + np.asarray(image_layer.scale)[-2:] * [y0, x0]
+        translate = offset_of(image_layer, y0, x0)
         labels = preview["labels"]
         if LAYER_NAME in self.viewer.layers:
             layer = self.viewer.layers[LAYER_NAME]

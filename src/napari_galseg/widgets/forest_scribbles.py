@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from ..segmenters.forest import ForestSegmenter
 from ..segmenters.forest_training import GALAXY, SKY
 from ..tiling import label_mask
-from ._layers import level0, visible_region
+from ._layers import level0, offset_of, visible_region
 
 SCRIBBLES = "scribbles"
 PREDICTION = "forest prediction"
@@ -201,8 +201,7 @@ class ForestScribbleWidget(QWidget):
         segmenter, labels = result
         self.model = segmenter
         self.trainings += 1
-        translate = np.asarray(image_layer.translate)[-2:] + np.asarray(image_layer.scale)[-2:] * [
-            region[0].start, region[1].start]
+        translate = offset_of(image_layer, region[0].start, region[1].start)
         if PREDICTION in self.viewer.layers:
             layer = self.viewer.layers[PREDICTION]
             layer.data = labels

@@ -26,7 +26,7 @@ from ..progress import Cancelled
 from ..segmenters import Segmentation, Segmenter
 from ..window import Window
 from ._catalog_layers import ellipse_corners, points_data
-from ._layers import level0, visible_region
+from ._layers import level0, offset_of, visible_region
 from ._models_list import model_choices, models_folder_events
 from ._settings_form import SettingsForm
 
@@ -316,7 +316,7 @@ class SegmenterWidget(QWidget):
         segmentation, segmenter = result
         labels = segmentation.labels
         name = self.layer_name(field_of_view)
-        translate = np.asarray(image_layer.translate)[-2:] + np.asarray(image_layer.scale)[-2:] * [region[0].start, region[1].start]
+        translate = offset_of(image_layer, region[0].start, region[1].start)
         metadata = {
             "galseg_kind": "labels",
             "galseg_role": "prediction",
