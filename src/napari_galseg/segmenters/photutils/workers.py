@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import warnings
 from typing import Any
 
@@ -47,6 +48,7 @@ def map_groups(func, n: int, n_workers: int, report) -> list:
     bounds = np.linspace(0, n, min(n, 4 * n_workers) + 1).astype(int)
     batches = [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     _FORK_STATE["func"] = func
+    threading.excepthook = _ignore_cancelled_broken_pool  # before the pool: its manager thread may die first
     results = []
     try:
         with warnings.catch_warnings():
@@ -65,6 +67,21 @@ def map_groups(func, n: int, n_workers: int, report) -> list:
         _FORK_STATE.clear()
     return results
 
+
+
+def _ignore_cancelled_broken_pool(args) -> None:
+    """``threading.excepthook`` that drops one known race of CPython 3.11's ProcessPoolExecutor:
+    when its workers die (a SIGTERM to the process group) after ``map`` cancelled the futures
+    left, the executor's manager thread sets an exception on a cancelled future and dies with
+    ``InvalidStateError`` — a traceback about nothing. Everything else goes to the previous hook."""
+    from concurrent.futures import InvalidStateError
+
+    if isinstance(args.exc_value, InvalidStateError) and type(args.thread).__name__ == "_ExecutorManagerThread":
+        return
+    _PREVIOUS_EXCEPTHOOK(args)
+
+
+_PREVIOUS_EXCEPTHOOK = threading.excepthook  # the hook in place when this module was imported
 
 
 def _stop(pool) -> None:
