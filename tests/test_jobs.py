@@ -112,6 +112,13 @@ def test_a_job_segments_the_window_a_viewer_asks_for(files, tmp_path):
     assert preview["labels"].shape == (64, 80) and preview["labels"].dtype == np.int32
 
 
+def test_a_preview_of_a_zoomed_out_survey_frame_is_its_central_part():
+    from napari_galseg.jobs.run import _central_part
+
+    assert _central_part((0, 25000, 100, 900), 2048) == (11476, 13524, 100, 900)
+    assert _central_part((10, 74, 20, 100), 2048) == (10, 74, 20, 100)
+
+
 def test_cancel_keeps_the_checkpoint_and_resume_continues_the_epochs(files, tmp_path):
     spec = unet_spec(files, tmp_path, epochs=6)
     handle = start_job(spec)

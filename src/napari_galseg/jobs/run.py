@@ -29,6 +29,21 @@ PROGRESS_INTERVAL = 0.5
 PREVIEW_INTERVAL = 10.0
 
 
+#: the largest preview window side: a viewer zoomed out over a survey frame gets its central part
+PREVIEW_MAX_SIDE = 2048
+
+
+def _central_part(window: tuple[int, int, int, int], side: int) -> tuple[int, int, int, int]:
+    """``window`` (y0, y1, x0, x1) cut to at most ``side`` pixels a side around its centre."""
+    y0, y1, x0, x1 = window
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    if y1 - y0 > side:
+        y0, y1 = cy - side // 2, cy - side // 2 + side
+    if x1 - x0 > side:
+        x0, x1 = cx - side // 2, cx - side // 2 + side
+    return y0, y1, x0, x1
+
+
 class JobInputError(ValueError):
     """An input file of a job that cannot be read."""
 
@@ -98,6 +113,7 @@ class _Reporter:
             return
         self.last_preview = now
         image, rms = self.inputs
+        window = _central_part(window, PREVIEW_MAX_SIDE)
         name = f"preview-{r.epoch}.npy"
         try:
             labels = np.asarray(r.snapshot().predict(image, rms, region=Window(*window)).labels, np.int32)
