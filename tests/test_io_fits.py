@@ -354,3 +354,13 @@ def test_in_a_multi_extension_file_the_name_does_not_decide_each_extension(tmp_p
     single = tmp_path / "field_rms.fits"
     fits.writeto(single, np.ones((32, 32), np.float32))
     assert open_fits_all(single)[0].kind == "rms"
+
+
+def test_image_shape_reads_the_hdu_open_fits_reads_from_headers_alone(tmp_path):
+    from astropy.io import fits
+
+    from napari_galseg.io import image_shape, open_fits
+
+    path = tmp_path / "ext.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((30, 40), np.float32))]).writeto(path)
+    assert image_shape(path) == (30, 40) == tuple(open_fits(path).shape)

@@ -386,6 +386,14 @@ def open_fits(path: str | os.PathLike, hdu: int | str | None = None, *, chunks: 
         hdul.close()  # the FitsArray reopens the file on its own when sliced
 
 
+def image_shape(path: str | os.PathLike, hdu: int | str | None = None) -> tuple[int, ...]:
+    """The shape of the image :func:`open_fits` reads from ``path`` (the same HDU choice), from the
+    headers alone: no WCS, no data, cheap enough for a GUI thread."""
+    path = Path(path)
+    with _open_hdulist(path) as hdul:
+        return tuple(int(n) for n in hdul[_select_hdu(hdul, path, hdu)].shape)
+
+
 def open_fits_all(path: str | os.PathLike, *, chunks: int = DEFAULT_CHUNK,
                   max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES, check_finite: bool = True) -> list[FitsImage]:
     """Every 2-D image HDU of a (multi-extension) FITS file, in file order.

@@ -21,17 +21,13 @@ LAYER_NAME = "training preview"
 
 
 def _job_image_shape(job_dir) -> tuple[int, int] | None:
-    """The shape of the job's image from its FITS header alone (cheap enough for the GUI thread),
-    or None when it cannot be read."""
-    from astropy.io import fits
-
+    """The shape of the job's image, from its FITS headers (cheap enough for the GUI thread), or
+    None when it cannot be read."""
+    from ..io import image_shape
     from ..jobs.spec import SPEC_NAME, JobSpec
 
     try:
-        spec = JobSpec.load(Path(job_dir) / SPEC_NAME)
-        with fits.open(spec.image, memmap=True, lazy_load_hdus=True) as hdul:
-            hdu = next(h for h in hdul if h.header.get("NAXIS", 0) >= 2)
-            return int(hdu.header["NAXIS2"]), int(hdu.header["NAXIS1"])
+        return image_shape(JobSpec.load(Path(job_dir) / SPEC_NAME).image)[-2:]
     except Exception:
         return None
 
