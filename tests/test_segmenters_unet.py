@@ -183,3 +183,27 @@ def test_folder_saved_before_sky_subtraction_loads_without_it(trained, tmp_path)
     (old / "config.json").write_text(json.dumps(config))
     assert UNetSegmenter.load(folder).params.subtract_background
     assert not UNetSegmenter.load(old).params.subtract_background
+
+
+def test_flip_average_is_the_mean_of_the_flipped_tiles_maps(trained, field):
+    from napari_galseg.segmenters.base import SettingError
+    from napari_galseg.segmenters.unet import _dihedral
+
+    x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(1, 2, 3, 5)
+    for k in range(8):
+        assert torch.equal(_dihedral(_dihedral(x, k), k, inverse=True), x), k
+    seg, _, _ = trained
+    plain = UNetSegmenter(seg.params, run=seg.run_options)
+    plain.net, plain.recipe = seg.net, seg.recipe
+    tiles = np.random.default_rng(0).normal(size=(2, seg.net.in_channels, 64, 48)).astype(np.float32)
+    one = plain.make_predictor()[0].forward(tiles)
+    plain.configure(flip_average=4)
+    four = plain.make_predictor()[0].forward(tiles)
+    with torch.no_grad():
+        by_hand = sum(_dihedral(torch.sigmoid(seg.net(_dihedral(torch.from_numpy(tiles), k))), k, inverse=True)
+                      for k in range(4)) / 4
+    assert not np.allclose(one, four) and np.allclose(four, by_hand.numpy(), atol=1e-5)
+    result = plain.predict(field.image, field.rms)
+    assert result.labels.shape == field.image.shape and result.maps["probability"].max() <= 1
+    with pytest.raises(SettingError, match="flip_average"):
+        plain.configure(flip_average=3)

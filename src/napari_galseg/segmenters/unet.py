@@ -62,6 +62,9 @@ class UNetParams:
     threshold: float = 0.5
     #: distance-map level that seeds the watershed splitting touching galaxies
     seed_threshold: float = 0.5
+    #: average the network's maps over this many of a tile's 8 flips/rotations at inference (1, 2, 4
+    #: or 8): 4 raised IoU from 0.780 to 0.785 on a GalSim test field (docs/results.md) at 2-4x the time
+    flip_average: int = 1
     #: smallest object kept, in pixels; 10 (SExtractor-like minarea) rather than 5 raised purity from
     #: 0.74 to 0.80 on a GalSim tuning field at the same IoU, completeness -0.006 (docs/results.md)
     min_size: int = 10
@@ -70,6 +73,10 @@ class UNetParams:
     refit_recipe: bool = False
     #: start training from the weights of this local model folder (fine-tuning); never downloaded
     init_weights: str = ""
+
+    def __post_init__(self):
+        if self.flip_average not in (1, 2, 4, 8):
+            raise ValueError(f"flip_average must be 1, 2, 4 or 8, got {self.flip_average}")
 
 
 class UNetSegmenter(SkySubtractedInput, Segmenter):
@@ -217,13 +224,19 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         if channels_last:
             net.to(memory_format=torch.channels_last)
 
+        n_flips = self.params.flip_average
+
         def forward(batch: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), dev.autocast(device, bf16):
-                out = net(x)
-            return torch.sigmoid(out.float()).cpu().numpy()
+            total = None
+            for k in range(n_flips):
+                xk = _dihedral(x, k)
+                if channels_last:
+                    xk = xk.contiguous(memory_format=torch.channels_last)
+                with torch.inference_mode(), dev.autocast(device, bf16):
+                    out = _dihedral(torch.sigmoid(net(xk).float()), k, inverse=True)
+                total = out if total is None else total + out
+            return (total / n_flips).cpu().numpy()
 
         return TiledPredictor(forward, 2, r.tile_size, r.tile_overlap, r.tile_batch), device
 
@@ -358,6 +371,15 @@ class BandsOnWorker:
         if self._predictor is None:
             self._predictor, _ = self.segmenter.make_predictor()
         return self._predictor.band_outputs(self.source, *band)
+
+
+def _dihedral(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The ``k``-th (0..7) flip/transpose of the last two axes of ``x``, or its inverse."""
+    ops = [lambda t: t.flip(-1), lambda t: t.flip(-2), lambda t: t.transpose(-1, -2)]
+    steps = [op for bit, op in enumerate(ops) if k >> bit & 1]
+    for op in (reversed(steps) if inverse else steps):
+        x = op(x)
+    return x
 
 
 def _runs_on_workers(batch: np.ndarray) -> np.ndarray:
