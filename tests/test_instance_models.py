@@ -50,6 +50,20 @@ def test_maskrcnn_a_few_steps_lower_the_loss(batch):
     assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), np.round(losses, 2)
 
 
+def test_maskrcnn_object_beyond_every_anchor_gets_no_anchor():
+    """A galaxy cut to a 1 px sliver at a patch's right edge overlaps no anchor: torchvision made all
+    of the patch's anchors positives for it (IoU 0 ties); only the real object's anchors are now."""
+    model = maskrcnn.build(in_channels=1, **TINY_MASKRCNN)
+    labels = torch.zeros(64, 64, dtype=torch.int64)
+    labels[20:26, 30:36] = 1
+    labels[10:13, 63] = 2  # in the last column only
+    images, targets = model.transform([torch.zeros(1, 64, 64)], [maskrcnn.instance_targets(labels)])
+    features = list(model.backbone(images.tensors).values())
+    anchors = model.rpn.anchor_generator(images, features)
+    (matched,), _ = model.rpn.assign_targets_to_anchors(anchors, targets)
+    assert 0 < int((matched == 1).sum()) < 20, int((matched == 1).sum())
+
+
 @pytest.mark.parametrize("kind", ["detr", "mask2former"])
 def test_detr_a_few_steps_lower_the_loss(batch, kind):
     torch.manual_seed(0)

@@ -113,8 +113,31 @@ def build(architecture: dict | None = None, **overrides) -> nn.Module:
         box_head=TwoMLPHead(fpn * 7 * 7, 4 * fpn), box_predictor=FastRCNNPredictor(4 * fpn, 2),
         mask_head=MaskRCNNHeads(fpn, [fpn] * int(arch["mask_layers"]), 1), mask_predictor=MaskRCNNPredictor(fpn, fpn, 2),
     )
+    model.rpn.proposal_matcher = _matcher_without_zero_overlap_matches(model.rpn.proposal_matcher)
     model.galseg_architecture = arch
     return model
+
+
+def _matcher_without_zero_overlap_matches(matcher):
+    """The RPN's matcher, except that an object overlapping no anchor at all gets no anchor.
+
+    torchvision gives each object the anchors of its highest IoU even when that IoU is 0 (its
+    ``allow_low_quality_matches``): then *every* anchor ties and becomes a positive for that object.
+    A galaxy cut by a patch's right or bottom edge to a 1 px sliver lies beyond the anchors' reach
+    (their centres stop half a stride short of those edges), so most crowded patches had one: all
+    16 k anchors of the patch turned positive with regression targets dozens of anchor widths long,
+    and the RPN's box loss (~5, 90 % of the total) never fell.
+    """
+    import torch
+    from torchvision.models.detection._utils import Matcher
+
+    class OverlapOnlyMatcher(Matcher):
+        def set_low_quality_matches_(self, matches, all_matches, match_quality_matrix):
+            highest, _ = match_quality_matrix.max(dim=1)
+            _, pred_idx = torch.where((match_quality_matrix == highest[:, None]) & (highest[:, None] > 0))
+            matches[pred_idx] = all_matches[pred_idx]
+
+    return OverlapOnlyMatcher(matcher.high_threshold, matcher.low_threshold, matcher.allow_low_quality_matches)
 
 
 def set_image_size(model: nn.Module, size: int) -> None:
