@@ -36,11 +36,11 @@ def test_a_log_gets_a_line_every_five_percent_and_how_it_ended():
 
 def test_no_rate_and_no_time_left_from_a_first_report():
     display, stream, clock = _log_display()
-    display(500, 1000, "")  # the first report already says half is done, after no time at all
+    display(500, 1000, "")  # the first report already says half is done (a resumed run), after no time at all
     assert "left" not in stream.getvalue()
     clock.t += 4.0
     display(600, 1000, "")
-    assert "about 2.7 s left" in stream.getvalue()  # 4 s for 10 %: the mean over the run so far
+    assert "about 16 s left" in stream.getvalue()  # 4 s for 10 %: the speed since the first report
     assert re.search(r"\d{4,} ?(it|tiles)/s", stream.getvalue()) is None
 
 

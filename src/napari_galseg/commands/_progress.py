@@ -55,9 +55,10 @@ class ProgressDisplay:
     # -- the callback --------------------------------------------------------------------------
     def __call__(self, done: int, total: int, message: str = "") -> None:
         now = self.clock()
-        self._reported = True
         if total and total > 0:
             percent = min(100.0, 100.0 * max(done, 0) / total)
+            if not self._reported:  # work the first report already counts (a resumed run's) took no time here
+                self._base = (now, percent)
             if self._total is not None and total != self._total:
                 # more (or less) work than announced: the new fraction is the truth, even if lower
                 # than what was shown (a bar held at 100 % while work goes on says nothing)
@@ -69,6 +70,7 @@ class ProgressDisplay:
                 self.percent = max(self.percent, percent)  # within one total: never backwards
             self._total = int(total)
             self.counts = None if self._total_changed or not self.unit else (int(done), int(total))
+        self._reported = True
         if message:
             self.message = message
         if self.tty:
