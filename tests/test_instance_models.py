@@ -62,6 +62,9 @@ def test_maskrcnn_object_beyond_every_anchor_gets_no_anchor():
     anchors = model.rpn.anchor_generator(images, features)
     (matched,), _ = model.rpn.assign_targets_to_anchors(anchors, targets)
     assert 0 < int((matched == 1).sum()) < 20, int((matched == 1).sum())
+    import pickle
+
+    assert type(pickle.loads(pickle.dumps(model)).rpn.proposal_matcher) is type(model.rpn.proposal_matcher)
 
 
 @pytest.mark.parametrize("kind", ["detr", "mask2former"])

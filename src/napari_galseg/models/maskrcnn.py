@@ -19,6 +19,7 @@ What differs from ``torchvision.models.detection.maskrcnn_resnet50_fpn()`` and w
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -113,13 +114,15 @@ def build(architecture: dict | None = None, **overrides) -> nn.Module:
         box_head=TwoMLPHead(fpn * 7 * 7, 4 * fpn), box_predictor=FastRCNNPredictor(4 * fpn, 2),
         mask_head=MaskRCNNHeads(fpn, [fpn] * int(arch["mask_layers"]), 1), mask_predictor=MaskRCNNPredictor(fpn, fpn, 2),
     )
-    model.rpn.proposal_matcher = _matcher_without_zero_overlap_matches(model.rpn.proposal_matcher)
+    old = model.rpn.proposal_matcher
+    matcher_class = sys.modules[__name__].OverlapOnlyMatcher
+    model.rpn.proposal_matcher = matcher_class(old.high_threshold, old.low_threshold, old.allow_low_quality_matches)
     model.galseg_architecture = arch
     return model
 
 
-def _matcher_without_zero_overlap_matches(matcher):
-    """The RPN's matcher, except that an object overlapping no anchor at all gets no anchor.
+def _overlap_only_matcher_class():
+    """torchvision's RPN matcher, except that an object overlapping no anchor at all gets no anchor.
 
     torchvision gives each object the anchors of its highest IoU even when that IoU is 0 (its
     ``allow_low_quality_matches``): then *every* anchor ties and becomes a positive for that object.
@@ -128,7 +131,9 @@ def _matcher_without_zero_overlap_matches(matcher):
     16 k anchors of the patch turned positive with regression targets dozens of anchor widths long,
     and the RPN's box loss (~5, 90 % of the total) never fell.
     """
-    import torch
+    from ..training.device import avoid_triton_llvm_clash
+
+    avoid_triton_llvm_clash()
     from torchvision.models.detection._utils import Matcher
 
     class OverlapOnlyMatcher(Matcher):
@@ -137,7 +142,17 @@ def _matcher_without_zero_overlap_matches(matcher):
             _, pred_idx = torch.where((match_quality_matrix == highest[:, None]) & (highest[:, None] > 0))
             matches[pred_idx] = all_matches[pred_idx]
 
-    return OverlapOnlyMatcher(matcher.high_threshold, matcher.low_threshold, matcher.allow_low_quality_matches)
+    OverlapOnlyMatcher.__qualname__ = "OverlapOnlyMatcher"  # found by name: models pickle
+    OverlapOnlyMatcher.__module__ = __name__
+    return OverlapOnlyMatcher
+
+
+def __getattr__(name: str):
+    """``OverlapOnlyMatcher`` is made on first use: torchvision's detection package loads only then."""
+    if name == "OverlapOnlyMatcher":
+        cls = globals()[name] = _overlap_only_matcher_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def set_image_size(model: nn.Module, size: int) -> None:
