@@ -39,6 +39,11 @@ def test_train_then_segment_from_the_cli(tmp_path, field_files, method):
     assert labels.shape == (192, 192) and len(table) == labels.max()
     assert {"label", "score", "x_centroid", "ra", "dec"} <= set(table.colnames)
     assert np.all(np.diff(np.sort(table["label"])) == 1)
+    # --catalog naming the file the labels' catalog streams to (the default name, here) is that file
+    out2, named = tmp_path / "again.fits", tmp_path / "again_catalog.ecsv"
+    assert main(["segment", method, img, "--rms", rms, "--model", str(tmp_path / "m"), "-o", str(out2),
+                 "--catalog", str(named)]) == 0
+    assert len(Table.read(named)) == len(table) and np.array_equal(fits.getdata(out2), labels)
     # the other model's folder is refused with one line, no traceback
     other = "detr" if method == "maskrcnn" else "maskrcnn"
     assert main(["segment", other, img, "--model", str(tmp_path / "m"), "-o", str(tmp_path / "x.fits")]) == 2

@@ -11,6 +11,7 @@ method's source catalog (photutils) as ECSV, FITS table or DS9 regions.
 from __future__ import annotations
 
 import argparse
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,11 +237,17 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
         from ..segmenters.photutils.sextractor import weighted_inputs
 
         data, rms = weighted_inputs(sex, data, weight.data)
-    # methods that stream write strip by strip: a 25000² frame is never held as labels in memory
+    # methods that stream write strip by strip: a 25000² frame is never held as labels in memory;
+    # those that stream their catalog too (instance models: ECSV) write it where --catalog says
+    streamed_catalog = (bool(task.catalog) and Path(task.catalog).suffix.lower() == ".ecsv"
+                        and "catalog_path" in inspect.signature(segmenter.predict_to_fits).parameters)
     result = segmenter.predict_to_fits(data, task.output, rms=rms, header=labels_header(image),
-                                       overwrite=task.overwrite, progress=progress)
+                                       overwrite=task.overwrite, progress=progress,
+                                       **({"catalog_path": task.catalog} if streamed_catalog else {}))
     message = f"wrote {task.output}"
-    if task.catalog:
+    if streamed_catalog:
+        message += f" and {task.catalog} ({len(result.catalog)} sources)"
+    elif task.catalog:
         from ..catalog import add_sky_coordinates
         from ..io.catalog import write_catalog
 
