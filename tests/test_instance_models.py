@@ -75,6 +75,39 @@ def test_detr_a_few_steps_lower_the_loss(batch, kind):
     assert np.mean(losses[-2:]) < np.mean(losses[:2]) - 0.5  # set losses fall slowly, but steadily
 
 
+def test_detr_from_scratch_trains_its_whole_backbone(batch):
+    """transformers' DETR freezes its backbone's batch norm and (by a name rule that misses HF
+    ResNets) every backbone weight: from scratch that left a random, unnormalised backbone."""
+    torch.manual_seed(0)
+    model = detr.build(kind="detr", in_channels=1, **TINY_DETR)
+    assert all(p.requires_grad for p in model.parameters())
+    assert not [m for m in model.modules() if "Frozen" in type(m).__name__]
+    stem = model.detr.model.backbone.model.embedder.embedder.convolution.weight
+    before = stem.detach().clone()
+    _train_steps(model, detr.loss, *batch, steps=1, lr=1e-3)
+    assert not torch.equal(before, stem.detach())
+
+
+@pytest.mark.parametrize("kind", ["detr", "mask2former"])
+@pytest.mark.parametrize("stride", [1, 2, 4])
+def test_detr_masks_come_at_the_stem_stride(kind, stride):
+    model = detr.build(kind=kind, in_channels=1, **TINY_DETR, stem_stride=stride).eval()
+    with torch.no_grad():
+        out = model(pixel_values=torch.randn(1, 1, 64, 64))
+    masks = out.pred_masks if kind == "detr" else out.masks_queries_logits
+    assert masks.shape[-2:] == (64 // stride, 64 // stride)
+
+
+def test_detr_folder_saved_before_the_trainable_backbone_still_loads():
+    """Model folders written before ``stem_stride``/``backbone_norm`` existed hold a frozen-norm DETR."""
+    old = {k: v for k, v in {**detr.DEFAULTS, **TINY_DETR, "in_channels": 1}.items()
+           if k not in ("stem_stride", "backbone_norm")}
+    model = detr.rebuild(old)
+    assert [m for m in model.modules() if "Frozen" in type(m).__name__]
+    with pytest.raises(ValueError, match="stem_stride must be one of"):
+        detr.build(kind="detr", in_channels=1, **TINY_DETR, stem_stride=3)
+
+
 def test_maskrcnn_returns_more_than_100_detections_per_patch():
     torch.manual_seed(0)
     model = maskrcnn.build(in_channels=1, **{**TINY_MASKRCNN, "size": 128}, max_detections=300, score_threshold=0.0)

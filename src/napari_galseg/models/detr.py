@@ -16,6 +16,14 @@ Networks come from one of two places, never from the internet:
   divisible by 8 (DETR's mask head concatenates the attention maps of all heads to the features
   and uses GroupNorm(8)).
 
+Two things transformers' DETR does for a *pretrained* ResNet are wrong for one trained from scratch,
+and :func:`build` undoes them (``backbone_norm="batch"``): it replaces every batch norm of the
+backbone by a frozen one (identity statistics on a new network), and its rule for which backbone
+parameters train ("stage.1/2/3" in the name) matches none of the HF ResNet's ("stages.1"...), so
+the whole backbone stayed frozen at its random initialisation. ``stem_stride`` < 4 drops the
+ResNet stem's stride-2 convolution and/or its max pool: DETR's mask head predicts at the stride of
+the first stage, 4 px by default, coarser than half of these galaxies.
+
 Post-processing (:func:`predict`) is the DETR panoptic one reduced to a single class: a query's
 score is its softmax probability of "galaxy"; its mask is its sigmoid mask upsampled to the input;
 queries are painted in decreasing score order onto free pixels (``napari_galseg.instance_tiles``).
@@ -42,7 +50,12 @@ DEFAULTS: dict[str, Any] = {
     "ffn_dim": 256,
     "backbone_widths": [32, 64, 128, 256],
     "backbone_depths": [1, 1, 1, 1],
+    "stem_stride": 4,
+    "backbone_norm": "batch",
 }
+#: what a model folder saved before these fields existed was built with
+_LEGACY = {"stem_stride": 4, "backbone_norm": "frozen"}
+STEM_STRIDES = (1, 2, 4)
 
 
 class PretrainedFolderError(ValueError):
@@ -107,9 +120,43 @@ def build(architecture: dict | None = None, **overrides):
     if unknown:
         raise ValueError(f"unknown DETR architecture fields {sorted(unknown)}")
     _quiet_transformers()
+    if int(arch["stem_stride"]) not in STEM_STRIDES:
+        raise ValueError(f"stem_stride must be one of {STEM_STRIDES}, got {arch['stem_stride']}")
+    if arch["backbone_norm"] not in ("batch", "frozen"):
+        raise ValueError(f"backbone_norm must be 'batch' or 'frozen', got {arch['backbone_norm']!r}")
     model = _model_class(arch["kind"])(make_config(arch))
+    resnet = _resnet(model)
+    _set_stem_stride(resnet, int(arch["stem_stride"]))
+    if arch["backbone_norm"] == "batch":
+        _make_trainable(resnet)
     model.galseg_architecture = arch
     return model
+
+
+def _resnet(model) -> torch.nn.Module:
+    """The HF ResNet (embedder + encoder stages) inside a DETR or Mask2Former."""
+    if hasattr(model, "detr"):
+        return model.detr.model.backbone.model
+    return model.model.pixel_level_module.encoder
+
+
+def _set_stem_stride(resnet, stride: int) -> None:
+    """ResNet's stem is a stride-2 7x7 convolution and a stride-2 max pool: keep what ``stride`` needs."""
+    stem = resnet.embedder
+    if stride < 4:
+        stem.pooler = torch.nn.Identity()
+    if stride < 2:
+        stem.embedder.convolution.stride = (1, 1)
+
+
+def _make_trainable(resnet) -> None:
+    """Batch norm that learns in place of DETR's frozen one, and every backbone parameter trainable."""
+    for parent in list(resnet.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child).__name__ == "DetrFrozenBatchNorm2d":
+                setattr(parent, name, torch.nn.BatchNorm2d(child.weight.numel()))
+    for parameter in resnet.parameters():
+        parameter.requires_grad_(True)
 
 
 def pretrained_kind(folder: str | Path) -> str:
@@ -151,9 +198,18 @@ def from_pretrained(folder: str | Path, in_channels: int, num_queries: int):
     if int(channels) != int(in_channels):
         raise PretrainedFolderError(f"{folder} takes {channels}-channel images but the preprocessing recipe makes "
                                     f"{in_channels}; choose a recipe with {channels} channels")
+    _fine_tune_stages(model)
     model.galseg_architecture = {**DEFAULTS, "kind": kind, "in_channels": int(in_channels),
-                                 "num_queries": int(num_queries), "pretrained": model.config.to_dict()}
+                                 "num_queries": int(num_queries), "backbone_norm": "frozen",
+                                 "pretrained": model.config.to_dict()}
     return model
+
+
+def _fine_tune_stages(model) -> None:
+    """A pretrained DETR trains backbone stages 1-3 (DETR's intent; its name rule misses HF ResNets)."""
+    if hasattr(model, "detr"):
+        for name, parameter in _resnet(model).named_parameters():
+            parameter.requires_grad_(any(f"stages.{k}." in name for k in (1, 2, 3)))
 
 
 def rebuild(arch: dict):
@@ -164,9 +220,10 @@ def rebuild(arch: dict):
         cls = _model_class(kind)
         config = cls.config_class.from_dict(arch["pretrained"])
         model = cls(config)
+        _fine_tune_stages(model)
         model.galseg_architecture = arch
         return model
-    return build(arch)
+    return build({**_LEGACY, **arch})
 
 
 # -- training ------------------------------------------------------------------------------------

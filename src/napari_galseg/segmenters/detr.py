@@ -40,6 +40,9 @@ class DetrParams(InstanceParams):
     backbone_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     #: residual blocks per backbone stage
     backbone_depths: list[int] = field(default_factory=lambda: [1, 1, 1, 1])
+    #: stride of the backbone's stem (4 = ResNet's; 2 or 1 drop its pool / strided conv): the masks are
+    #: predicted at this stride, so small galaxies need it low, at 2-4x the time per step
+    stem_stride: int = 4
     #: queries scoring below this are not kept
     score_threshold: float = 0.3
 
@@ -74,7 +77,7 @@ class DetrSegmenter(InstanceSegmenter):
             return detr.from_pretrained(p.pretrained, in_channels, queries)
         return detr.build(kind=p.kind, in_channels=in_channels, num_queries=queries, d_model=p.d_model, heads=p.heads,
                           encoder_layers=p.encoder_layers, decoder_layers=p.decoder_layers, ffn_dim=p.ffn_dim,
-                          backbone_widths=list(p.backbone_widths), backbone_depths=list(p.backbone_depths))
+                          backbone_widths=list(p.backbone_widths), backbone_depths=list(p.backbone_depths), stem_stride=p.stem_stride)
 
     def rebuild_net(self, architecture: dict):
         from ..models import detr
