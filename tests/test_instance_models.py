@@ -236,3 +236,20 @@ def test_local_pretrained_folder_checks(tmp_path):
         detr.from_pretrained(tmp_path / "bert", 3, 60)
     with pytest.raises(detr.PretrainedFolderError, match="no config.json"):
         detr.from_pretrained(tmp_path, 3, 60)
+
+
+def test_detr_predicts_on_tiles_of_its_training_patch_size(tmp_path, small_field):
+    """The query cap and the image-normalised position code were learned on patches of that size."""
+    from napari_galseg.segmenters import get
+
+    tiny = {k: v for k, v in SEG_TINY.items() if k not in ("tile_size", "tile_overlap")}
+    seg = get("detr")(**tiny, d_model=32, encoder_layers=1, decoder_layers=1, ffn_dim=64, backbone_widths=[8, 16, 32, 64])
+    assert seg.run_options.tile_size == 256
+    seg.fit(small_field.image, small_field.truth, small_field.rms)
+    assert (seg.run_options.tile_size, seg.run_options.tile_overlap) == (64, 16)
+    seg.save(tmp_path / "m")
+    assert type(seg).load(tmp_path / "m").run_options.tile_size == 64
+    chosen = get("detr")(**SEG_TINY, d_model=32, encoder_layers=1, decoder_layers=1, ffn_dim=64,
+                         backbone_widths=[8, 16, 32, 64])
+    chosen.fit(small_field.image, small_field.truth, small_field.rms)
+    assert chosen.run_options.tile_size == 128  # a tile size the user chose is kept

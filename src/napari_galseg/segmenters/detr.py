@@ -10,6 +10,7 @@ which the tile overlap cannot recover: raise ``num_queries`` for denser fields.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -57,6 +58,16 @@ class DetrSegmenter(InstanceSegmenter):
     run_defaults = {"tile_size": 256, "tile_overlap": 64, "tile_batch": 4}
     #: transformers need a gentler step than the CNNs
     train_defaults = {**INSTANCE_TRAIN_DEFAULTS, "lr": 2e-4}
+
+    def _fit(self, image, truth, rms, progress, **kwargs) -> None:
+        """Train, then (tile size left at its default) predict on tiles of the training patch size:
+        the query cap was sized for that many objects, and the sine position code is normalised
+        to the image, so a larger tile is a differently scaled picture to the transformer (a model
+        trained on 128² patches scored segm AP 0.098 on 128² tiles and 0.000 on one 512² tile)."""
+        super()._fit(image, truth, rms, progress, **kwargs)
+        patch, run = int(self.train_config.patch_size), self.run_options
+        if run.tile_size == self.run_defaults["tile_size"] and patch != run.tile_size:
+            self.run_options = dataclasses.replace(run, tile_size=patch, tile_overlap=min(run.tile_overlap, patch // 4))
 
     def _queries(self, train_data) -> int:
         from ..training.instances import most_objects_per_patch
