@@ -106,6 +106,11 @@ def test_detr_folder_saved_before_the_trainable_backbone_still_loads():
     assert [m for m in model.modules() if "Frozen" in type(m).__name__]
     with pytest.raises(ValueError, match="stem_stride must be one of"):
         detr.build(kind="detr", in_channels=1, **TINY_DETR, stem_stride=3)
+    from napari_galseg.segmenters import get
+    from napari_galseg.settings import SettingError
+
+    with pytest.raises(SettingError, match="stem_stride must be 1, 2 or 4"):
+        get("detr")().configure(stem_stride="3")
 
 
 def test_maskrcnn_returns_more_than_100_detections_per_patch():

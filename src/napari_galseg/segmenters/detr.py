@@ -47,6 +47,10 @@ class DetrParams(InstanceParams):
     #: queries scoring below this are not kept
     score_threshold: float = 0.3
 
+    def __post_init__(self):
+        if self.stem_stride not in (1, 2, 4):
+            raise ValueError(f"stem_stride must be 1, 2 or 4, got {self.stem_stride}")
+
 
 class DetrSegmenter(InstanceSegmenter):
     """DETR panoptic (or Mask2Former) for galaxies: per-query masks and scores, tiled over any frame."""
