@@ -199,7 +199,7 @@ def test_segmenter_trains_predicts_saves_and_loads(tmp_path, small_field, name, 
     assert len(result.scores) == labels.max() + 1 and np.isnan(result.scores[0])
     assert len(result.catalog) == labels.max() and set(result.catalog["label"]) == set(range(1, labels.max() + 1))
     caps = type(seg).capabilities
-    assert caps.scored and caps.trainable and caps.streams_to_fits and caps.catalog
+    assert caps.scored and caps.trainable and caps.streams_to_fits and caps.streams_catalog and caps.catalog
     for region in [(64, 192, 64, 192), (10, 70, 150, 256)]:  # inside, and at the frame's edge
         window = seg.predict(f.image, f.rms, region=region)
         y0, y1, x0, x1 = region

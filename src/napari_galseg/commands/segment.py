@@ -11,7 +11,6 @@ method's source catalog (photutils) as ECSV, FITS table or DS9 regions.
 from __future__ import annotations
 
 import argparse
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,7 +239,7 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
     # methods that stream write strip by strip: a 25000² frame is never held as labels in memory;
     # those that stream their catalog too (instance models: ECSV) write it where --catalog says
     streamed_catalog = (bool(task.catalog) and Path(task.catalog).suffix.lower() == ".ecsv"
-                        and "catalog_path" in inspect.signature(segmenter.predict_to_fits).parameters)
+                        and segmenter.capabilities.streams_catalog)
     result = segmenter.predict_to_fits(data, task.output, rms=rms, header=labels_header(image),
                                        overwrite=task.overwrite, progress=progress,
                                        **({"catalog_path": task.catalog} if streamed_catalog else {}))

@@ -40,6 +40,8 @@ class Capabilities:
     region_equals_crop: bool = False
     #: ``predict_to_fits`` writes a frame of any size in bounded memory
     streams_to_fits: bool = False
+    #: ... and streams the scored catalog beside it, as ECSV, to its ``catalog_path``
+    streams_catalog: bool = False
     #: ``Segmentation.scores`` holds a score per instance
     scored: bool = False
     #: the method cannot run without an rms map

@@ -66,7 +66,7 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
     #: ``margin``) of it, painted in the whole-frame order: the crop of the whole-frame labels
     #: (region_equals_crop; see :meth:`predict_instances` for the one case it does not cover)
     capabilities = Capabilities(trainable=True, region_with_context=True, region_equals_crop=True,
-                                streams_to_fits=True, scored=True, uses_device=True, catalog=True,
+                                streams_to_fits=True, streams_catalog=True, scored=True, uses_device=True, catalog=True,
                                 uses_recipe=True, resumable=True)
     run_fields = ("tile_size", "tile_overlap", "tile_batch", "n_threads", "device")
     train_defaults = INSTANCE_TRAIN_DEFAULTS
