@@ -185,7 +185,7 @@ def main(argv=None) -> int:
             labels = fn(test.image, test.rms)
             dt = time.perf_counter() - t
             field[name] = {**scores(labels, test.truth), "seconds": round(dt, 1),
-                           "mpix_per_s": round(test.image.size / dt / 1e6, 3), **extra}
+                           "mpix_per_s": round(test.image.size / max(dt, 1e-9) / 1e6, 3), **extra}
             per_method[name].append(field[name])
             print(f"  {name}: {field[name]}", flush=True)
     results["methods"] = {name: averaged(rows) for name, rows in per_method.items()}
