@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_galseg._atomic import atomic_write_text
 from napari_galseg.metrics import object_metrics, pixel_metrics
 from napari_galseg.synth import make_field
 
@@ -199,9 +200,7 @@ def main(argv=None) -> int:
         spread = f"  {s['iou_min']:.3f}-{s['iou_max']:.3f}" if several else ""
         print(f"{name:<10} {s['iou']:6.3f} {s['dice']:6.3f} {s['completeness']:9.3f} {s['purity']:7.3f}{spread}")
     out = Path(args.json) if args.json else work / "evaluation.json"
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text(json.dumps(results, indent=2, default=str))
-    partial.replace(out)
+    atomic_write_text(out, json.dumps(results, indent=2, default=str))
     print(f"wrote {out}")
     return 0
 
