@@ -32,6 +32,8 @@ from napari_galseg.metrics import object_metrics, pixel_metrics
 from napari_galseg.synth import make_field
 
 THRESHOLDS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+#: U-Net settings a trained model carries (its network, its input's sky subtraction): --set with --model refuses them
+TRAINED_WITH = frozenset({"depth", "base_width", "subtract_background", "background_box", "init_weights"})
 MEANS = ("iou", "dice", "completeness", "purity", "n_pred", "n_true", "mpix_per_s")
 
 
@@ -127,6 +129,17 @@ def main(argv=None) -> int:
         UNetSegmenter(**set_options)  # checked before fields are made and minutes are spent
     except (SettingError, ValueError, TypeError) as exc:
         ap.error(f"--set: {exc}")
+    if args.model:
+        fixed = sorted(set(UNetSegmenter.split(set_options)["train"]) | (set(set_options) & TRAINED_WITH))
+        if fixed:
+            ap.error(f"--set {', '.join(fixed)}: a loaded model was trained with its own; with --model, --set "
+                     "only how it predicts (threshold, seed_threshold, flip_average, min_size, ...)")
+        from napari_galseg.model_folder import ModelFolderError
+
+        try:  # before fields are made: a wrong folder is a one-line error, not a traceback minutes later
+            loaded = UNetSegmenter.load(args.model).configure(**set_options)
+        except (ModelFolderError, SettingError, ValueError) as exc:
+            ap.error(f"--model: {exc}")
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -143,7 +156,7 @@ def main(argv=None) -> int:
                      "test_seeds": args.test_seed, "fields": {}}
 
     if args.model:
-        unet = UNetSegmenter.load(args.model).configure(**set_options)
+        unet = loaded
         model_dir = Path(args.model)
     else:
         overrides = {"epochs": args.epochs, "max_minutes": args.minutes, "patience": 1000,

@@ -258,3 +258,7 @@ def test_detr_predicts_on_tiles_of_its_training_patch_size(tmp_path, small_field
                          backbone_widths=[8, 16, 32, 64])
     chosen.fit(small_field.image, small_field.truth, small_field.rms)
     assert chosen.run_options.tile_size == 128  # a tile size the user chose is kept
+    as_default = get("detr")(**tiny, tile_size=256, d_model=32, encoder_layers=1, decoder_layers=1, ffn_dim=64,
+                             backbone_widths=[8, 16, 32, 64])
+    as_default.fit(small_field.image, small_field.truth, small_field.rms)
+    assert as_default.run_options.tile_size == 256  # even when it is the default's value

@@ -63,14 +63,24 @@ class DetrSegmenter(InstanceSegmenter):
     #: transformers need a gentler step than the CNNs
     train_defaults = {**INSTANCE_TRAIN_DEFAULTS, "lr": 2e-4}
 
+    def __init__(self, params=None, **settings):
+        super().__init__(params, **settings)
+        #: a tile size the user set (even 256, the default's value) is kept after training
+        self._tile_size_chosen = "tile_size" in settings or settings.get("run") is not None
+
+    def configure(self, **settings):
+        super().configure(**settings)
+        self._tile_size_chosen = self._tile_size_chosen or "tile_size" in settings
+        return self
+
     def _fit(self, image, truth, rms, progress, **kwargs) -> None:
-        """Train, then (tile size left at its default) predict on tiles of the training patch size:
+        """Train, then (tile size not chosen by the user) predict on tiles of the training patch size:
         the query cap was sized for that many objects, and the sine position code is normalised
         to the image, so a larger tile is a differently scaled picture to the transformer (a model
         trained on 128² patches scored segm AP 0.098 on 128² tiles and 0.000 on one 512² tile)."""
         super()._fit(image, truth, rms, progress, **kwargs)
         patch, run = int(self.train_config.patch_size), self.run_options
-        if run.tile_size == self.run_defaults["tile_size"] and patch != run.tile_size:
+        if not self._tile_size_chosen and patch != run.tile_size:
             self.run_options = dataclasses.replace(run, tile_size=patch, tile_overlap=min(run.tile_overlap, patch // 4))
 
     def _queries(self, train_data) -> int:
