@@ -10,6 +10,8 @@ untiled check runs each model on a crop of the test field as one tile and as ove
     .venv/bin/python scripts/evaluate_instances.py --train-size 2048 --test-size 1024 --minutes 4
     # on a GPU
     .venv/bin/python scripts/evaluate_instances.py --train-size 4096 --test-size 2048 --minutes 3 --device cuda
+    # a saved model, scored with other post-processing (no training field is made)
+    .venv/bin/python scripts/evaluate_instances.py --load detr=eval-instances/detr --set detr.mask_quality=true
 
 Prints a table and writes ``--json`` (default WORKDIR/evaluation.json).
 """
@@ -27,6 +29,10 @@ from napari_galseg.metrics.coco import GALAXY_AREA_BINS, coco_evaluate
 from napari_galseg.metrics.panoptic import panoptic_quality
 from napari_galseg.synth import make_field
 
+#: what a loaded model may change with --set: how it predicts, not what it learned
+PREDICT_WITH = frozenset({"margin", "iou_threshold", "score_threshold", "mask_threshold", "min_size",
+                          "min_free_fraction", "mask_quality", "tile_size", "tile_overlap", "tile_batch",
+                          "n_threads", "device"})
 KEYS = ("ap", "ap50", "ap75", "ar", "bbox_ap", "bbox_ap50", "ap_small", "ap_medium", "ap_large")
 
 
@@ -83,6 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--test-seed", type=int, default=2)
     ap.add_argument("--minutes", type=float, default=4.0, help="training time budget per model")
     ap.add_argument("--models", default="maskrcnn,detr")
+    ap.add_argument("--load", action="append", default=[], metavar="MODEL=FOLDER",
+                    help="score a saved model folder instead of training that model, e.g. --load detr=eval-instances/detr")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--set", dest="set_options", action="append", default=[], metavar="MODEL.KEY=VALUE",
                     help="a model parameter, e.g. --set maskrcnn.lr=2e-3 --set detr.d_model=128")
@@ -92,38 +100,55 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
+    from napari_galseg.model_folder import ModelFolderError
     from napari_galseg.segmenters import get
+    from napari_galseg.settings import SettingError
+
+    settings: dict[str, dict] = {}
+    for item in args.set_options:
+        key, _, value = item.partition("=")
+        model_name, _, field = key.partition(".")
+        settings.setdefault(model_name, {})[field] = value
+    loaded = {}
+    for item in args.load:  # checked before fields are made: a wrong folder is one line, not a traceback later
+        name, _, folder = item.partition("=")
+        fixed = sorted(set(settings.get(name, {})) - PREDICT_WITH)
+        if fixed:
+            ap.error(f"--set {', '.join(fixed)}: a loaded model keeps what it was trained with; with --load, "
+                     f"--set only how it predicts ({', '.join(sorted(PREDICT_WITH))})")
+        try:
+            loaded[name] = get(name).load(folder).configure(**{"device": args.device, **settings.get(name, {})})
+        except (ModelFolderError, SettingError, ValueError, KeyError, OSError) as exc:
+            ap.error(f"--load {item}: {exc}")
+    models = list(loaded) if loaded else [m for m in args.models.split(",") if m]
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    train = make_field(size=args.train_size, seed=args.train_seed)
+    train = make_field(size=args.train_size, seed=args.train_seed) if len(loaded) < len(models) or not args.skip_photutils else None
     test = make_field(size=args.test_size, seed=args.test_seed)
-    print(f"fields: train {args.train_size}² seed {args.train_seed}, test {args.test_size}² seed {args.test_seed} "
-          f"({time.perf_counter() - t:.0f}s)", flush=True)
+    print(f"fields: train {args.train_size}² seed {args.train_seed}{'' if train else ' (not needed)'}, "
+          f"test {args.test_size}² seed {args.test_seed} ({time.perf_counter() - t:.0f}s)", flush=True)
     out = Path(args.json) if args.json else work / "evaluation.json"
 
     def save(results) -> None:  # after every method: a run stopped early keeps what it measured
         out.write_text(json.dumps(results, indent=2, default=str))
 
     results: dict = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "methods": {}, "tiled_check": {}}
-    for name in [m for m in args.models.split(",") if m]:
-        overrides = {"epochs": 10_000, "max_minutes": args.minutes, "device": args.device}
-        for item in args.set_options:
-            key, _, value = item.partition("=")
-            model_name, _, field = key.partition(".")
-            if model_name == name:
-                overrides[field] = value
-        model = get(name)(**overrides)
-        t = time.perf_counter()
-        model.fit(train.image, train.truth, train.rms,
-                  callback=lambda r, name=name: print(f"  {name}: " + r.line(), flush=True) if r.kind == "epoch" else None)
-        train_s = time.perf_counter() - t
-        model.save(work / name)
+    for name in models:
+        if name in loaded:
+            model, train_s = loaded[name], None
+        else:
+            model = get(name)(**{"epochs": 10_000, "max_minutes": args.minutes, "device": args.device, **settings.get(name, {})})
+            t = time.perf_counter()
+            model.fit(train.image, train.truth, train.rms,
+                      callback=lambda r, name=name: print(f"  {name}: " + r.line(), flush=True) if r.kind == "epoch" else None)
+            train_s = round(time.perf_counter() - t, 1)
+            model.save(work / name)
         t = time.perf_counter()
         labels, scores, _ = model.predict_instances(test.image, test.rms)
         dt = time.perf_counter() - t
-        results["methods"][name] = {**score(labels, scores, test.truth), "train_seconds": round(train_s, 1),
+        results["methods"][name] = {**score(labels, scores, test.truth), "train_seconds": train_s,
                                     "steps": model.provenance["training"]["steps"], "test_patches": model.metrics.get("test"),
                                     "seconds": round(dt, 1), "mpix_per_s": round(test.image.size / dt / 1e6, 3)}
         print(f"{name}: {results['methods'][name]}", flush=True)

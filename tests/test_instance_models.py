@@ -150,6 +150,24 @@ def test_detr_returns_every_query_above_threshold():
     assert masks.shape == (150, 64, 64) and scores.shape == (150,)
 
 
+@pytest.mark.parametrize("kind", ["detr", "mask2former"])
+def test_detr_mask_quality_scores_are_class_times_mean_mask_probability(kind):
+    model = detr.build(kind=kind, in_channels=1, **TINY_DETR).eval()
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        (masks, by_class), = detr.predict(model, x, score_threshold=0.0)
+        (masks_q, by_quality), = detr.predict(model, x, score_threshold=0.0, mask_quality=True, mask_threshold=0.5)
+    # the same queries, each scored by its class probability times its mean probability inside its mask
+    key = lambda m: tuple(m.flatten()[:8].tolist())
+    class_of = {key(m): float(s) for m, s in zip(masks, by_class)}
+    for m, s in zip(masks_q, by_quality):
+        inside = m > 0.5
+        expect = class_of[key(m)] * (float(m[inside].mean()) if inside.any() else 0.0)
+        assert float(s) == pytest.approx(expect, rel=1e-5, abs=1e-7)
+    assert torch.all(by_quality[:-1] >= by_quality[1:])  # highest first
+    assert len(masks_q) == len(masks) == 40
+
+
 def test_detr_queries_are_twice_the_most_objects_per_patch():
     from napari_galseg.segmenters.detr import DetrSegmenter
 

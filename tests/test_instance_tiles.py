@@ -67,6 +67,28 @@ def test_duplicates_kept_by_two_tiles_are_suppressed_by_mask_iou():
     assert rows[0][3] == 0.9
 
 
+def test_a_remnant_below_min_free_fraction_is_dropped_not_kept_as_a_fragment():
+    layout = TileLayout((100, 100), tile=64, overlap=28)
+    big, small = np.ones((10, 10), bool), np.ones((4, 5), bool)
+    # the 0.8 detection lies 3/4 inside the painted one: IoU 15/105, no duplicate, 5 of 20 pixels free
+    found = [Instance(40, 40, big, 0.9), Instance(47, 45, small, 0.8)]
+    kept = Assembler(layout, iou_threshold=0.5).paint(found)
+    assert [r[4] for r in kept] == [100, 5]  # the remnant is kept as a 5 px fragment by default
+    asm = Assembler(layout, iou_threshold=0.5, min_free_fraction=0.3)
+    assert [r[4] for r in asm.paint(found)] == [100]
+    assert set(np.unique(asm.release(100)[2]).tolist()) == {0, 1}
+    asm = Assembler(layout, iou_threshold=0.5, min_free_fraction=0.25)  # exactly a quarter free: kept
+    assert [r[4] for r in asm.paint(found)] == [100, 5]
+
+
+def test_min_free_fraction_is_checked():
+    from napari_galseg.segmenters import get
+    from napari_galseg.settings import SettingError
+
+    with pytest.raises(SettingError, match="min_free_fraction must be between 0 and 1"):
+        get("maskrcnn")().configure(min_free_fraction=1.5)
+
+
 def test_tiled_equals_untiled_within_001_ap():
     from napari_galseg.metrics.coco import coco_evaluate
     from napari_galseg.synth import make_field

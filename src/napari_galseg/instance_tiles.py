@@ -13,7 +13,9 @@ twice. This module turns per-tile detections into one frame-wide instance map:
 2. **Suppression.** What stays ambiguous (an object kept by two tiles through the margin,
    overlapping masks within one tile) is resolved by mask IoU: instances are painted in decreasing
    score order; one whose mask overlaps an already painted instance with IoU above
-   ``iou_threshold`` is a duplicate and dropped; otherwise it takes only the pixels still free.
+   ``iou_threshold`` is a duplicate and dropped; otherwise it takes only the pixels still free, and
+   is dropped when those are fewer than ``min_free_fraction`` of its mask (a remnant of an object
+   already painted, as DETR and Mask2Former's panoptic post-processing drop them).
 3. **Streaming.** Tiles are processed row by row; after a row, the frame rows no later tile can
    touch are final and leave as a strip with frame-wide ids, with one catalog row per instance
    (id, centroid, score, area, box). Memory holds one tile row of labels.
@@ -195,10 +197,12 @@ class Assembler:
     """Paints owned instances tile row by tile row and hands out finished strips (see module doc)."""
 
     def __init__(self, layout: TileLayout, iou_threshold: float = 0.5, min_size: int = 1, next_id: int = 1,
-                 carry: np.ndarray | None = None, carry_y0: int = 0, areas: dict[int, int] | None = None):
+                 carry: np.ndarray | None = None, carry_y0: int = 0, areas: dict[int, int] | None = None,
+                 *, min_free_fraction: float = 0.0):
         self.layout = layout
         self.iou_threshold = float(iou_threshold)
         self.min_size = int(min_size)
+        self.min_free_fraction = float(min_free_fraction)
         self.next_id = int(next_id)
         self.buf_y0 = int(carry_y0)
         width = layout.shape[1]
@@ -237,7 +241,7 @@ class Assembler:
                 continue
             free = inst.mask & (view == 0)
             n_free = int(free.sum())
-            if n_free < self.min_size:
+            if n_free < self.min_size or n_free < self.min_free_fraction * area:
                 continue
             label = self.next_id
             self.next_id += 1
@@ -263,7 +267,8 @@ Detector = Callable[[list[tuple[int, int, int, int]]], list[list[Instance]]]
 
 
 def iter_instance_strips(detect: Detector, layout: TileLayout, *, margin: float = 4.0, iou_threshold: float = 0.5,
-                         min_size: int = 1, start_row: int = 0, assembler: Assembler | None = None,
+                         min_size: int = 1, min_free_fraction: float = 0.0, start_row: int = 0,
+                         assembler: Assembler | None = None,
                          progress: ProgressCallback | None = None, cancel=None
                          ) -> Iterator[tuple[int, int, int, np.ndarray, list[tuple]]]:
     """Yield ``(tile_row, y0, y1, labels int32, catalog rows)`` per tile row, top to bottom.
@@ -271,7 +276,7 @@ def iter_instance_strips(detect: Detector, layout: TileLayout, *, margin: float 
     ``detect(windows)`` gets the windows of one tile row and returns each tile's instances in frame
     coordinates. ``start_row``/``assembler`` continue an interrupted run.
     """
-    asm = assembler or Assembler(layout, iou_threshold, min_size)
+    asm = assembler or Assembler(layout, iou_threshold, min_size, min_free_fraction=min_free_fraction)
     for r in range(start_row, layout.n_rows):
         if is_cancelled(cancel):
             from .progress import Cancelled
@@ -343,7 +348,8 @@ def _presize(path: Path, shape, header) -> int:
 
 def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike, *, header=None,
                    catalog_path: str | os.PathLike | None = None, overwrite: bool = False, resume: bool = True,
-                   margin: float = 4.0, iou_threshold: float = 0.5, min_size: int = 1, wcs=None, source_key: str = "",
+                   margin: float = 4.0, iou_threshold: float = 0.5, min_size: int = 1, min_free_fraction: float = 0.0,
+                   wcs=None, source_key: str = "",
                    progress: ProgressCallback | None = None, cancel=None) -> tuple[Path, Path]:
     """Labels to ``path`` (int32 FITS) and the scored catalog to ``catalog_path`` (ECSV, default
     beside it), in bounded memory. A ``PATH.partial`` folder holds the work so far; with ``resume``
@@ -359,7 +365,8 @@ def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike
     work = path.with_name(path.name + ".partial")
     state_file = work / "state.json"
     fingerprint = {"shape": list(layout.shape), "tile": layout.tile, "overlap": layout.overlap,
-                   "margin": margin, "iou_threshold": iou_threshold, "min_size": min_size, "source": source_key}
+                   "margin": margin, "iou_threshold": iou_threshold, "min_size": min_size,
+                   "min_free_fraction": min_free_fraction, "source": source_key}
     state = None
     if resume and state_file.exists():
         state = json.loads(state_file.read_text())
@@ -370,7 +377,7 @@ def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike
         work.mkdir(parents=True)
         offset = _presize(work / "labels.fits", layout.shape, _labels_header(layout.shape, header))
         state = {"fingerprint": fingerprint, "next_row": 0, "next_id": 1, "carry_y0": 0, "offset": offset}
-        asm = Assembler(layout, iou_threshold, min_size)
+        asm = Assembler(layout, iou_threshold, min_size, min_free_fraction=min_free_fraction)
     else:
         for stale in work.glob("catalog-*.npy"):  # rows finished after the last saved state
             if int(stale.stem.split("-")[1]) >= state["next_row"]:
@@ -378,7 +385,7 @@ def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike
         carry = np.load(work / f"carry-{state['next_row']:06d}.npy")
         areas = np.load(work / f"areas-{state['next_row']:06d}.npy")
         asm = Assembler(layout, iou_threshold, min_size, state["next_id"], carry, state["carry_y0"],
-                        dict(zip(areas[0].tolist(), areas[1].tolist())))
+                        dict(zip(areas[0].tolist(), areas[1].tolist())), min_free_fraction=min_free_fraction)
     width = layout.shape[1]
     with open(work / "labels.fits", "r+b") as fh:
         for r, y0, _, strip, rows in iter_instance_strips(detect, layout, margin=margin, iou_threshold=iou_threshold,

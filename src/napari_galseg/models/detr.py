@@ -25,7 +25,8 @@ ResNet stem's stride-2 convolution and/or its max pool: DETR's mask head predict
 the first stage, 4 px by default, coarser than half of these galaxies.
 
 Post-processing (:func:`predict`) is the DETR panoptic one reduced to a single class: a query's
-score is its softmax probability of "galaxy"; its mask is its sigmoid mask upsampled to the input;
+score is its softmax probability of "galaxy" (times its mean mask probability with ``mask_quality``,
+as Mask2Former scores instances); its mask is its sigmoid mask upsampled to the input;
 queries are painted in decreasing score order onto free pixels (``napari_galseg.instance_tiles``).
 """
 from __future__ import annotations
@@ -257,8 +258,15 @@ def loss(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return out.loss
 
 
-def predict(model, inputs: torch.Tensor, score_threshold: float = 0.3) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per image: (mask probabilities (N, h, w) at input size, scores (N,)), highest score first."""
+def predict(model, inputs: torch.Tensor, score_threshold: float = 0.3, mask_quality: bool = False,
+            mask_threshold: float = 0.5) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per image: (mask probabilities (N, h, w) at input size, scores (N,)), highest score first.
+
+    A query is kept when its class probability of "galaxy" exceeds ``score_threshold``. Its score is
+    that probability, or with ``mask_quality`` that probability times the mean mask probability over
+    its mask's pixels (Mask2Former's instance score): a query sure of "galaxy" but unsure where the
+    galaxy is then ranks below one sure of both.
+    """
     out = model(pixel_values=inputs)
     if model.galseg_architecture["kind"] == "detr":
         logits, masks = out.logits, out.pred_masks
@@ -268,11 +276,15 @@ def predict(model, inputs: torch.Tensor, score_threshold: float = 0.3) -> list[t
     result = []
     for s, m in zip(scores, masks):
         keep = torch.nonzero(s > score_threshold).flatten()
-        keep = keep[torch.argsort(s[keep], descending=True)]
         if keep.numel():
             prob = F.interpolate(m[keep][None].float(), size=inputs.shape[-2:], mode="bilinear", align_corners=False)[0]
             prob = prob.sigmoid()
         else:
             prob = torch.zeros((0, *inputs.shape[-2:]), device=inputs.device)
-        result.append((prob, s[keep]))
+        score = s[keep]
+        if mask_quality and keep.numel():
+            inside = (prob > mask_threshold).flatten(1)
+            score = score * (prob.flatten(1) * inside).sum(1) / inside.sum(1).clamp(min=1)
+        order = torch.argsort(score, descending=True)
+        result.append((prob[order], score[order]))
     return result

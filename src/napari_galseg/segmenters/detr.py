@@ -44,10 +44,14 @@ class DetrParams(InstanceParams):
     #: stride of the backbone's stem (4 = ResNet's; 2 or 1 drop its pool / strided conv): the masks are
     #: predicted at this stride, so small galaxies need it low, at 2-4x the time per step
     stem_stride: int = 4
-    #: queries scoring below this are not kept
+    #: queries whose class probability of "galaxy" is below this are not kept
     score_threshold: float = 0.3
+    #: score = class probability x mean mask probability over the mask (Mask2Former's instance
+    #: score), so that ill-placed masks rank low; otherwise the class probability alone
+    mask_quality: bool = False
 
     def __post_init__(self):
+        super().__post_init__()
         if self.stem_stride not in (1, 2, 4):
             raise ValueError(f"stem_stride must be 1, 2 or 4, got {self.stem_stride}")
 
@@ -117,4 +121,5 @@ class DetrSegmenter(InstanceSegmenter):
     def predict_batch(self, inputs):
         from ..models import detr
 
-        return detr.predict(self._require_net(), inputs, self.params.score_threshold)
+        p = self.params
+        return detr.predict(self._require_net(), inputs, p.score_threshold, p.mask_quality, p.mask_threshold)

@@ -48,8 +48,15 @@ class InstanceParams:
     mask_threshold: float = 0.5
     #: smallest object kept, in pixels
     min_size: int = 3
+    #: a detection left with fewer free pixels than this fraction of its mask (the rest taken by
+    #: higher-scoring ones) is dropped rather than kept as a fragment; 0 keeps every fragment
+    min_free_fraction: float = 0.0
     #: start training from this local weights file or folder (never downloaded)
     init_weights: str = ""
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_free_fraction <= 1.0:
+            raise ValueError(f"min_free_fraction must be between 0 and 1, got {self.min_free_fraction}")
 
 
 #: training settings of the instance models where they differ from the shared defaults: small
@@ -174,7 +181,8 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
                 inputs, labels = dataset[i]
                 output, = self.predict_batch(torch.from_numpy(inputs[None]).to(device))
                 layout = TileLayout(labels.shape, max(labels.shape), 0)
-                asm = Assembler(layout, self.params.iou_threshold, self.params.min_size)
+                asm = Assembler(layout, self.params.iou_threshold, self.params.min_size,
+                                min_free_fraction=self.params.min_free_fraction)
                 rows = asm.paint(tile_instances(output, 0, 0, *labels.shape, self.params.mask_threshold))
                 preds.append(asm.release(labels.shape[0])[2])
                 truths.append(labels)
@@ -267,7 +275,7 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
             rms = _Window(rms, outer) if rms is not None else None
         detect = self.detector(image, rms, sky_subtracted=True)
         labels, scores, rows = assemble(detect, layout, margin=p.margin, iou_threshold=p.iou_threshold,
-                                        min_size=p.min_size, progress=progress)
+                                        min_size=p.min_size, min_free_fraction=p.min_free_fraction, progress=progress)
         table = catalog_table(rows)
         if region is None:
             return labels, scores, table
@@ -297,7 +305,8 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
         p = self.params
         out, cat = stream_to_fits(self.detector(image, rms), self.layout(tuple(np.shape(image))), path, header=header,
                                   catalog_path=catalog_path, overwrite=overwrite, resume=resume, margin=p.margin,
-                                  iou_threshold=p.iou_threshold, min_size=p.min_size, wcs=_wcs_of(header),
+                                  iou_threshold=p.iou_threshold, min_size=p.min_size,
+                                  min_free_fraction=p.min_free_fraction, wcs=_wcs_of(header),
                                   source_key=self._fingerprint(image, rms), progress=reporter(progress, cancel))
         table = Table.read(cat, format="ascii.ecsv")
         scores = np.full(int(table["label"].max(initial=0)) + 1, np.nan)
