@@ -1,23 +1,17 @@
 """scripts/evaluate_instances.py scores a saved model with other post-processing (``--load``), and
 refuses wrong arguments in one line before it makes fields."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from script_helpers import load_script, one_error_line
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluate_instances.py"
-
 
 @pytest.fixture(scope="module")
 def evaluate_instances():
-    spec = importlib.util.spec_from_file_location("evaluate_instances", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("evaluate_instances")
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +29,6 @@ def detr_folder(tmp_path_factory):
     return folder
 
 
-def _error(module, capsys, argv) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        module.main(argv)
-    assert exit_info.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
-    assert len(lines) == 1
-    return lines[0]
-
-
 def test_a_loaded_model_is_scored_with_the_post_processing_set(evaluate_instances, detr_folder, tmp_path):
     work = tmp_path / "w"
     argv = ["--load", f"detr={detr_folder}", "--test-size", "256", "--skip-photutils", "--tiled-crop", "0",
@@ -55,18 +40,18 @@ def test_a_loaded_model_is_scored_with_the_post_processing_set(evaluate_instance
 
 
 def test_settings_a_loaded_model_was_trained_with_are_refused(evaluate_instances, detr_folder, capsys, tmp_path):
-    line = _error(evaluate_instances, capsys, ["--load", f"detr={detr_folder}", "--set", "detr.d_model=128",
+    line = one_error_line(evaluate_instances, capsys, ["--load", f"detr={detr_folder}", "--set", "detr.d_model=128",
                                                "--set", "detr.lr=1e-3", "--workdir", str(tmp_path / "w")])
     assert "d_model, lr" in line and "how it predicts" in line
     assert not (tmp_path / "w").exists()
 
 
 def test_a_missing_model_folder_is_one_line(evaluate_instances, capsys, tmp_path):
-    line = _error(evaluate_instances, capsys, ["--load", f"detr={tmp_path / 'nope'}", "--workdir", str(tmp_path / "w")])
+    line = one_error_line(evaluate_instances, capsys, ["--load", f"detr={tmp_path / 'nope'}", "--workdir", str(tmp_path / "w")])
     assert "--load" in line and "nope" in line
     assert not (tmp_path / "w").exists()
 
 
 def test_a_wrong_post_processing_value_is_one_line(evaluate_instances, detr_folder, capsys, tmp_path):
-    line = _error(evaluate_instances, capsys, ["--load", f"detr={detr_folder}", "--set", "detr.min_free_fraction=2"])
+    line = one_error_line(evaluate_instances, capsys, ["--load", f"detr={detr_folder}", "--set", "detr.min_free_fraction=2"])
     assert "min_free_fraction must be between 0 and 1" in line
