@@ -58,6 +58,11 @@ class InstanceParams:
         if not 0.0 <= self.min_free_fraction <= 1.0:
             raise ValueError(f"min_free_fraction must be between 0 and 1, got {self.min_free_fraction}")
 
+    def paint_rules(self) -> dict:
+        """How detections are painted (:class:`~napari_galseg.instance_tiles.Assembler`'s rules), as keywords."""
+        return {"iou_threshold": self.iou_threshold, "min_size": self.min_size,
+                "min_free_fraction": self.min_free_fraction}
+
 
 #: training settings of the instance models where they differ from the shared defaults: small
 #: batches (a CPU step of Mask R-CNN takes seconds), no early stopping (detection losses are noisy
@@ -181,8 +186,7 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
                 inputs, labels = dataset[i]
                 output, = self.predict_batch(torch.from_numpy(inputs[None]).to(device))
                 layout = TileLayout(labels.shape, max(labels.shape), 0)
-                asm = Assembler(layout, self.params.iou_threshold, self.params.min_size,
-                                min_free_fraction=self.params.min_free_fraction)
+                asm = Assembler(layout, **self.params.paint_rules())
                 rows = asm.paint(tile_instances(output, 0, 0, *labels.shape, self.params.mask_threshold))
                 preds.append(asm.release(labels.shape[0])[2])
                 truths.append(labels)
@@ -274,8 +278,7 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
             image = _Window(image, outer)
             rms = _Window(rms, outer) if rms is not None else None
         detect = self.detector(image, rms, sky_subtracted=True)
-        labels, scores, rows = assemble(detect, layout, margin=p.margin, iou_threshold=p.iou_threshold,
-                                        min_size=p.min_size, min_free_fraction=p.min_free_fraction, progress=progress)
+        labels, scores, rows = assemble(detect, layout, margin=p.margin, progress=progress, **p.paint_rules())
         table = catalog_table(rows)
         if region is None:
             return labels, scores, table
@@ -305,8 +308,7 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
         p = self.params
         out, cat = stream_to_fits(self.detector(image, rms), self.layout(tuple(np.shape(image))), path, header=header,
                                   catalog_path=catalog_path, overwrite=overwrite, resume=resume, margin=p.margin,
-                                  iou_threshold=p.iou_threshold, min_size=p.min_size,
-                                  min_free_fraction=p.min_free_fraction, wcs=_wcs_of(header),
+                                  **p.paint_rules(), wcs=_wcs_of(header),
                                   source_key=self._fingerprint(image, rms), progress=reporter(progress, cancel))
         table = Table.read(cat, format="ascii.ecsv")
         scores = np.full(int(table["label"].max(initial=0)) + 1, np.nan)
