@@ -7,7 +7,7 @@ Run on demand (not part of the test suite):
     .venv/bin/python benchmarks/bench_quality.py --methods photutils sep --set photutils nsigma=2.5
 
 Fields (``FIELDS``; seeds 201+ — none was used while choosing any default): the built-in generator
-(:mod:`napari_galseg.synth`) and GalSim (:mod:`napari_galseg.synth_galsim`, bulge + disk galaxies,
+(:mod:`napari_galseg.synth`) and GalSim (:mod:`napari_galseg.synth.galsim_backend`, bulge + disk galaxies,
 blends) with Moffat, Gaussian and Kolmogorov PSFs of 2.5–4 px FWHM, densities 400–1200 galaxies per
 Mpix and skies 120–400 e⁻ (depths). Truth reaches 0.5σ per pixel in both generators.
 
@@ -45,7 +45,7 @@ TRAIN_SEED = 200
 def make(name: str, size: int):
     kind, seed, options = FIELDS[name]
     if kind == "galsim":
-        from napari_galseg.synth_galsim import make_galsim_field
+        from napari_galseg.synth.galsim_backend import make_galsim_field
 
         return make_galsim_field(size, seed, **options)
     from napari_galseg.synth import make_field

@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     field_options = json.loads(args.field_options)
     if args.generator == "galsim":
-        from napari_galseg.synth_galsim import make_galsim_field as make
+        from napari_galseg.synth.galsim_backend import make_galsim_field as make
     else:
         make = make_field
     train = make(args.train_size, seed=args.train_seed, **field_options)

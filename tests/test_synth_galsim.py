@@ -7,7 +7,7 @@ from astropy.table import Table
 galsim = pytest.importorskip("galsim")
 
 from napari_galseg.cli import main
-from napari_galseg.synth_galsim import make_galsim_field
+from napari_galseg.synth.galsim_backend import make_galsim_field
 
 
 @pytest.fixture(scope="module")

@@ -264,3 +264,47 @@ class SkySubtracted:
     def __array__(self, dtype=None, copy=None):
         out = self[:, :]
         return out if dtype is None else out.astype(dtype)
+
+
+class MeshMap:
+    """One map of a :class:`MeshBackground` (``"rms"`` or ``"bkg"``) as a read-only, lazy 2-D
+    array-like: slicing evaluates the mesh over that window only, so an estimated noise map of a
+    25000² frame costs the mesh, never a frame-sized array."""
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, mesh: MeshBackground, name: str = "rms"):
+        if name not in ("rms", "bkg"):
+            raise ValueError(f"a mesh map is 'rms' or 'bkg', got {name!r}")
+        self.mesh, self.name, self.shape = mesh, name, tuple(mesh.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(k, slice) for k in key):
+            raise TypeError("MeshMap supports 2-D slicing only, e.g. rms[y0:y1, x0:x1] or rms[::8, ::8]")
+        ys, xs = (range(*k.indices(n)) for k, n in zip(key, self.shape))
+        if ys.step < 1 or xs.step < 1:
+            raise ValueError("MeshMap does not support negative steps")
+        if not len(ys) or not len(xs):
+            return np.zeros((len(ys), len(xs)), np.float32)
+        return self.mesh.evaluate(self.name, (slice(ys.start, ys.stop), slice(xs.start, xs.stop)),
+                                  step=(ys.step, xs.step))
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype)
+
+
+#: the sky boxes of an estimated noise map: 128 px rather than the detection mesh's 64 px, whose
+#: boxes hold more galaxy light and read the noise a few percent high on crowded fields
+NOISE_BOX = 128
+
+
+def estimate_rms_map(image, box_size: int = NOISE_BOX, n_threads: int = 1) -> MeshMap:
+    """The 1σ noise map of a frame that came without one: the σ-clipped scatter of sky boxes
+    (the Background2D mesh), smooth and lazy (see :class:`MeshMap`). Its ``.mesh.rms_median`` is
+    the frame's typical noise."""
+    return MeshMap(estimate_mesh(image, box_size=box_size, n_threads=n_threads), "rms")

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         from ..cli import CliError
 
         try:
-            from ..synth_galsim import write_galsim_field
+            from ..synth.galsim_backend import write_galsim_field
 
             paths = write_galsim_field(args.out_dir, args.size, args.seed, overwrite=args.overwrite, **options)
         except ImportError as exc:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .synth import FIELD_FILES, FieldOptions, SyntheticField, _exposure, _sky, field_header, field_wcs
+from .builtin import FIELD_FILES, FieldOptions, SyntheticField, _exposure, _sky, field_header, field_wcs
 
 PSFS = ("moffat", "kolmogorov")
 
@@ -232,7 +232,7 @@ def write_galsim_field(out_dir: str | os.PathLike, size: int | tuple[int, int] =
     writes; existing files refused unless ``overwrite``)."""
     from astropy.io import fits
 
-    from ._atomic import atomic_path
+    from .._atomic import atomic_path
 
     out_dir = Path(out_dir)
     targets = {k: out_dir / v for k, v in FIELD_FILES.items()}
@@ -244,7 +244,7 @@ def write_galsim_field(out_dir: str | os.PathLike, size: int | tuple[int, int] =
     field = make_galsim_field(size, seed, **options)
     out_dir.mkdir(parents=True, exist_ok=True)
     header = field_header(field.shape, seed, field.options)
-    header["SYNBACK"] = ("galsim", "napari_galseg.synth_galsim")
+    header["SYNBACK"] = ("galsim", "napari_galseg.synth.galsim_backend")
     contents = {"image": "image", "rms": "rms", "truth": "segmentation"}
     for key in FIELD_FILES:
         hdu = fits.PrimaryHDU(getattr(field, key), header=header)

@@ -426,7 +426,7 @@ def write_field(
     """
     from astropy.io import fits
 
-    from ._atomic import atomic_path
+    from .._atomic import atomic_path
 
     shape = (size, size) if np.isscalar(size) else tuple(size)
     opt = dataclasses.replace(FieldOptions(), **options)
