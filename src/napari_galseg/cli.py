@@ -16,7 +16,8 @@ import warnings
 
 from . import __version__
 
-SUBCOMMANDS = ("synth", "preprocess", "segment", "evaluate", "train", "jobs", "export", "study", "demo")
+SUBCOMMANDS = ("synth", "describe", "preprocess", "segment", "evaluate", "train", "models", "jobs", "export", "study",
+               "demo")
 
 
 class CliError(Exception):

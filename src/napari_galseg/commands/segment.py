@@ -17,13 +17,16 @@ from pathlib import Path
 DESCRIPTION = """\
 Segment a FITS image with one of the registered methods and write the int32 instance label image
 (0 = sky) with the image's header and WCS. Huge images are processed lazily and written tile by
-tile. Methods that learn from truth (forest, unet, ...) need a model folder from `galseg train`;
-kmeans fits its clusters on the image itself (or reuses a saved model folder's).
+tile. Methods that learn (unet, forest) use their built-in model unless --model names another: a
+built-in name, a model of the models folder (`galseg models list`) or a folder from `galseg train`;
+kmeans fits its clusters on the image itself (or reuses a saved model folder's). Without --rms the
+noise map is estimated from the image, and the output says so.
 `galseg segment METHOD --params` lists every setting --set accepts, with its description.
 Many frames (FRAME1 FRAME2 ... -o DIR) give DIR/NAME_labels.fits (and DIR/NAME_catalog.ecsv) per
 frame; a rerun skips the frames already done. --scheduler runs the work on a dask cluster.
 
 examples:
+  galseg segment unet frame.fits -o labels.fits                  (the built-in U-Net; noise estimated)
   galseg segment photutils field.fits --rms rms.fits -o labels.fits --catalog sources.ecsv
   galseg segment photutils field.fits --set nsigma=2.5 --set deblend=false -o labels.fits
   galseg segment photutils field.fits --set threshold_mode=study --set nsigma=1.5 -o study.fits
@@ -49,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rms", metavar="RMS", action="append",
                    help="noise (1σ rms) map FITS on the same pixel grid; for many frames repeat it once per frame "
                         "(in order) or give one pattern with {name}, the frame's file name without .fits")
-    p.add_argument("--model", metavar="DIR", help="model folder saved by `galseg train` (needed by forest and unet)")
+    p.add_argument("--model", metavar="NAME|DIR",
+                   help="a built-in model's name (unet-general, forest-general), a model of the models folder, or a "
+                        "folder saved by `galseg train`; unet and forest use their built-in model without it")
     p.add_argument("--trust-model", action="store_true",
                    help="also load an old model folder that holds a pickle (.joblib): pickles can run code, "
                         "so only for folders you trust; save it again to convert it")
@@ -91,7 +96,8 @@ def _make_segmenter(cls, args, overrides: dict):
             segmenter = cls.load(args.model)
         return segmenter.configure(**overrides)
     if cls.capabilities.trainable:
-        raise _error(f"{cls.name} must be trained first: run `galseg train {cls.name} ...` and pass its model folder with --model DIR")
+        raise _error(f"{cls.name} has no built-in model and must be trained first: run `galseg train {cls.name} ...` "
+                     "and pass its model folder with --model DIR")
     segmenter = cls(**overrides)
     if args.recipe:
         if not cls.capabilities.uses_recipe:
@@ -100,6 +106,59 @@ def _make_segmenter(cls, args, overrides: dict):
 
         segmenter.recipe = Recipe.load(args.recipe).to_dict()
     return segmenter
+
+
+def _resolve_model(args, cls) -> None:
+    """``--model`` as a folder path: a built-in name, a models-folder name or a path; without
+    ``--model`` a trainable method takes its built-in model (said in one line)."""
+    import sys
+
+    from ..builtin_models import default_model, resolve_model
+    from ..model_folder import ModelFolderError
+
+    if args.model:
+        try:
+            args.model = str(resolve_model(args.model, cls.name))
+        except ModelFolderError as exc:
+            raise _error(str(exc)) from None
+        return
+    if not cls.capabilities.trainable:
+        return
+    try:
+        builtin = default_model(cls.name)
+    except ModelFolderError as exc:
+        raise _error(str(exc)) from None
+    if builtin is not None:
+        args.model = str(builtin.path)
+        print(f"no --model: using the built-in model {builtin.name} (see `galseg models list`)", file=sys.stderr)
+
+
+def model_range_notes(segmenter, image, rms) -> list[str]:
+    """One line per measured condition of the frame outside the model's recorded range (a model
+    that records none — an older folder — gets no check and no warning)."""
+    from ..builtin_models import range_warnings
+
+    valid = (getattr(segmenter, "provenance", None) or {}).get("valid_range")
+    if not valid:
+        return []
+    from ..synth.conditions import measure_conditions
+
+    try:
+        conditions = measure_conditions(image.data, rms, header=getattr(image, "header", None),
+                                        wcs=getattr(image, "wcs", None))
+    except ValueError as exc:  # too small or too empty to measure: say so, segment anyway
+        return [f"the frame's conditions could not be measured ({exc}); the model's range was not checked"]
+    return range_warnings({"valid_range": valid}, conditions)
+
+
+def frame_notes(segmenter, task) -> list[str]:
+    """What the user should know about a run beyond its output: an estimated noise map, a frame
+    outside the model's range (measured only for models that record one)."""
+    notes = []
+    if not task.rms:
+        notes.append(getattr(segmenter, "noise_note", None)
+                     or "no rms map given: the noise was estimated from the image")
+    return notes
 
 
 def _sextractor_config(args, cls):
@@ -226,6 +285,7 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
             raise _error(f"the rms map {task.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
         rms = rms_image.data
     _check_header_writable(image)
+    range_notes = model_range_notes(segmenter, image, rms)
     data = image.data
     if sex is not None and sex.weight_image is not None:
         if task.rms:
@@ -243,7 +303,7 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
     result = segmenter.predict_to_fits(data, task.output, rms=rms, header=labels_header(image),
                                        overwrite=task.overwrite, progress=progress,
                                        **({"catalog_path": task.catalog} if streamed_catalog else {}))
-    message = f"wrote {task.output}"
+    message = "\n".join([*range_notes, *frame_notes(segmenter, task), f"wrote {task.output}"])
     if streamed_catalog:
         message += f" and {task.catalog} ({len(result.catalog)} sources)"
     elif task.catalog:
@@ -278,6 +338,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_set_options(args.overrides)
     if "scheduler" in overrides:
         raise _error("give the dask scheduler as --scheduler ADDRESS, not --set scheduler=")
+    _resolve_model(args, cls)
     sex = _sextractor_config(args, cls) if args.sextractor_config else None
     if sex is not None:
         refuse_inputs_as_outputs([args.output, args.catalog], [args.sextractor_config, sex.weight_image])

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("out_dir", help="folder to write into (created if missing)")
-    p.add_argument("--size", type=int, default=2048, help="side of the square field in pixels (default 2048)")
+    p.add_argument("--size", type=int, default=None,
+                   help="side of the square field in pixels (default 2048; with --like the frame's size, at most 2048)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed and size give the same field")
     p.add_argument("--backend", choices=("builtin", "galsim"), default="builtin",
                    help="builtin: the fast streaming generator (default); galsim: bulge + disk galaxies, Moffat or "
@@ -26,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--psf", default=None, help="PSF profile: moffat or gaussian (builtin), moffat or kolmogorov (galsim)")
     p.add_argument("--psf-fwhm", type=float, default=None, help="PSF FWHM in pixels (default 2.5 builtin, 3.0 galsim)")
     p.add_argument("--density", type=float, default=None, help="galaxies per million pixels (default 700)")
+    p.add_argument("--like", metavar="IMG",
+                   help="make the field like this frame: its measured PSF, noise, sky, density and flux "
+                        "distribution (`galseg describe IMG`), drawn by GalSim with bulge + disk, knotty, irregular "
+                        "and merging galaxies; the frame's conditions go to OUT_DIR/conditions.json")
+    p.add_argument("--rms", metavar="RMS", help="with --like: the frame's noise map; its central part becomes the field's noise")
+    p.add_argument("--hdu", default=None, help="with --like: HDU index or EXTNAME of the frame's image")
     p.add_argument("--overwrite", action="store_true", help="replace existing files in OUT_DIR")
     p.set_defaults(func=run)
 
@@ -33,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import synth
 
+    if args.like:
+        return run_like(args)
+    if args.rms or args.hdu is not None:
+        raise ValueError("--rms and --hdu describe the frame of --like; give --like IMG")
+    args.size = 2048 if args.size is None else args.size
     if args.size < 16:
         raise ValueError(f"--size must be at least 16 px, got {args.size}")
     options = {}
@@ -59,5 +71,61 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(f"synth {args.size}² seed {args.seed}", unit="block") as progress:
         paths = synth.write_field(args.out_dir, args.size, args.seed, overwrite=args.overwrite, progress=progress, **options)
     for path in paths.values():
+        print(path)
+    return 0
+
+
+def measure_frame(image_path: str, rms_path: str | None, hdu=None, psf_fwhm: float | None = None):
+    """Open a frame (and its rms map) and measure its conditions: (FitsImage, rms data, conditions)."""
+    from ..io import open_fits
+    from ..synth.conditions import measure_conditions
+
+    image = open_fits(image_path, hdu=int(hdu) if str(hdu).lstrip("-").isdigit() else hdu)
+    rms = None
+    if rms_path:
+        rms_image = open_fits(rms_path)
+        if rms_image.shape != image.shape:
+            raise ValueError(f"the rms map {rms_path} has shape {rms_image.shape} but the image has {image.shape}; "
+                             "they must be on the same pixel grid")
+        rms = rms_image.data
+    conditions = measure_conditions(image.data, rms, header=image.header, wcs=image.wcs, psf_fwhm=psf_fwhm)
+    return image, rms, conditions
+
+
+def run_like(args: argparse.Namespace) -> int:
+    """``galseg synth OUT --like IMG``: a field with the frame's conditions, and the conditions."""
+    import sys
+
+    from .._atomic import atomic_write_text
+    from ..synth.galsim_backend import refuse_existing_field, save_field
+    from ..synth.like import make_like_field
+
+    if args.backend != "builtin" or args.psf or args.psf_fwhm is not None or args.density is not None:
+        raise ValueError("--like takes the PSF, noise and density from the frame; drop --backend/--psf/--psf-fwhm/--density")
+    from pathlib import Path
+
+    refuse_existing_field(args.out_dir, args.overwrite)
+    if (Path(args.out_dir) / "conditions.json").exists() and not args.overwrite:
+        raise FileExistsError(f"{Path(args.out_dir) / 'conditions.json'} already exists; pick an empty folder or pass --overwrite")
+    image, rms, cond = measure_frame(args.like, args.rms, args.hdu)
+    for note in cond.notes:
+        print(note, file=sys.stderr)
+    size = args.size or min(2048, *image.shape)
+    if size < 64:
+        raise ValueError(f"--size must be at least 64 px with --like, got {size}")
+    field = make_like_field(cond, size, args.seed, rms_map=rms)
+    from ..synth import field_header
+
+    header = field_header(field.shape, args.seed, field.options)
+    header["SYNBACK"] = ("like", "napari_galseg.synth.like: a field made like a frame")
+    paths = save_field(field, args.out_dir, header, overwrite=args.overwrite)
+    conditions_path = paths["image"].parent / "conditions.json"
+    import json
+
+    atomic_write_text(conditions_path, json.dumps(field.catalog.meta["like"], indent=2, default=float) + "\n",
+                      overwrite=args.overwrite)
+    print(f"like {args.like}: PSF {cond.psf_fwhm_px:.2f} px ({cond.psf_kind}, {cond.psf_flag}), noise "
+          f"{cond.noise_rms:.4g}, {cond.density_per_mpix:.0f} sources per Mpix", file=sys.stderr)
+    for path in [*paths.values(), conditions_path]:
         print(path)
     return 0

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..model_folder import file_provenance
 from . import parse_set_options, progress_bar
 
@@ -16,9 +18,15 @@ kept in MODEL_DIR/checkpoints so an interrupted run continues with --resume. Any
 method can be set with --set key=value (e.g. --set base_width=8 --set lr=1e-3); see
 `galseg segment METHOD --params` for the list with defaults.
 
+With --like FRAME the model learns from simulated fields made like that frame (its measured PSF,
+noise, sky, density and flux distribution; `galseg describe FRAME`), never from a truth map of
+the frame: a frame nobody labelled can still get a model of its own. The model folder records the
+conditions it was made for.
+
 Example:
   galseg train unet --image img.fits --rms rms.fits --truth true.fits -o models/unet-1 --epochs 20
   galseg segment unet img2.fits --rms rms2.fits --model models/unet-1 -o labels.fits
+  galseg train unet --like frame.fits --minutes 25 -o models/unet-frame
 """
 
 
@@ -39,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="preprocessing recipe: 'default', 'default+snr' (the U-Net's default with --rms), 'image-only' or a recipe JSON/YAML file")
     p.add_argument("--set", dest="set_options", action="append", metavar="KEY=VALUE",
                    help="set a method parameter (repeatable)")
+    p.add_argument("--like", metavar="FRAME",
+                   help="train on simulated fields made like this frame (no truth map; --image/--truth not used)")
+    p.add_argument("--like-size", type=int, default=2048, help="with --like: side of the simulated field (default 2048)")
+    p.add_argument("--seed", type=int, default=0, help="with --like: seed of the simulated field")
+    p.add_argument("--psf-fwhm", type=float, default=None,
+                   help="with --like: the frame's PSF FWHM in px, when its measurement is not to be trusted")
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints/last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
     p.set_defaults(func=run)
@@ -51,6 +65,36 @@ def _open(path: str):
     return open_fits(path).array
 
 
+def _like_training_field(args, model):
+    """A simulated field like ``--like`` FRAME (image, truth, rms), recorded in the model's provenance."""
+    from ..background import estimate_rms_map
+    from ..preprocess import as_recipe
+    from ..synth.like import make_like_field
+    from .synth import measure_frame
+
+    if args.like_size < 256:
+        raise ValueError(f"--like-size must be at least 256 px, got {args.like_size}")
+    frame, frame_rms, cond = measure_frame(args.like, args.rms, psf_fwhm=args.psf_fwhm)
+    for note in cond.notes:
+        print(note, file=sys.stderr)
+    print(f"like {args.like}: PSF {cond.psf_fwhm_px:.2f} px ({cond.psf_kind}, {cond.psf_flag}), noise "
+          f"{cond.noise_rms:.4g}, {cond.density_per_mpix:.0f} sources per Mpix; simulating a "
+          f"{args.like_size}² field", file=sys.stderr)
+    field = make_like_field(cond, args.like_size, args.seed, rms_map=frame_rms)
+    # the noise map the model trains with is the one it will be given on the frame: the frame's
+    # own map when there is one, else estimated from the pixels as it will be there
+    rms = field.rms if frame_rms is not None else np.asarray(estimate_rms_map(field.image))
+    if model.recipe is None and model.capabilities.uses_recipe:
+        model.recipe = as_recipe("snr").to_dict()  # in units of the noise: the frame's units do not matter
+    fwhm = cond.psf_fwhm_px
+    model.provenance["training"] = {"like": {"frame": file_provenance(args.like), "rms": file_provenance(args.rms),
+                                             "field_size": args.like_size, "seed": args.seed,
+                                             "generator": field.catalog.meta["like"]["options"]}}
+    model.provenance["conditions"] = cond.to_dict()
+    model.provenance["valid_range"] = {"psf_fwhm_px": [round(0.8 * fwhm, 3), round(1.25 * fwhm, 3)]}
+    return field.image, field.truth, rms
+
+
 def run(args: argparse.Namespace) -> int:
     from ..cli import CliError
     from ..segmenters import get
@@ -59,8 +103,14 @@ def run(args: argparse.Namespace) -> int:
         from .jobs import run_spec
 
         return run_spec(args.spec, resume=args.resume)
-    missing = [flag for flag, value in (("METHOD", args.method), ("--image", args.image), ("--truth", args.truth),
-                                        ("-o", args.output)) if not value]
+    if args.like and (args.image or args.truth):
+        raise CliError("--like trains on fields simulated like the frame: drop --image/--truth (or drop --like to "
+                       "train on a truth map)")
+    needed = (("METHOD", args.method), ("-o", args.output)) if args.like else (
+        ("METHOD", args.method), ("--image", args.image), ("--truth", args.truth), ("-o", args.output))
+    missing = [flag for flag, value in needed if not value]
+    if missing and args.like:
+        raise CliError(f"missing {', '.join(missing)}: galseg train METHOD --like FRAME -o MODEL_DIR")
     if missing:
         raise CliError(f"missing {', '.join(missing)}: galseg train METHOD --image IMG --truth TRUE -o MODEL_DIR "
                        "(or galseg train --spec JOB.yaml)")
@@ -86,11 +136,14 @@ def run(args: argparse.Namespace) -> int:
         from ..preprocess import as_recipe
 
         model.recipe = as_recipe(args.recipe).to_dict()
-    image = _open(args.image)
-    truth = _open(args.truth)
-    rms = _open(args.rms) if args.rms else None
-    model.provenance["training"] = {"image": file_provenance(args.image), "rms": file_provenance(args.rms),
-                                    "truth": file_provenance(args.truth)}
+    if args.like:
+        image, truth, rms = _like_training_field(args, model)
+    else:
+        image = _open(args.image)
+        truth = _open(args.truth)
+        rms = _open(args.rms) if args.rms else None
+        model.provenance["training"] = {"image": file_provenance(args.image), "rms": file_provenance(args.rms),
+                                        "truth": file_provenance(args.truth)}
     kwargs = {}
     if cls.capabilities.resumable:
         kwargs["checkpoint_dir"] = out / "checkpoints"

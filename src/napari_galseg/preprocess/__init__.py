@@ -20,7 +20,17 @@ from .normalise import (
                       interval_limits,
                       normalise,
 )
-from .recipe import NAMED_RECIPES, STEPS, Channel, Recipe, as_recipe, default_recipe, image_only_recipe, snr_recipe
+from .recipe import (
+                      NAMED_RECIPES,
+                      STEPS,
+                      Channel,
+                      Recipe,
+                      as_recipe,
+                      default_recipe,
+                      image_only_recipe,
+                      snr_only_recipe,
+                      snr_recipe,
+)
 from .rms import BadRmsWarning, RmsParams, fit_rms_channel, rms_channel
 from .snr import SnrParams, fit_snr, snr_block
 from .stretch import (
@@ -55,6 +65,7 @@ __all__ = [
                       "fit_rms_channel",
                       "fit_stretch",
                       "image_only_recipe",
+                      "snr_only_recipe",
                       "snr_recipe",
                       "SnrParams",
                       "fit_snr",

@@ -317,7 +317,15 @@ def image_only_recipe() -> Recipe:
     return Recipe([c for c in full.channels if c.source == "image"], name="image-only")
 
 
-NAMED_RECIPES = {"default": default_recipe, "default+snr": snr_recipe, "image-only": image_only_recipe}
+def snr_only_recipe() -> Recipe:
+    """The signal-to-noise channel alone: free of the frame's units, zero point and depth (it is in
+    units of the noise), so a model trained on it applies to frames it has never seen — the
+    built-in models' input. Needs an rms map, given or estimated."""
+    return Recipe([Channel("snr", SnrParams(), "image", "snr")], name="snr")
+
+
+NAMED_RECIPES = {"default": default_recipe, "default+snr": snr_recipe, "image-only": image_only_recipe,
+                 "snr": snr_only_recipe}
 
 
 def as_recipe(recipe) -> Recipe | None:

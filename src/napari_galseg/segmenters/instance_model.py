@@ -126,6 +126,7 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
         """Train on one field (image, instance ``truth``, rms) with the shared loop."""
         import torch
 
+        from ..preprocess import as_recipe
         from ..training import device as dev
         from ..training.instances import GridInstanceDataset, InstancePatchDataset, InstanceTask
         from ..training.loop import fit as train_loop
@@ -133,6 +134,8 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
 
         t = self.train_config
         shape = check_field(image, truth, rms)
+        if rms is None and self.recipe is not None and as_recipe(self.recipe).needs_rms:
+            rms = self.noise_map(image, None)  # estimated (noise_note says so)
         image = self.input_image(image)
         recipe = self._fitted_recipe(image, rms)
         split = spatial_split(shape, t.patch_size, t.block_size or None, t.val_fraction, t.test_fraction, t.seed)
@@ -217,7 +220,7 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
             raise ValueError("this model has no preprocessing recipe; it was not trained or saved by napari-galseg")
         recipe = as_recipe(self.recipe)
         if recipe.needs_rms and rms is None:
-            raise ValueError("this model's recipe needs an rms map; pass rms (--rms)")
+            rms = self.noise_map(image, None)  # estimated (noise_note says so)
         p, run = self.params, self.run_options
         device = dev.resolve_device(run.device)
         if device.type == "cpu":

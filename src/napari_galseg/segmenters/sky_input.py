@@ -17,6 +17,27 @@ class SkySubtractedInput:
     """
 
     _sky_cache: tuple | None = None
+    _rms_cache: tuple | None = None
+    #: one line when the last call estimated the noise map because none was given (the CLI and the
+    #: widgets say it), else None
+    noise_note: str | None = None
+
+    def noise_map(self, image, rms):
+        """``rms``, or — when none was given — the noise map estimated from ``image`` (lazy, kept
+        for repeated calls on one frame), with :attr:`noise_note` saying so."""
+        if rms is not None:
+            self.noise_note = None
+            return rms
+        from ..background import estimate_rms_map
+
+        key = (id(image), tuple(np.shape(image)))
+        cached = self._rms_cache
+        if cached is None or cached[0] != key or cached[1] is not image:
+            estimate = estimate_rms_map(image, n_threads=self.run_options.n_threads or (os.cpu_count() or 1))
+            cached = self._rms_cache = (key, image, estimate)
+        self.noise_note = ("no rms map given: the noise was estimated from the image "
+                           f"(median 1σ = {cached[2].mesh.rms_median:.4g})")
+        return cached[2]
 
     def input_image(self, image):
         p = self.params

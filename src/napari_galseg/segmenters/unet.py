@@ -108,8 +108,6 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
             recipe = as_recipe(self.recipe)
         else:  # the study's channels plus signal-to-noise; without an rms map, its image channels only
             recipe = snr_recipe() if rms is not None else image_only_recipe()
-        if recipe.needs_rms and rms is None:
-            raise ValueError(f"the preprocessing recipe {recipe.name!r} needs an rms map; pass rms (--rms)")
         if not recipe.is_fitted:
             recipe = recipe.fit(image, rms)
         return recipe
@@ -128,6 +126,10 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         """
         p, t = self.params, self.train_config
         shape = check_field(image, truth, rms)
+        if rms is None and self.recipe is not None and as_recipe(self.recipe).needs_rms:
+            rms = self.noise_map(image, None)
+        else:
+            self.noise_note = None
         image = self.input_image(image)
         recipe = self._fitted_recipe(image, rms)
         split = spatial_split(shape, t.patch_size, t.block_size or None, t.val_fraction, t.test_fraction, t.seed)
@@ -206,8 +208,6 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         if self.recipe is None:
             raise ValueError("this model has no preprocessing recipe; it was not trained or saved by napari-galseg")
         recipe = as_recipe(self.recipe)
-        if recipe.needs_rms and rms is None:
-            raise ValueError("this model's recipe needs an rms map; pass rms (--rms)")
         if self.params.refit_recipe:
             recipe = recipe.unfitted().fit(image, rms)
         return recipe
@@ -245,6 +245,8 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         """Stream ``(y0, y1, maps)``: blended (probability, distance) rows of the frame or region."""
         self._require_net()
         shape = check_field(image, None, rms)
+        if self.recipe is not None and as_recipe(self.recipe).needs_rms:
+            rms = self.noise_map(image, rms)  # estimated when none was given (noise_note says so)
         image = self.input_image(image)
         recipe = self._inference_recipe(image, rms)
 
