@@ -117,3 +117,19 @@ def range_warnings(model_config_or_card: dict, conditions) -> list[str]:
             lines.append(f"this frame's {key} = {value:.3g} is outside the range the model was made for "
                          f"({lo}–{hi}); its results may be poor: train one like this frame (galseg train METHOD --like IMG)")
     return lines
+
+
+def range_notes(segmenter, image, rms=None, *, header=None, wcs=None) -> list[str]:
+    """The :func:`range_warnings` of a loaded model on a frame: its conditions are measured only
+    when the model records a range (a model that records none — an older folder — is not checked)."""
+    valid = (getattr(segmenter, "provenance", None) or {}).get("valid_range")
+    if not valid:
+        return []
+    from ..synth.conditions import measure_conditions
+
+    try:
+        conditions = measure_conditions(image, rms, header=header, wcs=wcs)
+    except ValueError as exc:  # too small or too empty to measure: say so, segment anyway
+        return [f"the frame's conditions could not be measured ({' '.join(str(exc).split())}); "
+                "the model's range was not checked"]
+    return range_warnings({"valid_range": valid}, conditions)

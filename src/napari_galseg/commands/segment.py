@@ -133,24 +133,6 @@ def _resolve_model(args, cls) -> None:
         print(f"no --model: using the built-in model {builtin.name} (see `galseg models list`)", file=sys.stderr)
 
 
-def model_range_notes(segmenter, image, rms) -> list[str]:
-    """One line per measured condition of the frame outside the model's recorded range (a model
-    that records none — an older folder — gets no check and no warning)."""
-    from ..builtin_models import range_warnings
-
-    valid = (getattr(segmenter, "provenance", None) or {}).get("valid_range")
-    if not valid:
-        return []
-    from ..synth.conditions import measure_conditions
-
-    try:
-        conditions = measure_conditions(image.data, rms, header=getattr(image, "header", None),
-                                        wcs=getattr(image, "wcs", None))
-    except ValueError as exc:  # too small or too empty to measure: say so, segment anyway
-        return [f"the frame's conditions could not be measured ({exc}); the model's range was not checked"]
-    return range_warnings({"valid_range": valid}, conditions)
-
-
 def frame_notes(segmenter, task) -> list[str]:
     """What the user should know about a run beyond its output: an estimated noise map, a frame
     outside the model's range (measured only for models that record one)."""
@@ -285,7 +267,9 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
             raise _error(f"the rms map {task.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
         rms = rms_image.data
     _check_header_writable(image)
-    range_notes = model_range_notes(segmenter, image, rms)
+    from ..builtin_models import range_notes
+
+    range_notes = range_notes(segmenter, image.data, rms, header=image.header, wcs=image.wcs)
     data = image.data
     if sex is not None and sex.weight_image is not None:
         if task.rms:

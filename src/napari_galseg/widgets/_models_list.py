@@ -10,8 +10,8 @@ from qtpy.QtCore import QObject, Signal
 
 from ..model_registry import list_models
 
-#: the first entry of a model list: no registered model chosen
-NONE_CHOSEN = ("— registered models —", "")
+#: the last entry of a model list: no model (train one on a truth layer)
+NONE_CHOSEN = ("— no model (train on truth) —", "")
 
 
 class _ModelsFolder(QObject):
@@ -34,5 +34,10 @@ def models_changed() -> None:
 
 
 def model_choices(method: str) -> list[tuple[str, str]]:
-    """(label, folder) of the registered models of ``method``, newest first, after a "none" entry."""
-    return [NONE_CHOSEN] + [(m.label(), str(m.path)) for m in list_models(method=method)]
+    """(label, folder) of ``method``'s models: the built-in ones first (the default first of all),
+    then the models folder's, newest first, then a "none" entry."""
+    from ..builtin_models import DEFAULTS, list_builtins
+
+    builtins = sorted(list_builtins(method), key=lambda m: m.name != DEFAULTS.get(method))
+    return ([(m.label(), str(m.path)) for m in builtins] + [(m.label(), str(m.path)) for m in list_models(method=method)]
+            + [NONE_CHOSEN])

@@ -158,10 +158,12 @@ class SegmenterWidget(QWidget):
 
     def _segmenter(self) -> Segmenter:
         settings = self.current_settings()
+        if self.model is None and self.segmenter_cls.capabilities.trainable and self.model_choice.value:
+            self._load_model(self.model_choice.value)  # the chosen (by default the built-in) model
         if self.model is not None:
             return self.model.configure(**settings)
         if self.segmenter_cls.capabilities.trainable:
-            raise ValueError("load a model folder or train on a truth layer first")
+            raise ValueError("choose a model, load a model folder or train on a truth layer first")
         return self.segmenter_cls(**settings)
 
     def _inputs(self, field_of_view: bool):
@@ -188,10 +190,18 @@ class SegmenterWidget(QWidget):
             return None
         window = Window.of(region) if field_of_view else None
 
+        header, wcs = image_layer.metadata.get("header"), image_layer.metadata.get("wcs")
+
         def work():
+            from ..builtin_models import range_notes
+
+            notes = range_notes(segmenter, image, rms, header=header, wcs=wcs if hasattr(wcs, "pixel_to_world") else None)
             # methods with region_with_context read the context they need around the view
             result = segmenter.predict(image, rms=rms, region=window, progress=self._relay, cancel=self._cancel_event)
             result.labels = _materialise(result.labels)
+            if rms is None:
+                notes.append(getattr(segmenter, "noise_note", None) or "no rms layer: the noise was estimated from the image")
+            result.notes = notes
             return result, segmenter
 
         return self._start(work, lambda result: self._show_result(result, image_layer, region, field_of_view))
@@ -345,6 +355,10 @@ class SegmenterWidget(QWidget):
         self.status.value = f"{name}: {int(labels.max())} objects" if isinstance(labels, np.ndarray) else name
         if len(layer.features):
             self.status.value += f", scores {layer.features['score'].min():.2f}–{layer.features['score'].max():.2f}"
+        notes = getattr(segmentation, "notes", None) or []
+        if notes:  # an estimated noise map, a frame outside the model's range: said under the result
+            self.status.value += "\n" + "\n".join(notes)
+            layer.metadata["notes"] = list(notes)
         return layer
 
 
