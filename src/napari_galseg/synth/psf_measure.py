@@ -31,8 +31,13 @@ MIN_STAR_BETA = 1.8
 #: relative half-width of the stellar locus in fitted FWHM
 LOCUS_WIDTH = 0.12
 #: Moffat β above which the profile is called Kolmogorov-like: atmospheric (Kolmogorov) seeing is
-#: fitted best by a Moffat of β ≈ 4.8 (Trujillo et al. 2001), instrument-dominated PSFs by β ≈ 2.5–4
-KOLMOGOROV_BETA = 4.3
+#: fitted best by a Moffat of β ≈ 4.8 (Trujillo et al. 2001; ≈ 4.2 when only 1.5 px wide), instrument-dominated PSFs by β ≈ 2.5–3.5
+KOLMOGOROV_BETA = 4.0
+
+
+#: the FWHM reported (flag "default") when no source is bright enough to measure any: a typical
+#: ground-based seeing sampled at ~0.25"/px, to be overridden with --psf-fwhm
+DEFAULT_FWHM = 3.0
 
 
 class PixelMoffat2D(Moffat2D):
@@ -130,8 +135,8 @@ def measure_psf(data: np.ndarray, err: np.ndarray | None, segm, catalog, noise: 
     candidates whose peak reaches 80 % of it."""
     notes: list[str] = []
     if catalog is None or len(catalog) == 0:
-        return PsfMeasurement(fwhm=float("nan"), flag="default", n_sources=0,
-                              notes=["no source detected: no PSF measured"])
+        return PsfMeasurement(fwhm=DEFAULT_FWHM, flag="default", n_sources=0,
+                              notes=[f"no source detected: PSF FWHM {DEFAULT_FWHM:g} px assumed; give --psf-fwhm to set it"])
     ny, nx = data.shape
     peak = np.asarray(catalog.max_value, float)
     xc = np.asarray(catalog.x_centroid, float)
@@ -170,8 +175,9 @@ def measure_psf(data: np.ndarray, err: np.ndarray | None, segm, catalog, noise: 
         # nothing fittable: the moment FWHM of the narrowest bright-enough sources
         bright = np.flatnonzero(np.isfinite(mom) & (snr >= 20))
         if not len(bright):
-            return PsfMeasurement(fwhm=float("nan"), flag="default", n_sources=0,
-                                  notes=["no source bright enough to measure a PSF"])
+            return PsfMeasurement(fwhm=DEFAULT_FWHM, flag="default", n_sources=0,
+                                  notes=[f"no source bright enough to measure a PSF: FWHM {DEFAULT_FWHM:g} px assumed; "
+                                         "give --psf-fwhm to set it"])
         narrow = bright[np.argsort(mom[bright])[:5]]
         return PsfMeasurement(fwhm=float(np.median(mom[narrow])), flag="narrowest", n_sources=len(narrow),
                               ellipticity=float(np.nanmedian(ell[narrow])),
