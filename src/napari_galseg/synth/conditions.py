@@ -130,7 +130,8 @@ def number_counts(flux: np.ndarray, n_bins: int = 20):
     """Log-spaced histogram of source fluxes and the slope of dN/dF ∝ F^-slope above the turnover.
 
     The slope is scipy's maximum-likelihood Pareto fit (``scipy.stats.pareto.fit``, location 0,
-    scale fixed at the turnover: the most populated bin, below which detection is incomplete).
+    scale fixed at the turnover: the upper edge of the most populated bin, below which detection is
+    incomplete).
     Returns (edges, counts, slope or None, turnover flux or None)."""
     from scipy import stats
 
@@ -140,7 +141,7 @@ def number_counts(flux: np.ndarray, n_bins: int = 20):
         return [], [], None, None
     edges = np.geomspace(flux.min(), flux.max() * (1 + 1e-9), n_bins + 1)
     counts, _ = np.histogram(flux, edges)
-    turnover = float(edges[int(np.argmax(counts))])
+    turnover = float(edges[int(np.argmax(counts)) + 1])
     above = flux[flux >= turnover]
     slope = None
     if len(above) >= 20:

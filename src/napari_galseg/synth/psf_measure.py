@@ -22,7 +22,7 @@ from astropy.modeling.models import Moffat2D
 MIN_FLUX_SNR = 40.0
 MIN_PEAK_SNR = 8.0
 #: fewer stars than this in the stellar locus: the PSF comes from the narrowest sources instead
-MIN_STARS = 4
+MIN_STARS = 5
 #: candidates fitted at most (the brightest unsaturated ones): enough for a locus, bounded time
 MAX_FITS = 150
 #: fits of a Moffat β below this are extended sources (an exponential disk fits β ≈ 1.2–1.6); real
