@@ -1,4 +1,4 @@
-"""`galseg` — the command line: synth, preprocess, segment, evaluate, train, jobs, demo.
+"""`galseg` — the command line: synth, describe, preprocess, segment, evaluate, train, jobs, demo.
 
 Each subcommand lives in ``napari_galseg.commands.<name>`` with ``register(subparsers)`` (adds its
 arguments and sets ``func``). Errors the user can fix end the run with one line on stderr and a
