@@ -117,7 +117,7 @@ def run_like(args: argparse.Namespace) -> int:
     from ..synth import field_header
 
     header = field_header(field.shape, args.seed, field.options)
-    header["SYNBACK"] = ("like", "napari_galseg.synth.like: a field made like a frame")
+    header["SYNBACK"] = ("like", "napari_galseg.synth.like")
     paths = save_field(field, args.out_dir, header, overwrite=args.overwrite)
     conditions_path = paths["image"].parent / "conditions.json"
     import json

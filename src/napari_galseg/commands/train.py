@@ -84,7 +84,7 @@ def _like_training_field(args, model):
     # the noise map the model trains with is the one it will be given on the frame: the frame's
     # own map when there is one, else estimated from the pixels as it will be there
     rms = field.rms if frame_rms is not None else np.asarray(estimate_rms_map(field.image))
-    if model.recipe is None and model.capabilities.uses_recipe:
+    if model.recipe is None and model.capabilities.uses_recipe and model.capabilities.uses_device:  # networks
         model.recipe = as_recipe("snr").to_dict()  # in units of the noise: the frame's units do not matter
     fwhm = cond.psf_fwhm_px
     model.provenance["training"] = {"like": {"frame": file_provenance(args.like), "rms": file_provenance(args.rms),

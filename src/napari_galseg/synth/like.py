@@ -56,7 +56,7 @@ def like_settings(cond: FrameConditions, morphology: dict | None = None) -> Like
     gen_noise = math.sqrt(_GEN_SKY + _GEN_READ**2)
     options: dict = {"psf": cond.psf_kind if cond.psf_kind in ("moffat", "kolmogorov") else "moffat",
                      "psf_fwhm": float(cond.psf_fwhm_px), "sky_level": _GEN_SKY, "read_noise": _GEN_READ,
-                     "sky_gradient": 0.0, "depth_variation": 0.1,
+                     "sky_gradient": 0.0, "depth_variation": 0.1, "galaxy_density": 600.0,
                      "psf_ellipticity": float(min(max(cond.psf_ellipticity or 0.0, 0.0), 0.5)),
                      **(MORPHOLOGY_MIX if morphology is None else morphology)}
     if options["psf"] == "moffat" and cond.psf_moffat_beta:
@@ -68,8 +68,6 @@ def like_settings(cond: FrameConditions, morphology: dict | None = None) -> Like
         options["pixel_scale_arcsec"] = float(cond.pixel_scale_arcsec)
         # the generator's sizes are for 0.2"/px: a finer pixel sees the same galaxies larger
         options["size_pivot"] = 2.0 * float(np.clip(0.2 / cond.pixel_scale_arcsec, 0.5, 2.0))
-    if cond.density_per_mpix > 0:
-        options["galaxy_density"] = float(np.clip(1.6 * cond.density_per_mpix, 50.0, 4000.0))
     return LikeSettings(options, cond.noise_rms / gen_noise, float(cond.sky), cond, notes)
 
 
@@ -83,22 +81,26 @@ def _to_frame_units(f, settings: LikeSettings):
                                rms=(f.rms * s).astype(np.float32), noiseless=(f.noiseless * s).astype(np.float32))
 
 
-def calibrate_density(settings: LikeSettings, seed: int = 0, size: int = 1024) -> LikeSettings:
-    """Scale the generator's density so that a field drawn with it shows the frame's detected
-    density, measured the same way (one step: the detected density grows ~linearly with it)."""
+def calibrate_density(settings: LikeSettings, seed: int = 0, size: int = 1024, steps: int = 2) -> LikeSettings:
+    """Scale the generator's galaxy density until a field drawn with it shows the frame's detected
+    density, measured the same way (the detected density grows about linearly with it: two steps)."""
     from .conditions import measure_conditions
     from .galsim_backend import make_galsim_field
 
     target = settings.conditions.density_per_mpix
     if not target > 0:
         return settings
-    trial = _to_frame_units(make_galsim_field(size, seed + 7919, **settings.options), settings)
-    measured = measure_conditions(trial.image, trial.rms, psf_fwhm=settings.conditions.psf_fwhm_px).density_per_mpix
-    if not measured > 0:
-        return settings
-    options = dict(settings.options)
-    options["galaxy_density"] = float(np.clip(options["galaxy_density"] * target / measured, 50.0, 4000.0))
-    notes = settings.notes + [f"density calibrated: {measured:.0f} -> {target:.0f} detected per Mpix"]
+    options, notes = dict(settings.options), list(settings.notes)
+    for k in range(steps):
+        trial = _to_frame_units(make_galsim_field(size, seed + 7919 + k, **options), settings)
+        measured = measure_conditions(trial.image, trial.rms, psf_fwhm=settings.conditions.psf_fwhm_px).density_per_mpix
+        if not measured > 0:
+            break
+        ratio = target / measured
+        options["galaxy_density"] = float(np.clip(options["galaxy_density"] * ratio, 30.0, 5000.0))
+        notes.append(f"density step {k + 1}: {measured:.0f} detected per Mpix for {target:.0f} on the frame")
+        if abs(ratio - 1) < 0.05:
+            break
     return dataclasses.replace(settings, options=options, notes=notes)
 
 
@@ -112,8 +114,8 @@ def make_like_field(cond: FrameConditions, size: int | tuple[int, int] = 2048, s
     shape = (size, size) if np.isscalar(size) else tuple(int(v) for v in size)
     if settings is None:
         settings = like_settings(cond)
-        if calibrate:
-            settings = calibrate_density(settings, seed)
+        if calibrate:  # trial fields of about the field's size (at least 512², at most 1024²)
+            settings = calibrate_density(settings, seed, size=int(np.clip(max(shape), 512, 1024)))
     noise = None
     if rms_map is not None:
         ny, nx = np.shape(rms_map)
