@@ -212,3 +212,35 @@ def test_the_jobs_dock_lists_jobs_again_after_a_restart_shows_logs_and_cancels(m
     # napari restarts: a new dock rebuilds the list from the folders alone
     again = JobsDock(viewer)
     assert [p.name for p in again.rows] == ["bad", "long"] and again.status_of("long").startswith("cancelled")
+
+
+def test_a_frame_with_no_truth_trains_like_itself_and_the_model_segments_it(make_napari_viewer, qtbot, tmp_path, folders):
+    """'like this frame': no truth layer, a simulated field made like the image, a model that
+    records the frame's conditions and segments the frame."""
+    from astropy.io import fits
+
+    from napari_galseg.synth.galsim_backend import write_galsim_field
+    from napari_galseg.widgets.segment import ForestWidget
+
+    frame = write_galsim_field(tmp_path / "frame", 384, seed=8, psf="kolmogorov", psf_fwhm=3.0, star_density=150.0)
+    viewer = make_napari_viewer()
+    viewer.add_image(fits.getdata(frame["image"]).astype(np.float32), name="frame")
+    widget = _training_widget(viewer, "forest", "thread", n_estimators=3)
+    widget.inputs["image"].layer.value = viewer.layers["frame"]
+    assert widget.inputs["truth"].layer.value is None
+    widget.start()
+    assert "choose a truth layer or file (or tick 'like this frame')" in widget.status.value
+    widget.like.value = True
+    widget.like_size.value = 256
+    with qtbot.waitSignal(widget.job_ended, timeout=300000) as ended:
+        widget.start()
+    assert ended.args == ["finished"], widget.status.value
+    assert not (widget.job_dir / "inputs" / "truth.fits").exists()
+    model = widget.registered
+    assert model.provenance["conditions"]["psf_fwhm_px"] > 0 and "like" in model.provenance["training"]
+    segmenter = ForestWidget(viewer)
+    segmenter.model_choice.value = str(model.path)
+    segmenter.image_combo.value = viewer.layers["frame"]
+    with qtbot.waitSignal(segmenter.work_finished, timeout=120000):  # connected before the worker starts
+        segmenter.run(field_of_view=False)
+    assert "objects" in segmenter.status.value and "noise was estimated" in segmenter.status.value

@@ -75,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def measure_frame(image_path: str, rms_path: str | None, hdu=None, psf_fwhm: float | None = None):
-    """Open a frame (and its rms map) and measure its conditions: (FitsImage, rms data, conditions)."""
+def measure_frame(image_path: str, rms_path: str | None, hdu=None, psf_fwhm: float | None = None,
+                  measure: bool = True):
+    """Open a frame (and its rms map) and measure its conditions: (FitsImage, rms data, conditions
+    or None when not ``measure``)."""
     from ..io import open_fits
     from ..synth.conditions import measure_conditions
 
@@ -88,6 +90,8 @@ def measure_frame(image_path: str, rms_path: str | None, hdu=None, psf_fwhm: flo
             raise ValueError(f"the rms map {rms_path} has shape {rms_image.shape} but the image has {image.shape}; "
                              "they must be on the same pixel grid")
         rms = rms_image.data
+    if not measure:
+        return image, rms, None
     conditions = measure_conditions(image.data, rms, header=image.header, wcs=image.wcs, psf_fwhm=psf_fwhm)
     return image, rms, conditions
 

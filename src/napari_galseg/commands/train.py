@@ -5,8 +5,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ..model_folder import file_provenance
 from . import parse_set_options, progress_bar
 
@@ -67,32 +65,15 @@ def _open(path: str):
 
 def _like_training_field(args, model):
     """A simulated field like ``--like`` FRAME (image, truth, rms), recorded in the model's provenance."""
-    from ..background import estimate_rms_map
-    from ..preprocess import as_recipe
-    from ..synth.like import make_like_field
+    from ..training.like_frame import like_training_field
     from .synth import measure_frame
 
     if args.like_size < 256:
         raise ValueError(f"--like-size must be at least 256 px, got {args.like_size}")
-    frame, frame_rms, cond = measure_frame(args.like, args.rms, psf_fwhm=args.psf_fwhm)
-    for note in cond.notes:
-        print(note, file=sys.stderr)
-    print(f"like {args.like}: PSF {cond.psf_fwhm_px:.2f} px ({cond.psf_kind}, {cond.psf_flag}), noise "
-          f"{cond.noise_rms:.4g}, {cond.density_per_mpix:.0f} sources per Mpix; simulating a "
-          f"{args.like_size}² field", file=sys.stderr)
-    field = make_like_field(cond, args.like_size, args.seed, rms_map=frame_rms)
-    # the noise map the model trains with is the one it will be given on the frame: the frame's
-    # own map when there is one, else estimated from the pixels as it will be there
-    rms = field.rms if frame_rms is not None else np.asarray(estimate_rms_map(field.image))
-    if model.recipe is None and model.capabilities.uses_recipe and model.capabilities.uses_device:  # networks
-        model.recipe = as_recipe("snr").to_dict()  # in units of the noise: the frame's units do not matter
-    fwhm = cond.psf_fwhm_px
-    model.provenance["training"] = {"like": {"frame": file_provenance(args.like), "rms": file_provenance(args.rms),
-                                             "field_size": args.like_size, "seed": args.seed,
-                                             "generator": field.catalog.meta["like"]["options"]}}
-    model.provenance["conditions"] = cond.to_dict()
-    model.provenance["valid_range"] = {"psf_fwhm_px": [round(0.8 * fwhm, 3), round(1.25 * fwhm, 3)]}
-    return field.image, field.truth, rms
+    frame, frame_rms, _ = measure_frame(args.like, args.rms, psf_fwhm=args.psf_fwhm, measure=False)
+    return like_training_field(model, frame.data, frame_rms, header=frame.header, wcs=frame.wcs, size=args.like_size,
+                               seed=args.seed, psf_fwhm=args.psf_fwhm, say=lambda line: print(line, file=sys.stderr),
+                               provenance={"frame": file_provenance(args.like), "rms": file_provenance(args.rms)})
 
 
 def run(args: argparse.Namespace) -> int:

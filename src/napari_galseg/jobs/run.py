@@ -185,13 +185,24 @@ def _train(spec: JobSpec, job_dir: Path, resume: bool, cancel: threading.Event, 
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise FileExistsError(f"output {output} already exists and is not empty; choose another output folder")
     image = _open_input("image", spec.image)
-    truth = _open_input("truth", spec.truth)
     rms = _open_input("rms", spec.rms) if spec.rms else None
     reporter.inputs = (image, rms)
     if spec.recipe is not None:
         from ..preprocess import as_recipe
 
         model.recipe = as_recipe(spec.recipe).to_dict()
+    if spec.like:  # simulated fields like the frame: no truth map (training/like_frame.py)
+        from ..io import open_fits
+        from ..training.like_frame import like_training_field
+
+        frame = open_fits(spec.image)
+        say = lambda line: log.append(job_dir, "progress", message=line, done=0, total=0)
+        image, truth, rms = like_training_field(model, image, rms, header=frame.header, wcs=frame.wcs, say=say,
+                                                size=spec.like_size,
+                                                provenance={"frame": file_provenance(spec.image),
+                                                            "rms": file_provenance(spec.rms)})
+    else:
+        truth = _open_input("truth", spec.truth)
     kwargs = {}
     if cls.capabilities.resumable:
         checkpoints = job_dir / log.CHECKPOINTS
@@ -199,8 +210,9 @@ def _train(spec: JobSpec, job_dir: Path, resume: bool, cancel: threading.Event, 
         kwargs["resume"] = bool(resume and (checkpoints / "last.pt").exists())
         if resume and not kwargs["resume"]:
             log.append(job_dir, "progress", message="no checkpoint to resume from: training starts over", done=0, total=0)
-    model.provenance["training"] = {"image": file_provenance(spec.image), "rms": file_provenance(spec.rms),
-                                    "truth": file_provenance(spec.truth)}
+    if not spec.like:
+        model.provenance["training"] = {"image": file_provenance(spec.image), "rms": file_provenance(spec.rms),
+                                        "truth": file_provenance(spec.truth)}
     model.provenance["job"] = {"job_dir": str(job_dir.resolve()), "runner": spec.runner, "host": socket.gethostname(),
                                "resumed": bool(kwargs.get("resume"))}
     reporter.poll_cancel()

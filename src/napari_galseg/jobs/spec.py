@@ -46,6 +46,11 @@ class JobSpec:
     settings: dict[str, Any] = field(default_factory=dict)
     #: torch device (auto, cpu, cuda, cuda:N, mps) for methods that use one; None = the method's default
     device: str | None = None
+    #: train on fields simulated like ``image`` (its measured conditions) instead of a truth map:
+    #: ``truth`` is then not used and may be empty
+    like: bool = False
+    #: with ``like``: the side of the simulated training field, px
+    like_size: int = 2048
     #: where the job runs: thread, process, slurm or dask
     runner: str = "process"
     #: the runner's options (slurm: partition, gpus, time_min, mem_gb...; dask: address, gpu)
@@ -54,7 +59,11 @@ class JobSpec:
     # -- checks ----------------------------------------------------------------------------------
     def check(self) -> JobSpec:
         """Check names, types and settings (not the files: a job with a bad file ends ``failed``)."""
-        for name in ("method", "image", "truth", "output", "job_dir", "runner"):
+        if not isinstance(self.like, bool):
+            raise JobSpecError(f"job spec: 'like' must be true or false, got {self.like!r}")
+        if not isinstance(self.like_size, int) or self.like_size < 256:
+            raise JobSpecError(f"job spec: 'like_size' must be a whole number of pixels >= 256, got {self.like_size!r}")
+        for name in ("method", "image", *(() if self.like else ("truth",)), "output", "job_dir", "runner"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise JobSpecError(f"job spec: {name!r} must be a non-empty text, got {value!r}")

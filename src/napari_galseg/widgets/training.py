@@ -12,7 +12,17 @@ import json
 import typing
 from pathlib import Path
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import Signal
@@ -92,6 +102,12 @@ class TrainingWidget(QWidget):
         self.method = ComboBox(label="method", choices=trainable_methods())
         self.inputs = {"image": InputChooser("image", Image, True), "rms": InputChooser("rms", Image, False),
                        "truth": InputChooser("truth", Labels, False)}
+        self.like = CheckBox(value=False, text="like this frame: train on simulated fields (no truth needed)",
+                             tooltip="the image's PSF, noise, sky and density are measured (galseg describe) and the "
+                                     "model learns from GalSim fields made like it, with exact truth; the truth "
+                                     "layer is not used")
+        self.like_size = SpinBox(label="simulated field (px)", value=2048, min=256, max=8192, step=256,
+                                 tooltip="with 'like this frame': the side of the simulated training field")
         self.recipe = LineEdit(label="recipe", value="", tooltip="a recipe name ('default', 'image-only'...) or a "
                                                                  "recipe file; empty = the method's own")
         self.device = ComboBox(label="device", choices=device_choices(), tooltip="where a torch method trains")
@@ -116,7 +132,7 @@ class TrainingWidget(QWidget):
         self.preview.shown.connect(lambda epoch: self._say(f"{self.job_dir.name}: {self.watcher.state.summary()} "
                                                            f"(preview: epoch {epoch})"))
 
-        top = Container(widgets=[self.method, *self.inputs.values(), self.recipe, self.device, self.runner])
+        top = Container(widgets=[self.method, *self.inputs.values(), self.like, self.like_size, self.recipe, self.device, self.runner])
         body = QWidget()
         self._body = QVBoxLayout(body)
         self._body.addWidget(top.native)
@@ -214,7 +230,9 @@ class TrainingWidget(QWidget):
         options = {w.name: (bool(w.value) if isinstance(w, CheckBox) else _option_value(w.value.strip()))
                    for w in self.runner_options if (w.value if isinstance(w, CheckBox) else str(w.value).strip())}
         device = self.device.value if self.device.enabled else None
-        return JobSpec(method=method, image=inputs["image"] or "", rms=inputs.get("rms"), truth=inputs["truth"] or "",
+        like = bool(self.like.value)
+        return JobSpec(method=method, image=inputs["image"] or "", rms=inputs.get("rms"),
+                       truth="" if like else inputs["truth"] or "", like=like, like_size=int(self.like_size.value),
                        output=str(job_dir / "model"), job_dir=str(job_dir), recipe=self.recipe.value.strip() or None,
                        settings=self.settings(), device=device, runner=self.runner.value, runner_options=options)
 
@@ -222,14 +240,16 @@ class TrainingWidget(QWidget):
         """(files, layer arrays to save, their headers) for image, rms and truth."""
         files, arrays, headers = {}, {}, {}
         for kind, chooser in self.inputs.items():
+            if kind == "truth" and self.like.value:
+                continue  # simulated fields bring their own exact truth
             path, layer = _path(chooser.file), chooser.layer.value
             if path is not None:
                 files[kind] = str(Path(path).expanduser().resolve())
             elif layer is not None:
                 arrays[kind], headers[kind] = level0(layer), layer.metadata.get("header")
-        for kind in ("image", "truth"):
+        for kind in ("image",) if self.like.value else ("image", "truth"):
             if kind not in files and kind not in arrays:
-                raise ValueError(f"choose a {kind} layer or file")
+                raise ValueError(f"choose a {kind} layer or file" + (" (or tick 'like this frame')" if kind == "truth" else ""))
         return files, arrays, headers
 
     def start(self):
