@@ -125,7 +125,7 @@ def style_labels(layer, settings: DisplaySettings) -> None:
     """Predictions as outlines in instance colours, the truth as outlines of one colour; labels
     being painted (scribbles) stay filled."""
     role = layer.metadata.get("galseg_role")
-    if role == "scribbles":
+    if role in ("scribbles", "comparison"):  # painted strokes, outcome areas: filled
         return
     if not settings.outlines:
         layer.contour = 0
