@@ -226,3 +226,12 @@ def test_catalogue_shapes_are_drawn_visibly(make_napari_viewer, tmp_path, fresh_
     shot = _shot(viewer, "catalogue")
     yellow = (shot[..., 0] > 180) & (shot[..., 1] > 180) & (shot[..., 2] < 90)
     assert yellow.sum() > 200
+
+
+def test_the_sample_field_gets_the_conventions_too(make_napari_viewer, fresh_settings):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-galseg", "small_field")
+    assert display.installed(viewer)
+    assert tuple(str(v) for v in display.camera(viewer).orientation2d) == ("up", "right")
+    truth = viewer.layers["true"]
+    assert truth.contour == 1 and truth.colormap.map([5])[0].tolist() == [0.0, 1.0, 0.0, 1.0]  # lime outlines
