@@ -68,8 +68,37 @@ def test_write_and_read_back(result, tmp_path, suffix):
     path = write_catalog(res.catalog, tmp_path / f"cat{suffix}")
     back = Table.read(path)
     assert len(back) == len(res.catalog)
-    np.testing.assert_allclose(back["x_centroid"], res.catalog["x_centroid"])
-    assert str(back["orientation"].unit) == "deg"
+    # files follow the FITS 1-based convention (DS9, SExtractor); the table in memory stays 0-based
+    np.testing.assert_allclose(back["x_centroid"], res.catalog["x_centroid"] + 1)
+    np.testing.assert_array_equal(back["bbox_ymin"], res.catalog["bbox_ymin"] + 1)
+    assert str(back["orientation"].unit) == "deg" and str(back["x_centroid"].unit) == "pix"
+    assert "1-based" in back["x_centroid"].description
+
+
+def test_file_positions_are_those_ds9_and_the_wcs_give_with_origin_1(tmp_path):
+    """A one-pixel object at numpy [row 4, column 9] is at x = 10, y = 5 in the file, where
+    DS9 shows it, and the file's ra/dec are the WCS's at those 1-based coordinates."""
+    from astropy.wcs import WCS
+
+    from napari_galseg.catalog import add_sky_coordinates
+    from napari_galseg.io.catalog import PIXEL_CONVENTION
+
+    data, labels = np.zeros((12, 16)), np.zeros((12, 16), np.int32)
+    labels[4, 9], data[4, 9] = 1, 5.0
+    table = basic_catalog(data, labels)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval, wcs.wcs.crpix, wcs.wcs.cdelt = [150.0, 2.0], [3.0, 7.0], [-0.001, 0.001]
+    add_sky_coordinates(table, wcs)
+    for suffix in (".ecsv", ".fits"):
+        back = Table.read(write_catalog(table, tmp_path / f"one{suffix}"))
+        assert (back["x_centroid"][0], back["y_centroid"][0]) == (10.0, 5.0)
+        assert (back["bbox_xmin"][0], back["bbox_ymax"][0]) == (10, 5)
+        ra, dec = wcs.all_pix2world(back["x_centroid"][0], back["y_centroid"][0], 1)
+        assert back["ra"][0] == pytest.approx(float(ra)) and back["dec"][0] == pytest.approx(float(dec))
+        assert str(back["ra"].unit) == "deg" and str(back["area"].unit) == "pix2"
+        convention = back.meta.get("pixel_convention", back.meta.get("PIXCONV"))
+        assert convention == PIXEL_CONVENTION
 
 
 def test_ds9_regions_are_one_based_ellipses(result, tmp_path):

@@ -44,19 +44,41 @@ def test_no_rate_and_no_time_left_from_a_first_report():
     assert re.search(r"\d{4,} ?(it|tiles)/s", stream.getvalue()) is None
 
 
-def test_a_growing_total_rebases_instead_of_holding_100_percent():
+def _percents(text: str) -> list[int]:
+    return [int(m) for m in re.findall(r"^\S.*?:\s+(\d+)%", text, flags=re.M)]
+
+
+def test_a_growing_total_spreads_over_what_is_left_never_backwards():
     display, stream, _ = _log_display()
-    for done in range(1, 21):
-        display(done, 20, "detect")  # background and detection
-    assert display.percent == 100.0
-    display(21, 60, "deblend")  # the groups to deblend are known only now
-    assert display.percent == pytest.approx(35.0)
+    for done in range(1, 11):
+        display(done, 20, "detect")  # background and detection: half of what was announced
+    assert display.percent == 50.0
+    display(21, 60, "deblend")  # the groups to deblend are known only now: 35 % of the new total
+    assert display.percent == pytest.approx(50.0)  # held, not 35 %
     assert display.counts is None  # counts of a total that moved would mislead
-    assert stream.getvalue().splitlines()[-1].startswith("segment:  35% · deblend")
-    display(20, 60, "deblend")
-    assert display.percent == pytest.approx(35.0)  # within one total, never backwards
+    display(40, 60, "deblend")  # 50 % of what was left after 35 %: half-way from 50 % to 100 %
+    assert display.percent == pytest.approx(50.0 + 50.0 * (40 / 60 - 0.35) / 0.65)
+    display(30, 60, "deblend")
+    assert display.percent == pytest.approx(50.0 + 50.0 * (40 / 60 - 0.35) / 0.65)  # never backwards
     display.close()
-    assert "stopped at 35%" in stream.getvalue().splitlines()[-1]
+    assert "stopped at 74%" in stream.getvalue().splitlines()[-1]
+    percents = _percents(stream.getvalue())
+    assert percents == sorted(percents)
+
+
+def test_a_stage_after_100_percent_holds_100_and_says_its_own_counts():
+    display, stream, _ = _log_display()
+    for done in range(1, 4):
+        display(done, 3, "segment")
+    display(1, 2, "writing")  # the labels are written after the segmentation said 100 %
+    assert display.percent == 100.0 and display.status().startswith("100% · writing 1/2 · ")
+    display.close()
+    assert "stopped at 100%" in stream.getvalue().splitlines()[-1]  # the writing did not finish
+    display2, stream2, _ = _log_display()
+    for report in [(3, 3, "segment"), (1, 2, "writing"), (2, 2, "writing")]:
+        display2(*report)
+    display2.close()
+    assert _percents(stream2.getvalue()) == [100] and stream2.getvalue().splitlines()[-1].startswith("segment: done in")
 
 
 def test_a_terminal_gets_one_redrawn_bar_and_lines_above_it():
@@ -94,12 +116,25 @@ def test_cli_output_in_a_log_is_lines_not_a_bar(tmp_path, capsys):
     assert progress[-1].startswith("synth 512² seed 1: done in")
 
 
+def test_segment_progress_lines_never_go_backwards(tmp_path, capsys):
+    from napari_galseg import cli
+
+    assert cli.main(["synth", str(tmp_path / "f"), "--size", "256", "--seed", "3"]) == 0
+    capsys.readouterr()
+    assert cli.main(["segment", "photutils", str(tmp_path / "f" / "img.fits"), "--rms", str(tmp_path / "f" / "rms.fits"),
+                     "-o", str(tmp_path / "p.fits")]) == 0
+    err = capsys.readouterr().err
+    percents = _percents(err)
+    assert len(percents) >= 3 and percents == sorted(percents) and percents[-1] == 100
+    assert any("segmenting: done in" in line for line in err.splitlines())
+
+
 def test_time_left_after_a_rebase_is_measured_from_the_rebase():
     display, stream, clock = _log_display()
     clock.t += 10.0
-    display(20, 20, "detect")  # the first phase took 10 s
-    display(1, 4, "writing")  # a new total: 25 % of the writing, a moment later
+    display(10, 20, "detect")  # the first phase took 10 s for 50 %
+    display(1, 4, "writing")  # a new total: 25 % of the writing, a moment later; 50 % is held
     assert "left" not in stream.getvalue().splitlines()[-1]  # nothing measured since the re-base
     clock.t += 3.0
-    display(2, 4, "writing")  # 25 % more in 3 s: 6 s to go, not an estimate from the first 10 s
+    display(2, 4, "writing")  # a third of the rest in 3 s: 6 s to go, not an estimate from the first 10 s
     assert stream.getvalue().splitlines()[-1].endswith("13 s, about 6.0 s left")

@@ -412,9 +412,10 @@ def stream_to_fits(detect: Detector, layout: TileLayout, path: str | os.PathLike
 
         add_sky_coordinates(table, wcs)
     from ._atomic import atomic_path
+    from .io.catalog import file_table
 
     with atomic_path(catalog_path, overwrite=overwrite) as tmp:
-        table.write(tmp, format="ascii.ecsv")
+        file_table(table).write(tmp, format="ascii.ecsv")  # FITS 1-based positions, units
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} appeared while writing; the result is left in {work}")
     os.replace(work / "labels.fits", path)

@@ -2,12 +2,15 @@
 
 Segmenters report ``progress(done, total, message)``, and their totals are not always fixed: the
 photutils pipeline learns how many object groups it will deblend only after detection, a dask
-write restarts its task count for every row of chunks. Shown raw, that gives bars whose total
-jumps mid-run and rates such as ``986895 it/s`` when the first report already says "5 done".
-So the display works in percent (never backwards while the total holds; re-based when it
-changes, rather than sitting at 100 % while work goes on), shows the counts only while the total
-has not changed, never shows a rate, and estimates the time left from the mean speed since the
-start or the last re-basing (only once there is something to average: 5 % and 2 s). Off a terminal (CI, ``> log.txt``) a bar would write a
+write restarts its task count for every row of chunks, and writing the labels comes after a
+segmentation that already reported 100 %. Shown raw, that gives percentages that go
+100 % → 50 % → 100 % and rates such as ``986895 it/s`` when the first report already says "5 done".
+So the display works in one percentage that **never goes backwards**: when a new total says less
+is done than shown, the new work is spread over what is left between the shown percentage and
+100 % (held at 100 %, with the stage's own counts beside its message, when nothing is left).
+It shows the counts only while the total has not changed, never shows a rate, and estimates the
+time left from the mean speed since the start or the last change of total (only once there is
+something to average: 5 % and 2 s). Off a terminal (CI, ``> log.txt``) a bar would write a
 carriage-return line per update; there one plain line is printed every ``every`` percent.
 """
 from __future__ import annotations
@@ -45,6 +48,9 @@ class ProgressDisplay:
         self.counts: tuple[int, int] | None = None
         self._total: int | None = None
         self._total_changed = False
+        self._map: tuple[float, float] | None = None  # (shown %, fraction) when the total changed below it
+        self._fraction = 0.0  # of the current total
+        self.stage: tuple[int, int] | None = None  # counts of a changed total, shown beside the message
         self._started = clock()  # the work starts with the display, not with its first report
         self._base = (self._started, 0.0)  # (time, percent) the speed for "time left" is measured from
         self._reported = False
@@ -56,20 +62,20 @@ class ProgressDisplay:
     def __call__(self, done: int, total: int, message: str = "") -> None:
         now = self.clock()
         if total and total > 0:
-            percent = min(100.0, 100.0 * max(done, 0) / total)
+            fraction = min(1.0, max(done, 0) / total)
             if not self._reported:  # work the first report already counts (a resumed run's) took no time here
-                self._base = (now, percent)
+                self._base = (now, 100.0 * fraction)
             if self._total is not None and total != self._total:
-                # more (or less) work than announced: the new fraction is the truth, even if lower
-                # than what was shown (a bar held at 100 % while work goes on says nothing)
+                # more (or less) work than announced: what is left of the shown percentage holds
+                # the new total's remaining work, so the display never goes backwards
                 self._total_changed = True
-                self.percent = percent
-                self._base = (now, percent)  # time left is measured from here on
-                self._printed = min(self._printed, self.every * int(percent // self.every) - self.every)
-            else:
-                self.percent = max(self.percent, percent)  # within one total: never backwards
+                self._map = None if 100.0 * fraction >= self.percent else (self.percent, fraction)
+                self._base = (now, self.percent)  # time left is measured from here on
+            self._fraction = fraction
+            self.percent = max(self.percent, self._mapped(fraction))
             self._total = int(total)
             self.counts = None if self._total_changed or not self.unit else (int(done), int(total))
+            self.stage = (int(done), int(total)) if self._total_changed else None
         self._reported = True
         if message:
             self.message = message
@@ -80,6 +86,14 @@ class ProgressDisplay:
             if step > self._printed:  # the first report, then each `every` percent crossed
                 self._printed = step
                 self._line(self.status(now))
+
+    def _mapped(self, fraction: float) -> float:
+        if self._map is None:
+            return 100.0 * fraction
+        shown, start = self._map
+        if start >= 1.0:
+            return shown
+        return shown + (100.0 - shown) * (fraction - start) / (1.0 - start)
 
     def write(self, line: str, stream: TextIO | None = None) -> None:
         """Print a line of its own (e.g. one per epoch) above the bar, to ``stream`` or ours."""
@@ -99,7 +113,8 @@ class ProgressDisplay:
             self._bar = False
         elif not self.tty and self._reported:
             elapsed = format_duration(self.clock() - self._started)
-            end = f"done in {elapsed}" if self.percent >= 100.0 else f"stopped at {self.percent:.0f}% after {elapsed}"
+            finished = self.percent >= 100.0 and self._fraction >= 1.0
+            end = f"done in {elapsed}" if finished else f"stopped at {self.percent:.0f}% after {elapsed}"
             self._line(f"{end}" + (f" ({self.message})" if self.message else ""))
 
     # -- text ------------------------------------------------------------------------------------
@@ -107,8 +122,9 @@ class ProgressDisplay:
         """``37% (12/32 tiles) · detect · 4 s, about 7 s left``: what both displays show."""
         now = self.clock() if now is None else now
         parts = [f"{self.percent:3.0f}%" + (f" ({self.counts[0]}/{self.counts[1]} {self.unit})" if self.counts else "")]
-        if self.message:
-            parts.append(self.message)
+        if self.message or self.stage:
+            stage = f"{self.stage[0]}/{self.stage[1]}" if self.stage and self.percent >= 100.0 and self._fraction < 1 else ""
+            parts.append(" ".join(p for p in (self.message, stage) if p))
         parts.append(self._times(now))
         return " · ".join(parts)
 

@@ -1,4 +1,10 @@
-"""`galseg evaluate PRED [PRED ...] TRUE` — score predictions against a truth label image.
+"""`galseg evaluate PRED [PRED ...] TRUE` (or ``--truth TRUE --pred PRED ...``) — score predictions
+against a truth label image.
+
+A swapped order that the files tell (a prediction galseg wrote, ``SEGROLE = 'prediction'``, given
+as the truth; a synthetic field's truth given as a prediction) is refused with one line: scored the
+other way round, completeness and purity trade places and the numbers look plausible. A file that
+does not look like a segmentation (no sky, one label over most of the frame) gets a note.
 
 Prints the table (one row per prediction); ``--json`` prints one JSON object instead: the metrics
 of the prediction for one PRED, or ``{PRED path: metrics, ...}`` (in command-line order) for
@@ -34,8 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("files", nargs="+", metavar="PRED [PRED ...] TRUE",
-                   help="prediction FITS file(s), then the truth label FITS file (last)")
+    p.add_argument("files", nargs="*", metavar="PRED [PRED ...] TRUE",
+                   help="prediction FITS file(s), then the truth label FITS file (last); or name them "
+                        "with --pred/--truth")
+    p.add_argument("--truth", metavar="TRUE", help="the truth label FITS file (instead of the last positional)")
+    p.add_argument("--pred", metavar="PRED", nargs="+", action="extend",
+                   help="prediction FITS file(s) (instead of the positionals); named files are taken as "
+                        "given, even when a file says it is a prediction")
     p.add_argument("--image", metavar="IMG",
                    help="the image FITS file: adds completeness vs flux (the image summed over each true "
                         "object; give a sky-subtracted image for true fluxes)")
@@ -55,15 +66,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _open(path: str) -> Any:
+def _open(path: str, with_header: bool = False) -> Any:
     """Open a FITS image through napari_galseg.io (lazy); small images are loaded into memory."""
     from ..io import open_fits
     from ..metrics.evaluate import IN_MEMORY_PIXELS
 
-    data = open_fits(path).data
+    image = open_fits(path)
+    data = image.data
     if data.size <= IN_MEMORY_PIXELS:
         data = np.asarray(data.compute())
-    return data
+    return (data, image.header) if with_header else data
+
+
+def _split_files(args: argparse.Namespace) -> tuple[list[str], str, bool]:
+    """(prediction paths, truth path, named): from --pred/--truth or from the positionals."""
+    named = args.truth is not None or bool(args.pred)
+    if named:
+        if args.truth is None or not (args.pred or args.files):
+            raise ValueError("with --truth give the prediction(s) too (--pred PRED ...), and with --pred give --truth")
+        if args.pred and args.files:
+            raise ValueError(f"give the predictions either with --pred or as positionals, not both "
+                             f"(extra: {' '.join(args.files)})")
+        return list(args.pred or args.files), args.truth, True
+    if len(args.files) < 2:
+        raise ValueError("give at least one prediction and the truth: galseg evaluate PRED [PRED ...] TRUE "
+                         "(or --truth TRUE --pred PRED)")
+    *preds, true = args.files
+    return preds, true, False
+
+
+def _check_roles(pred_paths: list[str], true_path: str, roles: dict[str, str | None], named: bool) -> list[str]:
+    """Refuse a swapped positional order the files tell; notes for what named files say."""
+    from ..cli import CliError
+
+    wrong = [p for p in pred_paths if roles[p] == "truth"]
+    if roles[true_path] == "prediction" and not named and any(roles[p] != "prediction" for p in pred_paths):
+        raise CliError(f"{true_path} is a prediction (its SEGROLE card says galseg wrote it) but is given as the "
+                       "truth: the truth goes last (galseg evaluate PRED TRUE), or name the files: "
+                       "--truth TRUE --pred PRED")
+    if wrong and not named:
+        raise CliError(f"{wrong[0]} is a true segmentation (its header says so) but is given as a prediction: "
+                       "the truth goes last (galseg evaluate PRED TRUE), or name the files: --truth TRUE --pred PRED")
+    notes = []
+    if roles[true_path] == "prediction":
+        notes.append(f"the truth {Path(true_path).name} is itself a prediction written by galseg: these scores "
+                     "compare two predictions")
+    notes += [f"{Path(p).name}, given as a prediction, is a true segmentation (its header says so)" for p in wrong]
+    return notes
 
 
 def _unique_names(paths: list[str]) -> list[str]:
@@ -91,40 +140,50 @@ def _keys(paths: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.write import label_role
     from ..metrics import evaluate
+    from ..metrics.evaluate import segmentation_doubts
     from ..metrics.report import format_table, to_jsonable, write_csv, write_figure, write_json
 
-    if len(args.files) < 2:
-        raise ValueError("give at least one prediction and the truth: galseg evaluate PRED [PRED ...] TRUE")
+    pred_paths, true_path, named = _split_files(args)
     if not 0.0 < args.iou_threshold <= 1.0:
         raise ValueError(f"--iou-threshold must be in (0, 1], got {args.iou_threshold}")
-    check_outputs([args.csv, args.json_out, args.figure], inputs=[*args.files, args.image, args.rms],
+    check_outputs([args.csv, args.json_out, args.figure], inputs=[*pred_paths, true_path, args.image, args.rms],
                   overwrite=args.overwrite)
     if args.figure and not str(args.figure).lower().endswith(".png"):
         raise ValueError(f"--figure {args.figure}: the figure is written as PNG; give a name ending in .png")
-    *pred_paths, true_path = args.files
-    true = _open(true_path)
+    true, true_header = _open(true_path, with_header=True)
     if true.dtype.kind not in "iub":
         raise ValueError(f"the truth {true_path} holds {true.dtype} values, not integer labels; "
-                         "give the truth label image last")
+                         "give the truth label image last (or with --truth)")
+    roles = {true_path: label_role(true_header)}
+    preds = []
+    for path in pred_paths:
+        pred, header = _open(path, with_header=True)
+        roles[path] = label_role(header)
+        preds.append(pred)
+    shared_notes = _check_roles(pred_paths, true_path, roles, named)
+    shared_notes += [f"the truth {Path(true_path).name} {doubt}" for doubt in segmentation_doubts(true)]
     image = _open(args.image) if args.image else None
     mask = None
     if args.rms:
         rms = _open(args.rms)
         mask = np.isfinite(rms) & (rms > 0)
     evaluations = []
-    for path, name in zip(pred_paths, _unique_names(pred_paths)):
-        pred = _open(path)
+    for path, name, pred in zip(pred_paths, _unique_names(pred_paths), preds):
         if tuple(pred.shape) != tuple(true.shape):
             raise ValueError(f"{path} has shape {tuple(pred.shape)} but the truth {true_path} has "
                              f"{tuple(true.shape)}; evaluate images on the same pixel grid")
         if pred.dtype.kind == "f" and args.threshold is None:
             raise ValueError(f"{path} holds floating-point values (a probability map?); "
                              "pass --threshold (e.g. 0.5) or give an integer label image")
-        evaluations.append(evaluate(
+        evaluation = evaluate(
             pred, true, image=image, mask=mask, iou_threshold=args.iou_threshold,
             threshold=args.threshold if pred.dtype.kind == "f" else None, name=name, coco=False if args.no_coco else "auto",
-        ))
+        )
+        doubts = segmentation_doubts(pred) if pred.dtype.kind in "iub" else []
+        evaluation.notes[:0] = [*shared_notes, *(f"the prediction {Path(path).name} {d}" for d in doubts)]
+        evaluations.append(evaluation)
     if args.csv:
         write_csv(evaluations, args.csv, overwrite=args.overwrite)
     if args.json_out:
@@ -139,7 +198,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(to_jsonable(payload)))
     else:
         print(format_table(evaluations))
+    # notes go under the table (stdout: they belong to the numbers) and, with --json, to stderr
+    stream = sys.stderr if args.json else sys.stdout
     for evaluation in evaluations:
         for note in evaluation.notes:
-            print(f"note ({evaluation.name}): {note}", file=sys.stderr)
+            print(f"note ({evaluation.name}): {note}", file=stream)
     return 0

@@ -1,5 +1,10 @@
 """Catalog exports: ECSV, FITS binary tables and region files (DS9 or CRTF, through astropy's ``regions``).
 
+Tables in memory keep photutils' and numpy's 0-based pixel positions; files follow what
+astronomers read them with: ECSV and FITS tables get the **FITS 1-based convention** of DS9 and
+SExtractor's ``X_IMAGE`` (the centre of the first pixel is (1, 1)), a unit on every column that has
+one and a description of each known column, and say the convention in their ``meta``
+(:func:`file_table`).
 Region files carry sky coordinates (``fk5``/``icrs``) when the image has a WCS, image coordinates
 otherwise; :func:`read_regions` reads them back (for a Shapes/Points layer). Every export is atomic
 and never replaces an existing file unless ``overwrite=True``.
@@ -22,11 +27,66 @@ def _plain(table):
     return Table(QTable(table), copy=True)
 
 
+#: what a catalogue file says about its pixel positions (meta "pixel_convention", FITS "PIXCONV")
+PIXEL_CONVENTION = "FITS 1-based (as DS9 and SExtractor X_IMAGE): the centre of the first pixel is x = y = 1"
+_POSITIONS = ("x_centroid", "y_centroid", "bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
+_ONE_BASED = "[pix, FITS 1-based: the first pixel's centre is 1]"
+_COLUMNS = {  # name: (unit, description)
+    "label": (None, "id of the object in the label image (0 = sky)"),
+    "parent": (None, "label of the detected object this deblended segment came from"),
+    "x_centroid": ("pix", f"centroid x {_ONE_BASED}"),
+    "y_centroid": ("pix", f"centroid y {_ONE_BASED}"),
+    "bbox_xmin": ("pix", f"first column of the bounding box {_ONE_BASED}"),
+    "bbox_xmax": ("pix", f"last column of the bounding box {_ONE_BASED}"),
+    "bbox_ymin": ("pix", f"first row of the bounding box {_ONE_BASED}"),
+    "bbox_ymax": ("pix", f"last row of the bounding box {_ONE_BASED}"),
+    "area": ("pix2", "pixels of the segment"),
+    "semimajor_axis": ("pix", "1-sigma semimajor axis of the light distribution"),
+    "semiminor_axis": ("pix", "1-sigma semiminor axis of the light distribution"),
+    "orientation": ("deg", "angle of the major axis, counter-clockwise from +x"),
+    "eccentricity": (None, "eccentricity of the ellipse (0 = round)"),
+    "ellipticity": (None, "1 - semiminor / semimajor"),
+    "min_value": (None, "faintest pixel of the segment, image units (sky-subtracted)"),
+    "max_value": (None, "brightest pixel of the segment, image units (sky-subtracted)"),
+    "segment_flux": (None, "sum of the segment's pixels, image units (sky-subtracted)"),
+    "segment_flux_err": (None, "1-sigma error of segment_flux from the noise map, image units"),
+    "kron_radius": ("pix", "unscaled Kron radius"),
+    "kron_flux": (None, "flux in the Kron aperture, image units"),
+    "kron_flux_err": (None, "1-sigma error of kron_flux, image units"),
+    "score": (None, "detection score of the model (COCO AP ranks by it)"),
+    "ra": ("deg", "right ascension of the centroid (ICRS)"),
+    "dec": ("deg", "declination of the centroid (ICRS)"),
+}
+
+
+def file_table(table):
+    """The table as a catalogue file holds it: pixel positions moved to the FITS 1-based
+    convention, units and descriptions on the known columns, the convention in ``meta``.
+    A table already converted (its meta says so) is returned as a copy, unchanged."""
+    import astropy.units as u
+
+    table = _plain(table)
+    if table.meta.get("pixel_convention") != PIXEL_CONVENTION:
+        for name in _POSITIONS:
+            if name in table.colnames:
+                table[name] = table[name] + 1
+        table.meta["pixel_convention"] = PIXEL_CONVENTION
+    for name, (unit, description) in _COLUMNS.items():
+        if name not in table.colnames:
+            continue
+        column = table[name]
+        if unit is not None and column.unit is None:
+            column.unit = u.Unit(unit)
+        if not column.description or "0-based" in str(column.description):
+            column.description = description
+    return table
+
+
 def write_catalog(table, path: str | os.PathLike, overwrite: bool = False, format: str | None = None,
                   wcs=None) -> Path:
     """Write ``table`` as ECSV (``.ecsv``), FITS binary table (``.fits``/``.fit``/``.fits.gz``) or DS9
     regions (``.reg``, sky ellipses when ``wcs`` is given), chosen by ``format`` or the file suffix.
-    Atomic; refuses to overwrite."""
+    Tables get :func:`file_table`'s 1-based positions and units. Atomic; refuses to overwrite."""
     path = Path(path)
     name = path.name.lower()
     fmt = format or ("ecsv" if name.endswith(".ecsv") else "fits" if name.endswith((".fits", ".fit", ".fits.gz")) else "reg" if name.endswith(".reg") else None)
@@ -36,11 +96,12 @@ def write_catalog(table, path: str | os.PathLike, overwrite: bool = False, forma
         return write_regions(table, path, overwrite=overwrite, wcs=wcs)
     if fmt not in ("ecsv", "fits"):
         raise ValueError(f"unknown catalog format {fmt!r}; choose ecsv, fits or reg")
-    table = _plain(table)
+    table = file_table(table)
     meta = dict(table.meta)
     if fmt == "fits":  # FITS headers hold scalars only: keep the parameters as a JSON string
         import json
 
+        meta["PIXCONV"] = meta.pop("pixel_convention")
         table.meta = {k.upper()[:8]: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
         if "params" in meta:
             table.meta["PARAMS"] = json.dumps(meta["params"], default=str)

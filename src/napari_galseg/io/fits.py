@@ -28,9 +28,11 @@ import numpy as np
 from .errors import FitsReadError, FitsReadWarning
 from .fits_array import FitsArray
 from .fits_checks import (
+    card_warnings_summary,
     check_complete,
     check_datasum,
     check_scaling_cards,
+    collect_card_warnings,
     readable_header,
 )
 from .fits_kinds import FITS_SUFFIXES, find_fits_files, fits_stem, guess_kind, hdu_kind, is_fits_path
@@ -111,6 +113,8 @@ class FitsImage:
     path: Path
     hdu: int
     array: FitsArray = field(repr=False)
+    #: astropy's warnings about non-standard header cards, collected once on opening
+    card_warnings: list[str] = field(default_factory=list, repr=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -256,6 +260,19 @@ def _no_image_error(hdul, path: Path) -> FitsReadError:
 
 def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_bytes: int,
                      check_finite: bool, multi: bool) -> FitsImage:
+    """The image of one HDU; astropy's card warnings become one :class:`FitsReadWarning` and the
+    image's ``card_warnings``."""
+    with collect_card_warnings() as cards:
+        image = _read_image_hdu(hdul, path, index, chunks=chunks, max_gzip_bytes=max_gzip_bytes,
+                                check_finite=check_finite, multi=multi)
+    if cards:
+        image.card_warnings = cards
+        warnings.warn(card_warnings_summary(cards, path, index), FitsReadWarning, stacklevel=3)
+    return image
+
+
+def _read_image_hdu(hdul, path: Path, index: int, *, chunks: int, max_gzip_bytes: int,
+                    check_finite: bool, multi: bool) -> FitsImage:
     import dask.array as da
 
     hdu = hdul[index]

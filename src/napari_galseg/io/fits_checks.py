@@ -9,8 +9,10 @@ do; a file that is only a little off (no final padding, an unparsable comment ca
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -18,8 +20,8 @@ import numpy as np
 
 from .errors import FitsReadError, FitsReadWarning
 
-__all__ = ["MAX_CHECKSUM_BYTES", "check_complete", "check_datasum", "check_scaling_cards", "disk_sizes",
-           "readable_header"]
+__all__ = ["MAX_CHECKSUM_BYTES", "card_warnings_summary", "check_complete", "check_datasum", "check_scaling_cards",
+           "collect_card_warnings", "disk_sizes", "readable_header"]
 
 
 def disk_sizes(hdu) -> tuple[int, int]:
@@ -139,3 +141,45 @@ def readable_header(header, path: Path, index: int):
         warnings.warn(f"HDU {index} of {path}: ignored unreadable header card(s) {', '.join(dropped)}",
                       FitsReadWarning, stacklevel=4)
     return clean
+
+
+# astropy's lines that say nothing about a card of their own
+_CARD_NOISE = ("Verification reported errors", "Note: astropy.io.fits uses zero-based indexing")
+_CARD_NAME = re.compile(r"(?:keyword name|Card keyword) '([^']*)'|non-standard convention:\s*(\S[^=]*?)\s*=")
+
+
+@contextlib.contextmanager
+def collect_card_warnings():
+    """Collect astropy's warnings about non-standard header cards into a list instead of the
+    console: a real ESO frame prints eight of them on every open, one per card and pass. Other
+    warnings go where they went. Yields the list of messages (one line each)."""
+    from astropy.io.fits.verify import VerifyWarning
+
+    collected: list[str] = []
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+        warnings.simplefilter("always", VerifyWarning)
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            text = " ".join(str(message).split())
+            if issubclass(category, VerifyWarning) or "header keyword is invalid" in text:
+                if text and not text.startswith(_CARD_NOISE) and text not in collected:
+                    collected.append(text)
+                return
+            shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield collected
+
+
+def card_warnings_summary(messages: list[str], path: Path, index: int) -> str:
+    """One line for all of a HDU's card warnings, naming the cards."""
+    names: list[str] = []
+    for text in messages:
+        for match in _CARD_NAME.finditer(text):
+            name = (match.group(1) or match.group(2) or "").strip().upper()
+            if name and name not in names:
+                names.append(name)
+    what = f"{len(names)} header card(s) ({', '.join(names[:6])}{', …' if len(names) > 6 else ''})" if names \
+        else "header cards"
+    return f"HDU {index} of {Path(path).name}: {what} do not follow the FITS standard; read as they are"

@@ -19,7 +19,7 @@ from napari_galseg._atomic import atomic_path
 
 from .fits import FitsImage
 
-__all__ = ["fits_row_writer", "write_fits", "write_label_strips", "write_labels"]
+__all__ = ["fits_row_writer", "label_role", "labels_header", "write_fits", "write_label_strips", "write_labels"]
 
 
 # Structural and compression keywords that describe the old data layout, never to be copied.
@@ -211,25 +211,53 @@ def _block_rows(data: Any, scheduler: Any = None) -> Iterable[list[np.ndarray]]:
         yield [np.asarray(data[y0:y0 + rows])]
 
 
-def labels_header(like: Any = None):
+#: The card that says who made a label image: "prediction" (a segmenter's output) or "truth".
+#: ``galseg evaluate`` reads it to refuse a prediction given as the truth.
+ROLE_KEY = "SEGROLE"
+LABEL_ROLES = ("prediction", "truth")
+
+
+def labels_header(like: Any = None, role: str | None = "prediction"):
     """The header a label image gets: ``like``'s (a FitsImage, a Header or None) with the image's
-    unit and extension cards dropped and ``EXTNAME = 'LABELS'``, so it reopens as labels."""
+    unit and extension cards dropped and ``EXTNAME = 'LABELS'``, so it reopens as labels.
+
+    ``role`` ("prediction", the default: what galseg writes is a segmenter's output; "truth"; or
+    None) goes into the ``SEGROLE`` card; a role copied from ``like`` is never kept."""
     from astropy.io import fits
 
+    if role is not None and role not in LABEL_ROLES:
+        raise ValueError(f"role must be one of {LABEL_ROLES} or None, got {role!r}")
     header = like.header if isinstance(like, FitsImage) else like  # WCS cards copied verbatim
     header = fits.Header(header) if header is not None else fits.Header()  # a copy; dicts too
-    for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE"):
+    for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE", "CONTENT", ROLE_KEY):
         header.remove(key, ignore_missing=True, remove_all=True)
     header["EXTNAME"] = ("LABELS", "instance segmentation map (0 = sky)")
+    if role is not None:
+        header[ROLE_KEY] = (role, "predicted segmentation (napari-galseg)" if role == "prediction"
+                            else "true segmentation")
     return header
 
 
+def label_role(header: Any) -> str | None:
+    """What a label file says it holds: "prediction", "truth" (the ``SEGROLE`` card, or the truth
+    of a field made by ``galseg synth``) or None when it does not say."""
+    if header is None:
+        return None
+    role = str(header.get(ROLE_KEY, "")).strip().lower()
+    if role in LABEL_ROLES:
+        return role
+    synthetic = str(header.get("ORIGIN", "")).startswith("napari-galseg synth")
+    if synthetic and str(header.get("CONTENT", "")).strip().lower() == "segmentation":
+        return "truth"
+    return None
+
+
 def write_labels(path: str | os.PathLike, labels: Any, like: Any = None, overwrite: bool = False,
-                 scheduler: Any = None) -> Path:
+                 scheduler: Any = None, role: str | None = "prediction") -> Path:
     """Write an instance label image as int32 FITS, with the header and WCS of ``like``.
 
-    ``like`` is a :class:`FitsImage`, an astropy ``Header`` or None (see :func:`labels_header`);
-    ``scheduler`` as in :func:`write_fits`.
+    ``like`` is a :class:`FitsImage`, an astropy ``Header`` or None and ``role`` the ``SEGROLE``
+    card (see :func:`labels_header`); ``scheduler`` as in :func:`write_fits`.
     """
-    return write_fits(path, labels, header=labels_header(like), overwrite=overwrite, dtype=np.int32,
+    return write_fits(path, labels, header=labels_header(like, role), overwrite=overwrite, dtype=np.int32,
                       scheduler=scheduler)

@@ -29,7 +29,7 @@ def save_inputs(job_dir: str | os.PathLike, arrays: dict[str, Any], headers: dic
         path = folder / f"{kind}.fits"
         header = (headers or {}).get(kind)
         if kind == "truth":
-            write_labels(path, array, like=header, overwrite=True)
+            write_labels(path, array, like=header, overwrite=True, role="truth")
         else:
             write_fits(path, array, header=header, overwrite=True)
         paths[kind] = str(path)

@@ -71,6 +71,40 @@ def check_label_map(array: Any, role: str = "the label map") -> None:
             "Is it an integer science image? Give a label image (0 = sky, 1..N = objects)")
 
 
+#: below this share of sky (0) pixels, or above this share for one label, a file given as labels
+#: is doubted: a segmentation of a sky frame leaves most of it as sky
+MIN_SKY_FRACTION = 0.02
+MAX_ONE_LABEL_FRACTION = 0.9
+
+
+def segmentation_doubts(array: Any) -> list[str]:
+    """Why an integer image given as labels may not be a segmentation, as note fragments (none when
+    it looks like one): no sky at all (a rounded noise or science map) or one label over most of
+    the frame (a mask of the whole frame). Such files pass :func:`check_label_map` (they are flat)
+    and would be scored without a word. Huge maps are judged on a grid of windows."""
+    from ..io.label_map import _windows
+
+    if array.dtype.kind not in "iub" or array.size == 0:
+        return []
+    blocks = _windows(array, 4, 128) if is_dask(array) else [np.asarray(array)]
+    values, counts = np.unique(np.concatenate([np.ravel(b) for b in blocks]), return_counts=True)
+    total = int(counts.sum())
+    sky = int(counts[values == 0].sum()) / total
+    if sky == 1.0:
+        return []
+    labelled = values != 0
+    top = int(np.argmax(np.where(labelled, counts, -1)))
+    share = int(counts[top]) / total
+    if share >= MAX_ONE_LABEL_FRACTION:
+        return [f"does not look like a segmentation: one label ({values[top]}) covers {share:.0%} of the frame"
+                + (" and no pixel is sky (0)" if sky == 0 else "")
+                + " (a constant or rounded noise map, or a mask of the whole frame?)"]
+    if sky < MIN_SKY_FRACTION:
+        return [f"does not look like a segmentation: only {sky:.1%} of its pixels are sky (0), with "
+                f"{int(labelled.sum())} label values (a rounded noise or science map?)"]
+    return []
+
+
 def _scalar(value: Any) -> Any:
     return value.compute() if is_dask(value) else value
 
@@ -173,4 +207,5 @@ def evaluate(
     return Evaluation(name=name, metrics=metrics, curves=curves, notes=notes)
 
 
-__all__ = ["COCO_MAX_OBJECTS", "Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "check_label_map", "evaluate"]
+__all__ = ["COCO_MAX_OBJECTS", "Evaluation", "IN_MEMORY_PIXELS", "carries_instances", "check_label_map", "evaluate",
+           "segmentation_doubts"]

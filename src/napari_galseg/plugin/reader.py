@@ -78,15 +78,25 @@ def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | 
 
 
 def read_fits_files(files: Sequence[str | os.PathLike]) -> list[LayerData]:
-    """Layer data tuples for every image HDU of ``files``; problems become notifications."""
+    """Layer data tuples for every image HDU of ``files``; problems become notifications.
+
+    What a file that opens says on the way (non-standard header cards, skipped HDUs) is said once:
+    one notification line per file, the messages kept in each layer's ``metadata["fits_warnings"]``.
+    """
     images: list[FitsImage] = []
     problems: list[str] = []
+    said: dict[str, list[str]] = {}
     for file in files:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                images.extend(open_fits_all(file))
-            problems.extend(str(w.message) for w in caught if issubclass(w.category, FitsReadWarning))
+                opened = open_fits_all(file)
+            images.extend(opened)
+            said[str(file)] = [str(w.message) for w in caught if issubclass(w.category, FitsReadWarning)]
+            for image in opened:
+                image.card_warnings = [*said[str(file)], *image.card_warnings]
+            if said[str(file)]:
+                problems.append(_one_line(file, said[str(file)]))
         except (FitsReadError, OSError) as exc:
             problems.append(str(exc))
         except Exception as exc:
@@ -105,6 +115,14 @@ def read_fits_files(files: Sequence[str | os.PathLike]) -> list[LayerData]:
             _notify(f"{im.name}: {exc}" if isinstance(exc, FitsReadError) else
                     f"{im.name} could not be shown ({type(exc).__name__}: {exc})", error=True)
     return layers or [(None,)]
+
+
+def _one_line(file: str | os.PathLike, messages: list[str]) -> str:
+    """The file's warnings as one line: the first, and how many more are in the layer's metadata."""
+    first = " ".join(messages[0].split())
+    if len(messages) == 1:
+        return first
+    return f"{first} (+{len(messages) - 1} more note(s) on {Path(file).name}: layer metadata 'fits_warnings')"
 
 
 def _current_viewer():
@@ -132,6 +150,7 @@ def fit_into_viewer(layers: list[LayerData], viewer: Any) -> None:
     images arriving after Labels layers are moved below them once napari has added them.
     """
     kinds = [kw.get("metadata", {}).get("galseg_kind") for _, kw, _ in layers]
+    _display_conventions(viewer)
     if any(_is_image_layer(layer) and layer.visible for layer in viewer.layers):
         for (_, kwargs, _), kind in zip(layers, kinds):
             if kind == "rms":
@@ -142,6 +161,17 @@ def fit_into_viewer(layers: list[LayerData], viewer: Any) -> None:
                 layer.visible = False
         if any(type(layer).__name__ == "Labels" for layer in viewer.layers):
             _move_below_labels_when_added(viewer, [kw for (_, kw, _), k in zip(layers, kinds) if k in ("image", "rms")])
+
+
+def _display_conventions(viewer: Any) -> None:
+    """DS9's conventions (y up, FITS coordinates, outlines...) for a viewer FITS files go into."""
+    try:
+        from napari_galseg.widgets.display import install
+
+        install(viewer)
+    except Exception as exc:  # a display preference must never stop a file from opening
+        _notify(f"napari-galseg: the display conventions could not be applied ({type(exc).__name__}: {exc})",
+                error=False)
 
 
 def _move_below_labels_when_added(viewer: Any, expected: list[dict]) -> None:
@@ -171,6 +201,14 @@ def layer_data(image: FitsImage, hide_rms: bool = False) -> LayerData:
     data: Any = image.pyramid(method="stride" if image.kind == "labels" else PYRAMID_METHOD) if multiscale else image.data
     metadata = {"header": image.header, "wcs": image.wcs, "path": str(image.path),
                 "hdu": image.hdu, "galseg_kind": image.kind}
+    if image.card_warnings:
+        metadata["fits_warnings"] = list(image.card_warnings)
+    if image.kind == "labels":
+        from napari_galseg.io.write import label_role
+
+        role = label_role(image.header)  # a galseg prediction or a synthetic truth say so
+        if role is not None:
+            metadata["galseg_role"] = role
     kwargs: dict[str, Any] = {"name": image.name, "metadata": metadata}
     if multiscale:
         kwargs["multiscale"] = True

@@ -39,15 +39,25 @@ def _layers(field, multiscale_levels: int = 1) -> list[tuple]:
     ]
 
 
+def _with_conventions(layers: list[tuple]) -> list[tuple]:
+    """The viewer the sample opens in gets the display conventions, as a FITS file's does."""
+    from .reader import _current_viewer, _display_conventions
+
+    viewer = _current_viewer()
+    if viewer is not None:
+        _display_conventions(viewer)
+    return layers
+
+
 def small_field() -> list[tuple]:
     """A 1024² field (about 700 objects), made in a second."""
     from ..synth import make_field
 
-    return _layers(make_field(1024, seed=0))
+    return _with_conventions(_layers(make_field(1024, seed=0)))
 
 
 def large_field() -> list[tuple]:
     """A 4096² field shown as a multiscale pyramid (about 12,000 objects; takes ~20 s to make)."""
     from ..synth import make_field
 
-    return _layers(make_field(4096, seed=0), multiscale_levels=4)
+    return _with_conventions(_layers(make_field(4096, seed=0), multiscale_levels=4))

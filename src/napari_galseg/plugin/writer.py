@@ -45,7 +45,8 @@ def write_labels(path: str, data: Any, meta: dict) -> list[str]:
     header, wcs = _source(meta)
     labels = _squeeze_to_2d(_level0(data), "labels")
     like = fits.Header(header) if header is not None else fits.Header()
-    for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE"):
+    # SEGROLE too: labels edited in the viewer are no longer known to be a prediction
+    for key in ("BUNIT", "EXTNAME", "EXTVER", "DATAMIN", "DATAMAX", "SATURATE", "CONTENT", "SEGROLE"):
         like.remove(key, ignore_missing=True, remove_all=True)
     like["EXTNAME"] = ("LABELS", "instance segmentation map (0 = sky)")
     # the layer's WCS object (when known) replaces any WCS cards of the header

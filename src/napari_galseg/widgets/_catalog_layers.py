@@ -1,4 +1,5 @@
-"""A source catalog as napari layer data (pure numpy; the widgets build the layers)."""
+"""A source catalog as napari layer data (pure numpy; the widgets build the layers), and the
+style that makes it visible over a zscaled image."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,3 +37,33 @@ def ellipse_corners(table, scale: float = 2.0) -> np.ndarray:
         dy = u * a * s + v * b * c
         corners.append(np.column_stack([y + dy, x + dx]))
     return np.stack(corners, axis=1)
+
+
+#: catalogue shapes over an image: a colour that stands out on grey and on every colormap of the
+#: Display dock, and an edge that stays visible when the frame is zoomed out (data pixels)
+CATALOG_STYLE = {"color": "yellow", "edge_width": 1.5}
+
+
+def is_catalog_layer(layer) -> bool:
+    """A Shapes or Points layer that shows a catalogue (named ``... catalog`` by the segment
+    widgets, or carrying ``galseg_kind = "catalog"`` in its metadata)."""
+    if type(layer).__name__ not in ("Shapes", "Points"):
+        return False
+    return layer.metadata.get("galseg_kind") == "catalog" or str(layer.name).endswith(" catalog")
+
+
+def style_catalog_layer(layer, style: dict | None = None) -> None:
+    """Give a catalogue layer :data:`CATALOG_STYLE` (a thin cyan edge is lost on a grey image)."""
+    style = style or CATALOG_STYLE
+    n = len(layer.data)
+    if type(layer).__name__ == "Shapes":
+        if n:
+            layer.edge_color = style["color"]
+            layer.edge_width = [style["edge_width"]] * n
+        layer.current_edge_color = style["color"]
+        layer.current_edge_width = style["edge_width"]
+    else:
+        if n:
+            layer.border_color = style["color"]
+            layer.border_width = 0.2
+        layer.current_border_color = style["color"]

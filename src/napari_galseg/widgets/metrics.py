@@ -7,6 +7,9 @@ thread. Any change to either layer (painting, a new segmentation run, a data ass
 change during a run queues one more run). "Field of view" scores only the visible part of the
 prediction, which stays instant on huge images.
 
+"Compare" (:mod:`napari_galseg.widgets.compare`) draws where they agree: a TP / FP / FN pixel
+layer and matched / missed / spurious markers, with a table whose rows centre the view.
+
 The history keeps one row per (prediction, truth, scope, IoU threshold): a new segmentation run
 (a new layer, or new parameters in the layer's metadata) adds a row, and edits to the same layer
 update its row, so runs can be compared side by side and exported as CSV.
@@ -74,8 +77,9 @@ def truth_score(layer: Labels) -> int:
 
 
 def is_scribbles(layer: Labels) -> bool:
-    """Training strokes (the Random Forest scribbles layer): neither a prediction nor the truth."""
-    return (layer.metadata or {}).get("galseg_role") == "scribbles" or layer.name == "scribbles"
+    """Training strokes (the Random Forest scribbles layer) or a comparison's outcome layer:
+    neither a prediction nor the truth."""
+    return (layer.metadata or {}).get("galseg_role") in ("scribbles", "comparison") or layer.name == "scribbles"
 
 
 def _pixels(array: Any) -> int:
@@ -168,6 +172,9 @@ class MetricsDock(QWidget):
         for table in (self.table, self.history_table):
             table.verticalHeader().setVisible(False)
             table.verticalHeader().setDefaultSectionSize(22)
+        from .compare import ComparePanel
+
+        self.compare = ComparePanel(self)  # the "compare" action: TP/FP/FN and object layers
         self.export_button = QPushButton("Export CSV…")
         self.clear_button = QPushButton("Clear history")
 
@@ -191,6 +198,7 @@ class MetricsDock(QWidget):
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.clear_button)
         layout.addLayout(buttons)
+        layout.addWidget(self.compare, stretch=1)
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -253,7 +261,8 @@ class MetricsDock(QWidget):
 
     def _refresh_layers(self, choose_defaults: bool = False, prefer_prediction: Labels | None = None) -> None:
         pred_name, true_name = self.pred_combo.currentText(), self.true_combo.currentText()
-        names = [layer.name for layer in self._labels_layers()]
+        names = [layer.name for layer in self._labels_layers()
+                 if (layer.metadata or {}).get("galseg_role") != "comparison"]
         for combo in (self.pred_combo, self.true_combo):
             combo.blockSignals(True)
             combo.clear()
