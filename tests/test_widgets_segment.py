@@ -111,11 +111,31 @@ def test_error_notification_names_the_method_once(make_napari_viewer):
 
     viewer = make_napari_viewer()
     viewer.add_image(_blobs(), name="img")
-    widget = SegmenterWidget(viewer, method="unet")  # trainable: nothing to run without a model
+    widget = SegmenterWidget(viewer, method="unet")
+    widget.model_choice.value = ""  # no model chosen (not even the built-in): nothing to run
     before = len(notification_manager.records)
     assert widget.run(field_of_view=False) is None
     messages = [str(n.message) for n in notification_manager.records[before:]]
-    assert messages == ["unet: load a model folder or train on a truth layer first"]
+    assert messages == ["unet: choose a model, load a model folder or train on a truth layer first"]
+
+
+def test_the_unet_runs_its_built_in_model_on_a_frame_with_no_rms(make_napari_viewer, qtbot):
+    """A frame dropped in with no rms and no truth: the U-Net widget's Run gives labels from the
+    built-in model, and says the noise was estimated."""
+    from napari_galseg.builtin_models import DEFAULTS
+    from napari_galseg.synth import make_field
+    from napari_galseg.widgets.segment import SegmenterWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(make_field(256, seed=4).image, name="frame")
+    widget = SegmenterWidget(viewer, method="unet")
+    assert widget.model_choice.value.endswith(DEFAULTS["unet"])  # the built-in first, chosen
+    assert "(built-in)" in widget.model_choice.native.currentText()
+    with qtbot.waitSignal(widget.work_finished, timeout=120000):  # connected before the worker starts
+        widget.run(field_of_view=False)
+    labels = [layer for layer in viewer.layers if layer.metadata.get("galseg_role") == "prediction"]
+    assert labels and labels[0].data.max() > 0
+    assert "objects" in widget.status.value and "noise was estimated" in widget.status.value
 
 
 def test_every_registered_method_gets_a_widget(make_napari_viewer):

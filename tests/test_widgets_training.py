@@ -84,7 +84,8 @@ def test_a_forest_trained_from_layers_in_a_thread_lands_in_the_segmenter_model_l
 
     viewer = _viewer_with_field(make_napari_viewer, field)
     segmenter = ForestWidget(viewer)
-    assert segmenter.model_choice.choices == ("",)  # nothing registered yet: only the "none" entry
+    builtins = [c for c in segmenter.model_choice.choices if c and "builtin_models" in c]
+    assert segmenter.model_choice.choices == (*builtins, "")  # nothing registered yet: built-ins, then "none"
     widget = _training_widget(viewer, "forest", "thread", n_estimators=3)
     assert widget.inputs["truth"].layer.value is viewer.layers["truth"]  # preselected by its name
     widget.inputs["image"].layer.value = viewer.layers["img"]
@@ -101,7 +102,7 @@ def test_a_forest_trained_from_layers_in_a_thread_lands_in_the_segmenter_model_l
     assert (job / "inputs" / "truth.fits").exists() and progress and max(progress) == 2
     assert "model 'forest-" in widget.status.value and widget.registered.path.parent == folders / "models"
     # every forest widget lists it, newest first, and loads it when chosen
-    assert segmenter.model_choice.choices[1] == str(widget.registered.path)
+    assert segmenter.model_choice.choices[len(builtins)] == str(widget.registered.path)  # after the built-ins
     segmenter.model_choice.value = str(widget.registered.path)
     assert segmenter.model is not None and segmenter.model.fitted
     assert "loaded" in segmenter.status.value
@@ -133,7 +134,7 @@ def test_a_unet_in_a_process_draws_live_curves_without_stalling_the_viewer(make_
     assert max(progress) == 4 and widget.curves.parent() is not None  # docked in the viewer
     assert "Training curves" in viewer.window.dock_widgets
     assert max(b for b in bars if b is not None) == 4 and widget.activity is None  # activity bar, closed at the end
-    models = [choice for choice in segmenter.model_choice.choices if choice]
+    models = [choice for choice in segmenter.model_choice.choices if choice and "builtin_models" not in choice]
     assert models == [str(widget.registered.path)] and widget.registered.val_iou is not None
 
 
