@@ -171,3 +171,9 @@ def test_the_evaluation_script_prints_and_writes_its_table(tmp_path, capsys):
     assert script.main(["--size", "512", "--seeds", "5", "--fwhm", "2.5", "--kinds", "kolmogorov",
                         "--star-density", str(STARS), "--cache", str(tmp_path / "cache"), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["rows"][0]["measured_fwhm"] == row["measured_fwhm"]
+
+
+def test_a_quantity_that_could_not_be_measured_is_null_in_the_json():
+    c = FrameConditions(shape=(100, 100), psf_fwhm_px=3.0, psf_ellipticity=float("nan"))
+    d = json.loads(c.to_json())
+    assert d["psf_ellipticity"] is None and d["psf_fwhm_px"] == 3.0
