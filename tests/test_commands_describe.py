@@ -90,3 +90,13 @@ def test_the_malformed_fits_corpus_ends_in_one_line_each(tmp_path, capsys):
         elif case.expected is not None and "too small to measure" not in lines[-1]:
             failures.append(f"{case.name}: a readable file refused for another reason: {lines[-1]}")
     assert not failures, "\n".join(failures)
+
+
+def test_hdu_by_name(field, tmp_path, capsys):
+    image = fits.getdata(field["image"])
+    path = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((70, 70), np.float32), name="WHT"),
+                  fits.ImageHDU(image, header=fits.getheader(field["image"]), name="SCI")]).writeto(path)
+    assert main(["describe", str(path), "--hdu", "SCI", "--psf-fwhm", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shape"] == [384, 384]
+    _one_line_error(capsys, ["describe", str(path), "--hdu", "NOPE"], "NOPE")
