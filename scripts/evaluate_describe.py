@@ -6,7 +6,7 @@ galaxy and star densities unless ``--star-density`` is given) and measured *with
 one the field was drawn with, the noise with the median of the field's true rms map. Targets
 (issue 26): |FWHM error| ≤ 10 %, |noise error| ≤ 5 %.
 
-    .venv/bin/python scripts/evaluate_describe.py --size 2048 --seeds 11 12 --json describe_eval.json
+    .venv/bin/python scripts/evaluate_describe.py --size 2048 --seeds 11 12 13 --json describe_eval.json
 
 Prints a table and writes ``--json``; fields are cached as .npz under ``--cache`` when given.
 """
@@ -41,7 +41,7 @@ def field_arrays(kind: str, fwhm: float, seed: int, size: int, star_density: flo
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=2048)
-    p.add_argument("--seeds", type=int, nargs="+", default=[11, 12])
+    p.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     p.add_argument("--fwhm", type=float, nargs="+", default=[1.5, 2.5, 4.0, 6.0])
     p.add_argument("--kinds", nargs="+", default=["moffat", "kolmogorov"])
     p.add_argument("--star-density", type=float, default=None, help="stars per Mpix (default: GalSim's, 25)")

@@ -72,3 +72,31 @@ def test_no_wcs_is_said_once(tmp_path, capsys):
     assert out["pixel_scale_arcsec"] is None
     assert out["notes"].count("no WCS: lengths in pixels") == 1
     assert out["noise_rms"] == pytest.approx(3.0, rel=0.05)
+
+
+def test_the_malformed_fits_corpus_ends_in_one_line_each(tmp_path, capsys):
+    """Every file of the bad-input corpus (48×64 px: too small even when it opens) is one line, exit 2."""
+    from fits_corpus import build_corpus
+
+    failures = []
+    for case in build_corpus(tmp_path / "corpus"):
+        code = main(["describe", str(case.path), "--json"])
+        captured = capsys.readouterr()
+        lines = [line for line in captured.err.splitlines() if line.strip()]
+        if code != 2 or captured.out or "Traceback" in captured.err or "unexpected" in captured.err:
+            failures.append(f"{case.name}: exit {code}, {lines[-2:]}")
+        elif not lines[-1].startswith("galseg describe: error:"):
+            failures.append(f"{case.name}: {lines[-2:]}")
+        elif case.expected is not None and "too small to measure" not in lines[-1]:
+            failures.append(f"{case.name}: a readable file refused for another reason: {lines[-1]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_hdu_by_name(field, tmp_path, capsys):
+    image = fits.getdata(field["image"])
+    path = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((70, 70), np.float32), name="WHT"),
+                  fits.ImageHDU(image, header=fits.getheader(field["image"]), name="SCI")]).writeto(path)
+    assert main(["describe", str(path), "--hdu", "SCI", "--psf-fwhm", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shape"] == [384, 384]
+    _one_line_error(capsys, ["describe", str(path), "--hdu", "NOPE"], "NOPE")

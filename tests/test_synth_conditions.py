@@ -152,3 +152,28 @@ def test_conditions_round_trip_through_json():
         assert key in d
     assert FrameConditions.from_dict(d) == c
     assert d["density_per_mpix"] > 0 and d["flux_counts"] and sum(d["flux_counts"]) == d["n_detected"]
+
+
+@needs_galsim
+def test_the_evaluation_script_prints_and_writes_its_table(tmp_path, capsys):
+    from script_helpers import load_script
+
+    script = load_script("evaluate_describe")
+    out = tmp_path / "eval.json"
+    assert script.main(["--size", "512", "--seeds", "5", "--fwhm", "2.5", "--kinds", "kolmogorov",
+                        "--star-density", str(STARS), "--cache", str(tmp_path / "cache"), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert row["psf"] == "kolmogorov" and row["psf_flag"] == "stars" and abs(row["fwhm_error"]) <= 0.10
+    assert report["summary"]["fwhm_within_10pct"] == 1.0 and report["summary"]["noise_within_5pct"] == 1.0
+    assert "FWHM |error|" in capsys.readouterr().out
+    assert list((tmp_path / "cache").glob("*.npz"))  # a second run reads the cached field
+    assert script.main(["--size", "512", "--seeds", "5", "--fwhm", "2.5", "--kinds", "kolmogorov",
+                        "--star-density", str(STARS), "--cache", str(tmp_path / "cache"), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["rows"][0]["measured_fwhm"] == row["measured_fwhm"]
+
+
+def test_a_quantity_that_could_not_be_measured_is_null_in_the_json():
+    c = FrameConditions(shape=(100, 100), psf_fwhm_px=3.0, psf_ellipticity=float("nan"))
+    d = json.loads(c.to_json())
+    assert d["psf_ellipticity"] is None and d["psf_fwhm_px"] == 3.0

@@ -56,8 +56,13 @@ class FrameConditions:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """Plain JSON types; a float that is not finite (nothing to measure it on) becomes None,
+        so the JSON stays valid JSON."""
         d = dataclasses.asdict(self)
         d["shape"] = list(self.shape)
+        for key, value in d.items():
+            if isinstance(value, float) and not np.isfinite(value):
+                d[key] = None
         return d
 
     def to_json(self, **kwargs) -> str:
