@@ -55,7 +55,7 @@ def table(c) -> str:
         ("noise (1σ, median)", f"{c.noise_rms:.4g}  [{'rms map' if c.noise_from_map else 'estimated'}]"),
         ("saturation", _fmt(c.saturation)),
         ("zero point", _fmt(c.zero_point, ".4g", " mag")),
-        ("sources (5σ)", f"{c.n_detected}, {c.density_per_mpix:.1f} per Mpix"),
+        ("sources", f"{c.n_detected}, {c.density_per_mpix:.1f} per Mpix"),
         ("counts slope", (f"dN/dF ∝ F^-{c.flux_slope:.2f} above F = {c.flux_turnover:.4g}"
                           if c.flux_slope is not None else "- (too few sources)")),
     ]

@@ -49,7 +49,7 @@ ROWS: tuple[tuple[str, str, Any], ...] = (
      lambda c: "-" if c.saturation is None else f"{c.saturation:.6g}"),
     ("Zero point", "MAGZERO / MAGZPT / ZP-like header card, magnitudes ('-' when the header has none)",
      lambda c: "-" if c.zero_point is None else f"{c.zero_point:.4g}"),
-    ("Source density", "Sources detected at 5σ over 5 connected pixels, per million pixels",
+    ("Source density", "Sources detected at 4σ of the PSF-matched filtered image (5 connected pixels), per million pixels",
      lambda c: f"{c.density_per_mpix:.1f} / Mpix ({c.n_detected})"),
     ("Counts slope", "Slope of the number counts dN/dF ∝ F^-slope above the turnover flux (a depth measure)",
      lambda c: "-" if c.flux_slope is None else f"{c.flux_slope:.2f} above {c.flux_turnover:.4g}"),
