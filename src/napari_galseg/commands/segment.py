@@ -136,7 +136,7 @@ def _resolve_model(args, cls) -> None:
 def frame_notes(segmenter, task) -> list[str]:
     """What the user should know about a run beyond its output: an estimated noise map, a frame
     outside the model's range (measured only for models that record one)."""
-    notes = []
+    notes = [segmenter.precision_note] if getattr(segmenter, "precision_note", None) else []
     if not task.rms:
         notes.append(getattr(segmenter, "noise_note", None)
                      or "no rms map given: the noise was estimated from the image")

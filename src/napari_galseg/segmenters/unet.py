@@ -220,6 +220,10 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
             dev.configure_threads(r.n_threads or None)
         bf16 = dev.use_bf16(device, r.bf16)
         channels_last = dev.use_channels_last(device, r.channels_last)
+        why = "" if str(r.bf16).lower() != "auto" or device.type != "cpu" else \
+            (" (this CPU has native bf16)" if bf16 else " (no native bf16 on this CPU: fp32 is faster)")
+        self.precision_note = (f"{self.name}: inference in {'bf16' if bf16 else 'fp32'}"
+                               f"{', channels-last' if channels_last else ''} on {device}{why}")
         net.to(device).eval()
         if channels_last:
             net.to(memory_format=torch.channels_last)
