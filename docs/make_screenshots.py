@@ -191,8 +191,38 @@ def export_picture(field_dir: Path, out: Path) -> Path:
     return path
 
 
+def builtin_picture(out: Path = IMAGES / "builtin_unet.png") -> Path:
+    """A frame dropped in alone (no rms, no truth), the U-Net dock opened, Run pressed: the labels
+    come from the built-in model, the status says the noise was estimated."""
+    import napari
+
+    from napari_galseg.synth.galsim_backend import write_galsim_field
+    from napari_galseg.widgets.segment import UNetWidget
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_galsim_field(tmp, 1024, seed=31, psf="kolmogorov", psf_fwhm=3.0, galaxy_density=900.0,
+                                   irregular_fraction=0.3, merger_fraction=0.2)
+        viewer = napari.Viewer(show=True)
+        viewer.window.resize(1600, 1000)
+        viewer.open(files["image"], plugin="napari-galseg")
+        widget = UNetWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Segment: unet", area="right")
+        finished = []
+        widget.work_finished.connect(lambda: finished.append(True))  # connected before the worker starts
+        widget.run(field_of_view=False)
+        while not finished:
+            _settle(0.1)
+        _settle(1.0)
+        path = _save(viewer, out)
+        viewer.close()
+    return path
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["demo", "viewer"]
+    if which[0] == "builtin":  # make_screenshots.py builtin [OUT.png]
+        print(builtin_picture(*[Path(p) for p in which[1:2]]))
+        sys.exit(0)
     if which[0] == "maskrcnn":  # make_screenshots.py maskrcnn MODEL_DIR FIELD_DIR [OUT.png]
         print(instance_picture(Path(which[1]), Path(which[2]), *[Path(p) for p in which[3:4]]))
         sys.exit(0)

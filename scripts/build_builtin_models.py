@@ -15,6 +15,7 @@ on unseen fields to each card.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=7, help="seed of the mosaic's conditions and fields")
     ap.add_argument("--out", default=str(BUILTIN_DIR), help="folder of the built-in models")
     ap.add_argument("--device", default="auto", help="torch device for the U-Net (a GPU when there is one)")
+    ap.add_argument("--init-weights", default="", help="U-Net: continue from this model folder's weights (a longer "
+                                                       "training in parts, each on a new mosaic)")
+    ap.add_argument("--lr", type=float, default=None, help="U-Net: peak learning rate (default the U-Net's 1e-2)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(models) - set(NAMES)
@@ -88,7 +93,10 @@ def main(argv=None) -> int:
         cls = get(method)
         t1 = time.time()
         if method == "unet":
-            model = cls(**UNET_SETTINGS, max_minutes=args.minutes, device=args.device)
+            extra = {"init_weights": args.init_weights} if args.init_weights else {}
+            if args.lr:
+                extra["lr"] = args.lr
+            model = cls(**UNET_SETTINGS, **extra, max_minutes=args.minutes, device=args.device, n_threads=args.threads)
             from napari_galseg.preprocess import as_recipe
 
             model.recipe = as_recipe("snr").to_dict()
@@ -102,6 +110,13 @@ def main(argv=None) -> int:
         model.provenance.update({"built_in": NAMES[method], "valid_range": valid_range})
         model.provenance.setdefault("training", {})["mosaic"] = {"grid": [rows, cols], "tile": args.tile,
                                                                  "seed": args.seed}
+        if method == "unet" and args.init_weights:  # the earlier parts of the training, as their cards say
+            before = json.loads((Path(args.init_weights) / CARD_NAME).read_text()) if \
+                (Path(args.init_weights) / CARD_NAME).exists() else {}
+            model.provenance["training"]["continued_from"] = {k: before.get(k) for k in ("command", "training_time_s",
+                                                                                          "trained_on")}
+            elapsed += float(before.get("training_time_s") or 0.0)  # the card's time is the whole training's
+            model.params = dataclasses.replace(model.params, init_weights="")  # no local path in a shipped config
         card = {
             "name": NAMES[method], "method": method,
             "trained_on": {"what": f"a {rows}x{cols} mosaic of {args.tile}² synthetic fields (seed {args.seed}), "
