@@ -195,3 +195,16 @@ def test_a_running_job_whose_process_is_gone_is_said_so_and_can_be_resumed(files
         assert not read_log(spec.job_dir).orphaned
     with pytest.raises(JobSpecError, match="is still running; cancel it first"):
         prepare(spec, resume=True)
+
+
+def test_a_like_job_needs_no_truth_and_checks_its_field_size(tmp_path):
+    """``like: true`` trains on fields simulated like the image: the truth may be empty."""
+    base = dict(method="forest", image=str(tmp_path / "img.fits"), output=str(tmp_path / "m"), job_dir=str(tmp_path / "j"))
+    with pytest.raises(JobSpecError, match="'truth' must be a non-empty text"):
+        JobSpec(truth="", **base).check()
+    JobSpec(truth="", like=True, **base).check()
+    with pytest.raises(JobSpecError, match="'like_size' must be a whole number of pixels >= 256"):
+        JobSpec(truth="", like=True, like_size=100, **base).check()
+    with pytest.raises(JobSpecError, match="'like' must be true or false"):
+        JobSpec(truth="", like="yes", **base).check()
+    assert JobSpec.from_dict(JobSpec(truth="", like=True, **base).to_dict()).like is True
