@@ -133,11 +133,11 @@ def _resolve_model(args, cls) -> None:
         print(f"no --model: using the built-in model {builtin.name} (see `galseg models list`)", file=sys.stderr)
 
 
-def frame_notes(segmenter, task) -> list[str]:
-    """What the user should know about a run beyond its output: an estimated noise map, a frame
-    outside the model's range (measured only for models that record one)."""
+def frame_notes(segmenter, rms_given: bool) -> list[str]:
+    """What the user should know about a run beyond its output: the network's precision, an
+    estimated noise map."""
     notes = [segmenter.precision_note] if getattr(segmenter, "precision_note", None) else []
-    if not task.rms:
+    if not rms_given:
         notes.append(getattr(segmenter, "noise_note", None)
                      or "no rms map given: the noise was estimated from the image")
     return notes
@@ -269,7 +269,7 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
     _check_header_writable(image)
     from ..builtin_models import range_notes
 
-    range_notes = range_notes(segmenter, image.data, rms, header=image.header, wcs=image.wcs)
+    out_of_range = range_notes(segmenter, image.data, rms, header=image.header, wcs=image.wcs)
     data = image.data
     if sex is not None and sex.weight_image is not None:
         if task.rms:
@@ -287,7 +287,7 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
     result = segmenter.predict_to_fits(data, task.output, rms=rms, header=labels_header(image),
                                        overwrite=task.overwrite, progress=progress,
                                        **({"catalog_path": task.catalog} if streamed_catalog else {}))
-    message = "\n".join([*range_notes, *frame_notes(segmenter, task), f"wrote {task.output}"])
+    message = "\n".join([*out_of_range, *frame_notes(segmenter, rms is not None), f"wrote {task.output}"])
     if streamed_catalog:
         message += f" and {task.catalog} ({len(result.catalog)} sources)"
     elif task.catalog:

@@ -64,6 +64,7 @@ class SegmenterWidget(QWidget):
         self.method = method or self.method
         self.segmenter_cls: type[Segmenter] = segmenters.get(self.method)
         self.model: Segmenter | None = None
+        self._range_notes: tuple | None = None  # (frame and model, their range warnings)
         self.worker = None
         self._cancel_event = threading.Event()
         defaults = self.segmenter_cls()
@@ -191,11 +192,16 @@ class SegmenterWidget(QWidget):
         window = Window.of(region) if field_of_view else None
 
         header, wcs = image_layer.metadata.get("header"), image_layer.metadata.get("wcs")
+        range_key = (id(image), id(segmenter))  # measured once per frame and model, not per field of view
 
         def work():
             from ..builtin_models import range_notes
 
-            notes = range_notes(segmenter, image, rms, header=header, wcs=wcs if hasattr(wcs, "pixel_to_world") else None)
+            cached = self._range_notes
+            if cached is None or cached[0] != range_key:
+                wcs_ok = wcs if hasattr(wcs, "pixel_to_world") else None
+                cached = self._range_notes = (range_key, range_notes(segmenter, image, rms, header=header, wcs=wcs_ok))
+            notes = list(cached[1])
             # methods with region_with_context read the context they need around the view
             result = segmenter.predict(image, rms=rms, region=window, progress=self._relay, cancel=self._cancel_event)
             result.labels = _materialise(result.labels)
