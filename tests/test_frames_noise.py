@@ -110,3 +110,27 @@ def test_a_negative_pixel_missed_by_the_sample_still_stops_the_run_before_any_ou
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "negative value" in err[-1]
     assert not out.exists()
+
+
+def test_a_frame_of_blank_pixels_says_so(tmp_path, capsys):
+    header = fits.Header()
+    header["BLANK"] = -32768
+    fits.writeto(tmp_path / "blank.fits", np.full((64, 64), -32768, np.int16), header)
+    assert main(["segment", "photutils", str(tmp_path / "blank.fits"), "-o", str(tmp_path / "o.fits"), *SETS]) == 2
+    assert "has no finite pixels" in capsys.readouterr().err
+    assert not (tmp_path / "o.fits").exists()
+
+
+def test_nan_where_the_weight_is_set_and_zero_weight_elsewhere_is_an_undefined_frame(field, tmp_path, capsys):
+    _, f = field
+    image = f.image.copy()
+    image[:96] = np.nan
+    weight = (1 / f.rms.astype(np.float64) ** 2).astype(np.float32)
+    weight[96:] = 0
+    fits.writeto(tmp_path / "img.fits", image)
+    fits.writeto(tmp_path / "wht.fits", weight)
+    for method in ("photutils", "kmeans"):
+        assert main(["segment", method, str(tmp_path / "img.fits"), "--weight", str(tmp_path / "wht.fits"),
+                     "-o", str(tmp_path / "o.fits")]) == 2
+        assert "every pixel of the frame is undefined" in capsys.readouterr().err
+    assert not (tmp_path / "o.fits").exists()
