@@ -20,7 +20,9 @@ Segment a FITS image with one of the registered methods and write the int32 inst
 tile. Methods that learn (unet, forest) use their built-in model unless --model names another: a
 built-in name, a model of the models folder (`galseg models list`) or a folder from `galseg train`;
 kmeans fits its clusters on the image itself (or reuses a saved model folder's). Without --rms the
-noise map is estimated from the image, and the output says so.
+noise map is estimated from the image, and the output says so. --variance/--weight (or --weight-type)
+give the noise as survey products ship it; zero weight, infinite variance and masked bits (--mask, or a
+coadd's MASK plane) are never detected.
 `galseg segment METHOD --params` lists every setting --set accepts, with its description.
 Many frames (FRAME1 FRAME2 ... -o DIR) give DIR/NAME_labels.fits (and DIR/NAME_catalog.ecsv) per
 frame; a rerun skips the frames already done. --scheduler runs the work on a dask cluster.
@@ -28,6 +30,8 @@ frame; a rerun skips the frames already done. --scheduler runs the work on a das
 examples:
   galseg segment unet frame.fits -o labels.fits                  (the built-in U-Net; noise estimated)
   galseg segment photutils field.fits --rms rms.fits -o labels.fits --catalog sources.ecsv
+  galseg segment photutils calexp.fits -o labels.fits      (HSC/LSST IMAGE+MASK+VARIANCE, DES SCI+MSK+WGT, HST SCI+WHT)
+  galseg segment photutils tile.fits --weight tile_invvar.fits --mask tile_maskbits.fits:0,1,5 -o labels.fits
   galseg segment photutils field.fits --set nsigma=2.5 --set deblend=false -o labels.fits
   galseg segment photutils field.fits --set threshold_mode=study --set nsigma=1.5 -o study.fits
   galseg segment photutils field.fits --sextractor-config default.sex -o labels.fits
