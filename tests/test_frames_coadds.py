@@ -123,3 +123,12 @@ def test_a_frame_masked_everywhere_says_so(field, tmp_path, capsys):
     write_coadd(tmp_path / "all.fits", f.image, f.rms, "des", bad=np.ones(f.image.shape, bool))
     assert main(["segment", "photutils", str(tmp_path / "all.fits"), "-o", str(tmp_path / "o.fits"), *SETS]) == 2
     assert "every pixel of the frame is undefined (the mask" in capsys.readouterr().err
+
+
+def test_many_coadds_into_a_folder_equal_their_single_runs(field, reference, tmp_path):
+    root, _, _ = field
+    masked, _ = reference
+    out = tmp_path / "out"
+    assert main(["segment", "photutils", str(root / "hsc.fits"), str(root / "des.fits"), "-o", str(out), *SETS]) == 0
+    for name in ("hsc", "des"):
+        np.testing.assert_array_equal(fits.getdata(out / f"{name}_labels.fits"), masked)
