@@ -39,6 +39,17 @@ def test_variance_and_weight_give_the_labels_of_the_rms_map(field, tmp_path):
         np.testing.assert_array_equal(_segment(root, tmp_path / "x.fits", *noise, "--overwrite"), reference)
 
 
+def test_an_exposure_time_weight_with_its_scale_gives_the_same_labels(field, tmp_path):
+    root, f = field
+    exposure = (1000.0 / f.rms.astype(np.float64) ** 2).astype(np.float32)  # weight × 1000 s
+    fits.writeto(tmp_path / "exptime.fits", exposure)
+    reference = _segment(root, tmp_path / "rms.fits", "--rms", str(root / "rms.fits"))
+    scaled = _segment(root, tmp_path / "x.fits", "--weight", str(tmp_path / "exptime.fits"), "--weight-scale", "0.001")
+    assert (scaled != reference).mean() < 1e-3  # float rounding of the scale may move a boundary pixel
+    unscaled = _segment(root, tmp_path / "y.fits", "--weight", str(tmp_path / "exptime.fits"))
+    assert unscaled.max() > reference.max()  # taken as inverse variance, the noise looks 30× lower
+
+
 def test_conversion_gives_back_the_float32_rms_exactly(field):
     _, f = field
     rms = f.rms.astype(np.float64)
@@ -134,3 +145,26 @@ def test_nan_where_the_weight_is_set_and_zero_weight_elsewhere_is_an_undefined_f
                      "-o", str(tmp_path / "o.fits")]) == 2
         assert "every pixel of the frame is undefined" in capsys.readouterr().err
     assert not (tmp_path / "o.fits").exists()
+
+
+def test_metrics_do_not_score_pixels_without_data(field):
+    """A frame's image (NaN at no data) given to evaluate() drops those pixels, and the true
+    galaxies inside them, without a mask: missed objects there are not counted as misses."""
+    import dask.array as da
+
+    from napari_galseg.metrics.evaluate import evaluate
+
+    _, f = field
+    image = f.image.copy()
+    image[:, :96] = np.nan
+    inside = np.unique(f.truth[:, :96])
+    outside = set(np.unique(f.truth[:, 96:])) - {0}
+    only_inside = len(set(inside) - outside - {0})
+    assert only_inside > 0
+    pred = np.where(np.isfinite(image), f.truth, 0)  # perfect where there is data, nothing elsewhere
+    for img in (image, da.from_array(image, chunks=64)):
+        scored = evaluate(pred, f.truth, image=img, coco=False)
+        assert scored.metrics["n_true"] == len(outside)
+        assert scored.metrics["completeness"] == 1.0
+    assert "96" not in "".join(evaluate(pred, f.truth, coco=False).notes)
+    assert any("not scored" in n for n in evaluate(pred, f.truth, image=image, coco=False).notes)

@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-type", metavar="TYPE",
                    help="what the noise map holds, SExtractor's names: MAP_RMS, MAP_VAR or MAP_WEIGHT (for --rms FILE "
                         "or a coadd's noise plane; default: from the option or the plane's EXTNAME)")
+    p.add_argument("--weight-scale", metavar="S", type=float, default=1.0,
+                   help="multiply the noise map by S before converting it: a drizzle WHT that is an exposure-time "
+                        "map becomes an inverse variance with S = 1/(σ² per second of exposure)")
     p.add_argument("--noise-hdu", metavar="HDU", help="HDU index or EXTNAME of the noise plane (default: a coadd's "
                    "VARIANCE/WGT/WHT/RMS/ERR extension, found by name)")
     p.add_argument("--mask", metavar="FILE[:BITS]", action="append",
@@ -258,6 +261,7 @@ class FrameTask:
     marker_record: dict | None = None
     #: what ``rms`` holds (rms, variance, weight or a WEIGHT_TYPE) and the coadd planes by hand
     noise_kind: str | None = None
+    noise_scale: float = 1.0
     noise_hdu: str | None = None
     mask: str | None = None
     mask_bits: str | None = None
@@ -291,7 +295,8 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
     from ..io import labels_header, open_fits
 
     frame = open_frame(task.image, hdu=task.hdu, noise=task.rms, noise_kind_name=task.noise_kind,
-                       noise_hdu=task.noise_hdu, mask=task.mask, mask_bits=task.mask_bits, mask_hdu=task.mask_hdu)
+                       noise_hdu=task.noise_hdu, noise_scale=task.noise_scale, mask=task.mask, mask_bits=task.mask_bits,
+                       mask_hdu=task.mask_hdu)
     image = frame.science
     _check_float32_range(image, "the image")
     if task.rms and frame.noise.kind == "rms":
@@ -424,8 +429,10 @@ def _mask_file(spec: str) -> str:
 
 def _plane_options(args, mask: str | None) -> dict:
     """The FrameTask fields of the noise kind, the mask and the planes named by hand."""
-    return {"noise_kind": args.noise_kind, "noise_hdu": args.noise_hdu, "mask": mask, "mask_bits": args.mask_bits,
-            "mask_hdu": args.mask_hdu}
+    if not (args.weight_scale > 0 and args.weight_scale < float("inf")):
+        raise _error(f"--weight-scale must be a positive number, got {args.weight_scale}")
+    return {"noise_kind": args.noise_kind, "noise_scale": args.weight_scale, "noise_hdu": args.noise_hdu,
+            "mask": mask, "mask_bits": args.mask_bits, "mask_hdu": args.mask_hdu}
 
 
 def _frame_name(path: str) -> str:

@@ -65,6 +65,7 @@ def _record(task: FrameTask) -> dict:
             "sextractor_config": task.sextractor_config,
             **{k: getattr(task, k) for k in ("noise_kind", "noise_hdu", "mask", "mask_bits", "mask_hdu")
                if getattr(task, k)},
+            **({"noise_scale": task.noise_scale} if task.noise_scale != 1.0 else {}),
             "outputs": [p for p in (task.output, task.catalog) if p]}
 
 
