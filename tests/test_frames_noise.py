@@ -50,6 +50,24 @@ def test_an_exposure_time_weight_with_its_scale_gives_the_same_labels(field, tmp
     assert unscaled.max() > reference.max()  # taken as inverse variance, the noise looks 30× lower
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["--rms", "wht.fits"], "thresholds will be far too low; it looks like a weight map (--weight)"),
+    (["--rms", "var.fits"], "thresholds will be far too high; it looks like a variance map (--variance)"),
+    (["--weight", "rms.fits"], "it looks like an rms map (--rms)"),
+])
+def test_a_noise_map_of_another_kind_is_named_in_a_warning(field, tmp_path, capsys, argv, says):
+    root, _ = field
+    _segment(root, tmp_path / "x.fits", argv[0], str(root / argv[1]))
+    assert says in capsys.readouterr().err
+
+
+def test_a_noise_map_of_its_own_kind_gets_no_warning(field, tmp_path, capsys):
+    root, _ = field
+    for argv in (["--rms", "rms.fits"], ["--variance", "var.fits"], ["--weight", "wht.fits"]):
+        _segment(root, tmp_path / "x.fits", *argv[:1], str(root / argv[1]), "--overwrite")
+        assert "warning" not in capsys.readouterr().err
+
+
 def test_conversion_gives_back_the_float32_rms_exactly(field):
     _, f = field
     rms = f.rms.astype(np.float64)

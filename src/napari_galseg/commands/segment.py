@@ -162,6 +162,8 @@ def frame_notes(segmenter, task, frame=None) -> list[str]:
     """What the user should know about a run beyond its output: an estimated noise map, a frame
     outside the model's range (measured only for models that record one)."""
     notes = []
+    if frame is not None:
+        notes.extend(frame.notes)
     if frame is not None and frame.noise is not None and not task.rms:
         notes.append(f"noise from {frame.sources['noise']}")
     if frame is not None and frame.mask is not None:

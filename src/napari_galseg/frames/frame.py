@@ -67,6 +67,8 @@ class Frame:
     mask: MaskPlane | None = None
     #: where each plane came from, for notes and records ("noise": "coadd.fits[VARIANCE] (variance)")
     sources: dict[str, str] = field(default_factory=dict)
+    #: what the user should hear about the frame (a noise map that looks like another kind)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -207,6 +209,14 @@ def open_frame(path, *, hdu=None, noise=None, noise_kind_name: str | None = None
     frame = Frame(science, noise_map, mask_plane, sources)
     if noise_map is not None or mask_plane is not None:
         frame.check_has_data()
+    if noise_map is not None:
+        from ..io import sample_pixels
+        from .noise import kind_doubt
+
+        science_sample = sample_pixels(FrameScience(science.array, noise_map, mask_plane), n_samples=20_000)
+        doubt = kind_doubt(science_sample, sample_pixels(noise_map, n_samples=20_000), noise_map.kind)
+        if doubt:
+            frame.notes.append(f"{doubt} ({sources['noise']})")
     return frame
 
 

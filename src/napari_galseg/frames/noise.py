@@ -102,3 +102,32 @@ class NoiseMap:
     def __array__(self, dtype=None, copy=None):
         out = self[:, :]
         return out if dtype is None else out.astype(dtype)
+
+
+#: a noise map whose typical 1σ is this far (×/÷) from the image's pixel scatter is doubted
+KIND_DOUBT_FACTOR = 5.0
+
+
+def kind_doubt(image_sample: np.ndarray, noise_sample: np.ndarray, kind: str) -> str | None:
+    """Why a noise map may be of another kind (a weight given as ``--rms`` …), or None.
+
+    Compares the map's median 1σ with the image's robust pixel scatter (1.4826 × MAD of a
+    sample, which sky pixels dominate) and names the kind that would fit within a factor 2.
+    """
+    pixels = np.asarray(image_sample, np.float64)
+    pixels = pixels[np.isfinite(pixels)]
+    values = np.asarray(noise_sample, np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    if pixels.size < 100 or not values.size:
+        return None
+    scatter = 1.4826 * float(np.median(np.abs(pixels - np.median(pixels))))
+    typical = float(np.median(values))
+    if not scatter > 0 or 1 / KIND_DOUBT_FACTOR < typical / scatter < KIND_DOUBT_FACTOR:
+        return None
+    raw = {"rms": typical, "variance": typical ** 2, "weight": typical ** -2}[kind]  # the map's own value
+    fits = [k for k, sigma in (("rms", raw), ("variance", raw ** 0.5), ("weight", raw ** -0.5))
+            if k != kind and 0.5 < sigma / scatter < 2]
+    hint = f"; it looks like {'an' if fits[0] == 'rms' else 'a'} {fits[0]} map (--{fits[0]})" if fits else ""
+    return (f"warning: the {kind} map gives a typical 1σ of {typical:.3g}, {typical / scatter:.3g}× the image's pixel "
+            f"scatter ({scatter:.3g}): thresholds will be {'far too high' if typical > scatter else 'far too low'}"
+            f"{hint}")
