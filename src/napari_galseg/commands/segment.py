@@ -77,6 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "named, else any set bit")
     p.add_argument("--mask-hdu", metavar="HDU", help="HDU index or EXTNAME of the mask plane (default: a coadd's "
                    "MASK/MSK/MASKBITS/FLAGS extension, found by name)")
+    p.add_argument("--bands", action="store_true",
+                   help="the images are bands of one field (g.fits r.fits i.fits): one segmentation, detected on a "
+                        "combined image (photutils); noise maps and masks once per band, in order")
+    p.add_argument("--detection", choices=("snr", "chi2"), default="snr",
+                   help="--bands: the S/N-weighted sum (snr, default) or the chi² image of Szalay et al. 1999 (chi2)")
     p.add_argument("--model", metavar="NAME|DIR",
                    help="a built-in model's name (unet-general, forest-general), a model of the models folder, or a "
                         "folder saved by `galseg train`; unet and forest use their built-in model without it")
@@ -368,6 +373,10 @@ def run(args: argparse.Namespace) -> int:
         raise _error(f"{cls.name} does not produce a source catalog; --catalog needs a method that makes one (photutils)")
 
     _noise_choice(args)
+    if args.bands:
+        from .segment_bands import run_bands
+
+        return run_bands(args, cls, overrides)
     from .segment_frames import is_many_frames, run_frames
 
     if is_many_frames(args.image, args.output):

@@ -1,0 +1,89 @@
+"""Several bands of one field combined into one detection image, lazily, window by window.
+
+Two combinations, each per pixel over the bands with data there (sky subtracted per band, by the
+same background mesh the photutils pipeline uses):
+
+- ``"snr"``: the inverse-variance weighted sum, Σ fᵦ/σᵦ² / √(Σ 1/σᵦ²) — a signal-to-noise image
+  with unit noise, the optimal detection image for a source of flat spectrum;
+- ``"chi2"``: √(Σ (fᵦ/σᵦ)²), the square root of Szalay, Connolly & Szokoly's (1999) χ² image,
+  which finds sources of any colour (its sky follows a χ distribution with n degrees of freedom;
+  the pipeline measures its background and scatter like any image's).
+
+Bands must be on the same pixel grid: a different shape or WCS is refused (reproject first).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+COMBINATIONS = ("snr", "chi2")
+
+
+class DetectionImage:
+    """The combined detection image of ``bands`` (sky-subtracted array-likes) and their 1σ maps."""
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, bands, rms_maps, combination: str = "snr"):
+        if combination not in COMBINATIONS:
+            raise ValueError(f"unknown detection image {combination!r}: choose {' or '.join(COMBINATIONS)}")
+        if len(bands) < 2 or len(bands) != len(rms_maps):
+            raise ValueError("a detection image needs two or more bands, each with its noise map")
+        self.bands, self.rms_maps, self.combination = list(bands), list(rms_maps), combination
+        self.shape = tuple(int(s) for s in np.shape(bands[0]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        from ..background import read_float32
+
+        total = weight = None
+        for band, rms in zip(self.bands, self.rms_maps):
+            flux = read_float32(band, key).astype(np.float64)
+            sigma = read_float32(rms, key).astype(np.float64)
+            ok = np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if self.combination == "snr":
+                    term, w = np.where(ok, flux / sigma ** 2, 0.0), np.where(ok, 1 / sigma ** 2, 0.0)
+                else:
+                    term, w = np.where(ok, (flux / sigma) ** 2, 0.0), ok.astype(np.float64)
+            total = term if total is None else total + term
+            weight = w if weight is None else weight + w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = total / np.sqrt(weight) if self.combination == "snr" else np.sqrt(total)
+        out[weight == 0] = np.nan  # no band has data here
+        return out.astype(np.float32)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype)
+
+
+def check_same_grid(frames, names) -> None:
+    """Refuse bands of different shapes or WCS (compared at the corners to 0.01 px)."""
+    first = frames[0]
+    for frame, name in zip(frames[1:], names[1:]):
+        if tuple(frame.shape) != tuple(first.shape):
+            raise ValueError(f"band {name} has shape {tuple(frame.shape)} but band {names[0]} has {tuple(first.shape)}; "
+                             "bands must share one pixel grid: reproject them first (e.g. the `reproject` package)")
+        if (frame.wcs is None) != (first.wcs is None):
+            raise ValueError(f"band {name} {'has no' if frame.wcs is None else 'has a'} WCS but band {names[0]} "
+                             f"{'has one' if frame.wcs is None else 'has none'}; give bands of one pixel grid")
+        if frame.wcs is not None:
+            ny, nx = first.shape
+            corners = np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]], float)
+            sky = first.wcs.pixel_to_world_values(corners[:, 0], corners[:, 1])
+            back = np.column_stack(frame.wcs.world_to_pixel_values(*sky))
+            shift = float(np.max(np.abs(back - corners)))
+            if not shift < 0.01:
+                raise ValueError(f"band {name}'s WCS differs from band {names[0]}'s by up to {shift:.3g} px; bands must "
+                                 "share one pixel grid: reproject them first (e.g. the `reproject` package)")
+
+
+def sky_subtracted(image, box_size: int = 64):
+    """``image`` less its background mesh (lazy), and the mesh's rms map (for bands without one)."""
+    from ..background import MeshMap, SkySubtracted, estimate_mesh
+
+    mesh = estimate_mesh(image, box_size=box_size)
+    return SkySubtracted(image, mesh), MeshMap(mesh, "rms")

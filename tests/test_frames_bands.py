@@ -1,0 +1,100 @@
+"""Several bands of one field: `--bands` detects on a combined image (S/N-weighted sum or χ²),
+finds more galaxies than the best single band on a field where colours differ, writes a flux per
+band, and refuses bands of different grids in one line."""
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from scipy import ndimage
+
+from napari_galseg.cli import main
+from napari_galseg.frames.bands import DetectionImage
+from napari_galseg.metrics.evaluate import evaluate
+from napari_galseg.synth import make_field
+
+SETS = ["--set", "box_size=32", "--set", "tile_size=64"]
+
+
+@pytest.fixture(scope="module")
+def bands(tmp_path_factory):
+    """g, r, i of one 256² field: each galaxy bright in one band, a quarter as bright in the others."""
+    root = tmp_path_factory.mktemp("bands")
+    f = make_field(256, seed=4)
+    rng = np.random.default_rng(0)
+    favourite = rng.integers(0, 3, f.truth.max() + 1)
+    _, (iy, ix) = ndimage.distance_transform_edt(f.truth == 0, return_indices=True)
+    owner = f.truth[iy, ix]  # each pixel's light takes the colour of the nearest true galaxy
+    for b, name in enumerate("gri"):
+        scale = np.where(favourite == b, 1.0, 0.25)[owner]
+        image = f.noiseless * scale + rng.normal(0, 1, f.image.shape) * f.rms + 10.0
+        fits.writeto(root / f"{name}.fits", image.astype(np.float32))
+        fits.writeto(root / f"{name}.rms.fits", f.rms)
+    return root, f
+
+
+def _rms(root):
+    return [a for b in "gri" for a in ("--rms", str(root / f"{b}.rms.fits"))]
+
+
+def test_the_detection_image_is_the_same_by_windows_and_whole():
+    rng = np.random.default_rng(1)
+    fluxes = [rng.normal(0, 2, (40, 50)).astype(np.float32) for _ in range(3)]
+    sigmas = [np.full((40, 50), 2.0, np.float32) for _ in range(3)]
+    sigmas[1][5:9] = np.nan  # no data in one band: the others still count
+    for combination in ("snr", "chi2"):
+        image = DetectionImage(fluxes, sigmas, combination)
+        whole = image[:, :]
+        np.testing.assert_array_equal(image[7:31, 3:44], whole[7:31, 3:44])
+        assert np.isfinite(whole).all()
+    same = DetectionImage([fluxes[0]] * 3, [sigmas[0]] * 3, "snr")[:, :]
+    np.testing.assert_allclose(same, np.sqrt(3) * fluxes[0] / 2.0, rtol=1e-6)  # three copies: √3 × the S/N
+
+
+def test_bands_find_more_galaxies_than_the_best_single_band(bands, tmp_path):
+    root, f = bands
+    scores = {}
+    for name in "gri":
+        out = tmp_path / f"{name}.fits"
+        assert main(["segment", "photutils", str(root / f"{name}.fits"), "--rms", str(root / f"{name}.rms.fits"),
+                     "-o", str(out), *SETS]) == 0
+        scores[name] = evaluate(fits.getdata(out), f.truth, coco=False).metrics
+    for combination in ("snr", "chi2"):
+        out = tmp_path / f"{combination}.fits"
+        assert main(["segment", "photutils", *(str(root / f"{b}.fits") for b in "gri"), "--bands", "--detection",
+                     combination, *_rms(root), "-o", str(out), "--catalog", str(tmp_path / f"{combination}.ecsv"),
+                     *SETS]) == 0
+        scores[combination] = evaluate(fits.getdata(out), f.truth, coco=False).metrics
+    found = {k: round(v["completeness"] * v["n_true"]) for k, v in scores.items()}  # true galaxies matched
+    false = {k: v["n_pred"] - found[k] for k, v in scores.items()}
+    best = max("gri", key=found.get)
+    assert found["snr"] > found[best] and false["snr"] <= false[best] + 2  # more galaxies at about the same purity
+    catalog = Table.read(tmp_path / "snr.ecsv")
+    assert {"flux_g", "flux_r", "flux_i"} <= set(catalog.colnames) and len(catalog) == fits.getdata(tmp_path / "snr.fits").max()
+
+
+@pytest.mark.parametrize("change, message", [
+    ("shape", "bands must share one pixel grid: reproject them first"),
+    ("wcs", "WCS differs from band g's"),
+    ("rms", "3 bands but 2 --rms/--variance/--weight map(s)"),
+    ("method", "does not take one"),
+])
+def test_bands_of_different_grids_are_refused_in_one_line(bands, tmp_path, capsys, change, message):
+    root, _ = bands
+    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 128, "CRPIX2": 128, "CRVAL1": 150.0,
+                          "CRVAL2": 2.0, "CDELT1": -5.6e-5, "CDELT2": 5.6e-5})
+    g = fits.getdata(root / "g.fits")
+    fits.writeto(tmp_path / "g.fits", g, header)
+    other = g[:200] if change == "shape" else g
+    header2 = header.copy()
+    if change == "wcs":
+        header2["CRPIX1"] = 130
+    fits.writeto(tmp_path / "r.fits", other, header2)
+    fits.writeto(tmp_path / "i.fits", g, header)
+    method = "kmeans" if change == "method" else "photutils"
+    rms = _rms(root)[:4] if change == "rms" else []
+    out = tmp_path / "out.fits"
+    assert main(["segment", method, *(str(tmp_path / f"{b}.fits") for b in "gri"), "--bands", *rms,
+                 "-o", str(out), *(SETS if method == "photutils" else [])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
