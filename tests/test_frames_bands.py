@@ -46,6 +46,9 @@ def test_the_detection_image_is_the_same_by_windows_and_whole():
         whole = image[:, :]
         np.testing.assert_array_equal(image[7:31, 3:44], whole[7:31, 3:44])
         assert np.isfinite(whole).all()
+    noise = [rng.normal(0, 1, (300, 300)) for _ in range(3)]
+    z = DetectionImage(noise, [np.ones((300, 300))] * 3, "chi2")[:, :]
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02  # pure noise: χ² made N(0, 1)
     same = DetectionImage([fluxes[0]] * 3, [sigmas[0]] * 3, "snr")[:, :]
     np.testing.assert_allclose(same, np.sqrt(3) * fluxes[0] / 2.0, rtol=1e-6)  # three copies: √3 × the S/N
 

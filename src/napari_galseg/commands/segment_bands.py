@@ -57,11 +57,10 @@ def run_bands(args, cls, overrides: dict) -> int:
     combination = args.detection
     detection = DetectionImage(skies, sigmas, combination)
     image = _lazy(detection, f"bands-{combination}-" + "-".join(names), frames[0].science.data.chunksize[0])
-    rms = None
-    if combination == "snr":  # unit noise by construction
-        import dask.array as da
+    import dask.array as da
 
-        rms = da.ones(detection.shape, dtype="f4", chunks=frames[0].science.data.chunksize)
+    # both detection images have unit noise by construction (the χ² one once made Gaussian)
+    rms = da.ones(detection.shape, dtype="f4", chunks=frames[0].science.data.chunksize)
     segmenter = _make_segmenter(cls, args, overrides)
     with progress_bar(f"{cls.name}: segmenting {n} bands ({combination})", unit="step") as bar:
         result = segmenter.predict_to_fits(image, args.output, rms=rms, header=labels_header(frames[0].science),

@@ -5,9 +5,10 @@ same background mesh the photutils pipeline uses):
 
 - ``"snr"``: the inverse-variance weighted sum, Σ fᵦ/σᵦ² / √(Σ 1/σᵦ²) — a signal-to-noise image
   with unit noise, the optimal detection image for a source of flat spectrum;
-- ``"chi2"``: √(Σ (fᵦ/σᵦ)²), the square root of Szalay, Connolly & Szokoly's (1999) χ² image,
-  which finds sources of any colour (its sky follows a χ distribution with n degrees of freedom;
-  the pipeline measures its background and scatter like any image's).
+- ``"chi2"``: Szalay, Connolly & Szokoly's (1999) χ² = Σ (fᵦ/σᵦ)², which finds sources of any
+  colour, made Gaussian by the Wilson–Hilferty transform z = ((χ²/n)^⅓ − (1 − 2/9n)) / √(2/9n)
+  (n = bands with data at the pixel): its sky is then N(0, 1) like the S/N image's, so the
+  pipeline's nσ threshold means the same false-detection rate for both.
 
 Bands must be on the same pixel grid: a different shape or WCS is refused (reproject first).
 """
@@ -46,12 +47,16 @@ class DetectionImage:
             with np.errstate(divide="ignore", invalid="ignore"):
                 if self.combination == "snr":
                     term, w = np.where(ok, flux / sigma ** 2, 0.0), np.where(ok, 1 / sigma ** 2, 0.0)
-                else:
+                else:  # χ² and the number of bands in it
                     term, w = np.where(ok, (flux / sigma) ** 2, 0.0), ok.astype(np.float64)
             total = term if total is None else total + term
             weight = w if weight is None else weight + w
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = total / np.sqrt(weight) if self.combination == "snr" else np.sqrt(total)
+            if self.combination == "snr":
+                out = total / np.sqrt(weight)
+            else:
+                spread = 2.0 / (9.0 * weight)
+                out = (np.cbrt(total / weight) - (1.0 - spread)) / np.sqrt(spread)
         out[weight == 0] = np.nan  # no band has data here
         return out.astype(np.float32)
 
