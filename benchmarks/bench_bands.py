@@ -4,7 +4,7 @@
     python benchmarks/bench_bands.py --size 512 --seed 4 --workdir /tmp/bands-bench
 
 Each galaxy is bright in one of g, r, i (chosen at random) and a quarter as bright in the others;
-noise is independent per band. Every input is run at several `nsigma`; the table gives, per input,
+noise is independent per band (:mod:`napari_galseg.synth.bands`). Every input is run at several `nsigma`; the table gives, per input,
 the best completeness among the runs with purity ≥ each target.
 """
 from __future__ import annotations
@@ -14,27 +14,20 @@ import contextlib
 import io
 from pathlib import Path
 
-import numpy as np
-
 NSIGMA = (0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 PURITY = (0.7, 0.8, 0.9)
 
 
 def make_bands(folder: Path, size: int, seed: int):
+    """g, r, i files of :func:`napari_galseg.synth.bands.make_bands`; the truth."""
     from astropy.io import fits
-    from scipy import ndimage
 
-    from napari_galseg.synth import make_field
+    from napari_galseg.synth.bands import make_bands as bands
 
-    f = make_field(size, seed=seed)
-    rng = np.random.default_rng(seed)
-    favourite = rng.integers(0, 3, f.truth.max() + 1)
-    _, (iy, ix) = ndimage.distance_transform_edt(f.truth == 0, return_indices=True)
-    owner = f.truth[iy, ix]
-    for b, name in enumerate("gri"):
-        image = f.noiseless * np.where(favourite == b, 1.0, 0.25)[owner] + rng.normal(0, 1, f.image.shape) * f.rms + 10
-        fits.writeto(folder / f"{name}.fits", image.astype(np.float32), overwrite=True)
-        fits.writeto(folder / f"{name}.rms.fits", f.rms, overwrite=True)
+    f = bands(size, seed=seed)
+    for name in f.bands:
+        fits.writeto(folder / f"{name}.fits", f.images[name], overwrite=True)
+        fits.writeto(folder / f"{name}.rms.fits", f.rms[name], overwrite=True)
     return f.truth
 
 

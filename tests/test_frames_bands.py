@@ -10,7 +10,7 @@ from scipy import ndimage
 from napari_galseg.cli import main
 from napari_galseg.frames.bands import DetectionImage
 from napari_galseg.metrics.evaluate import evaluate
-from napari_galseg.synth import make_field
+from napari_galseg.synth.bands import make_bands
 
 SETS = ["--set", "box_size=32", "--set", "tile_size=64"]
 
@@ -19,17 +19,21 @@ SETS = ["--set", "box_size=32", "--set", "tile_size=64"]
 def bands(tmp_path_factory):
     """g, r, i of one 256² field: each galaxy bright in one band, a quarter as bright in the others."""
     root = tmp_path_factory.mktemp("bands")
-    f = make_field(256, seed=4)
-    rng = np.random.default_rng(0)
-    favourite = rng.integers(0, 3, f.truth.max() + 1)
-    _, (iy, ix) = ndimage.distance_transform_edt(f.truth == 0, return_indices=True)
-    owner = f.truth[iy, ix]  # each pixel's light takes the colour of the nearest true galaxy
-    for b, name in enumerate("gri"):
-        scale = np.where(favourite == b, 1.0, 0.25)[owner]
-        image = f.noiseless * scale + rng.normal(0, 1, f.image.shape) * f.rms + 10.0
-        fits.writeto(root / f"{name}.fits", image.astype(np.float32))
-        fits.writeto(root / f"{name}.rms.fits", f.rms)
+    f = make_bands(256, seed=4)
+    for name in f.bands:
+        fits.writeto(root / f"{name}.fits", f.images[name])
+        fits.writeto(root / f"{name}.rms.fits", f.rms[name])
     return root, f
+
+
+def test_bands_share_galaxies_of_different_colours():
+    f = make_bands(256, seed=2, psf_fwhm={"i": 4.0})
+    ids, area = np.unique(f.truth, return_counts=True)
+    ids = ids[1:][area[1:] >= 60]  # galaxies bright enough that their colour beats the noise
+    flux = np.array([ndimage.sum_labels(f.images[b] - 10.0, f.truth, ids) for b in f.bands])
+    brightest = np.argmax(flux, axis=0)
+    assert len(ids) >= 5 and (brightest == f.favourite[ids]).mean() > 0.8
+    assert len(set(f.favourite[ids])) == 3  # every band is some galaxy's brightest
 
 
 def _rms(root):
