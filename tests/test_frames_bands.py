@@ -79,6 +79,20 @@ def test_bands_find_more_galaxies_than_the_best_single_band(bands, tmp_path):
     assert {"flux_g", "flux_r", "flux_i"} <= set(catalog.colnames) and len(catalog) == fits.getdata(tmp_path / "snr.fits").max()
 
 
+def test_a_coadd_per_band_gives_the_labels_of_the_band_files(bands, tmp_path, capsys):
+    from napari_galseg.frames.layouts import write_coadd
+
+    root, f = bands
+    for name in f.bands:
+        write_coadd(tmp_path / f"{name}.fits", f.images[name], f.rms[name], "des")
+    files = [str(root / f"{b}.fits") for b in "gri"]
+    assert main(["segment", "photutils", *files, "--bands", *_rms(root), "-o", str(tmp_path / "a.fits"), *SETS]) == 0
+    code = main(["segment", "photutils", *(str(tmp_path / f"{b}.fits") for b in "gri"), "--bands",
+                 "-o", str(tmp_path / "b.fits"), *SETS])
+    assert code == 0 and "band g: noise from" in capsys.readouterr().err
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "a.fits"), fits.getdata(tmp_path / "b.fits"))
+
+
 @pytest.mark.parametrize("change, message", [
     ("shape", "bands must share one pixel grid: reproject them first"),
     ("wcs", "WCS differs from band g's"),

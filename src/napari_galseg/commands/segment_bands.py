@@ -54,6 +54,10 @@ def run_bands(args, cls, overrides: dict) -> int:
         notes.extend(frame.notes)
         if frame.rms is None:
             notes.append(f"band {name}: no noise map given, the noise was estimated from the image")
+        elif not noise:
+            notes.append(f"band {name}: noise from {frame.sources['noise']}")
+        if frame.mask is not None:
+            notes.append(f"band {name}: masked: {frame.sources['mask']}")
     combination = args.detection
     detection = DetectionImage(skies, sigmas, combination)
     image = _lazy(detection, f"bands-{combination}-" + "-".join(names), frames[0].science.data.chunksize[0])
