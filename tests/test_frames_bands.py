@@ -119,3 +119,22 @@ def test_bands_of_different_grids_are_refused_in_one_line(bands, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_rgb_composite_is_the_same_by_blocks_and_whole():
+    import dask.array as da
+
+    from napari_galseg.frames.bands import rgb_composite
+
+    f = make_bands(512, seed=4)
+    i, r, g = (f.images[b] for b in "irg")
+    lazy = rgb_composite(*(da.from_array(x, chunks=200) for x in (i, r, g)))
+    whole = rgb_composite(i, r, g, stretch=None)
+    assert lazy.shape == (*i.shape, 3) and lazy.dtype == np.uint8
+    np.testing.assert_array_equal(lazy.compute(), whole.compute())
+    rgb = whole.compute().astype(float)
+    ids, area = np.unique(f.truth, return_counts=True)
+    ids = ids[1:][area[1:] >= 40]  # galaxies bright enough for their colour to beat the noise
+    ids = ids[f.favourite[ids] != 1]  # brightest in g (shown blue) or in i (shown red)
+    red, blue = (ndimage.mean(rgb[..., c], f.truth, ids) for c in (0, 2))
+    assert len(ids) >= 3 and ((red > blue) == (f.favourite[ids] == 2)).mean() >= 0.8
