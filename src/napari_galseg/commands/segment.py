@@ -20,7 +20,9 @@ Segment a FITS image with one of the registered methods and write the int32 inst
 tile. Methods that learn (unet, forest) use their built-in model unless --model names another: a
 built-in name, a model of the models folder (`galseg models list`) or a folder from `galseg train`;
 kmeans fits its clusters on the image itself (or reuses a saved model folder's). Without --rms the
-noise map is estimated from the image, and the output says so.
+noise map is estimated from the image, and the output says so. --variance/--weight (or --weight-type)
+give the noise as survey products ship it; zero weight, infinite variance and masked bits (--mask, or a
+coadd's MASK plane) are never detected.
 `galseg segment METHOD --params` lists every setting --set accepts, with its description.
 Many frames (FRAME1 FRAME2 ... -o DIR) give DIR/NAME_labels.fits (and DIR/NAME_catalog.ecsv) per
 frame; a rerun skips the frames already done. --scheduler runs the work on a dask cluster.
@@ -28,6 +30,8 @@ frame; a rerun skips the frames already done. --scheduler runs the work on a das
 examples:
   galseg segment unet frame.fits -o labels.fits                  (the built-in U-Net; noise estimated)
   galseg segment photutils field.fits --rms rms.fits -o labels.fits --catalog sources.ecsv
+  galseg segment photutils calexp.fits -o labels.fits      (HSC/LSST IMAGE+MASK+VARIANCE, DES SCI+MSK+WGT, HST SCI+WHT)
+  galseg segment photutils tile.fits --weight tile_invvar.fits --mask tile_maskbits.fits:0,1,5 -o labels.fits
   galseg segment photutils field.fits --set nsigma=2.5 --set deblend=false -o labels.fits
   galseg segment photutils field.fits --set threshold_mode=study --set nsigma=1.5 -o study.fits
   galseg segment photutils field.fits --sextractor-config default.sex -o labels.fits
@@ -52,6 +56,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rms", metavar="RMS", action="append",
                    help="noise (1σ rms) map FITS on the same pixel grid; for many frames repeat it once per frame "
                         "(in order) or give one pattern with {name}, the frame's file name without .fits")
+    p.add_argument("--variance", metavar="VAR", action="append",
+                   help="a variance map instead of --rms (converted to rms per tile; infinite variance = no data)")
+    p.add_argument("--weight", metavar="WHT", action="append",
+                   help="an inverse-variance weight map instead of --rms (zero weight = no data, never detected)")
+    p.add_argument("--weight-type", metavar="TYPE",
+                   help="what the noise map holds, SExtractor's names: MAP_RMS, MAP_VAR or MAP_WEIGHT (for --rms FILE "
+                        "or a coadd's noise plane; default: from the option or the plane's EXTNAME)")
+    p.add_argument("--weight-scale", metavar="S", type=float, default=1.0,
+                   help="multiply the noise map by S before converting it: a drizzle WHT that is an exposure-time "
+                        "map becomes an inverse variance with S = 1/(σ² per second of exposure)")
+    p.add_argument("--noise-hdu", metavar="HDU", help="HDU index or EXTNAME of the noise plane (default: a coadd's "
+                   "VARIANCE/WGT/WHT/RMS/ERR extension, found by name)")
+    p.add_argument("--mask", metavar="FILE[:BITS]", action="append",
+                   help="a bit mask (or FLAG image): pixels with a bad bit set are never detected nor labelled; BITS "
+                        "as in --mask-bits")
+    p.add_argument("--mask-bits", metavar="BITS",
+                   help="which mask bits are bad: names from the header's MP_* cards (BAD,SAT,EDGE), bit numbers "
+                        "(0,3) or a hex value (0x9); default: BAD,SAT,NO_DATA,EDGE,CR,SUSPECT,UNMASKEDNAN where "
+                        "named, else any set bit")
+    p.add_argument("--mask-hdu", metavar="HDU", help="HDU index or EXTNAME of the mask plane (default: a coadd's "
+                   "MASK/MSK/MASKBITS/FLAGS extension, found by name)")
+    p.add_argument("--bands", action="store_true",
+                   help="the images are bands of one field (g.fits r.fits i.fits): one segmentation, detected on a "
+                        "combined image (photutils); noise maps and masks once per band, in order")
+    p.add_argument("--detection", choices=("snr", "chi2"), default="snr",
+                   help="--bands: the S/N-weighted sum (snr, default) or the chi² image of Szalay et al. 1999 (chi2)")
     p.add_argument("--model", metavar="NAME|DIR",
                    help="a built-in model's name (unet-general, forest-general), a model of the models folder, or a "
                         "folder saved by `galseg train`; unet and forest use their built-in model without it")
@@ -133,10 +163,16 @@ def _resolve_model(args, cls) -> None:
         print(f"no --model: using the built-in model {builtin.name} (see `galseg models list`)", file=sys.stderr)
 
 
-def frame_notes(segmenter, rms_given: bool) -> list[str]:
-    """What the user should know about a run beyond its output: the network's precision, an
-    estimated noise map."""
+def frame_notes(segmenter, rms_given: bool, frame=None) -> list[str]:
+    """What the user should know about a run beyond its output: the network's precision, where the
+    noise map and the mask came from, an estimated noise map."""
     notes = [segmenter.precision_note] if getattr(segmenter, "precision_note", None) else []
+    if frame is not None:
+        notes.extend(frame.notes)
+        if frame.noise is not None:
+            notes.append(f"noise from {frame.sources['noise']}")
+        if frame.mask is not None:
+            notes.append(f"masked: {frame.sources['mask']}")
     if not rms_given:
         notes.append(getattr(segmenter, "noise_note", None)
                      or "no rms map given: the noise was estimated from the image")
@@ -230,6 +266,13 @@ class FrameTask:
     #: many-frames form: the file that says the frame is done, written last (see segment_frames)
     marker: str | None = None
     marker_record: dict | None = None
+    #: what ``rms`` holds (rms, variance, weight or a WEIGHT_TYPE) and the coadd planes by hand
+    noise_kind: str | None = None
+    noise_scale: float = 1.0
+    noise_hdu: str | None = None
+    mask: str | None = None
+    mask_bits: str | None = None
+    mask_hdu: str | None = None
 
 
 def segment_frame(task: FrameTask, progress=None) -> str:
@@ -255,24 +298,23 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
         overrides = {**sex.overrides, **overrides}
     segmenter = _make_segmenter(cls, task, overrides)
 
+    from ..frames import open_frame
     from ..io import labels_header, open_fits
 
-    image = open_fits(task.image, hdu=_hdu(task.hdu))
+    frame = open_frame(task.image, hdu=task.hdu, noise=task.rms, noise_kind_name=task.noise_kind,
+                       noise_hdu=task.noise_hdu, noise_scale=task.noise_scale, mask=task.mask, mask_bits=task.mask_bits,
+                       mask_hdu=task.mask_hdu)
+    image = frame.science
     _check_float32_range(image, "the image")
-    rms = None
-    if task.rms:
-        rms_image = open_fits(task.rms)
-        _check_float32_range(rms_image, "the rms map")
-        if rms_image.shape != image.shape:
-            raise _error(f"the rms map {task.rms} has shape {rms_image.shape} but the image has {image.shape}; they must be on the same pixel grid")
-        rms = rms_image.data
+    if task.rms and frame.noise.kind == "rms":
+        _check_float32_range(open_fits(task.rms, hdu=_hdu(task.noise_hdu), check_finite=False), "the rms map")
     _check_header_writable(image)
     from ..builtin_models import range_notes
 
-    out_of_range = range_notes(segmenter, image.data, rms, header=image.header, wcs=image.wcs)
-    data = image.data
+    data, rms = frame.image, frame.rms
+    out_of_range = range_notes(segmenter, data, rms, header=image.header, wcs=image.wcs)
     if sex is not None and sex.weight_image is not None:
-        if task.rms:
+        if frame.noise is not None:
             raise _error(f"both --rms and the configuration's WEIGHT_IMAGE ({sex.weight_image}) give a noise map; keep one")
         weight = open_fits(sex.weight_image)
         if weight.shape != image.shape:
@@ -287,7 +329,7 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
     result = segmenter.predict_to_fits(data, task.output, rms=rms, header=labels_header(image),
                                        overwrite=task.overwrite, progress=progress,
                                        **({"catalog_path": task.catalog} if streamed_catalog else {}))
-    message = "\n".join([*out_of_range, *frame_notes(segmenter, rms is not None), f"wrote {task.output}"])
+    message = "\n".join([*out_of_range, *frame_notes(segmenter, rms is not None, frame), f"wrote {task.output}"])
     if streamed_catalog:
         message += f" and {task.catalog} ({len(result.catalog)} sources)"
     elif task.catalog:
@@ -330,6 +372,11 @@ def run(args: argparse.Namespace) -> int:
     if args.catalog and not cls.capabilities.catalog:
         raise _error(f"{cls.name} does not produce a source catalog; --catalog needs a method that makes one (photutils)")
 
+    _noise_choice(args)
+    if args.bands:
+        from .segment_bands import run_bands
+
+        return run_bands(args, cls, overrides)
     from .segment_frames import is_many_frames, run_frames
 
     if is_many_frames(args.image, args.output):
@@ -338,12 +385,16 @@ def run(args: argparse.Namespace) -> int:
     if len(rms) > 1:
         raise _error(f"one frame takes one --rms map, got {len(rms)}")
     rms_path = rms[0].replace("{name}", _frame_name(args.image[0])) if rms else None
-    check_outputs([args.output, args.catalog], inputs=[args.image[0], rms_path], overwrite=args.overwrite,
-                  fits=[args.output], catalogs=[args.catalog])
+    masks = args.mask or []
+    if len(masks) > 1:
+        raise _error(f"one frame takes one --mask, got {len(masks)}")
+    mask = masks[0].replace("{name}", _frame_name(args.image[0])) if masks else None
+    check_outputs([args.output, args.catalog], inputs=[args.image[0], rms_path, mask and _mask_file(mask)],
+                  overwrite=args.overwrite, fits=[args.output], catalogs=[args.catalog])
     if args.catalog and Path(args.catalog).resolve() == Path(args.output).resolve():
         raise _error(f"--catalog and -o are the same file ({args.output}); give them different names")
     task = FrameTask(cls.name, args.image[0], args.output, rms_path, args.catalog, args.hdu, overrides, args.model,
-                     args.trust_model, args.recipe, args.sextractor_config, args.overwrite)
+                     args.trust_model, args.recipe, args.sextractor_config, args.overwrite, **_plane_options(args, mask))
     import sys
 
     if args.scheduler and "scheduler" not in cls.run_fields:  # the whole frame is one task on the cluster
@@ -356,6 +407,43 @@ def run(args: argparse.Namespace) -> int:
         message = segment_frame(task, progress=bar)
     print(message, file=sys.stderr)
     return 0
+
+
+def _noise_choice(args) -> None:
+    """--rms, --variance or --weight (one kind) and --weight-type as ``args.rms`` (the noise files)
+    and ``args.noise_kind``; an unknown or contradicting weight type stops here."""
+    from ..frames import noise_kind
+
+    given = {kind: paths for kind, paths in (("rms", args.rms), ("variance", args.variance), ("weight", args.weight))
+             if paths}
+    if len(given) > 1:
+        raise _error(f"give one kind of noise map, got {' and '.join('--' + k for k in given)}")
+    kind = next(iter(given), None)
+    if args.weight_type:
+        try:
+            typed = noise_kind(args.weight_type)
+        except ValueError as exc:
+            raise _error(str(exc)) from None
+        if kind not in (None, "rms", typed):
+            raise _error(f"--{kind} and --weight-type {args.weight_type} disagree; give the map with the option of "
+                         "its kind, or as --rms FILE --weight-type TYPE")
+        kind = typed
+    args.rms = next(iter(given.values()), None)
+    args.noise_kind = kind if (given or args.weight_type) else None
+
+
+def _mask_file(spec: str) -> str:
+    from ..frames.frame import _mask_spec
+
+    return _mask_spec(spec)[0]
+
+
+def _plane_options(args, mask: str | None) -> dict:
+    """The FrameTask fields of the noise kind, the mask and the planes named by hand."""
+    if not (args.weight_scale > 0 and args.weight_scale < float("inf")):
+        raise _error(f"--weight-scale must be a positive number, got {args.weight_scale}")
+    return {"noise_kind": args.noise_kind, "noise_scale": args.weight_scale, "noise_hdu": args.noise_hdu,
+            "mask": mask, "mask_bits": args.mask_bits, "mask_hdu": args.mask_hdu}
 
 
 def _frame_name(path: str) -> str:

@@ -41,17 +41,18 @@ def is_many_frames(images: list[str], output: str) -> bool:
     return len(images) > 1 or Path(output).is_dir() or output.endswith(("/", "\\"))
 
 
-def rms_paths(frames: list[str], given: list[str] | None) -> list[str | None]:
-    """The rms map of each frame: none, one per frame in order, or one ``{name}`` pattern."""
+def rms_paths(frames: list[str], given: list[str] | None, option: str = "--rms") -> list[str | None]:
+    """The noise map (or ``option``'s file) of each frame: none, one per frame in order, or one
+    ``{name}`` pattern."""
     given = given or []
     if not given:
         return [None] * len(frames)
     if len(given) == 1 and "{name}" in given[0]:
         return [given[0].replace("{name}", frame_name(f)) for f in frames]
     if len(given) != len(frames):
-        raise _error(f"{len(frames)} frames but {len(given)} --rms map(s): give one --rms per frame, in the frames' "
-                     "order, or one pattern in which {name} is the frame's file name without .fits, "
-                     "e.g. --rms 'rms/{name}.rms.fits'")
+        raise _error(f"{len(frames)} frames but {len(given)} {option} map(s): give one {option} per frame, in the "
+                     "frames' order, or one pattern in which {name} is the frame's file name without .fits, "
+                     f"e.g. {option} 'maps/{{name}}.fits'")
     return list(given)
 
 
@@ -62,6 +63,9 @@ def _record(task: FrameTask) -> dict:
             "settings": dict(sorted(task.overrides.items())),
             "model": str(Path(task.model).resolve()) if task.model else None, "recipe": task.recipe,
             "sextractor_config": task.sextractor_config,
+            **{k: getattr(task, k) for k in ("noise_kind", "noise_hdu", "mask", "mask_bits", "mask_hdu")
+               if getattr(task, k)},
+            **({"noise_scale": task.noise_scale} if task.noise_scale != 1.0 else {}),
             "outputs": [p for p in (task.output, task.catalog) if p]}
 
 
@@ -113,12 +117,15 @@ def plan(args, cls, overrides: dict, sex) -> tuple[list[FrameTask], list[FrameTa
     catalog = cls.capabilities.catalog and str(overrides.get("catalog", "")).lower() != "none"
     pending, done = [], []
     inputs = {str(Path(f).resolve()) for f in args.image}
-    for frame, rms in zip(args.image, rms_paths(args.image, args.rms)):
+    from .segment import _plane_options
+
+    masks = rms_paths(args.image, getattr(args, "mask", None), "--mask")
+    for frame, rms, mask in zip(args.image, rms_paths(args.image, args.rms), masks):
         name = frame_name(frame)
         task = FrameTask(cls.name, frame, str(out / f"{name}_labels.fits"), rms,
                          str(out / f"{name}_catalog.ecsv") if catalog else None, args.hdu, dict(overrides),
                          args.model, args.trust_model, args.recipe, args.sextractor_config,
-                         overwrite=True, marker=str(out / MARKERS / f"{name}.json"))
+                         overwrite=True, marker=str(out / MARKERS / f"{name}.json"), **_plane_options(args, mask))
         if {str(Path(p).resolve()) for p in (task.output, task.catalog) if p} & inputs:
             raise _error(f"{task.output} would replace an input frame; write to another folder")
         task.marker_record = _record(task)
@@ -188,7 +195,7 @@ def _absolute(task: FrameTask) -> FrameTask:
     import dataclasses
 
     paths = {name: str(Path(value).absolute()) for name in ("image", "output", "rms", "catalog", "model", "recipe",
-                                                           "sextractor_config", "marker")
+                                                           "sextractor_config", "marker", "mask")
              if (value := getattr(task, name))}
     if task.recipe and not Path(task.recipe).exists():  # a recipe name ('default'), not a file
         paths.pop("recipe")

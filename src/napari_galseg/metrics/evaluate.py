@@ -113,6 +113,22 @@ def _in_memory(array: Any) -> np.ndarray:
     return np.asarray(array.compute() if is_dask(array) else array)
 
 
+def _without_no_data(image: Any, mask: Any, notes: list[str]) -> Any:
+    """``mask`` less the image's NaN pixels (no data), with a note saying how many (in-memory images)."""
+    if image is None or image.dtype.kind != "f":
+        return mask
+    if is_dask(image):
+        import dask.array as da
+
+        data = da.isfinite(image)
+    else:
+        data = np.isfinite(np.asarray(image))
+        if data.all():
+            return mask
+        notes.append(f"{int(data.size - data.sum())} pixels without data (NaN in the image) are not scored")
+    return data if mask is None else mask & data
+
+
 def evaluate(
     pred: Any,
     true: Any,
@@ -133,7 +149,8 @@ def evaluate(
 
     ``pred`` may be instance labels, a binary mask or a probability map (binarised at
     ``threshold``; its connected components are the objects). ``true`` is instance labels (a 0/1
-    mask is split into connected components). ``image`` adds completeness vs flux. ``mask``
+    mask is split into connected components). ``image`` adds completeness vs flux, and its NaN
+    pixels (no data: zero weight, masked bits — see :mod:`napari_galseg.frames`) are not scored. ``mask``
     (bool, True = evaluate) and ``region`` (slices) restrict everything. ``coco``: True, False or
     ``"auto"`` (only when the image fits in memory and has at most ``COCO_MAX_OBJECTS`` objects).
     ``check_prediction=False`` skips the "does it look like a label map?" test of ``pred`` (for
@@ -150,13 +167,14 @@ def evaluate(
     if true.dtype.kind not in "iub":
         raise ValueError(f"the truth must be integer labels or a boolean mask, got dtype {true.dtype}")
     pred, true, image, mask = _crop((pred, true, image, mask), region)
+    notes: list[str] = []
+    mask = _without_no_data(image, mask, notes)
     check_label_map(true, "the truth")
     if threshold is None and check_prediction:
         check_label_map(pred, "the prediction")
     if mask is not None and not bool(_scalar(mask.any())):
-        raise ValueError("no pixel is left to score: the mask (finite, positive rms) excludes every pixel. "
-                         "Check the rms map: it is zero, negative or NaN everywhere")
-    notes: list[str] = []
+        raise ValueError("no pixel is left to score: the mask (finite, positive rms; pixels with data) excludes every "
+                         "pixel. Check the rms map and the image: zero, negative or NaN everywhere")
     metrics: dict[str, Any] = dict(pixel_metrics(pred, true, threshold=threshold, mask=mask))
 
     instances = threshold is None and carries_instances(pred)

@@ -91,6 +91,7 @@ def read_fits_files(files: Sequence[str | os.PathLike]) -> list[LayerData]:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 opened = open_fits_all(file)
+            _name_planes(file, opened)
             images.extend(opened)
             said[str(file)] = [str(w.message) for w in caught if issubclass(w.category, FitsReadWarning)]
             for image in opened:
@@ -115,6 +116,29 @@ def read_fits_files(files: Sequence[str | os.PathLike]) -> list[LayerData]:
             _notify(f"{im.name}: {exc}" if isinstance(exc, FitsReadError) else
                     f"{im.name} could not be shown ({type(exc).__name__}: {exc})", error=True)
     return layers or [(None,)]
+
+
+def _name_planes(file: str | os.PathLike, opened: list[FitsImage]) -> None:
+    """A coadd's layers are named after its planes (``coadd[IMAGE]``, ``[MASK]``, ``[VARIANCE]``),
+    its mask shown as labels and its noise as a noise map, as `galseg segment` reads them."""
+    if len(opened) < 2:
+        return
+    from napari_galseg.frames import find_planes
+    from napari_galseg.io import fits_stem
+
+    try:
+        planes = find_planes(file)
+    except Exception:  # naming is a courtesy: the layers open without it
+        return
+    roles = {planes.science: ("science", "image"), planes.noise: ("noise", "rms"), planes.mask: ("mask", "labels")}
+    for image in opened:
+        extname = str(image.header.get("EXTNAME", "")).strip()
+        if extname:
+            image.name = f"{fits_stem(file)}[{extname}]"
+        if image.hdu in roles:
+            image.plane, image.kind = roles[image.hdu]  # read back by layer_data
+            if image.plane == "noise":
+                image.noise_kind = planes.noise_kind
 
 
 def _one_line(file: str | os.PathLike, messages: list[str]) -> str:
@@ -203,6 +227,10 @@ def layer_data(image: FitsImage, hide_rms: bool = False) -> LayerData:
                 "hdu": image.hdu, "galseg_kind": image.kind}
     if image.card_warnings:
         metadata["fits_warnings"] = list(image.card_warnings)
+    if getattr(image, "plane", None):  # a plane of a coadd (see _name_planes)
+        metadata["galseg_plane"] = image.plane
+        if getattr(image, "noise_kind", None):
+            metadata["galseg_noise_kind"] = image.noise_kind
     if image.kind == "labels":
         from napari_galseg.io.write import label_role
 
