@@ -1,0 +1,223 @@
+"""SExtractor's detection and isophotal measurements (``scan.c``, ``analyse.c``), deblending off.
+
+Detection: the background-subtracted image correlated with the ``.conv`` kernel divided by the sum
+of its absolute values (zero outside the frame), pixels above DETECT_THRESH × the *global*
+background σ (or the absolute value), 8-connected, at least DETECT_MINAREA of them. Moments,
+positions and shapes are weighted by the *filtered* values, as in SExtractor; FLUX_ISO sums the
+unfiltered values over the detection footprint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .background import BIG, SExBackground, sextractor_background
+from .photometry import aperture_flux, auto_flux
+
+OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
+PI = 3.1415926535898  # SExtractor's value (define.h)
+
+
+@dataclasses.dataclass
+class ExtractSettings:
+    """The ``.sex`` values this extraction honours (SExtractor's defaults)."""
+
+    detect_thresh: float = 1.5
+    analysis_thresh: float = 1.5
+    thresh_absolute: bool = False
+    minarea: int = 5
+    kernel: np.ndarray | None = dataclasses.field(default_factory=lambda: np.array([[1., 2, 1], [2, 4, 2], [1, 2, 1]]))
+    kernel_normalise: bool = True
+    back_size: tuple[int, int] = (64, 64)
+    back_filtersize: tuple[int, int] = (3, 3)
+    back_filtthresh: float = 0.0
+    back_type: str = "AUTO"
+    back_value: float = 0.0
+    apertures: tuple[float, ...] = (5.0,)
+    autoparams: tuple[float, float] = (2.5, 3.5)
+    autoapers: tuple[float, float] = (0.0, 0.0)
+    fluxfrac: tuple[float, ...] = (0.5,)
+    mag_zeropoint: float = 0.0
+    gain: float = 0.0
+    satur_level: float = 50000.0
+    mask_correct: bool = True
+    objstack: int = 3000
+
+
+@dataclasses.dataclass
+class Extraction:
+    """What one run gives: the maps, the segmentation (SExtractor's NUMBER per pixel) and the columns."""
+
+    background: SExBackground
+    back_level: np.ndarray
+    filtered: np.ndarray
+    segmentation: np.ndarray
+    columns: dict[str, np.ndarray]
+    thresh: float
+    dthresh: float
+
+
+def _filter(sub: np.ndarray, kernel: np.ndarray | None, normalise: bool) -> np.ndarray:
+    if kernel is None:
+        return sub
+    k = np.asarray(kernel, np.float64)
+    if normalise:
+        total = np.abs(k).sum()
+        if total == 0.0:
+            total = math.sqrt((k * k).sum())
+        k = k / total
+    filled = np.where(np.isfinite(sub), sub, np.float32(0.0))
+    return ndi.correlate(filled, k.astype(np.float32), mode="constant", cval=0.0)
+
+
+def _numbering(n: int, stack: int) -> np.ndarray:
+    """SExtractor's NUMBER order from the completion order (its clean stack swaps the last object
+    into the slot of each one it writes): first, last, last-but-one, …, while all fit the stack."""
+    if n <= 1 or n > stack:
+        return np.arange(n)
+    return np.concatenate([[0], np.arange(n - 1, 0, -1)])
+
+
+def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
+    """Run SExtractor's detection and measurements on a float image (NaN = no data)."""
+    img = np.asarray(image, dtype=np.float32)
+    bg = sextractor_background(img, s.back_size, s.back_filtersize, s.back_filtthresh)
+    level = bg.level() if s.back_type == "AUTO" else np.full(img.shape, np.float32(s.back_value))
+    sub = (img - level).astype(np.float32)
+    filt = _filter(sub, s.kernel, s.kernel_normalise)
+    backsig = bg.backsig
+    dthresh = s.detect_thresh if s.thresh_absolute else s.detect_thresh * backsig
+    thresh = s.analysis_thresh if s.thresh_absolute else s.analysis_thresh * backsig
+    above = (filt > np.float32(dthresh)) & np.isfinite(sub)
+    comp, ncomp = ndi.label(above, structure=np.ones((3, 3), bool))
+    slices = ndi.find_objects(comp)
+    h, w = img.shape
+    var = backsig * backsig
+    rows = []
+    for cid, sl in enumerate(slices, 1):
+        if sl is None:
+            continue
+        m = comp[sl] == cid
+        npix = int(m.sum())
+        if npix < s.minarea:
+            continue
+        ys, xs = np.nonzero(m)
+        ys = ys + sl[0].start
+        xs = xs + sl[1].start
+        rows.append(_isophotal(cid, ys, xs, sub[ys, xs], filt[ys, xs], dthresh, thresh, var, s.gain, h, w))
+    # completion order of SExtractor's scan: the line after an object's last row, then x
+    rows.sort(key=lambda r: (r["_ymax"], r["_xend"]))
+    order = _numbering(len(rows), s.objstack)
+    rows = [rows[i] for i in order]
+    seg = np.zeros(img.shape, np.int32)
+    for number, r in enumerate(rows, 1):
+        r["NUMBER"] = number
+        seg[r["_ys"], r["_xs"]] = number
+    _photometry(rows, sub, comp, bg, s, var)
+    names = [k for k in (rows[0] if rows else {}) if not k.startswith("_")]
+    columns = {k: np.array([r[k] for r in rows]) for k in names}
+    return Extraction(background=bg, back_level=level, filtered=filt, segmentation=seg, columns=columns,
+                      thresh=thresh, dthresh=dthresh)
+
+
+def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w) -> dict:
+    """preanalyse(ANALYSE_FULL) and examineiso() of one detection."""
+    xmin, ymin = int(xs.min()), int(ys.min())
+    cv = cval.astype(np.float64)
+    rv = cv.sum()
+    x = (xs - xmin).astype(np.float64)
+    y = (ys - ymin).astype(np.float64)
+    xm = (cv * x).sum() / rv
+    ym = (cv * y).sum() / rv
+    xm2 = (cv * x * x).sum() / rv - xm * xm
+    ym2 = (cv * y * y).sum() / rv - ym * ym
+    xym = (cv * x * y).sum() / rv - xm * ym
+    singu = False
+    if xm2 * ym2 - xym * xym < 0.00694:
+        xm2 += 0.0833333
+        ym2 += 0.0833333
+        singu = True
+    temp2 = xm2 * ym2 - xym * xym
+    temp = xm2 - ym2
+    theta = math.atan2(2.0 * xym, temp) / 2.0 if abs(temp) > 0.0 else PI / 4.0
+    temp = math.sqrt(0.25 * temp * temp + xym * xym)
+    pmx2 = pmy2 = 0.5 * (xm2 + ym2)
+    a = float(np.float32(math.sqrt(pmx2 + temp)))
+    b = float(np.float32(math.sqrt(max(pmy2 - temp, 0.0))))
+    mx, my = xm + xmin, ym + ymin
+    flux = float(val.astype(np.float64).sum())
+    sigtv = var * len(val)
+    if gain > 0.0 and flux > 0.0:
+        sigtv += flux / gain
+    # position errors (examineiso, errflag)
+    err = np.full(len(val), var)
+    if gain > 0.0:
+        err = err + np.where(cv > 0.0, cv / gain, 0.0)
+    dx, dy = xs - mx, ys - my
+    fdflux2 = float(np.float32(rv)) ** 2
+    emx2 = (err * dx * dx).sum() / fdflux2
+    emy2 = (err * dy * dy).sum() / fdflux2
+    emxy = (err * dx * dy).sum() / fdflux2
+    esum = err.sum() * 0.08333 / fdflux2
+    if singu and emx2 * emy2 - emxy * emxy < esum * esum:
+        emx2 += esum
+        emy2 += esum
+    flag = OBJ_TRUNC if (xs.min() == 0 or xs.max() == w - 1 or ys.min() == 0 or ys.max() == h - 1) else 0
+    last = ys == ys.max()
+    return {
+        "_cid": cid, "_ys": ys, "_xs": xs, "_ymax": int(ys.max()), "_xend": int(xs[last].max()),
+        "_mx": mx, "_my": my, "_flag": flag,
+        "X_IMAGE": mx + 1.0, "Y_IMAGE": my + 1.0,
+        "X2_IMAGE": xm2, "Y2_IMAGE": ym2, "XY_IMAGE": xym,
+        "ERRX2_IMAGE": emx2, "ERRY2_IMAGE": emy2, "ERRXY_IMAGE": emxy,
+        "A_IMAGE": a, "B_IMAGE": b, "THETA_IMAGE": float(np.float32(theta * 180.0 / PI)),
+        "CXX_IMAGE": float(np.float32(ym2 / temp2)), "CYY_IMAGE": float(np.float32(xm2 / temp2)),
+        "CXY_IMAGE": float(np.float32(-2 * xym / temp2)),
+        "ELONGATION": a / b if b > 0 else 0.0, "ELLIPTICITY": 1 - b / a if a > 0 else 0.0,
+        "ISOAREA_IMAGE": int((val > np.float32(thresh)).sum()), "ISOAREAF_IMAGE": int(len(val)),
+        "FLUX_ISO": flux, "FLUXERR_ISO": math.sqrt(sigtv), "FLUX_MAX": float(val.max()),
+        "THRESHOLD": float(thresh),
+        "XMIN_IMAGE": xmin + 1, "YMIN_IMAGE": ymin + 1, "XMAX_IMAGE": int(xs.max()) + 1, "YMAX_IMAGE": int(ys.max()) + 1,
+        "XPEAK_IMAGE": int(xs[np.argmax(cval)]) + 1, "YPEAK_IMAGE": int(ys[np.argmax(cval)]) + 1,
+    }
+
+
+def _mag(flux):
+    return -2.5 * math.log10(flux) if flux > 0.0 else None
+
+
+def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: float) -> None:
+    """BACKGROUND, apertures, AUTO and the FLAGS of each row (endobject())."""
+    zp = s.mag_zeropoint
+    sub_nan = np.where(sub <= -BIG, np.float32(np.nan), sub)
+    for r in rows:
+        mx, my = r["_mx"], r["_my"]
+        flag = r["_flag"]
+        bkg = float(bg.at(np.array([int(mx + 0.5)]), np.array([int(my + 0.5)]))[0])
+        r["BACKGROUND"] = bkg
+        fl, fe = [], []
+        for d in s.apertures:
+            f, e, fg = aperture_flux(sub_nan, comp, r["_cid"], mx, my, float(d), var, s.gain, s.mask_correct)
+            fl.append(f)
+            fe.append(e)
+            flag |= fg
+        r["FLUX_APER"] = np.array(fl)
+        r["FLUXERR_APER"] = np.array(fe)
+        r["MAG_APER"] = np.array([(-2.5 * math.log10(f) + zp) if f > 0 else 99.0 for f in fl])
+        r["MAGERR_APER"] = np.array([1.086 * e / f if f > 0 else 99.0 for f, e in zip(fl, fe)])
+        tv, err, kron, fg = auto_flux(sub_nan, comp, r["_cid"], mx, my, r["A_IMAGE"], r["B_IMAGE"],
+                                      r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.autoparams[0],
+                                      s.autoparams[1], s.autoapers[0], s.autoapers[1], var, s.gain,
+                                      s.mask_correct)
+        flag |= fg
+        r["FLUX_AUTO"], r["FLUXERR_AUTO"], r["KRON_RADIUS"] = tv, err, kron
+        r["MAG_AUTO"] = -2.5 * math.log10(tv) + zp if tv > 0 else 99.0
+        r["MAGERR_AUTO"] = 1.086 * err / tv if tv > 0 else 99.0
+        r["MAG_ISO"] = -2.5 * math.log10(r["FLUX_ISO"]) + zp if r["FLUX_ISO"] > 0 else 99.0
+        r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
+        if r["FLUX_MAX"] + bkg >= s.satur_level:
+            flag |= OBJ_SATUR
+        r["FLAGS"] = flag
