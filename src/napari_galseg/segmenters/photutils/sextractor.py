@@ -39,6 +39,7 @@ __all__ = [
     "SExtractorConfig",
     "SExtractorConfigError",
     "parse_sex",
+    "parse_sex_lines",
     "read_conv",
     "read_sextractor_config",
     "weighted_inputs",
@@ -152,7 +153,12 @@ def parse_sex(text: str) -> dict[str, list[str]]:
     ``KEY value[,value ...]  # comment``; values are split at commas and blanks; a later line
     repeating a key wins, as in SExtractor.
     """
-    keys: dict[str, list[str]] = {}
+    return {key: values for key, (values, _line) in parse_sex_lines(text).items()}
+
+
+def parse_sex_lines(text: str, name: str = "") -> dict[str, tuple[list[str], int]]:
+    """:func:`parse_sex` with the line each key was read from, so errors can name it."""
+    keys: dict[str, tuple[list[str], int]] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -160,9 +166,10 @@ def parse_sex(text: str) -> dict[str, list[str]]:
         parts = line.split(None, 1)
         key = parts[0].upper()
         if not key.replace("_", "").isalnum():
-            raise SExtractorConfigError(f"line {number}: {raw.strip()!r} is not 'KEY value' (is this a .sex file?)")
+            where = f"{name} line {number}" if name else f"line {number}"
+            raise SExtractorConfigError(f"{where}: {raw.strip()!r} is not 'KEY value' (is this a .sex file?)")
         values = [v for v in (parts[1].replace(",", " ").split() if len(parts) > 1 else []) if v]
-        keys[key] = values
+        keys[key] = (values, number)
     return keys
 
 
