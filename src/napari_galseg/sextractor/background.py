@@ -58,7 +58,7 @@ def _mesh_stats(block, pearson):
     sig = sigma / npix - mean * mean
     sigma = math.sqrt(sig) if sig > 0.0 else 0.0
     bmean = np.float32(mean)
-    bsigma = np.float32(sigma)
+
     step = math.sqrt(2 / math.pi) * QUANTIF_NSIGMA / QUANTIF_AMIN
     nlevels = int(step * npix + 1)
     if nlevels > QUANTIF_NMAXLEVELS:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 from ..segmenters.photutils.sextractor import (
     DEFAULT_CONV,
     SExtractorConfigError,
@@ -35,7 +33,7 @@ MAG_GAMMA MAG_ZEROPOINT MASK_TYPE MEMORY_BUFSIZE MEMORY_OBJSTACK MEMORY_PIXSTACK
 PATTERN_TYPE PHOT_APERTURES PHOT_AUTOPARAMS PHOT_AUTOAPERS PHOT_FLUXFRAC PHOT_PETROPARAMS PIXEL_SCALE PSF_NAME
 PSF_NMAX RESCALE_WEIGHTS SATUR_KEY SATUR_LEVEL SEEING_FWHM SOM_NAME STARNNW_NAME THRESH_TYPE VERBOSE_TYPE
 WEIGHT_GAIN WEIGHT_IMAGE WEIGHT_THRESH WEIGHT_TYPE WRITE_XML XML_NAME XSL_URL
-""".split())
+""".split())  # noqa: SIM905
 
 #: SExtractor's own defaults (``source-extractor -dd``) of the keys this mode reads
 DEFAULTS: dict[str, list[str]] = {
