@@ -44,6 +44,9 @@ KRON_RADIUS
 FLUX_AUTO
 FLUXERR_AUTO
 MAG_AUTO
+FLUX_RADIUS(2)
+XWIN_IMAGE
+YWIN_IMAGE
 FLAGS
 """
 
@@ -51,7 +54,7 @@ FLAGS
 def _sex_text(catalog_type="FITS_1.0", extra=""):
     return (f"CATALOG_NAME ref.cat\nCATALOG_TYPE {catalog_type}\nPARAMETERS_NAME t.param\nDETECT_MINAREA 5\n"
             "DETECT_THRESH 1.5\nANALYSIS_THRESH 1.5\nFILTER Y\nFILTER_NAME default.conv\nDEBLEND_MINCONT 1\n"
-            "CLEAN N\nPHOT_APERTURES 3,6,12\nPHOT_AUTOPARAMS 2.5,3.5\nGAIN 2.0\nMAG_ZEROPOINT 25\n"
+            "CLEAN N\nPHOT_APERTURES 3,6,12\nPHOT_FLUXFRAC 0.5,0.9\nPHOT_AUTOPARAMS 2.5,3.5\nGAIN 2.0\nMAG_ZEROPOINT 25\n"
             "SATUR_LEVEL 20000\nCHECKIMAGE_TYPE BACKGROUND,SEGMENTATION\nCHECKIMAGE_NAME back.fits,seg.fits\n"
             "VERBOSE_TYPE QUIET\n" + extra)
 
@@ -115,6 +118,10 @@ def test_catalogue_matches_the_real_sextractor(tmp_path, monkeypatch, size, seed
     assert (rel("FLUX_AUTO") < 0.01).mean() >= 0.99
     assert (rel("KRON_RADIUS") < 0.01).mean() >= 0.99
     assert (rel("FLUXERR_AUTO") < 0.01).mean() >= 0.99
+    assert rel("FLUX_RADIUS", 0).max() < 1e-3  # the half-light radius
+    assert (rel("FLUX_RADIUS", 1) < 0.02).mean() >= 0.99  # 90 % of the light: the curve's flat end
+    dw = np.hypot(c["XWIN_IMAGE"][ok] - r["XWIN_IMAGE"], c["YWIN_IMAGE"][ok] - r["YWIN_IMAGE"])
+    assert dw.max() < 1e-3
     assert (c["ISOAREA_IMAGE"][ok] == r["ISOAREA_IMAGE"]).mean() >= 0.99
     assert (c["FLAGS"][ok] == r["FLAGS"]).mean() >= 0.99
     # NUMBER follows SExtractor's write order only approximately (76-92 % equal here, all of it on
@@ -188,10 +195,10 @@ def test_bad_input_is_one_line_naming_file_and_line(tmp_path, monkeypatch):
 
 def test_unknown_parameters_are_listed_once_and_left_out(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "t.param").write_text("NUMBER\nFLUX_RADIUS\nCLASS_STAR\nFLUX_RADIUS\nX_IMAGE\n")
+    (tmp_path / "t.param").write_text("NUMBER\nFLUX_PETRO\nCLASS_STAR\nFLUX_PETRO\nX_IMAGE\n")
     (tmp_path / "t.sex").write_text("PARAMETERS_NAME t.param\nFILTER N\nCLEAN Y\n")
     run = read_sex(tmp_path / "t.sex")
     assert [name for name, _ in run.params.columns] == ["NUMBER", "X_IMAGE"]
-    assert run.params.left_out == ["FLUX_RADIUS", "CLASS_STAR"]
+    assert run.params.left_out == ["FLUX_PETRO", "CLASS_STAR"]
     report = run.report()
-    assert "FLUX_RADIUS, CLASS_STAR" in report and "not reproduced CLEAN" in report
+    assert "FLUX_PETRO, CLASS_STAR" in report and "not reproduced CLEAN" in report

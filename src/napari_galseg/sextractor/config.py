@@ -210,5 +210,6 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
                                    "use ASCII_HEAD, ASCII, FITS_1.0 or FITS_LDAC")
     sizes = {"PHOT_APERTURES": len(s.apertures), "PHOT_FLUXFRAC": len(s.fluxfrac)}
     params = read_param(r.file("PARAMETERS_NAME"), KNOWN_PARAMS, sizes)
+    s.wanted = frozenset(name for name, _size in params.columns)
     return SexRun(path=path, settings=s, catalog_type=catalog_type, catalog_name=(r.values("CATALOG_NAME") or ["test.cat"])[0],
                   params=params, kernel_path=found, not_reproduced=nr)

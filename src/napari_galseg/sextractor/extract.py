@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .background import BIG, SExBackground, sextractor_background
+from .growth import growth_radii, windowed_position
 from .photometry import aperture_flux, auto_flux
 
 OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
@@ -45,6 +46,11 @@ class ExtractSettings:
     satur_level: float = 50000.0
     mask_correct: bool = True
     objstack: int = 3000
+    #: the catalogue columns wanted (None: all); SExtractor sets flags only in the steps it runs
+    wanted: frozenset | None = None
+
+    def needs(self, *names: str) -> bool:
+        return self.wanted is None or any(n in self.wanted for n in names)
 
 
 @dataclasses.dataclass
@@ -198,24 +204,38 @@ def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: flo
         flag = r["_flag"]
         bkg = float(bg.at(np.array([int(mx + 0.5)]), np.array([int(my + 0.5)]))[0])
         r["BACKGROUND"] = bkg
-        fl, fe = [], []
-        for d in s.apertures:
-            f, e, fg = aperture_flux(sub_nan, comp, r["_cid"], mx, my, float(d), var, s.gain, s.mask_correct)
-            fl.append(f)
-            fe.append(e)
+        own = r["_cid"]
+        if s.needs("FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"):
+            fl, fe = [], []
+            for d in s.apertures:
+                f, e, fg = aperture_flux(sub_nan, comp, own, mx, my, float(d), var, s.gain, s.mask_correct)
+                fl.append(f)
+                fe.append(e)
+                flag |= fg
+            r["FLUX_APER"] = np.array(fl)
+            r["FLUXERR_APER"] = np.array(fe)
+            r["MAG_APER"] = np.array([(-2.5 * math.log10(f) + zp) if f > 0 else 99.0 for f in fl])
+            r["MAGERR_APER"] = np.array([1.086 * e / f if f > 0 else 99.0 for f, e in zip(fl, fe)])
+        growth = s.needs("FLUX_RADIUS", "XWIN_IMAGE", "YWIN_IMAGE")
+        if growth or s.needs("FLUX_AUTO", "FLUXERR_AUTO", "MAG_AUTO", "MAGERR_AUTO", "KRON_RADIUS"):
+            tv, err, kron, fg = auto_flux(sub_nan, comp, own, mx, my, r["A_IMAGE"], r["B_IMAGE"],
+                                          r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.autoparams[0],
+                                          s.autoparams[1], s.autoapers[0], s.autoapers[1], var, s.gain,
+                                          s.mask_correct)
             flag |= fg
-        r["FLUX_APER"] = np.array(fl)
-        r["FLUXERR_APER"] = np.array(fe)
-        r["MAG_APER"] = np.array([(-2.5 * math.log10(f) + zp) if f > 0 else 99.0 for f in fl])
-        r["MAGERR_APER"] = np.array([1.086 * e / f if f > 0 else 99.0 for f, e in zip(fl, fe)])
-        tv, err, kron, fg = auto_flux(sub_nan, comp, r["_cid"], mx, my, r["A_IMAGE"], r["B_IMAGE"],
-                                      r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.autoparams[0],
-                                      s.autoparams[1], s.autoapers[0], s.autoapers[1], var, s.gain,
-                                      s.mask_correct)
-        flag |= fg
-        r["FLUX_AUTO"], r["FLUXERR_AUTO"], r["KRON_RADIUS"] = tv, err, kron
-        r["MAG_AUTO"] = -2.5 * math.log10(tv) + zp if tv > 0 else 99.0
-        r["MAGERR_AUTO"] = 1.086 * err / tv if tv > 0 else 99.0
+            r["FLUX_AUTO"], r["FLUXERR_AUTO"], r["KRON_RADIUS"] = tv, err, kron
+            r["MAG_AUTO"] = -2.5 * math.log10(tv) + zp if tv > 0 else 99.0
+            r["MAGERR_AUTO"] = 1.086 * err / tv if tv > 0 else 99.0
+        if growth:
+            radii, hl, fg = growth_radii(sub_nan, comp, own, mx, my, r["A_IMAGE"], s.autoapers[0], r["FLUX_AUTO"],
+                                         np.asarray(s.fluxfrac, np.float64), s.mask_correct)
+            flag |= fg
+            r["FLUX_RADIUS"] = radii
+            if s.needs("XWIN_IMAGE", "YWIN_IMAGE"):
+                xw, yw, fg = windowed_position(sub_nan, comp, own, r["X_IMAGE"], r["Y_IMAGE"], hl,
+                                               r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.mask_correct)
+                flag |= fg
+                r["XWIN_IMAGE"], r["YWIN_IMAGE"] = xw, yw
         r["MAG_ISO"] = -2.5 * math.log10(r["FLUX_ISO"]) + zp if r["FLUX_ISO"] > 0 else 99.0
         r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
         if r["FLUX_MAX"] + bkg >= s.satur_level:
