@@ -45,7 +45,7 @@ DEFAULTS: dict[str, list[str]] = {
     "PHOT_AUTOAPERS": ["0.0", "0.0"], "PHOT_FLUXFRAC": ["0.5"], "SATUR_LEVEL": ["50000.0"],
     "MAG_ZEROPOINT": ["0.0"], "GAIN": ["0.0"], "PIXEL_SCALE": ["1.0"], "BACK_TYPE": ["AUTO"], "BACK_VALUE": ["0.0"],
     "BACK_SIZE": ["64"], "BACK_FILTERSIZE": ["3"], "BACK_FILTTHRESH": ["0.0"], "BACKPHOTO_TYPE": ["GLOBAL"],
-    "MEMORY_OBJSTACK": ["3000"], "FLAG_IMAGE": [], "CHECKIMAGE_TYPE": ["NONE"],
+    "MEMORY_OBJSTACK": ["3000"], "MEMORY_BUFSIZE": ["1024"], "FLAG_IMAGE": [], "CHECKIMAGE_TYPE": ["NONE"],
 }
 
 CATALOG_TYPES = ("NONE", "ASCII_HEAD", "ASCII", "FITS_1.0", "FITS_LDAC")
@@ -193,9 +193,9 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
     if r.numbers("DEBLEND_MINCONT")[0] < 1.0:
         r.numbers("DEBLEND_NTHRESH", int, positive=True)
         nr["DEBLEND_MINCONT"] = f"{r.values('DEBLEND_MINCONT')[0]}: no deblending (set DEBLEND_MINCONT 1 for exact parity)"
-    if r.word("CLEAN", ("Y", "N")) == "Y":
-        r.numbers("CLEAN_PARAM")
-        nr["CLEAN"] = "Y: spurious detections next to bright objects are kept (set CLEAN N for exact parity)"
+    s.clean = r.word("CLEAN", ("Y", "N")) == "Y"
+    s.clean_param = r.numbers("CLEAN_PARAM", positive=True)[0]
+    s.bufsize = r.numbers("MEMORY_BUFSIZE", int, positive=True)[0]
     if r.word("DETECT_TYPE", ("CCD", "PHOTO")) == "PHOTO":
         raise SExtractorInputError(f"{r.where('DETECT_TYPE')}: PHOTO (photographic plates) is not supported; use CCD")
     if r.word("WEIGHT_TYPE", ("NONE", "BACKGROUND", "MAP_RMS", "MAP_VAR", "MAP_WEIGHT")) != "NONE":

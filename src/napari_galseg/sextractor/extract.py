@@ -15,7 +15,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .background import BIG, SExBackground, sextractor_background
+from .cleaning import order_and_clean
 from .growth import growth_radii, windowed_position
+from .lutz import lutz_scan, pixel_lists
 from .photometry import aperture_flux, auto_flux
 
 OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
@@ -45,7 +47,11 @@ class ExtractSettings:
     gain: float = 0.0
     satur_level: float = 50000.0
     mask_correct: bool = True
+    clean: bool = False
+    clean_param: float = 1.0
     objstack: int = 3000
+    #: MEMORY_BUFSIZE: frames up to this height are held whole, which fixes SExtractor's NUMBER order
+    bufsize: int = 1024
     #: the catalogue columns wanted (None: all); SExtractor sets flags only in the steps it runs
     wanted: frozenset | None = None
 
@@ -79,14 +85,6 @@ def _filter(sub: np.ndarray, kernel: np.ndarray | None, normalise: bool) -> np.n
     return ndi.correlate(filled, k.astype(np.float32), mode="constant", cval=0.0)
 
 
-def _numbering(n: int, stack: int) -> np.ndarray:
-    """SExtractor's NUMBER order from the completion order (its clean stack swaps the last object
-    into the slot of each one it writes): first, last, last-but-one, …, while all fit the stack."""
-    if n <= 1 or n > stack:
-        return np.arange(n)
-    return np.concatenate([[0], np.arange(n - 1, 0, -1)])
-
-
 def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
     """Run SExtractor's detection and measurements on a float image (NaN = no data)."""
     img = np.asarray(image, dtype=np.float32)
@@ -98,30 +96,31 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
     dthresh = s.detect_thresh if s.thresh_absolute else s.detect_thresh * backsig
     thresh = s.analysis_thresh if s.thresh_absolute else s.analysis_thresh * backsig
     above = (filt > np.float32(dthresh)) & np.isfinite(sub)
-    comp, ncomp = ndi.label(above, structure=np.ones((3, 3), bool))
-    slices = ndi.find_objects(comp)
+    comp, _ncomp = ndi.label(above, structure=np.ones((3, 3), bool))
     h, w = img.shape
     var = backsig * backsig
+    # SExtractor's scan gives the completion order (NUMBER) and each object's pixel-list order
+    first, counts, nextpix = lutz_scan(above)
+    flat, offsets = pixel_lists(first, counts, nextpix, s.minarea)
     rows = []
-    for cid, sl in enumerate(slices, 1):
-        if sl is None:
-            continue
-        m = comp[sl] == cid
-        npix = int(m.sum())
-        if npix < s.minarea:
-            continue
-        ys, xs = np.nonzero(m)
-        ys = ys + sl[0].start
-        xs = xs + sl[1].start
-        rows.append(_isophotal(cid, ys, xs, sub[ys, xs], filt[ys, xs], dthresh, thresh, var, s.gain, h, w))
-    # completion order of SExtractor's scan: the line after an object's last row, then x
-    rows.sort(key=lambda r: (r["_ymax"], r["_xend"]))
-    order = _numbering(len(rows), s.objstack)
-    rows = [rows[i] for i in order]
+    for k in range(len(offsets) - 1):
+        idx = flat[offsets[k]:offsets[k + 1]]
+        ys, xs = idx // w, idx % w
+        rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, sub[ys, xs], filt[ys, xs], dthresh, thresh, var,
+                               s.gain, h, w, s.minarea))
+    blankh = np.shape(s.kernel)[0] // 2 + 1 if s.kernel is not None else 0
+    rows = order_and_clean(rows, h, s.clean, s.clean_param, _clean_margin(s), s.bufsize, blankh)
     seg = np.zeros(img.shape, np.int32)
     for number, r in enumerate(rows, 1):
         r["NUMBER"] = number
-        seg[r["_ys"], r["_xs"]] = number
+        for part in [r, *r["_slaves"]]:
+            seg[part["_ys"], part["_xs"]] = number
+            if part is not r:  # SExtractor pastes a cleaned object's pixels back: nobody masks them
+                back = part["_ys"] <= part["_paste_row"]
+                comp[part["_ys"][back], part["_xs"][back]] = 0
+        r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
+        r["MAG_ISO"] = -2.5 * math.log10(r["FLUX_ISO"]) + s.mag_zeropoint if r["FLUX_ISO"] > 0 else 99.0
+        r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
     _photometry(rows, sub, comp, bg, s, var)
     names = [k for k in (rows[0] if rows else {}) if not k.startswith("_")]
     columns = {k: np.array([r[k] for r in rows]) for k in names}
@@ -129,7 +128,46 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
                       thresh=thresh, dthresh=dthresh)
 
 
-def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w) -> dict:
+def _clean_margin(s: ExtractSettings) -> int:
+    """prefs.cleanmargin: the largest aperture's half-size when apertures are measured."""
+    if not s.needs("FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"):
+        return 0
+    return max([int((d + 1) / 2) + 1 for d in s.apertures] + [0])
+
+
+def _mthresh(cval, dthresh, minarea) -> float:
+    """examineiso()'s CLEAN level: its heap of the minarea highest filtered values above the
+    threshold, replayed step by step (it skips the pixel after the first minarea, and its sift-down
+    is off by one, so the value is not exactly the minarea-th highest); pixels in raster order."""
+    t = (cval - np.float32(dthresh)).astype(np.float32)
+    if len(t) < minarea:
+        return 0.0
+    heap = [float(v) for v in t[:minarea]]
+    for n, tpix in enumerate(t[minarea:]):
+        tpix = float(tpix)
+        if n == 0:
+            heap.sort()
+            continue
+        if tpix > heap[0]:
+            heap[0] = tpix
+            j = 0
+            while True:
+                k = (j + 1) << 1
+                if k > minarea:
+                    break
+                hk = k
+                if k != minarea and heap[hk - 1] > heap[hk]:
+                    hk += 1
+                    k += 1
+                hk -= 1
+                if heap[j] <= heap[hk]:
+                    break
+                heap[j], heap[hk] = heap[hk], heap[j]
+                j = k
+    return heap[0]
+
+
+def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea) -> dict:
     """preanalyse(ANALYSE_FULL) and examineiso() of one detection."""
     xmin, ymin = int(xs.min()), int(ys.min())
     cv = cval.astype(np.float64)
@@ -171,11 +209,21 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w) -> dict
     if singu and emx2 * emy2 - emxy * emxy < esum * esum:
         emx2 += esum
         emy2 += esum
+    # abcor (preanalyse): the isophotal correction CLEAN's profile model uses
+    peak = float(val.max())
+    thresh2 = (dthresh + peak) / 2.0
+    dnpix = int((val > dthresh).sum())
+    darea = float((val > thresh2).sum()) - dnpix
+    t1t2 = dthresh / thresh2
+    abcor = 1.0
+    if t1t2 > 0.0:
+        abcor = min((darea if darea < 0.0 else -1.0) / (2 * PI * math.log(t1t2 if t1t2 < 1.0 else 0.99) * a * b), 1.0)
     flag = OBJ_TRUNC if (xs.min() == 0 or xs.max() == w - 1 or ys.min() == 0 or ys.max() == h - 1) else 0
     last = ys == ys.max()
     return {
         "_cid": cid, "_ys": ys, "_xs": xs, "_ymax": int(ys.max()), "_xend": int(xs[last].max()),
-        "_mx": mx, "_my": my, "_flag": flag,
+        "_mx": mx, "_my": my, "_flag": flag, "_fdflux": float(np.float32(rv)), "_fdnpix": len(val),
+        "_abcor": abcor, "_dthresh": dthresh, "_mthresh": _mthresh(cval, dthresh, minarea), "_fluxvar": sigtv,
         "X_IMAGE": mx + 1.0, "Y_IMAGE": my + 1.0,
         "X2_IMAGE": xm2, "Y2_IMAGE": ym2, "XY_IMAGE": xym,
         "ERRX2_IMAGE": emx2, "ERRY2_IMAGE": emy2, "ERRXY_IMAGE": emxy,
@@ -184,7 +232,7 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w) -> dict
         "CXY_IMAGE": float(np.float32(-2 * xym / temp2)),
         "ELONGATION": a / b if b > 0 else 0.0, "ELLIPTICITY": 1 - b / a if a > 0 else 0.0,
         "ISOAREA_IMAGE": int((val > np.float32(thresh)).sum()), "ISOAREAF_IMAGE": int(len(val)),
-        "FLUX_ISO": flux, "FLUXERR_ISO": math.sqrt(sigtv), "FLUX_MAX": float(val.max()),
+        "FLUX_ISO": flux, "FLUX_MAX": peak,
         "THRESHOLD": float(thresh),
         "XMIN_IMAGE": xmin + 1, "YMIN_IMAGE": ymin + 1, "XMAX_IMAGE": int(xs.max()) + 1, "YMAX_IMAGE": int(ys.max()) + 1,
         "XPEAK_IMAGE": int(xs[np.argmax(cval)]) + 1, "YPEAK_IMAGE": int(ys[np.argmax(cval)]) + 1,
@@ -236,8 +284,6 @@ def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: flo
                                                r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.mask_correct)
                 flag |= fg
                 r["XWIN_IMAGE"], r["YWIN_IMAGE"] = xw, yw
-        r["MAG_ISO"] = -2.5 * math.log10(r["FLUX_ISO"]) + zp if r["FLUX_ISO"] > 0 else 99.0
-        r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
         if r["FLUX_MAX"] + bkg >= s.satur_level:
             flag |= OBJ_SATUR
         r["FLAGS"] = flag
