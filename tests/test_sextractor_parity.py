@@ -122,7 +122,7 @@ def test_catalogue_matches_the_real_sextractor(tmp_path, monkeypatch, size, seed
     assert (rel("FLUX_RADIUS", 0) < 1e-3).mean() >= 0.99 and rel("FLUX_RADIUS", 0).max() < 0.02  # half light
     assert (rel("FLUX_RADIUS", 1) < 0.02).mean() >= 0.99  # 90 % of the light: the curve's flat end
     dw = np.hypot(c["XWIN_IMAGE"][ok] - r["XWIN_IMAGE"], c["YWIN_IMAGE"][ok] - r["YWIN_IMAGE"])
-    assert dw.max() < 1e-3
+    assert dw.max() < 0.01 and (dw < 1e-4).mean() >= 0.99
     assert (c["ISOAREA_IMAGE"][ok] == r["ISOAREA_IMAGE"]).mean() >= 0.99
     assert (c["FLAGS"][ok] == r["FLAGS"]).mean() >= 0.99
     # NUMBER: SExtractor's write order, replayed from its scan and object list (frames up to
