@@ -51,20 +51,21 @@ FLAGS
 """
 
 
-def _sex_text(catalog_type="FITS_1.0", extra="", clean="N"):
+def _sex_text(catalog_type="FITS_1.0", extra="", clean="N", mincont="1"):
     return (f"CATALOG_NAME ref.cat\nCATALOG_TYPE {catalog_type}\nPARAMETERS_NAME t.param\nDETECT_MINAREA 5\n"
-            "DETECT_THRESH 1.5\nANALYSIS_THRESH 1.5\nFILTER Y\nFILTER_NAME default.conv\nDEBLEND_MINCONT 1\n"
+            "DETECT_THRESH 1.5\nANALYSIS_THRESH 1.5\nFILTER Y\nFILTER_NAME default.conv\n"
+            f"DEBLEND_MINCONT {mincont}\n"
             f"CLEAN {clean}\nPHOT_APERTURES 3,6,12\nPHOT_FLUXFRAC 0.5,0.9\nPHOT_AUTOPARAMS 2.5,3.5\nGAIN 2.0\nMAG_ZEROPOINT 25\n"
             "SATUR_LEVEL 20000\nCHECKIMAGE_TYPE BACKGROUND,SEGMENTATION\nCHECKIMAGE_NAME back.fits,seg.fits\n"
             "VERBOSE_TYPE QUIET\n" + extra)
 
 
-def _field_dir(tmp_path, size, seed, fwhm, density, clean="N"):
+def _field_dir(tmp_path, size, seed, fwhm, density, clean="N", mincont="1"):
     f = make_field(size, seed, psf_fwhm=fwhm, galaxy_density=density)
     fits.writeto(tmp_path / "img.fits", f.image.astype(np.float32))
     shutil.copy("/usr/share/source-extractor/default.conv", tmp_path / "default.conv")
     (tmp_path / "t.param").write_text(PARAMS)
-    (tmp_path / "t.sex").write_text(_sex_text(clean=clean))
+    (tmp_path / "t.sex").write_text(_sex_text(clean=clean, mincont=mincont))
     return f.image.astype(np.float32)
 
 
@@ -82,10 +83,11 @@ def _match(ref, cols):
 
 
 @needs_sex
-@pytest.mark.parametrize("size,seed,fwhm,density,clean", [(512, 1, 2.5, 1500, "N"), (384, 2, 4.0, 3000, "N"),
-                                                         (512, 3, 3.0, 2500, "Y")])
-def test_catalogue_matches_the_real_sextractor(tmp_path, monkeypatch, size, seed, fwhm, density, clean):
-    image = _field_dir(tmp_path, size, seed, fwhm, density, clean)
+@pytest.mark.parametrize("size,seed,fwhm,density,clean,mincont", [
+    (512, 1, 2.5, 1500, "N", "1"), (384, 2, 4.0, 3000, "N", "1"), (512, 3, 3.0, 2500, "Y", "1"),
+    (512, 4, 2.5, 3000, "Y", "0.005"), (512, 5, 4.0, 3000, "N", "0.005")])
+def test_catalogue_matches_the_real_sextractor(tmp_path, monkeypatch, size, seed, fwhm, density, clean, mincont):
+    image = _field_dir(tmp_path, size, seed, fwhm, density, clean, mincont)
     ref = _run_sex(tmp_path)
     monkeypatch.chdir(tmp_path)
     run = read_sex(tmp_path / "t.sex")
@@ -198,9 +200,9 @@ def test_bad_input_is_one_line_naming_file_and_line(tmp_path, monkeypatch):
 def test_unknown_parameters_are_listed_once_and_left_out(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "t.param").write_text("NUMBER\nFLUX_PETRO\nCLASS_STAR\nFLUX_PETRO\nX_IMAGE\n")
-    (tmp_path / "t.sex").write_text("PARAMETERS_NAME t.param\nFILTER N\nCLEAN Y\nDEBLEND_MINCONT 0.005\n")
+    (tmp_path / "t.sex").write_text("PARAMETERS_NAME t.param\nFILTER N\nBACKPHOTO_TYPE LOCAL\n")
     run = read_sex(tmp_path / "t.sex")
     assert [name for name, _ in run.params.columns] == ["NUMBER", "X_IMAGE"]
     assert run.params.left_out == ["FLUX_PETRO", "CLASS_STAR"]
     report = run.report()
-    assert "FLUX_PETRO, CLASS_STAR" in report and "not reproduced DEBLEND_MINCONT" in report
+    assert "FLUX_PETRO, CLASS_STAR" in report and "not reproduced BACKPHOTO_TYPE" in report

@@ -190,9 +190,8 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
     s.mask_correct = r.word("MASK_TYPE", ("NONE", "BLANK", "CORRECT")) == "CORRECT"
     if not s.mask_correct:
         nr["MASK_TYPE"] = "neighbours are always masked and replaced by their mirror pixels (CORRECT)"
-    if r.numbers("DEBLEND_MINCONT")[0] < 1.0:
-        r.numbers("DEBLEND_NTHRESH", int, positive=True)
-        nr["DEBLEND_MINCONT"] = f"{r.values('DEBLEND_MINCONT')[0]}: no deblending (set DEBLEND_MINCONT 1 for exact parity)"
+    s.deblend_mincont = r.numbers("DEBLEND_MINCONT")[0]
+    s.deblend_nthresh = r.numbers("DEBLEND_NTHRESH", int, positive=True)[0]
     s.clean = r.word("CLEAN", ("Y", "N")) == "Y"
     s.clean_param = r.numbers("CLEAN_PARAM", positive=True)[0]
     s.bufsize = r.numbers("MEMORY_BUFSIZE", int, positive=True)[0]

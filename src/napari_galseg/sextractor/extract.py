@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 
 from .background import BIG, SExBackground, sextractor_background
 from .cleaning import order_and_clean
+from .deblend import GlibcRand, deblend, moments
 from .growth import growth_radii, windowed_position
 from .lutz import lutz_scan, pixel_lists
 from .photometry import aperture_flux, auto_flux
@@ -48,6 +49,8 @@ class ExtractSettings:
     satur_level: float = 50000.0
     mask_correct: bool = True
     clean: bool = False
+    deblend_nthresh: int = 32
+    deblend_mincont: float = 1.0
     clean_param: float = 1.0
     objstack: int = 3000
     #: MEMORY_BUFSIZE: frames up to this height are held whole, which fixes SExtractor's NUMBER order
@@ -103,11 +106,25 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
     first, counts, nextpix = lutz_scan(above)
     flat, offsets = pixel_lists(first, counts, nextpix, s.minarea)
     rows = []
+    rng = GlibcRand()
+    next_id = int(comp.max()) + 1
     for k in range(len(offsets) - 1):
         idx = flat[offsets[k]:offsets[k + 1]]
         ys, xs = idx // w, idx % w
-        rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, sub[ys, xs], filt[ys, xs], dthresh, thresh, var,
-                               s.gain, h, w, s.minarea))
+        val, cval = sub[ys, xs], filt[ys, xs]
+        parts = deblend(xs, ys, cval, val, float(np.float32(dthresh)), s.deblend_nthresh, s.deblend_mincont,
+                        s.minarea, rng)
+        if parts is None:
+            rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, val, cval, dthresh, thresh, var, s.gain, h, w,
+                                   s.minarea))
+            continue
+        for pidx, center in parts:
+            comp[ys[pidx], xs[pidx]] = next_id  # each branch masks its siblings in photometry
+            row = _isophotal(next_id, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var, s.gain,
+                             h, w, s.minarea, center=center)
+            row["_flag"] |= OBJ_MERGED
+            rows.append(row)
+            next_id += 1
     blankh = np.shape(s.kernel)[0] // 2 + 1 if s.kernel is not None else 0
     rows = order_and_clean(rows, h, s.clean, s.clean_param, _clean_margin(s), s.bufsize, blankh)
     seg = np.zeros(img.shape, np.int32)
@@ -167,31 +184,16 @@ def _mthresh(cval, dthresh, minarea) -> float:
     return heap[0]
 
 
-def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea) -> dict:
-    """preanalyse(ANALYSE_FULL) and examineiso() of one detection."""
+def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea, center=None) -> dict:
+    """preanalyse(ANALYSE_FULL|ANALYSE_ROBUST) and examineiso() of one detection; ``center``: the
+    core centre of a deblended branch (its moments are taken about it)."""
+    mo = moments(xs, ys, cval, val, dthresh, center)
+    rv = mo["rv"]
+    mx, my, xm2, ym2, xym, a, b = mo["mx"], mo["my"], mo["xm2"], mo["ym2"], mo["xym"], mo["a"], mo["b"]
+    singu, theta = mo["singu"], mo["theta"]
+    temp2 = xm2 * ym2 - xym * xym
     xmin, ymin = int(xs.min()), int(ys.min())
     cv = cval.astype(np.float64)
-    rv = cv.sum()
-    x = (xs - xmin).astype(np.float64)
-    y = (ys - ymin).astype(np.float64)
-    xm = (cv * x).sum() / rv
-    ym = (cv * y).sum() / rv
-    xm2 = (cv * x * x).sum() / rv - xm * xm
-    ym2 = (cv * y * y).sum() / rv - ym * ym
-    xym = (cv * x * y).sum() / rv - xm * ym
-    singu = False
-    if xm2 * ym2 - xym * xym < 0.00694:
-        xm2 += 0.0833333
-        ym2 += 0.0833333
-        singu = True
-    temp2 = xm2 * ym2 - xym * xym
-    temp = xm2 - ym2
-    theta = math.atan2(2.0 * xym, temp) / 2.0 if abs(temp) > 0.0 else PI / 4.0
-    temp = math.sqrt(0.25 * temp * temp + xym * xym)
-    pmx2 = pmy2 = 0.5 * (xm2 + ym2)
-    a = float(np.float32(math.sqrt(pmx2 + temp)))
-    b = float(np.float32(math.sqrt(max(pmy2 - temp, 0.0))))
-    mx, my = xm + xmin, ym + ymin
     flux = float(val.astype(np.float64).sum())
     sigtv = var * len(val)
     if gain > 0.0 and flux > 0.0:
@@ -209,15 +211,8 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea
     if singu and emx2 * emy2 - emxy * emxy < esum * esum:
         emx2 += esum
         emy2 += esum
-    # abcor (preanalyse): the isophotal correction CLEAN's profile model uses
     peak = float(val.max())
-    thresh2 = (dthresh + peak) / 2.0
-    dnpix = int((val > dthresh).sum())
-    darea = float((val > thresh2).sum()) - dnpix
-    t1t2 = dthresh / thresh2
-    abcor = 1.0
-    if t1t2 > 0.0:
-        abcor = min((darea if darea < 0.0 else -1.0) / (2 * PI * math.log(t1t2 if t1t2 < 1.0 else 0.99) * a * b), 1.0)
+    abcor = float(np.float32(mo["abcor"]))
     flag = OBJ_TRUNC if (xs.min() == 0 or xs.max() == w - 1 or ys.min() == 0 or ys.max() == h - 1) else 0
     last = ys == ys.max()
     return {
