@@ -54,42 +54,67 @@ def _merge(slave, master) -> None:
     master["_slaves"].extend(slave["_slaves"])
 
 
-def _clean(objin, objects, beta, blankh) -> bool:
+class _ObjectList:
+    """SExtractor's clean list: objects plus their centres and A in arrays, so the neighbours of
+    a newcomer are found at once; removal moves the last object into the freed slot."""
+
+    def __init__(self):
+        self.items: list[dict] = []
+        self.xy = np.zeros((64, 3))  # mx, my, A_IMAGE
+
+    def __len__(self):
+        return len(self.items)
+
+    def append(self, o) -> None:
+        n = len(self.items)
+        if n == len(self.xy):
+            self.xy = np.concatenate([self.xy, np.zeros_like(self.xy)])
+        self.xy[n] = (o["_mx"], o["_my"], o["A_IMAGE"])
+        self.items.append(o)
+
+    def remove(self, k: int) -> dict:
+        out = self.items[k]
+        last = len(self.items) - 1
+        if k != last:
+            self.items[k] = self.items[last]
+            self.xy[k] = self.xy[last]
+        self.items.pop()
+        return out
+
+    def near(self, o) -> np.ndarray:
+        """Indices (ascending) within CLEAN_ZONE × (A + A') of ``o``, in SExtractor's float32."""
+        n = len(self.items)
+        xy = self.xy[:n]
+        dx = (o["_mx"] - xy[:, 0]).astype(np.float32)
+        dy = (o["_my"] - xy[:, 1]).astype(np.float32)
+        rlim = (np.float32(o["A_IMAGE"]) + xy[:, 2].astype(np.float32)) ** 2
+        return np.nonzero(dx * dx + dy * dy < rlim * np.float32(CLEAN_ZONE * CLEAN_ZONE))[0]
+
+
+def _clean(objin, objects: _ObjectList, beta, blankh) -> bool:
     """clean(): False when ``objin`` is eaten by an object of the list, else True after it ate
     the objects it explains (removed from ``objects``, SExtractor's swap-with-last).
 
     A cleaned object's pixels are pasted back into the image, but the scan blanks detected pixels
     ``blankh`` rows late (after filtering them): rows it has not blanked yet stay masked."""
-    paste_row = objin["_ymax"] + 1 - blankh
+    paste_row = objin["_line"] - blankh
     victims = []
-    for i, obj in enumerate(objects):
+    for i in objects.near(objin):
+        obj = objects.items[i]
         dx = np.float32(objin["_mx"] - obj["_mx"])
         dy = np.float32(objin["_my"] - obj["_my"])
-        rlim = np.float32(objin["A_IMAGE"] + obj["A_IMAGE"])
-        rlim = rlim * rlim
-        if dx * dx + dy * dy < rlim * CLEAN_ZONE * CLEAN_ZONE:
-            if obj["_fdflux"] < objin["_fdflux"]:
-                if _menu(objin, obj, dx, dy, beta):
-                    victims.append(i)
-            elif _menu(obj, objin, dx, dy, beta):
-                objin["_paste_row"] = paste_row
-                _merge(objin, obj)
-                return False
+        if obj["_fdflux"] < objin["_fdflux"]:
+            if _menu(objin, obj, dx, dy, beta):
+                victims.append(i)
+        elif _menu(obj, objin, dx, dy, beta):
+            objin["_paste_row"] = paste_row
+            _merge(objin, obj)
+            return False
     for k in reversed(victims):
-        objects[k]["_paste_row"] = paste_row
-        _merge(objects[k], objin)
-        _remove(objects, k)
+        objects.items[k]["_paste_row"] = paste_row
+        _merge(objects.items[k], objin)
+        objects.remove(k)
     return True
-
-
-def _remove(objects: list, k: int):
-    """subcleanobj(): the last object takes the freed slot."""
-    last = objects.pop()
-    if k < len(objects):
-        out = objects[k]
-        objects[k] = last
-        return out
-    return last
 
 
 def _margins(o, cleanmargin: int) -> None:
@@ -105,29 +130,44 @@ def _margins(o, cleanmargin: int) -> None:
 
 
 def order_and_clean(rows: list[dict], height: int, clean: bool, beta: float, cleanmargin: int,
-                    strip_height: int, blankh: int) -> list[dict]:
-    """The kept objects (CLEAN applied) in SExtractor's NUMBER order; ``rows`` in completion order."""
-    objects: list[dict] = []
+                    strip_height: int, blankh: int, stack: int = 3000, strip_margin: int = 1) -> list[dict]:
+    """The kept objects (CLEAN applied) in SExtractor's NUMBER order; ``rows`` in completion order.
+
+    Objects are written (numbered) when the image strip scrolls past their margin (every line
+    once the first MEMORY_BUFSIZE lines are read; only at the end for shorter frames), when the
+    list holds MEMORY_OBJSTACK objects (the one whose margin ends first), and the rest at the end.
+    """
+    objects = _ObjectList()
     out: list[dict] = []
-    flushed = False
+    if height <= strip_height:
+        flush_lines = {height: 0}  # the line after the last: ymin 0
+    else:
+        start = strip_height - strip_margin
+        flush_lines = {line + 1: line - start + 1 for line in range(start - 1, height - strip_margin)}
+    pending = sorted(flush_lines)
+    p = 0
     for o in rows:
         o["_slaves"] = []
-        if height <= strip_height and not flushed and o["_ymax"] >= height - 1:
-            # the scan reached the last row: objects whose margin reaches row 0 are written first
-            _flush(objects, out)
-            flushed = True
+        line = o["_line"]  # the scan line that completed the object
+        while p < len(pending) and pending[p] <= line:
+            _flush(objects, out, flush_lines[pending[p]])
+            p += 1
+        if len(objects) >= stack:
+            ycmax = [it["_ycmax"] for it in objects.items]
+            out.append(objects.remove(int(np.argmin(ycmax))))
         if clean and not _clean(o, objects, beta, blankh):
             continue
         _margins(o, cleanmargin)
         objects.append(o)
-    if height <= strip_height and not flushed:
-        _flush(objects, out)
-    while objects:
-        out.append(_remove(objects, 0))
+    while p < len(pending):
+        _flush(objects, out, flush_lines[pending[p]])
+        p += 1
+    while len(objects):
+        out.append(objects.remove(0))
     return out
 
 
-def _flush(objects: list, out: list) -> None:
+def _flush(objects: _ObjectList, out: list, ymin: int) -> None:
     for i in range(len(objects) - 1, -1, -1):
-        if objects[i]["_ycmin"] <= 0:
-            out.append(_remove(objects, i))
+        if objects.items[i]["_ycmin"] <= ymin:
+            out.append(objects.remove(i))

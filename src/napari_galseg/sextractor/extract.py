@@ -114,19 +114,25 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
         val, cval = sub[ys, xs], filt[ys, xs]
         parts = deblend(xs, ys, cval, val, float(np.float32(dthresh)), s.deblend_nthresh, s.deblend_mincont,
                         s.minarea, rng)
+        line = int(ys.max()) + 1  # the scan line that completes the detection (and its branches)
         if parts is None:
             rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, val, cval, dthresh, thresh, var, s.gain, h, w,
                                    s.minarea))
+            rows[-1]["_line"] = line
             continue
         for pidx, center in parts:
             comp[ys[pidx], xs[pidx]] = next_id  # each branch masks its siblings in photometry
             row = _isophotal(next_id, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var, s.gain,
                              h, w, s.minarea, center=center)
             row["_flag"] |= OBJ_MERGED
+            row["_line"] = line
             rows.append(row)
             next_id += 1
     blankh = np.shape(s.kernel)[0] // 2 + 1 if s.kernel is not None else 0
-    rows = order_and_clean(rows, h, s.clean, s.clean_param, _clean_margin(s), s.bufsize, blankh)
+    convh = np.shape(s.kernel)[0] if s.kernel is not None else 0
+    strip_margin = max(1, (convh - 1) // 2 + 1) if convh else 1
+    rows = order_and_clean(rows, h, s.clean, s.clean_param, _clean_margin(s), max(s.bufsize, convh), blankh,
+                           s.objstack, strip_margin)
     seg = np.zeros(img.shape, np.int32)
     for number, r in enumerate(rows, 1):
         r["NUMBER"] = number
