@@ -60,30 +60,50 @@ class _Obj:
 
     __slots__ = ("idx", "fdnpix", "fdflux", "fdpeak", "dthresh", "xmin", "xmax", "ymin", "ymax")
 
-    def __init__(self, idx, xs, ys, cval, dthresh):
+    def __init__(self, idx, fdflux, fdpeak, box, dthresh):
         self.idx = idx
         self.fdnpix = len(idx)
-        self.fdflux = float(np.float32(cval[idx].astype(np.float64).sum()))
-        self.fdpeak = float(cval[idx].max())
+        self.fdflux = float(fdflux)
+        self.fdpeak = float(fdpeak)
         self.dthresh = dthresh
-        self.xmin, self.xmax = int(xs[idx].min()), int(xs[idx].max())
-        self.ymin, self.ymax = int(ys[idx].min()), int(ys[idx].max())
+        self.xmin, self.xmax, self.ymin, self.ymax = (int(v) for v in box)
 
 
-def _sub_lutz(parent: _Obj, xs, ys, cval, submap, sx, sy, thresh, minarea):
-    """lutz(): the objects above ``thresh`` among the root's pixels in ``parent``'s box."""
-    box = submap[parent.ymin - sy:parent.ymax - sy + 1, parent.xmin - sx:parent.xmax - sx + 1]
-    present = box >= 0
-    above = np.zeros(box.shape, bool)
-    above[present] = cval[box[present]] > np.float32(thresh)
+@njit(cache=True, nogil=True)
+def _sub_level(submap, cval, xs, ys, sx, sy, xmin, xmax, ymin, ymax, thresh, minarea):
+    """lutz() of the sub-threshold ``thresh`` in the box: root pixel indices of each object in
+    list order, their offsets, and preanalyse(ANALYSE_FAST)'s flux, peak and box of each."""
+    box = submap[ymin - sy:ymax - sy + 1, xmin - sx:xmax - sx + 1]
+    bh, bw = box.shape
+    above = np.zeros((bh, bw), np.bool_)
+    for y in range(bh):
+        for x in range(bw):
+            i = box[y, x]
+            if i >= 0 and cval[i] > thresh:
+                above[y, x] = True
     first, counts, nextpix = lutz_scan(above)
     flat, offsets = pixel_lists(first, counts, nextpix, minarea)
-    bw = box.shape[1]
-    out = []
-    for k in range(len(offsets) - 1):
-        cells = flat[offsets[k]:offsets[k + 1]]
-        out.append(box[cells // bw, cells % bw])
-    return out
+    n = len(offsets) - 1
+    idx = np.empty(len(flat), np.int64)
+    flux = np.empty(n, np.float32)
+    peak = np.empty(n, np.float32)
+    boxes = np.empty((n, 4), np.int64)
+    for k in range(n):
+        total = 0.0
+        pk = np.float32(-1e30)
+        x0, x1, y0, y1 = 1 << 30, -1, 1 << 30, -1
+        for q in range(offsets[k], offsets[k + 1]):
+            cell = flat[q]
+            i = box[cell // bw, cell % bw]
+            idx[q] = i
+            total += cval[i]
+            pk = max(pk, cval[i])
+            x0, x1 = min(x0, xs[i]), max(x1, xs[i])
+            y0, y1 = min(y0, ys[i]), max(y1, ys[i])
+        flux[k] = np.float32(total)
+        peak[k] = pk
+        boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = x0, x1, y0, y1
+    return idx, offsets, flux, peak, boxes
 
 
 def moments(xs, ys, cval, dval, thresh, center=None):
@@ -172,37 +192,50 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
     None when it stays whole, else the branches: (pixel indices in list order, core centre).
+    Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
+    threshold: parts of higher levels hold less, so no branch below could split.
     """
     if nthresh < 2 or mincont >= 1.0:
         return None
+    xs = xs.astype(np.int64)
+    ys = ys.astype(np.int64)
+    cval = cval.astype(np.float32)
     sx, sy = int(xs.min()), int(ys.min())
     submap = np.full((int(ys.max()) - sy + 1, int(xs.max()) - sx + 1), -1, np.int64)
     submap[ys - sy, xs - sx] = np.arange(len(xs))
-    root = _Obj(np.arange(len(xs)), xs, ys, cval, dthresh0)
+    root = _Obj(np.arange(len(xs)), np.float32(cval.astype(np.float64).sum()), cval.max(),
+                (xs.min(), xs.max(), ys.min(), ys.max()), dthresh0)
     value0 = root.fdflux * mincont
     deb_minarea = min(minarea, MAXDEBAREA)
     levels = [[root]]
     sons: list[list[list[int]]] = []
     ok = [[True]]
     peak = root.fdpeak
+    owner = np.zeros(len(xs), np.int64)  # each pixel's part at the previous level (-1: none)
     for k in range(1, nthresh):
-        thresh = dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0
-        thresh = float(np.float32(thresh))
+        thresh = np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
         level, level_sons, level_ok = [], [], []
-        for parent in levels[k - 1]:
-            members = set(parent.idx.tolist())
+        new_owner = np.full(len(xs), -1, np.int64)
+        for pi, parent in enumerate(levels[k - 1]):
+            idx, offs, flux, pk, boxes = _sub_level(submap, cval, xs, ys, sx, sy, parent.xmin, parent.xmax,
+                                                    parent.ymin, parent.ymax, thresh, deb_minarea)
             kids = []
-            for idx in _sub_lutz(parent, xs, ys, cval, submap, sx, sy, thresh, deb_minarea):
-                if int(idx[0]) in members:  # belong(): its first pixel is the parent's
-                    level.append(_Obj(idx, xs, ys, cval, thresh))
+            for q in range(len(offs) - 1):
+                part = idx[offs[q]:offs[q + 1]]
+                if owner[part[0]] == pi:  # belong(): its first pixel is the parent's
+                    new_owner[part] = len(level)
+                    level.append(_Obj(part, flux[q], pk[q], boxes[q], float(thresh)))
                     level_ok.append(True)
                     kids.append(len(level) - 1)
             level_sons.append(kids)
         levels.append(level)
         sons.append(level_sons)
         ok.append(level_ok)
+        owner = new_owner
+        if not any(o.fdflux - o.dthresh * o.fdnpix > value0 for o in level):
+            break
     branches: list[_Obj] = []
-    for k in range(nthresh - 2, -1, -1):
+    for k in range(len(levels) - 2, -1, -1):
         for i in range(len(levels[k])):
             kids = sons[k][i]
             m = 0
