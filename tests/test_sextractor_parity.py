@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from napari_galseg.sextractor import SExtractorInputError, extract, read_sex
 from napari_galseg.synth import make_field
 
 SEX = shutil.which("source-extractor") or shutil.which("sex")
+SHARE = Path("/usr/share/source-extractor")
 needs_sex = pytest.mark.skipif(SEX is None, reason="the real SExtractor is not installed (apt-get install source-extractor; `make` does it)")
 
 PARAMS = """NUMBER
@@ -47,6 +49,7 @@ MAG_AUTO
 FLUX_RADIUS(2)
 XWIN_IMAGE
 YWIN_IMAGE
+CLASS_STAR
 FLAGS
 """
 
@@ -63,7 +66,8 @@ def _sex_text(catalog_type="FITS_1.0", extra="", clean="N", mincont="1"):
 def _field_dir(tmp_path, size, seed, fwhm, density, clean="N", mincont="1"):
     f = make_field(size, seed, psf_fwhm=fwhm, galaxy_density=density)
     fits.writeto(tmp_path / "img.fits", f.image.astype(np.float32))
-    shutil.copy("/usr/share/source-extractor/default.conv", tmp_path / "default.conv")
+    shutil.copy(SHARE / "default.conv", tmp_path / "default.conv")
+    shutil.copy(SHARE / "default.nnw", tmp_path / "default.nnw")
     (tmp_path / "t.param").write_text(PARAMS)
     (tmp_path / "t.sex").write_text(_sex_text(clean=clean, mincont=mincont))
     return f.image.astype(np.float32)
@@ -127,6 +131,7 @@ def test_catalogue_matches_the_real_sextractor(tmp_path, monkeypatch, size, seed
     assert dw.max() < 0.01 and (dw < 1e-4).mean() >= 0.99
     assert (c["ISOAREA_IMAGE"][ok] == r["ISOAREA_IMAGE"]).mean() >= 0.99
     assert (c["FLAGS"][ok] == r["FLAGS"]).mean() >= 0.99
+    assert np.abs(c["CLASS_STAR"][ok] - r["CLASS_STAR"]).max() < 0.01
     # NUMBER: SExtractor's write order, replayed from its scan and object list (frames up to
     # MEMORY_BUFSIZE rows), so the segmentation maps are the same arrays
     assert (c["NUMBER"][ok] == r["NUMBER"]).all()
@@ -195,14 +200,18 @@ def test_bad_input_is_one_line_naming_file_and_line(tmp_path, monkeypatch):
     assert "line 3" in m and "FITS_LDAC" in m
     m = _bad(tmp_path, base + "BACK_SIZE 0\n")
     assert "line 3" in m and "> 0" in m
+    m = _bad(tmp_path, base + "STARNNW_NAME gone.nnw\n", "NUMBER\nCLASS_STAR\n")
+    assert "line 3" in m and "gone.nnw" in m and "no such file" in m
+    m = _bad(tmp_path, base, "NUMBER\nX_IMAGE(2)\n")
+    assert "t.param line 2" in m and "not a vector" in m
 
 
 def test_unknown_parameters_are_listed_once_and_left_out(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "t.param").write_text("NUMBER\nFLUX_PETRO\nCLASS_STAR\nFLUX_PETRO\nX_IMAGE\n")
+    (tmp_path / "t.param").write_text("NUMBER\nFLUX_PETRO\nVIGNET(5,5)\nFLUX_PETRO\nX_IMAGE\n")
     (tmp_path / "t.sex").write_text("PARAMETERS_NAME t.param\nFILTER N\nBACKPHOTO_TYPE LOCAL\n")
     run = read_sex(tmp_path / "t.sex")
     assert [name for name, _ in run.params.columns] == ["NUMBER", "X_IMAGE"]
-    assert run.params.left_out == ["FLUX_PETRO", "CLASS_STAR"]
+    assert run.params.left_out == ["FLUX_PETRO", "VIGNET"]
     report = run.report()
-    assert "FLUX_PETRO, CLASS_STAR" in report and "not reproduced BACKPHOTO_TYPE" in report
+    assert "FLUX_PETRO, VIGNET" in report and "not reproduced BACKPHOTO_TYPE" in report

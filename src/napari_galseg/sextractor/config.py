@@ -17,6 +17,7 @@ from ..segmenters.photutils.sextractor import (
     parse_sex_lines,
     read_conv,
 )
+from .classstar import read_nnw
 from .errors import SExtractorInputError
 from .extract import ExtractSettings
 from .known import KNOWN_PARAMS
@@ -45,7 +46,7 @@ DEFAULTS: dict[str, list[str]] = {
     "PHOT_AUTOAPERS": ["0.0", "0.0"], "PHOT_FLUXFRAC": ["0.5"], "SATUR_LEVEL": ["50000.0"],
     "MAG_ZEROPOINT": ["0.0"], "GAIN": ["0.0"], "PIXEL_SCALE": ["1.0"], "BACK_TYPE": ["AUTO"], "BACK_VALUE": ["0.0"],
     "BACK_SIZE": ["64"], "BACK_FILTERSIZE": ["3"], "BACK_FILTTHRESH": ["0.0"], "BACKPHOTO_TYPE": ["GLOBAL"],
-    "MEMORY_OBJSTACK": ["3000"], "MEMORY_BUFSIZE": ["1024"], "FLAG_IMAGE": [], "CHECKIMAGE_TYPE": ["NONE"],
+    "SEEING_FWHM": ["1.2"], "STARNNW_NAME": ["default.nnw"], "MEMORY_OBJSTACK": ["3000"], "MEMORY_BUFSIZE": ["1024"], "FLAG_IMAGE": [], "CHECKIMAGE_TYPE": ["NONE"],
 }
 
 CATALOG_TYPES = ("NONE", "ASCII_HEAD", "ASCII", "FITS_1.0", "FITS_LDAC")
@@ -210,5 +211,12 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
     sizes = {"PHOT_APERTURES": len(s.apertures), "PHOT_FLUXFRAC": len(s.fluxfrac)}
     params = read_param(r.file("PARAMETERS_NAME"), KNOWN_PARAMS, sizes)
     s.wanted = frozenset(name for name, _size in params.columns)
+    s.pixel_scale = r.numbers("PIXEL_SCALE")[0]
+    s.seeing_fwhm = r.numbers("SEEING_FWHM")[0]
+    if "CLASS_STAR" in s.wanted:
+        if s.seeing_fwhm <= 0.0:
+            raise SExtractorInputError(f"{r.where('SEEING_FWHM')}: 0 asks for the seeing from a PSF model, which "
+                                       "SExtractor mode does not fit; give the seeing FWHM in arcsec")
+        s.nnw = read_nnw(r.file("STARNNW_NAME"))
     return SexRun(path=path, settings=s, catalog_type=catalog_type, catalog_name=(r.values("CATALOG_NAME") or ["test.cat"])[0],
                   params=params, kernel_path=found, not_reproduced=nr)

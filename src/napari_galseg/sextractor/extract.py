@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .background import BIG, SExBackground, sextractor_background
+from .classstar import class_star, iso_areas
 from .cleaning import order_and_clean
 from .deblend import GlibcRand, deblend, moments
 from .growth import growth_radii, windowed_position
@@ -55,6 +56,10 @@ class ExtractSettings:
     objstack: int = 3000
     #: MEMORY_BUFSIZE: frames up to this height are held whole, which fixes SExtractor's NUMBER order
     bufsize: int = 1024
+    seeing_fwhm: float = 1.2
+    pixel_scale: float = 1.0
+    #: the star/galaxy network (STARNNW_NAME), read when CLASS_STAR is wanted
+    nnw: object = None
     #: the catalogue columns wanted (None: all); SExtractor sets flags only in the steps it runs
     wanted: frozenset | None = None
 
@@ -145,6 +150,11 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
         r["MAG_ISO"] = -2.5 * math.log10(r["FLUX_ISO"]) + s.mag_zeropoint if r["FLUX_ISO"] > 0 else 99.0
         r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
     _photometry(rows, sub, comp, bg, s, var)
+    if s.nnw is not None and rows and s.needs("CLASS_STAR"):
+        stars = class_star(s.nnw, np.array([r["_iso"] for r in rows]), np.array([r["FLUX_MAX"] for r in rows]),
+                           thresh, s.seeing_fwhm, s.pixel_scale)
+        for r, v in zip(rows, stars):
+            r["CLASS_STAR"] = float(v)
     names = [k for k in (rows[0] if rows else {}) if not k.startswith("_")]
     columns = {k: np.array([r[k] for r in rows]) for k in names}
     return Extraction(background=bg, back_level=level, filtered=filt, segmentation=seg, columns=columns,
@@ -224,7 +234,7 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea
     return {
         "_cid": cid, "_ys": ys, "_xs": xs, "_ymax": int(ys.max()), "_xend": int(xs[last].max()),
         "_mx": mx, "_my": my, "_flag": flag, "_fdflux": float(np.float32(rv)), "_fdnpix": len(val),
-        "_abcor": abcor, "_dthresh": dthresh, "_mthresh": _mthresh(cval, dthresh, minarea), "_fluxvar": sigtv,
+        "_abcor": abcor, "_iso": iso_areas(val, peak, thresh), "_dthresh": dthresh, "_mthresh": _mthresh(cval, dthresh, minarea), "_fluxvar": sigtv,
         "X_IMAGE": mx + 1.0, "Y_IMAGE": my + 1.0,
         "X2_IMAGE": xm2, "Y2_IMAGE": ym2, "XY_IMAGE": xym,
         "ERRX2_IMAGE": emx2, "ERRY2_IMAGE": emy2, "ERRXY_IMAGE": emxy,

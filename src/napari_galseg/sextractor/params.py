@@ -59,6 +59,7 @@ COLUMNS: dict[str, tuple[str, str, str, str]] = {
     "FLUX_RADIUS": ("Fraction-of-light radii", "E", "%10.3f", "pixel"),
     "XWIN_IMAGE": ("Windowed position estimate along x", "D", "%11.4f", "pixel"),
     "YWIN_IMAGE": ("Windowed position estimate along y", "D", "%11.4f", "pixel"),
+    "CLASS_STAR": ("S/G classifier output", "E", "%6.3f", ""),
     "FLAGS": ("Extraction flags", "I", "%3d", ""),
     "ALPHA_J2000": ("Right ascension of barycenter (J2000)", "D", "%11.7f", "deg"),
     "DELTA_J2000": ("Declination of barycenter (J2000)", "D", "%+11.7f", "deg"),
@@ -68,7 +69,7 @@ COLUMNS: dict[str, tuple[str, str, str, str]] = {
 VECTORS = {"FLUX_APER": "PHOT_APERTURES", "FLUXERR_APER": "PHOT_APERTURES", "MAG_APER": "PHOT_APERTURES",
            "MAGERR_APER": "PHOT_APERTURES", "FLUX_RADIUS": "PHOT_FLUXFRAC"}
 
-_LINE = re.compile(r"^([A-Z0-9_]+)(?:\((\d+)\))?$")
+_LINE = re.compile(r"^([A-Z0-9_]+)(?:\((\d+(?:,\d+)*)\))?$")
 
 
 @dataclasses.dataclass
@@ -103,8 +104,10 @@ def read_param(path, known: set[str], sizes: dict[str, int]) -> ParamList:
         if name not in COLUMNS and name not in VECTORS and name not in known:
             raise SExtractorInputError(f"{path} line {number}: {name} is not a SExtractor parameter; "
                                        "remove it or correct its spelling (source-extractor -dp lists them)")
-        if index is not None and name not in VECTORS:
+        if index is not None and name not in VECTORS and name in COLUMNS:
             raise SExtractorInputError(f"{path} line {number}: {name} is not a vector; write it without ({index})")
+        if index is not None and name in VECTORS and "," in index:
+            raise SExtractorInputError(f"{path} line {number}: {name}({index}) takes one size, e.g. {name}(3)")
         size = 0
         if name in VECTORS:
             size = int(index) if index is not None else 1

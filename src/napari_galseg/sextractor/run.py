@@ -34,7 +34,17 @@ def run_frame(run: SexRun, image: np.ndarray, catalog_path, *, header=None, wcs=
     """Extract ``image`` with ``run``'s settings and write its catalogue; the extraction."""
     if np.ndim(image) != 2:
         raise SExtractorInputError(f"SExtractor mode needs a 2-D image, got shape {np.shape(image)}")
-    result = extract(np.asarray(image), run.settings)
+    settings = run.settings
+    if settings.pixel_scale <= 0.0:  # PIXEL_SCALE 0: from the frame's WCS, as SExtractor does
+        import dataclasses
+
+        scale = 1.0
+        if wcs is not None and getattr(wcs, "has_celestial", False):
+            from astropy.wcs.utils import proj_plane_pixel_scales
+
+            scale = float(np.sqrt(np.prod(proj_plane_pixel_scales(wcs.celestial))) * 3600.0)
+        settings = dataclasses.replace(settings, pixel_scale=scale)
+    result = extract(np.asarray(image), settings)
     cols = catalog_columns(result.columns, run.params, wcs)
     if run.catalog_type != "NONE":
         write_catalog(cols, catalog_path, run.catalog_type, image_header=header, info=summary_cards(run, result),
