@@ -171,6 +171,35 @@ def test_cli_writes_the_catalog_type_of_the_sex_file(tmp_path, monkeypatch, cata
                 assert "FLUX_AUTO" in out.stdout
 
 
+@needs_sex
+def test_sky_coordinates_and_header_gain_and_saturation(tmp_path, monkeypatch):
+    """ALPHA/DELTA_J2000 from the frame's WCS (zeros without one, as SExtractor writes), and GAIN /
+    SATURATE read from the header over the .sex values (GAIN_KEY, SATUR_KEY)."""
+    f = make_field(320, 9, psf_fwhm=3.0, galaxy_density=2000)
+    h = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 160.5, "CRPIX2": 140.0,
+                     "CRVAL1": 150.1, "CRVAL2": 2.2, "CD1_1": -7.3e-5, "CD1_2": 1e-6, "CD2_1": 1.2e-6,
+                     "CD2_2": 7.3e-5, "EQUINOX": 2000.0, "RADESYS": "FK5", "SATURATE": 3000.0, "GAIN": 4.0})
+    fits.writeto(tmp_path / "img.fits", f.image.astype(np.float32), h)
+    fits.writeto(tmp_path / "nowcs.fits", f.image.astype(np.float32))
+    shutil.copy(SHARE / "default.conv", tmp_path / "default.conv")
+    shutil.copy(SHARE / "default.nnw", tmp_path / "default.nnw")
+    (tmp_path / "t.param").write_text("NUMBER\nX_IMAGE\nALPHA_J2000\nDELTA_J2000\nFLUXERR_AUTO\nFLAGS\n")
+    (tmp_path / "t.sex").write_text(_sex_text().replace("CHECKIMAGE_TYPE BACKGROUND,SEGMENTATION", "CHECKIMAGE_TYPE NONE"))
+    monkeypatch.chdir(tmp_path)
+    for name in ("img", "nowcs"):
+        subprocess.run([SEX, f"{name}.fits", "-c", "t.sex", "-CATALOG_NAME", f"{name}_ref.cat"], check=True,
+                       capture_output=True)
+        assert main(["segment", "photutils", f"{name}.fits", "--sextractor-config", "t.sex", "-o",
+                     f"{name}_labels.fits", "--catalog", f"{name}.cat"]) == 0
+        ref, ours = fits.getdata(f"{name}_ref.cat", 1), fits.getdata(f"{name}.cat", 1)
+        assert len(ours) == len(ref) > 20
+        np.testing.assert_allclose(ours["ALPHA_J2000"], ref["ALPHA_J2000"], rtol=0, atol=1e-8)
+        np.testing.assert_allclose(ours["DELTA_J2000"], ref["DELTA_J2000"], rtol=0, atol=1e-8)
+        np.testing.assert_allclose(ours["FLUXERR_AUTO"], ref["FLUXERR_AUTO"], rtol=1e-4)
+        assert np.array_equal(ours["FLAGS"], ref["FLAGS"])
+    assert (fits.getdata("img.cat", 1)["FLAGS"] & 4).any()  # SATURATE 3000 from the header flags some
+
+
 def _bad(tmp_path, sex, param=PARAMS):
     (tmp_path / "t.param").write_text(param)
     (tmp_path / "t.sex").write_text(sex)

@@ -45,11 +45,11 @@ def catalog_columns(columns: dict[str, np.ndarray], params: ParamList, wcs=None)
 
 
 def _sky(columns, wcs, n):
-    """(ra, dec) of the barycentres; without a celestial WCS SExtractor writes the pixel position."""
+    """(ra, dec) of the barycentres; without a celestial WCS SExtractor writes zeros."""
     x = np.asarray(columns.get("X_IMAGE", np.zeros(n)), np.float64)
     y = np.asarray(columns.get("Y_IMAGE", np.zeros(n)), np.float64)
     if wcs is None or not getattr(wcs, "has_celestial", False) or n == 0:
-        return x, y
+        return np.zeros(n), np.zeros(n)
     from astropy.coordinates import FK5
 
     sky = wcs.celestial.pixel_to_world(x - 1.0, y - 1.0)

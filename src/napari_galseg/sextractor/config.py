@@ -64,6 +64,9 @@ class SexRun:
     kernel_path: Path | None
     #: keys whose values SExtractor would honour and this mode does not (key → why)
     not_reproduced: dict[str, str]
+    #: header keywords that override GAIN and SATUR_LEVEL when the frame has them (GAIN_KEY, SATUR_KEY)
+    gain_key: str = "GAIN"
+    satur_key: str = "SATURATE"
 
     def report(self) -> str:
         """A few lines for a person: the columns left out and what is not reproduced."""
@@ -219,4 +222,6 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
                                        "SExtractor mode does not fit; give the seeing FWHM in arcsec")
         s.nnw = read_nnw(r.file("STARNNW_NAME"))
     return SexRun(path=path, settings=s, catalog_type=catalog_type, catalog_name=(r.values("CATALOG_NAME") or ["test.cat"])[0],
-                  params=params, kernel_path=found, not_reproduced=nr)
+                  params=params, kernel_path=found, not_reproduced=nr,
+                  gain_key=(r.values("GAIN_KEY") or ["GAIN"])[0].upper(),
+                  satur_key=(r.values("SATUR_KEY") or ["SATURATE"])[0].upper())

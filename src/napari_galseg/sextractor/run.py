@@ -1,6 +1,8 @@
 """One frame through SExtractor mode: read, extract, write the labels and the catalogue."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .catalog import catalog_columns, write_catalog
@@ -35,9 +37,12 @@ def run_frame(run: SexRun, image: np.ndarray, catalog_path, *, header=None, wcs=
     if np.ndim(image) != 2:
         raise SExtractorInputError(f"SExtractor mode needs a 2-D image, got shape {np.shape(image)}")
     settings = run.settings
+    for key, field in ((run.gain_key, "gain"), (run.satur_key, "satur_level")):
+        # SExtractor takes GAIN and SATUR_LEVEL from the frame's header when it has them
+        value = header.get(key) if header is not None else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            settings = dataclasses.replace(settings, **{field: float(value)})
     if settings.pixel_scale <= 0.0:  # PIXEL_SCALE 0: from the frame's WCS, as SExtractor does
-        import dataclasses
-
         scale = 1.0
         if wcs is not None and getattr(wcs, "has_celestial", False):
             from astropy.wcs.utils import proj_plane_pixel_scales
