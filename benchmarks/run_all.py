@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["bench_metrics.py", "bench_preprocess.py", "bench_photutils.py", "bench_unet_inference.py"]
+SCRIPTS = ["bench_metrics.py", "bench_preprocess.py", "bench_photutils.py", "bench_unet_inference.py",
+           "bench_sextractor.py"]
 
 
 def main(argv: list[str]) -> int:

@@ -267,6 +267,11 @@ def run(args: argparse.Namespace) -> int:
     from ..segmenters import get
     from . import check_outputs, parse_set_options, progress_bar, refuse_inputs_as_outputs
 
+    if args.sextractor_config and args.catalog and args.method == "photutils" and args.image and args.output:
+        from ..sextractor.command import run_sextractor_mode  # SExtractor mode (issue 27)
+
+        check_outputs([args.output, args.catalog], inputs=args.image[:1], overwrite=args.overwrite)
+        return run_sextractor_mode(args)
     cls = get(args.method)  # KeyError lists the choices
     if args.params:
         print_settings(cls)
@@ -278,11 +283,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_set_options(args.overrides)
     if "scheduler" in overrides:
         raise _error("give the dask scheduler as --scheduler ADDRESS, not --set scheduler=")
-    if args.sextractor_config and args.catalog and cls.name == "photutils":  # SExtractor mode (issue 27)
-        from ..sextractor.command import run_sextractor_mode
-
-        check_outputs([args.output, args.catalog], inputs=args.image[:1], overwrite=args.overwrite)
-        return run_sextractor_mode(args)
     sex = _sextractor_config(args, cls) if args.sextractor_config else None
     if sex is not None:
         refuse_inputs_as_outputs([args.output, args.catalog], [args.sextractor_config, sex.weight_image])

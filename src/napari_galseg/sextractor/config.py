@@ -11,15 +11,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..segmenters.photutils.sextractor import (
-    DEFAULT_CONV,
-    SExtractorConfigError,
-    parse_sex_lines,
-    read_conv,
-)
 from .classstar import read_nnw
 from .errors import SExtractorInputError
 from .extract import ExtractSettings
+from .files import DEFAULT_CONV, SExtractorConfigError, parse_sex_lines, read_conv
 from .known import KNOWN_PARAMS
 from .params import ParamList, read_param
 
