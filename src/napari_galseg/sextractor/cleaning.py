@@ -133,41 +133,58 @@ def order_and_clean(rows: list[dict], height: int, clean: bool, beta: float, cle
                     strip_height: int, blankh: int, stack: int = 3000, strip_margin: int = 1) -> list[dict]:
     """The kept objects (CLEAN applied) in SExtractor's NUMBER order; ``rows`` in completion order.
 
-    Objects are written (numbered) when the image strip scrolls past their margin (every line
-    once the first MEMORY_BUFSIZE lines are read; only at the end for shorter frames), when the
-    list holds MEMORY_OBJSTACK objects (the one whose margin ends first), and the rest at the end.
+    Objects are written (numbered, measured) when the image strip scrolls past their margin (every
+    line once the first MEMORY_BUFSIZE lines are read; only at the end for shorter frames), when
+    the list holds MEMORY_OBJSTACK objects (the one whose margin ends first), and the rest at the
+    end. Each gets ``_fymin``/``_fymax``: the rows in memory then, which clip its apertures.
     """
     objects = _ObjectList()
     out: list[dict] = []
-    if height <= strip_height:
+    tall = height > strip_height
+    start = strip_height - strip_margin
+    if not tall:
         flush_lines = {height: 0}  # the line after the last: ymin 0
     else:
-        start = strip_height - strip_margin
         flush_lines = {line + 1: line - start + 1 for line in range(start - 1, height - strip_margin)}
     pending = sorted(flush_lines)
+
+    def strip_at(line):  # rows in memory while the scan is on ``line``
+        if not tall:
+            return 0, height
+        y0 = min(max(0, line - start + 1), height - strip_height)
+        return y0, y0 + strip_height
+
     p = 0
     for o in rows:
         o["_slaves"] = []
         line = o["_line"]  # the scan line that completed the object
         while p < len(pending) and pending[p] <= line:
-            _flush(objects, out, flush_lines[pending[p]])
+            ymin = flush_lines[pending[p]]
+            _flush(objects, out, ymin, (ymin, min(ymin + strip_height, height)))
             p += 1
         if len(objects) >= stack:
             ycmax = [it["_ycmax"] for it in objects.items]
-            out.append(objects.remove(int(np.argmin(ycmax))))
+            _write(out, objects.remove(int(np.argmin(ycmax))), strip_at(line))
         if clean and not _clean(o, objects, beta, blankh):
             continue
         _margins(o, cleanmargin)
         objects.append(o)
     while p < len(pending):
-        _flush(objects, out, flush_lines[pending[p]])
+        ymin = flush_lines[pending[p]]
+        _flush(objects, out, ymin, (ymin, min(ymin + strip_height, height)))
         p += 1
+    end = (max(0, height - strip_height), height) if tall else (0, height)
     while len(objects):
-        out.append(objects.remove(0))
+        _write(out, objects.remove(0), end)
     return out
 
 
-def _flush(objects: _ObjectList, out: list, ymin: int) -> None:
+def _write(out: list, o: dict, strip: tuple[int, int]) -> None:
+    o["_fymin"], o["_fymax"] = strip
+    out.append(o)
+
+
+def _flush(objects: _ObjectList, out: list, ymin: int, strip: tuple[int, int]) -> None:
     for i in range(len(objects) - 1, -1, -1):
         if objects.items[i]["_ycmin"] <= ymin:
-            out.append(objects.remove(i))
+            _write(out, objects.remove(i), strip)

@@ -12,9 +12,10 @@ import dataclasses
 import math
 
 import numpy as np
+from numba import njit
 from scipy import ndimage as ndi
 
-from .background import BIG, SExBackground, sextractor_background
+from .background import SExBackground, sextractor_background
 from .classstar import class_star, iso_areas
 from .cleaning import order_and_clean
 from .deblend import GlibcRand, deblend, moments
@@ -80,17 +81,37 @@ class Extraction:
     dthresh: float
 
 
+@njit(cache=True, nogil=True)
+def _convolve(img, k):
+    """convolve(): SExtractor's float32 correlation, terms added in the kernel's row order, zero
+    outside the frame (scipy sums in float64, which moves pixels at the threshold)."""
+    h, w = img.shape
+    kh, kw = k.shape
+    out = np.zeros((h, w), np.float32)
+    for y in range(h):
+        for my in range(kh):
+            yy = y - kh // 2 + my
+            if yy < 0 or yy >= h:
+                continue
+            for mx in range(kw):
+                dmx = mx - kw // 2
+                mval = k[my, mx]
+                for x in range(max(0, -dmx), min(w, w - dmx)):
+                    out[y, x] += mval * img[yy, x + dmx]
+    return out
+
+
 def _filter(sub: np.ndarray, kernel: np.ndarray | None, normalise: bool) -> np.ndarray:
     if kernel is None:
         return sub
-    k = np.asarray(kernel, np.float64)
-    if normalise:
-        total = np.abs(k).sum()
+    k = np.asarray(kernel, np.float32)
+    if normalise:  # getconv(): divided by the sum of |values| (their quadratic sum if that is 0)
+        total = np.abs(k.astype(np.float64)).sum()
         if total == 0.0:
-            total = math.sqrt((k * k).sum())
-        k = k / total
+            total = math.sqrt((k.astype(np.float64) ** 2).sum())
+        k = (k / total).astype(np.float32)
     filled = np.where(np.isfinite(sub), sub, np.float32(0.0))
-    return ndi.correlate(filled, k.astype(np.float32), mode="constant", cval=0.0)
+    return _convolve(filled, k)
 
 
 def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
@@ -257,17 +278,18 @@ def _mag(flux):
 def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: float) -> None:
     """BACKGROUND, apertures, AUTO and the FLAGS of each row (endobject())."""
     zp = s.mag_zeropoint
-    sub_nan = np.where(sub <= -BIG, np.float32(np.nan), sub)
+    sub_nan = sub  # NaN where the frame has no data
     for r in rows:
         mx, my = r["_mx"], r["_my"]
         flag = r["_flag"]
         bkg = float(bg.at(np.array([int(mx + 0.5)]), np.array([int(my + 0.5)]))[0])
         r["BACKGROUND"] = bkg
         own = r["_cid"]
+        fy0, fy1 = r.get("_fymin", 0), r.get("_fymax", sub.shape[0])  # the rows in memory when measured
         if s.needs("FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"):
             fl, fe = [], []
             for d in s.apertures:
-                f, e, fg = aperture_flux(sub_nan, comp, own, mx, my, float(d), var, s.gain, s.mask_correct)
+                f, e, fg = aperture_flux(sub_nan, comp, own, mx, my, float(d), var, s.gain, s.mask_correct, fy0, fy1)
                 fl.append(f)
                 fe.append(e)
                 flag |= fg
@@ -280,19 +302,19 @@ def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: flo
             tv, err, kron, fg = auto_flux(sub_nan, comp, own, mx, my, r["A_IMAGE"], r["B_IMAGE"],
                                           r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.autoparams[0],
                                           s.autoparams[1], s.autoapers[0], s.autoapers[1], var, s.gain,
-                                          s.mask_correct)
+                                          s.mask_correct, fy0, fy1)
             flag |= fg
             r["FLUX_AUTO"], r["FLUXERR_AUTO"], r["KRON_RADIUS"] = tv, err, kron
             r["MAG_AUTO"] = -2.5 * math.log10(tv) + zp if tv > 0 else 99.0
             r["MAGERR_AUTO"] = 1.086 * err / tv if tv > 0 else 99.0
         if growth:
             radii, hl, fg = growth_radii(sub_nan, comp, own, mx, my, r["A_IMAGE"], s.autoapers[0], r["FLUX_AUTO"],
-                                         np.asarray(s.fluxfrac, np.float64), s.mask_correct)
+                                         np.asarray(s.fluxfrac, np.float64), s.mask_correct, fy0, fy1)
             flag |= fg
             r["FLUX_RADIUS"] = radii
             if s.needs("XWIN_IMAGE", "YWIN_IMAGE"):
                 xw, yw, fg = windowed_position(sub_nan, comp, own, r["X_IMAGE"], r["Y_IMAGE"], hl,
-                                               r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.mask_correct)
+                                               r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.mask_correct, fy0, fy1)
                 flag |= fg
                 r["XWIN_IMAGE"], r["YWIN_IMAGE"] = xw, yw
         if r["FLUX_MAX"] + bkg >= s.satur_level:

@@ -40,7 +40,7 @@ def _radius(growth, step, rlim, tv):
 
 
 @njit(cache=True, nogil=True)
-def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct):
+def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct, fy0, fy1):
     """makeavergrowth(): (FLUX_RADIUS per fraction, the half-light radius, flag)."""
     h, w = sub.shape
     flag = 0
@@ -67,11 +67,11 @@ def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct)
     if xmax > w:
         xmax = w
         flag |= OBJ_APERT_PB
-    if ymin < 0:
-        ymin = 0
+    if ymin < fy0:
+        ymin = fy0
         flag |= OBJ_APERT_PB
-    if ymax > h:
-        ymax = h
+    if ymax > fy1:
+        ymax = fy1
         flag |= OBJ_APERT_PB
     for y in range(ymin, ymax):
         for x in range(xmin, xmax):
@@ -81,7 +81,7 @@ def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct)
             if r2 < rextlim2:
                 pix = float(sub[y, x])
                 if _masked(seg, own, y, x) or math.isnan(pix):
-                    pix = _corrected(sub, seg, own, mx, my, x, y, correct)
+                    pix = _corrected(sub, seg, own, mx, my, x, y, correct, fy0, fy1)
                 r = math.sqrt(r2)
                 d = r - step * math.floor(r / step)  # fmod for r >= 0
                 if d < prevbinmargin or d > nextbinmargin:
@@ -114,7 +114,7 @@ def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct)
 
 
 @njit(cache=True, nogil=True)
-def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, correct):
+def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, correct, fy0, fy1):
     """compute_winpos(): (XWIN, YWIN) 1-based, and the flag; back to (posx, posy) where SExtractor
     reverts (no flux, negative moments, or a shift outside the isophotal 1σ ellipse)."""
     h, w = sub.shape
@@ -142,11 +142,11 @@ def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, corre
         if xmax > w:
             xmax = w
             flag |= OBJ_APERT_PB
-        if ymin < 0:
-            ymin = 0
+        if ymin < fy0:
+            ymin = fy0
             flag |= OBJ_APERT_PB
-        if ymax > h:
-            ymax = h
+        if ymax > fy1:
+            ymax = fy1
             flag |= OBJ_APERT_PB
         tv = 0.0
         dxpos = 0.0
@@ -177,7 +177,7 @@ def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, corre
                     locarea *= np.float32(math.exp(-r2 * invtwosig2))
                     pix = float(sub[y, x])
                     if _masked(seg, own, y, x) or math.isnan(pix):
-                        pix = _corrected(sub, seg, own, mx, my, x, y, correct)
+                        pix = _corrected(sub, seg, own, mx, my, x, y, correct, fy0, fy1)
                     locpix = locarea * pix
                     tv += locpix
                     ddx = np.float32(x - mx)

@@ -27,20 +27,20 @@ def _masked(seg, own, y, x):
 
 
 @njit(cache=True, nogil=True)
-def _corrected(sub, seg, own, mx, my, x, y, correct):
+def _corrected(sub, seg, own, mx, my, x, y, correct, fy0, fy1):
     """The value SExtractor uses at a masked pixel: the mirror pixel (MASK_TYPE CORRECT) or 0."""
     h, w = sub.shape
     if correct:
         x2 = int(2 * mx + 0.49999 - x)
         y2 = int(2 * my + 0.49999 - y)
-        if x2 >= 0 and x2 < w and y2 >= 0 and y2 < h and not _masked(seg, own, y2, x2) \
+        if x2 >= 0 and x2 < w and y2 >= fy0 and y2 < fy1 and not _masked(seg, own, y2, x2) \
                 and not math.isnan(sub[y2, x2]):
             return float(sub[y2, x2])
     return 0.0
 
 
 @njit(cache=True, nogil=True)
-def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct):
+def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct, fy0, fy1):
     """computeaperflux(): (flux, error, flag) in a circle of ``diameter`` px around (mx, my) (0-based)."""
     h, w = sub.shape
     mx = np.float32(mxd)
@@ -64,11 +64,11 @@ def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct):
     if xmax > w:
         xmax = w
         flag |= OBJ_APERT_PB
-    if ymin < 0:
-        ymin = 0
+    if ymin < fy0:
+        ymin = fy0
         flag |= OBJ_APERT_PB
-    if ymax > h:
-        ymax = h
+    if ymax > fy1:
+        ymax = fy1
         flag |= OBJ_APERT_PB
     tv = 0.0
     area = 0.0
@@ -96,7 +96,7 @@ def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct):
                 area += locarea
                 pix = float(sub[y, x])
                 if _masked(seg, own, y, x) or math.isnan(pix):
-                    pix = _corrected(sub, seg, own, mxd, myd, x, y, correct)
+                    pix = _corrected(sub, seg, own, mxd, myd, x, y, correct, fy0, fy1)
                 sigtv += var * locarea
                 tv += locarea * pix
     if gain > 0.0 and tv > 0.0:
@@ -114,7 +114,7 @@ def _ellipse_box(mx, my, cxx, cyy, cxy, factor, h, w):
 
 
 @njit(cache=True, nogil=True)
-def _clip_box(mx, my, dxlim, dylim, h, w):
+def _clip_box(mx, my, dxlim, dylim, fy0, fy1, w):
     flag = 0
     xmin = int(math.floor(mx - dxlim + 0.5))
     xmax = int(math.floor(mx + dxlim + 0.5)) + 1
@@ -126,18 +126,18 @@ def _clip_box(mx, my, dxlim, dylim, h, w):
     if xmax > w:
         xmax = w
         flag |= OBJ_APERT_PB
-    if ymin < 0:
-        ymin = 0
+    if ymin < fy0:
+        ymin = fy0
         flag |= OBJ_APERT_PB
-    if ymax > h:
-        ymax = h
+    if ymax > fy1:
+        ymax = fy1
         flag |= OBJ_APERT_PB
     return xmin, xmax, ymin, ymax, flag
 
 
 @njit(cache=True, nogil=True)
 def auto_flux(sub, seg, own, mxd, myd, a, b, cxx_, cyy_, cxy_, kron_fact, min_radius, aper_est, aper_meas,
-              var, gain, correct):
+              var, gain, correct, fy0, fy1):
     """computeautoflux(): (flux, error, kron_radius, flag) in the Kron ellipse (0-based centre)."""
     h, w = sub.shape
     mx = np.float32(mxd)
@@ -153,7 +153,7 @@ def auto_flux(sub, seg, own, mxd, myd, a, b, cxx_, cyy_, cxy_, kron_fact, min_ra
         cx2, cy2, cxy = np.float32(1.0), np.float32(1.0), np.float32(0.0)
         dxlim = dylim = np.float32(aper_est / 2.0)
         klim2 = dxlim * dxlim
-    xmin, xmax, ymin, ymax, f = _clip_box(mx, my, dxlim, dylim, h, w)
+    xmin, xmax, ymin, ymax, f = _clip_box(mx, my, dxlim, dylim, fy0, fy1, w)
     flag |= f
     r1 = 0.0
     v1 = 0.0
@@ -193,7 +193,7 @@ def auto_flux(sub, seg, own, mxd, myd, a, b, cxx_, cyy_, cxy_, kron_fact, min_ra
         dxlim = dylim = np.float32(aper_meas / 2.0)
         klim2 = dxlim * dxlim
         kron = np.float32(0.0)
-    xmin, xmax, ymin, ymax, f = _clip_box(mx, my, dxlim, dylim, h, w)
+    xmin, xmax, ymin, ymax, f = _clip_box(mx, my, dxlim, dylim, fy0, fy1, w)
     flag |= f
     area = 0
     areab = 0
@@ -208,7 +208,7 @@ def auto_flux(sub, seg, own, mxd, myd, a, b, cxx_, cyy_, cxy_, kron_fact, min_ra
                 pix = float(sub[y, x])
                 if _masked(seg, own, y, x) or math.isnan(pix):
                     areab += 1
-                    pix = _corrected(sub, seg, own, mxd, myd, x, y, correct)
+                    pix = _corrected(sub, seg, own, mxd, myd, x, y, correct, fy0, fy1)
                 sigtv += var
                 tv += pix
     if np.float32(areab) > CROWD_THRESHOLD * area:
