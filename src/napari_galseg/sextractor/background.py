@@ -32,7 +32,7 @@ def _mesh_stats(block, pearson):
     npix = 0
     for y in range(h):
         for x in range(w):
-            pix = block[y, x]
+            pix = np.float64(block[y, x])  # a double in backstat(): pix*pix in float64
             if pix > -BIG:
                 mean += pix
                 sigma += pix * pix
@@ -49,8 +49,8 @@ def _mesh_stats(block, pearson):
     npix = 0
     for y in range(h):
         for x in range(w):
-            pix = block[y, x]
-            if pix <= hcut and pix >= lcut:
+            pix = np.float64(block[y, x])  # a double in backstat(): pix*pix in float64
+            if block[y, x] <= hcut and block[y, x] >= lcut:
                 mean += pix
                 sigma += pix * pix
                 npix += 1
@@ -151,7 +151,7 @@ def _fqmedian(values: np.ndarray) -> np.float32:
     n = v.size
     if n < 2:
         return np.float32(v[0])
-    return np.float32(v[n // 2] if n & 1 else (float(v[n // 2 - 1]) + float(v[n // 2])) / 2.0)
+    return np.float32(v[n // 2] if n & 1 else float(v[n // 2 - 1] + v[n // 2]) / 2.0)  # the float32 sum, halved
 
 
 def _filter_meshes(back: np.ndarray, sigma: np.ndarray, fsize: tuple[int, int], fthresh: float):
@@ -205,7 +205,7 @@ def _spline_coefficients(nodes: np.ndarray) -> np.ndarray:
         u[y] = temp * (u[y - 1] - 6 * (nodes[y + 1] + nodes[y - 1] - 2 * nodes[y]))
     d[n - 1] = 0.0
     for y in range(n - 2, 0, -1):
-        d[y] = (d[y] * d[y + 1] + u[y]) / np.float32(6.0)
+        d[y] = ((d[y] * d[y + 1] + u[y]).astype(np.float64) / 6.0).astype(np.float32)  # C divides by 6.0 in double
     return d
 
 
@@ -220,7 +220,7 @@ def _interpolate(nodes: np.ndarray, dnodes: np.ndarray, shape: tuple[int, int], 
         y = np.arange(height, dtype=np.float32)
         dy = y / np.float32(bh) - np.float32(0.5)
         yl = dy.astype(np.int64)  # (int) truncates toward zero
-        dy = dy - yl
+        dy = (dy - yl.astype(np.float32)).astype(np.float32)  # float32 throughout, as subbackline()
         low = yl < 0
         yl[low] = 0
         dy[low] -= 1.0
