@@ -191,8 +191,8 @@ def _gather(px, py, mx, my, cxx, cyy, cxy, abcor, amp, state, pos):
 def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
-    None when it stays whole, else the branches: (pixel indices in list order, core centre).
-    Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
+    None when it stays whole, else the branches: (pixel indices in list order, core centre, the
+    number of core pixels, which come first). Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
     threshold: parts of higher levels hold less, so no branch below could split.
     """
     if nthresh < 2 or mincont >= 1.0:
@@ -277,5 +277,5 @@ def _gatherup(branches, xs, ys, cval, dval, dthresh0, rng):
     out = []
     for i, o in enumerate(branches):
         idx = np.concatenate([o.idx, free[who == i]])
-        out.append((idx, (mom[i]["mx"], mom[i]["my"])))
+        out.append((idx, (mom[i]["mx"], mom[i]["my"]), len(o.idx)))
     return out

@@ -146,11 +146,13 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
                                    s.minarea))
             rows[-1]["_line"] = line
             continue
-        for pidx, center in parts:
+        for pidx, center, ncore in parts:
             comp[ys[pidx], xs[pidx]] = next_id  # each branch masks its siblings in photometry
             row = _isophotal(next_id, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var, s.gain,
                              h, w, s.minarea, center=center)
-            row["_flag"] |= OBJ_MERGED
+            core_x, core_y = xs[pidx[:ncore]], ys[pidx[:ncore]]  # the branch's flags come from its core
+            edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
+            row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
             row["_line"] = line
             rows.append(row)
             next_id += 1
