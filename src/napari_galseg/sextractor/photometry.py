@@ -96,7 +96,7 @@ def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct, fy0, fy
                 area += locarea
                 pix = float(sub[y, x])
                 if _masked(seg, own, y, x) or math.isnan(pix):
-                    pix = _corrected(sub, seg, own, mxd, myd, x, y, correct, fy0, fy1)
+                    pix = _corrected(sub, seg, own, np.float64(mx), np.float64(my), x, y, correct, fy0, fy1)
                 sigtv += var * locarea
                 tv += locarea * pix
     if gain > 0.0 and tv > 0.0:
@@ -208,7 +208,7 @@ def auto_flux(sub, seg, own, mxd, myd, a, b, cxx_, cyy_, cxy_, kron_fact, min_ra
                 pix = float(sub[y, x])
                 if _masked(seg, own, y, x) or math.isnan(pix):
                     areab += 1
-                    pix = _corrected(sub, seg, own, mxd, myd, x, y, correct, fy0, fy1)
+                    pix = _corrected(sub, seg, own, np.float64(mx), np.float64(my), x, y, correct, fy0, fy1)
                 sigtv += var
                 tv += pix
     if np.float32(areab) > CROWD_THRESHOLD * area:
