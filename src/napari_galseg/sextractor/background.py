@@ -321,7 +321,8 @@ def sextractor_background(image: np.ndarray, back_size=(64, 64), filter_size=(3,
     first statistics (BACK_BUFSIZE); this follows the exhaustive path for every size.
     """
     img = np.asarray(image, dtype=np.float32)
-    img = np.where(np.isfinite(img), img, np.float32(-BIG))
+    if not np.isfinite(img).all():  # no-data pixels take no part in the mesh statistics
+        img = np.where(np.isfinite(img), img, np.float32(-BIG))
     ny, nx = img.shape
     bw = min(int(back_size[0]), nx)
     bh = min(int(back_size[1]), ny)

@@ -20,7 +20,7 @@ from .classstar import class_star, iso_areas
 from .cleaning import order_and_clean
 from .deblend import GlibcRand, deblend, moments
 from .growth import growth_radii, windowed_position
-from .lutz import lutz_scan, pixel_lists
+from .lutz import lutz_scan_into, pixel_lists
 from .photometry import aperture_flux, auto_flux
 
 OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
@@ -110,7 +110,7 @@ def _filter(sub: np.ndarray, kernel: np.ndarray | None, normalise: bool) -> np.n
         if total == 0.0:
             total = math.sqrt((k.astype(np.float64) ** 2).sum())
         k = (k / total).astype(np.float32)
-    filled = np.where(np.isfinite(sub), sub, np.float32(0.0))
+    filled = sub if np.isfinite(sub).all() else np.where(np.isfinite(sub), sub, np.float32(0.0))
     return _convolve(filled, k)
 
 
@@ -129,7 +129,8 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
     h, w = img.shape
     var = backsig * backsig
     # SExtractor's scan gives the completion order (NUMBER) and each object's pixel-list order
-    first, counts, nextpix = lutz_scan(above)
+    links = np.full(h * w, -1, np.int32 if h * w < 2**31 else np.int64)
+    first, counts, nextpix = lutz_scan_into(above, links)
     flat, offsets = pixel_lists(first, counts, nextpix, s.minarea)
     rows = []
     rng = GlibcRand()

@@ -30,7 +30,13 @@ def _update(n, f, last, i, n2, f2, l2, nextpix):
 def lutz_scan(above):
     """(first pixel, pixel count) of every completed object in completion order, and ``nextpix``."""
     h, w = above.shape
-    nextpix = np.full(h * w, -1, np.int64)
+    return lutz_scan_into(above, np.full(h * w, -1, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def lutz_scan_into(above, nextpix):
+    """:func:`lutz_scan` with the pixel links in ``nextpix`` (all -1; int32 halves a frame's share)."""
+    h, w = above.shape
     size = w + 2
     info_n = np.zeros(size, np.int64)
     info_f = np.full(size, -1, np.int64)
@@ -42,8 +48,13 @@ def lutz_scan(above):
     start = np.zeros(size, np.int64)
     end = np.zeros(size, np.int64)
     psstack = np.zeros(2 * size + 4, np.int64)
-    out_first = np.empty(h * w // 2 + 1, np.int64)
-    out_n = np.empty(h * w // 2 + 1, np.int64)
+    nabove = 0
+    for y in range(h):
+        for x in range(w):
+            if above[y, x]:
+                nabove += 1
+    out_first = np.empty(nabove + 1, np.int64)  # at most one object per detected pixel
+    out_n = np.empty(nabove + 1, np.int64)
     nout = 0
     co = 0
     pstop = 0
