@@ -41,7 +41,8 @@ DEFAULTS: dict[str, list[str]] = {
     "PHOT_AUTOAPERS": ["0.0", "0.0"], "PHOT_FLUXFRAC": ["0.5"], "SATUR_LEVEL": ["50000.0"],
     "MAG_ZEROPOINT": ["0.0"], "GAIN": ["0.0"], "PIXEL_SCALE": ["1.0"], "BACK_TYPE": ["AUTO"], "BACK_VALUE": ["0.0"],
     "BACK_SIZE": ["64"], "BACK_FILTERSIZE": ["3"], "BACK_FILTTHRESH": ["0.0"], "BACKPHOTO_TYPE": ["GLOBAL"],
-    "SEEING_FWHM": ["1.2"], "STARNNW_NAME": ["default.nnw"], "MEMORY_OBJSTACK": ["3000"], "MEMORY_BUFSIZE": ["1024"], "FLAG_IMAGE": [], "CHECKIMAGE_TYPE": ["NONE"],
+    "SEEING_FWHM": ["1.2"], "STARNNW_NAME": ["default.nnw"], "MEMORY_OBJSTACK": ["3000"],
+    "MEMORY_BUFSIZE": ["1024"], "DETECT_MAXAREA": ["0"], "FLAG_IMAGE": [], "CHECKIMAGE_TYPE": ["NONE"],
 }
 
 CATALOG_TYPES = ("NONE", "ASCII_HEAD", "ASCII", "FITS_1.0", "FITS_LDAC")
@@ -186,9 +187,16 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
     s.gain = r.numbers("GAIN")[0]
     s.satur_level = r.numbers("SATUR_LEVEL")[0]
     s.objstack = r.numbers("MEMORY_OBJSTACK", int, positive=True)[0]
-    s.mask_correct = r.word("MASK_TYPE", ("NONE", "BLANK", "CORRECT")) == "CORRECT"
-    if not s.mask_correct:
-        nr["MASK_TYPE"] = "neighbours are always masked and replaced by their mirror pixels (CORRECT)"
+    mask_type = r.word("MASK_TYPE", ("NONE", "BLANK", "CORRECT"))
+    s.mask_correct = mask_type == "CORRECT"  # BLANK: neighbours' pixels count as 0
+    if mask_type == "NONE":
+        nr["MASK_TYPE"] = "NONE: neighbours' pixels are still masked (as BLANK)"
+    if r.numbers("DETECT_MAXAREA", int)[0] > 0:
+        nr["DETECT_MAXAREA"] = f"{r.values('DETECT_MAXAREA')[0]}: objects above a maximum area are kept"
+    if r.values("FILTER_THRESH") and "FILTER_THRESH" in keys:
+        nr["FILTER_THRESH"] = "thresholds on the filtered values are not applied"
+    if len(r.values("THRESH_TYPE")) > 1 and r.values("THRESH_TYPE")[1].upper() != thresh_type:
+        nr["THRESH_TYPE"] = f"{','.join(r.values('THRESH_TYPE'))}: the first type is used for both thresholds"
     s.deblend_mincont = r.numbers("DEBLEND_MINCONT")[0]
     s.deblend_nthresh = r.numbers("DEBLEND_NTHRESH", int, positive=True)[0]
     s.clean = r.word("CLEAN", ("Y", "N")) == "Y"
