@@ -60,7 +60,7 @@ class _ObjectList:
 
     def __init__(self):
         self.items: list[dict] = []
-        self.xy = np.zeros((64, 3))  # mx, my, A_IMAGE
+        self.xy = np.zeros((64, 4))  # mx, my, A_IMAGE, ycmin
 
     def __len__(self):
         return len(self.items)
@@ -69,7 +69,7 @@ class _ObjectList:
         n = len(self.items)
         if n == len(self.xy):
             self.xy = np.concatenate([self.xy, np.zeros_like(self.xy)])
-        self.xy[n] = (o["_mx"], o["_my"], o["A_IMAGE"])
+        self.xy[n] = (o["_mx"], o["_my"], o["A_IMAGE"], o["_ycmin"])
         self.items.append(o)
 
     def remove(self, k: int) -> dict:
@@ -185,6 +185,7 @@ def _write(out: list, o: dict, strip: tuple[int, int]) -> None:
 
 
 def _flush(objects: _ObjectList, out: list, ymin: int, strip: tuple[int, int]) -> None:
-    for i in range(len(objects) - 1, -1, -1):
-        if objects.items[i]["_ycmin"] <= ymin:
-            _write(out, objects.remove(i), strip)
+    """Write the objects whose margin the strip has passed: SExtractor walks the list from its end,
+    so they go in decreasing slot order (a removal only moves an already-seen object)."""
+    for i in np.nonzero(objects.xy[:len(objects), 3] <= ymin)[0][::-1]:
+        _write(out, objects.remove(int(i)), strip)

@@ -188,6 +188,27 @@ def _gather(px, py, mx, my, cxx, cyy, cxy, abcor, amp, state, pos):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _local_maxima(submap, cval, xs, ys, sx, sy):
+    """How many pixels are at least as high as all their 8 neighbours within the detection (two
+    at most: only whether there is more than one matters)."""
+    h, w = submap.shape
+    n = 0
+    for i in range(len(xs)):
+        y0, x0 = ys[i] - sy, xs[i] - sx
+        top = True
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                y, x = y0 + dy, x0 + dx
+                if (dy or dx) and 0 <= y < h and 0 <= x < w and submap[y, x] >= 0 and cval[submap[y, x]] > cval[i]:
+                    top = False
+        if top:
+            n += 1
+            if n > 1:
+                return n
+    return n
+
+
 def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
@@ -203,6 +224,9 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
     sx, sy = int(xs.min()), int(ys.min())
     submap = np.full((int(ys.max()) - sy + 1, int(xs.max()) - sx + 1), -1, np.int64)
     submap[ys - sy, xs - sx] = np.arange(len(xs))
+    if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
+        # every part above any threshold holds its own local maximum: with one, nothing can split
+        return None
     root = _Obj(np.arange(len(xs)), np.float32(cval.astype(np.float64).sum()), cval.max(),
                 (xs.min(), xs.max(), ys.min(), ys.max()), dthresh0)
     value0 = root.fdflux * mincont
