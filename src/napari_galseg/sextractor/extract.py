@@ -1,4 +1,5 @@
-"""SExtractor's detection and isophotal measurements (``scan.c``, ``analyse.c``), deblending off.
+"""SExtractor's detection and isophotal measurements (``scan.c``, ``analyse.c``), and the driver
+that runs deblending, CLEAN and the photometry in SExtractor's order.
 
 Detection: the background-subtracted image correlated with the ``.conv`` kernel divided by the sum
 of its absolute values (zero outside the frame), pixels above DETECT_THRESH × the *global*
