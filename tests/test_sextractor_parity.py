@@ -237,6 +237,8 @@ def test_bad_input_is_one_line_naming_file_and_line(tmp_path, monkeypatch):
     assert "line 3" in m and "gone.nnw" in m and "no such file" in m
     m = _bad(tmp_path, base, "NUMBER\nX_IMAGE(2)\n")
     assert "t.param line 2" in m and "not a vector" in m
+    m = _bad(tmp_path, base, "#NUMBER\n#X_IMAGE\n")  # like SExtractor's default.param
+    assert "t.param" in m and "no catalogue parameter" in m
 
 
 def test_unknown_parameters_are_listed_once_and_left_out(tmp_path, monkeypatch):

@@ -208,14 +208,17 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
         nr["WEIGHT_TYPE"] = f"{r.values('WEIGHT_TYPE')[0]}: the weight map is not used; thresholds are on the global rms"
     if r.word("BACKPHOTO_TYPE", ("GLOBAL", "LOCAL")) == "LOCAL":
         nr["BACKPHOTO_TYPE"] = "LOCAL: fluxes are measured above the global background map"
-    if r.values("FLAG_IMAGE") and "FLAG_IMAGE" in keys:
-        nr["FLAG_IMAGE"] = "the flag image is not read (IMAFLAGS_ISO is not computed)"
     catalog_type = r.word("CATALOG_TYPE", CATALOG_TYPES + ("ASCII_SKYCAT", "ASCII_VOTABLE"))
     if catalog_type in ("ASCII_SKYCAT", "ASCII_VOTABLE"):
         raise SExtractorInputError(f"{r.where('CATALOG_TYPE')}: {catalog_type} is not written in SExtractor mode; "
                                    "use ASCII_HEAD, ASCII, FITS_1.0 or FITS_LDAC")
     sizes = {"PHOT_APERTURES": len(s.apertures), "PHOT_FLUXFRAC": len(s.fluxfrac)}
     params = read_param(r.file("PARAMETERS_NAME"), KNOWN_PARAMS, sizes)
+    if not params.columns:
+        raise SExtractorInputError(f"{params.path}: no catalogue parameter is named (every line is commented out?); "
+                                   "uncomment the columns you want, one per line")
+    if {"IMAFLAGS_ISO", "NIMAFLAGS_ISO"} & set(params.left_out):
+        nr["FLAG_IMAGE"] = "the flag image is not read (IMAFLAGS_ISO, NIMAFLAGS_ISO are left out)"
     s.wanted = frozenset(name for name, _size in params.columns)
     s.pixel_scale = r.numbers("PIXEL_SCALE")[0]
     s.seeing_fwhm = r.numbers("SEEING_FWHM")[0]
