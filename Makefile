@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 # Headless napari needs an X server (Xvfb) and the xcb libraries Qt loads.
 APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
 	libxcb-render-util0 libxcb-xinerama0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 \
-	libxcb-cursor0 libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3
+	libxcb-cursor0 libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 \
+	source-extractor
 # The torch pair that lies on this machine's disk; pinned here, not in the package metadata.
 TORCH := torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= demo-out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 SCRIPTS = ["bench_metrics.py", "bench_preprocess.py", "bench_photutils.py", "bench_unet_inference.py",
-           "bench_builtin_segment.py"]
+           "bench_builtin_segment.py", "bench_sextractor.py"]
 
 
 def main(argv: list[str]) -> int:

@@ -353,6 +353,11 @@ def run(args: argparse.Namespace) -> int:
     from ..segmenters import get
     from . import check_outputs, parse_set_options, progress_bar, refuse_inputs_as_outputs
 
+    if args.sextractor_config and args.catalog and args.method == "photutils" and args.image and args.output:
+        from ..sextractor.command import run_sextractor_mode  # SExtractor mode (issue 27)
+
+        check_outputs([args.output, args.catalog], inputs=args.image[:1], overwrite=args.overwrite)
+        return run_sextractor_mode(args)
     cls = get(args.method)  # KeyError lists the choices
     if args.params:
         print_settings(cls)

@@ -1,0 +1,191 @@
+"""SExtractor's object list after detection (``clean.c``): CLEAN merges and the NUMBER order.
+
+Objects enter a list in the order the scan completes them. With CLEAN Y each newcomer is compared
+with the objects in the list: one whose profile, extrapolated as a Moffat-like wing of the brighter
+object, explains it is merged into that object (its flux and pixels go to it; shapes stay the
+brighter one's). Objects leave the list - and get their NUMBER - when the scan passes their
+margin, and the rest at the end, first, last, last-but-one… because removal moves the last
+object into the freed slot. This module replays those list operations.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+CLEAN_ZONE = 10.0
+MARGIN_SCALE = 2.0
+MARGIN_OFFSET = 4.0
+PI = 3.1415926535898
+OBJ_MERGED, OBJ_CROWDED = 2, 1
+
+
+def _alpha_amp(o, beta):
+    unitarea = PI * o["A_IMAGE"] * o["B_IMAGE"]
+    amp = o["_fdflux"] / (2 * unitarea * o["_abcor"])
+    base = amp / o["_dthresh"]
+    alpha = ((base ** (1.0 / beta) if base > 0 else float("nan")) - 1) * unitarea / o["_fdnpix"]
+    return alpha, amp
+
+
+def _menu(big, small, dx, dy, beta) -> bool:
+    """Whether ``big``'s extrapolated profile at ``small`` exceeds ``small``'s mthresh."""
+    alpha, amp = _alpha_amp(big, beta)
+    val = 1 + alpha * (np.float32(big["CXX_IMAGE"]) * dx * dx + np.float32(big["CYY_IMAGE"]) * dy * dy
+                       + np.float32(big["CXY_IMAGE"]) * dx * dy)
+    if not val > 1.0:
+        return False
+    level = np.float32(amp * val ** (-beta) if val < 1e10 else 0.0)
+    return bool(level > small["_mthresh"])
+
+
+def _merge(slave, master) -> None:
+    """mergeobject(): the slave's counts go to the master; its shape stays."""
+    master["_fdnpix"] += slave["_fdnpix"]
+    master["_fdflux"] = float(np.float32(master["_fdflux"] + slave["_fdflux"]))
+    master["FLUX_ISO"] += slave["FLUX_ISO"]
+    master["_fluxvar"] += slave["_fluxvar"]
+    master["FLUX_MAX"] = max(master["FLUX_MAX"], slave["FLUX_MAX"])
+    master["ISOAREAF_IMAGE"] += slave["ISOAREAF_IMAGE"]
+    for k, f in (("XMIN_IMAGE", min), ("YMIN_IMAGE", min), ("XMAX_IMAGE", max), ("YMAX_IMAGE", max)):
+        master[k] = f(master[k], slave[k])
+    master["_flag"] |= slave["_flag"] & ~(OBJ_MERGED | OBJ_CROWDED)
+    master["_slaves"].append(slave)
+    master["_slaves"].extend(slave["_slaves"])
+
+
+class _ObjectList:
+    """SExtractor's clean list: objects plus their centres and A in arrays, so the neighbours of
+    a newcomer are found at once; removal moves the last object into the freed slot."""
+
+    def __init__(self):
+        self.items: list[dict] = []
+        self.xy = np.zeros((64, 4))  # mx, my, A_IMAGE, ycmin
+
+    def __len__(self):
+        return len(self.items)
+
+    def append(self, o) -> None:
+        n = len(self.items)
+        if n == len(self.xy):
+            self.xy = np.concatenate([self.xy, np.zeros_like(self.xy)])
+        self.xy[n] = (o["_mx"], o["_my"], o["A_IMAGE"], o["_ycmin"])
+        self.items.append(o)
+
+    def remove(self, k: int) -> dict:
+        out = self.items[k]
+        last = len(self.items) - 1
+        if k != last:
+            self.items[k] = self.items[last]
+            self.xy[k] = self.xy[last]
+        self.items.pop()
+        return out
+
+    def near(self, o) -> np.ndarray:
+        """Indices (ascending) within CLEAN_ZONE × (A + A') of ``o``, in SExtractor's float32."""
+        n = len(self.items)
+        xy = self.xy[:n]
+        dx = (o["_mx"] - xy[:, 0]).astype(np.float32)
+        dy = (o["_my"] - xy[:, 1]).astype(np.float32)
+        rlim = (np.float32(o["A_IMAGE"]) + xy[:, 2].astype(np.float32)) ** 2
+        return np.nonzero(dx * dx + dy * dy < rlim * np.float32(CLEAN_ZONE * CLEAN_ZONE))[0]
+
+
+def _clean(objin, objects: _ObjectList, beta, blankh) -> bool:
+    """clean(): False when ``objin`` is eaten by an object of the list, else True after it ate
+    the objects it explains (removed from ``objects``, SExtractor's swap-with-last).
+
+    A cleaned object's pixels are pasted back into the image, but the scan blanks detected pixels
+    ``blankh`` rows late (after filtering them): rows it has not blanked yet stay masked."""
+    paste_row = objin["_line"] - blankh
+    victims = []
+    for i in objects.near(objin):
+        obj = objects.items[i]
+        dx = np.float32(objin["_mx"] - obj["_mx"])
+        dy = np.float32(objin["_my"] - obj["_my"])
+        if obj["_fdflux"] < objin["_fdflux"]:
+            if _menu(objin, obj, dx, dy, beta):
+                victims.append(i)
+        elif _menu(obj, objin, dx, dy, beta):
+            objin["_paste_row"] = paste_row
+            _merge(objin, obj)
+            return False
+    for k in reversed(victims):
+        objects.items[k]["_paste_row"] = paste_row
+        _merge(objects.items[k], objin)
+        objects.remove(k)
+    return True
+
+
+def _margins(o, cleanmargin: int) -> None:
+    """addcleanobj(): the rows over which the object stays in the list."""
+    cxx, cyy, cxy = (np.float32(o[k]) for k in ("CXX_IMAGE", "CYY_IMAGE", "CXY_IMAGE"))
+    hh1 = np.float32(cyy - cxy * cxy / (np.float32(4.0) * cxx))
+    hh1 = np.float32(1 / math.sqrt(3 * hh1)) if hh1 > 0.0 else np.float32(0.0)
+    hh2 = np.float32(o["YMAX_IMAGE"] - o["YMIN_IMAGE"] + 1.0)
+    margin = int(max(hh1, hh2) * MARGIN_SCALE + MARGIN_OFFSET + 0.49999)
+    ymin, ymax = o["YMIN_IMAGE"] - 1, o["YMAX_IMAGE"] - 1
+    o["_ycmax"] = max(ymax + margin, int(o["_my"] + 0.49999) + cleanmargin)
+    o["_ycmin"] = min(ymin - margin, int(o["_my"] + 0.49999) - cleanmargin)
+
+
+def order_and_clean(rows: list[dict], height: int, clean: bool, beta: float, cleanmargin: int,
+                    strip_height: int, blankh: int, stack: int = 3000, strip_margin: int = 1) -> list[dict]:
+    """The kept objects (CLEAN applied) in SExtractor's NUMBER order; ``rows`` in completion order.
+
+    Objects are written (numbered, measured) when the image strip scrolls past their margin (every
+    line once the first MEMORY_BUFSIZE lines are read; only at the end for shorter frames), when
+    the list holds MEMORY_OBJSTACK objects (the one whose margin ends first), and the rest at the
+    end. Each gets ``_fymin``/``_fymax``: the rows in memory then, which clip its apertures.
+    """
+    objects = _ObjectList()
+    out: list[dict] = []
+    tall = height > strip_height
+    start = strip_height - strip_margin
+    if not tall:
+        flush_lines = {height: 0}  # the line after the last: ymin 0
+    else:
+        flush_lines = {line + 1: line - start + 1 for line in range(start - 1, height - strip_margin)}
+    pending = sorted(flush_lines)
+
+    def strip_at(line):  # rows in memory while the scan is on ``line``
+        if not tall:
+            return 0, height
+        y0 = min(max(0, line - start + 1), height - strip_height)
+        return y0, y0 + strip_height
+
+    p = 0
+    for o in rows:
+        o["_slaves"] = []
+        line = o["_line"]  # the scan line that completed the object
+        while p < len(pending) and pending[p] <= line:
+            ymin = flush_lines[pending[p]]
+            _flush(objects, out, ymin, (ymin, min(ymin + strip_height, height)))
+            p += 1
+        if len(objects) >= stack:
+            ycmax = [it["_ycmax"] for it in objects.items]
+            _write(out, objects.remove(int(np.argmin(ycmax))), strip_at(line))
+        if clean and not _clean(o, objects, beta, blankh):
+            continue
+        _margins(o, cleanmargin)
+        objects.append(o)
+    while p < len(pending):
+        ymin = flush_lines[pending[p]]
+        _flush(objects, out, ymin, (ymin, min(ymin + strip_height, height)))
+        p += 1
+    end = (max(0, height - strip_height), height) if tall else (0, height)
+    while len(objects):
+        _write(out, objects.remove(0), end)
+    return out
+
+
+def _write(out: list, o: dict, strip: tuple[int, int]) -> None:
+    o["_fymin"], o["_fymax"] = strip
+    out.append(o)
+
+
+def _flush(objects: _ObjectList, out: list, ymin: int, strip: tuple[int, int]) -> None:
+    """Write the objects whose margin the strip has passed: SExtractor walks the list from its end,
+    so they go in decreasing slot order (a removal only moves an already-seen object)."""
+    for i in np.nonzero(objects.xy[:len(objects), 3] <= ymin)[0][::-1]:
+        _write(out, objects.remove(int(i)), strip)

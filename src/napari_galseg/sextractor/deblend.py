@@ -1,0 +1,305 @@
+"""SExtractor's multi-threshold deblending (``refine.c``: parcelout, gatherup), replayed.
+
+Each detection is re-thresholded at DEBLEND_NTHRESH levels spaced exponentially between the
+detection threshold and its filtered peak; a branch splits off when at least two of its sub-parts
+hold more than DEBLEND_MINCONT of the detection's filtered flux. The pixels below the branch
+levels are then given to the branches at random, with probabilities from each branch's Gaussian
+profile: SExtractor draws them with the C library's ``rand()``, never seeded, so this module
+draws the same sequence (glibc's additive generator, seed 1) in the same order and gets the same
+pixels — as long as the detections are deblended in the same order (the whole frame, one run).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .lutz import lutz_scan, pixel_lists
+
+PI = 3.1415926535898
+MAXDEBAREA = 3
+
+
+class GlibcRand:
+    """glibc's ``rand()`` (TYPE_3 additive feedback, 31 words) from its default seed 1."""
+
+    RAND_MAX = 2147483647
+
+    def __init__(self, seed: int = 1):
+        r = [0] * 34
+        r[0] = seed
+        for i in range(1, 31):
+            hi, lo = divmod(r[i - 1], 127773)
+            word = 16807 * lo - 2836 * hi
+            if word < 0:
+                word += 2147483647
+            r[i] = word
+        for i in range(31, 34):
+            r[i] = r[i - 31]
+        self.state = np.array(r, dtype=np.uint32)
+        self.pos = np.zeros(1, np.int64)  # index of the next word in the ring of 34
+        for _ in range(310):
+            _next(self.state, self.pos)
+
+    def __call__(self) -> int:
+        return int(_next(self.state, self.pos))
+
+
+@njit(cache=True, nogil=True)
+def _next(state, pos):
+    i = pos[0]
+    v = np.uint32(state[(i + 34 - 31) % 34] + state[(i + 34 - 3) % 34])
+    state[i % 34] = v
+    pos[0] = (i + 1) % 34
+    return v >> np.uint32(1)
+
+
+class _Obj:
+    """A (sub)object of the tree: indices into the root's pixel arrays, list order kept."""
+
+    __slots__ = ("idx", "fdnpix", "fdflux", "fdpeak", "dthresh", "xmin", "xmax", "ymin", "ymax")
+
+    def __init__(self, idx, fdflux, fdpeak, box, dthresh):
+        self.idx = idx
+        self.fdnpix = len(idx)
+        self.fdflux = float(fdflux)
+        self.fdpeak = float(fdpeak)
+        self.dthresh = dthresh
+        self.xmin, self.xmax, self.ymin, self.ymax = (int(v) for v in box)
+
+
+@njit(cache=True, nogil=True)
+def _sub_level(submap, cval, xs, ys, sx, sy, xmin, xmax, ymin, ymax, thresh, minarea):
+    """lutz() of the sub-threshold ``thresh`` in the box: root pixel indices of each object in
+    list order, their offsets, and preanalyse(ANALYSE_FAST)'s flux, peak and box of each."""
+    box = submap[ymin - sy:ymax - sy + 1, xmin - sx:xmax - sx + 1]
+    bh, bw = box.shape
+    above = np.zeros((bh, bw), np.bool_)
+    for y in range(bh):
+        for x in range(bw):
+            i = box[y, x]
+            if i >= 0 and cval[i] > thresh:
+                above[y, x] = True
+    first, counts, nextpix = lutz_scan(above)
+    flat, offsets = pixel_lists(first, counts, nextpix, minarea)
+    n = len(offsets) - 1
+    idx = np.empty(len(flat), np.int64)
+    flux = np.empty(n, np.float32)
+    peak = np.empty(n, np.float32)
+    boxes = np.empty((n, 4), np.int64)
+    for k in range(n):
+        total = 0.0
+        pk = np.float32(-1e30)
+        x0, x1, y0, y1 = 1 << 30, -1, 1 << 30, -1
+        for q in range(offsets[k], offsets[k + 1]):
+            cell = flat[q]
+            i = box[cell // bw, cell % bw]
+            idx[q] = i
+            total += cval[i]
+            pk = max(pk, cval[i])
+            x0, x1 = min(x0, xs[i]), max(x1, xs[i])
+            y0, y1 = min(y0, ys[i]), max(y1, ys[i])
+        flux[k] = np.float32(total)
+        peak[k] = pk
+        boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = x0, x1, y0, y1
+    return idx, offsets, flux, peak, boxes
+
+
+def moments(xs, ys, cval, dval, thresh, center=None):
+    """preanalyse(ANALYSE_FULL): barycentre, second moments, ellipse and abcor of one pixel list.
+
+    ``center``: SExtractor's ROBUST mode for deblended objects, moments about the core's centre.
+    """
+    xmin, ymin = int(xs.min()), int(ys.min())
+    cv = cval.astype(np.float64)
+    rv = cv.sum()
+    x = (xs - xmin).astype(np.float64)
+    y = (ys - ymin).astype(np.float64)
+    xm = (cv * x).sum() / rv
+    ym = (cv * y).sum() / rv
+    if center is None:
+        xm2 = (cv * x * x).sum() / rv - xm * xm
+        ym2 = (cv * y * y).sum() / rv - ym * ym
+        xym = (cv * x * y).sum() / rv - xm * ym
+    else:
+        xn, yn = center[0] - xmin, center[1] - ymin
+        xm2 = (cv * x * x).sum() / rv + xn * xn - 2 * xm * xn
+        ym2 = (cv * y * y).sum() / rv + yn * yn - 2 * ym * yn
+        xym = (cv * x * y).sum() / rv + xn * yn - xm * yn - xn * ym
+        xm, ym = xn, yn
+    singu = False
+    if xm2 * ym2 - xym * xym < 0.00694:
+        xm2 += 0.0833333
+        ym2 += 0.0833333
+        singu = True
+    temp2 = xm2 * ym2 - xym * xym
+    temp = xm2 - ym2
+    theta = math.atan2(2.0 * xym, temp) / 2.0 if abs(temp) > 0.0 else PI / 4.0
+    temp = math.sqrt(0.25 * temp * temp + xym * xym)
+    pm = 0.5 * (xm2 + ym2)
+    a = float(np.float32(math.sqrt(pm + temp)))
+    b = float(np.float32(math.sqrt(max(pm - temp, 0.0))))
+    peak = float(dval.max())
+    thresh2 = (thresh + peak) / 2.0
+    dnpix = int((dval > thresh).sum())
+    darea = float((dval > thresh2).sum()) - dnpix
+    t1t2 = thresh / thresh2
+    abcor = 1.0
+    if t1t2 > 0.0 and a > 0 and b > 0:
+        abcor = min((darea if darea < 0.0 else -1.0) / (2 * PI * math.log(t1t2 if t1t2 < 1.0 else 0.99) * a * b), 1.0)
+    return {"mx": xm + xmin, "my": ym + ymin, "xm2": xm2, "ym2": ym2, "xym": xym, "a": a, "b": b,
+            "theta": theta, "cxx": float(np.float32(ym2 / temp2)), "cyy": float(np.float32(xm2 / temp2)),
+            "cxy": float(np.float32(-2 * xym / temp2)), "abcor": abcor, "singu": singu, "rv": rv}
+
+
+@njit(cache=True, nogil=True)
+def _expf(x):
+    return np.float32(math.exp(np.float32(x)))
+
+
+@njit(cache=True, nogil=True)
+def _gather(px, py, mx, my, cxx, cyy, cxy, abcor, amp, state, pos):
+    """gatherup()'s draw for each free pixel: the branch it goes to (0-based)."""
+    nobj = len(mx)
+    out = np.empty(len(px), np.int64)
+    p = np.zeros(nobj + 1, np.float32)
+    for k in range(len(px)):
+        distmin = np.float32(1e31)
+        iclst = 0
+        for i in range(nobj):
+            dx = np.float32(px[k] - mx[i])
+            dy = np.float32(py[k] - my[i])
+            q = cxx[i] * dx * dx + cyy[i] * dy * dy + cxy[i] * dx * dy
+            dist = np.float32(0.5 * np.float64(q) / np.float64(abcor[i]))
+            p[i + 1] = p[i] + (np.float32(amp[i] * np.float32(math.exp(-dist))) if dist < 70.0 else np.float32(0.0))
+            if dist < distmin:
+                distmin = dist
+                iclst = i
+        if p[nobj] > 1.0e-31:
+            r = np.float32(_next(state, pos))
+            drand = np.float32(np.float32(p[nobj] * r) / np.float32(2147483647.0))
+            i = 1
+            while i <= nobj and p[i] < drand:
+                i += 1
+            out[k] = iclst if i > nobj else i - 1
+        else:
+            out[k] = iclst
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _local_maxima(submap, cval, xs, ys, sx, sy):
+    """How many pixels are at least as high as all their 8 neighbours within the detection (two
+    at most: only whether there is more than one matters)."""
+    h, w = submap.shape
+    n = 0
+    for i in range(len(xs)):
+        y0, x0 = ys[i] - sy, xs[i] - sx
+        top = True
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                y, x = y0 + dy, x0 + dx
+                if (dy or dx) and 0 <= y < h and 0 <= x < w and submap[y, x] >= 0 and cval[submap[y, x]] > cval[i]:
+                    top = False
+        if top:
+            n += 1
+            if n > 1:
+                return n
+    return n
+
+
+def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
+    """parcelout() + gatherup() of one detection (pixel arrays in list order).
+
+    None when it stays whole, else the branches: (pixel indices in list order, core centre, the
+    number of core pixels, which come first). Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
+    threshold: parts of higher levels hold less, so no branch below could split.
+    """
+    if nthresh < 2 or mincont >= 1.0:
+        return None
+    xs = xs.astype(np.int64)
+    ys = ys.astype(np.int64)
+    cval = cval.astype(np.float32)
+    sx, sy = int(xs.min()), int(ys.min())
+    submap = np.full((int(ys.max()) - sy + 1, int(xs.max()) - sx + 1), -1, np.int64)
+    submap[ys - sy, xs - sx] = np.arange(len(xs))
+    if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
+        # every part above any threshold holds its own local maximum: with one, nothing can split
+        return None
+    root = _Obj(np.arange(len(xs)), np.float32(cval.astype(np.float64).sum()), cval.max(),
+                (xs.min(), xs.max(), ys.min(), ys.max()), dthresh0)
+    value0 = root.fdflux * mincont
+    deb_minarea = min(minarea, MAXDEBAREA)
+    levels = [[root]]
+    sons: list[list[list[int]]] = []
+    ok = [[True]]
+    peak = root.fdpeak
+    owner = np.zeros(len(xs), np.int64)  # each pixel's part at the previous level (-1: none)
+    for k in range(1, nthresh):
+        thresh = np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
+        level, level_sons, level_ok = [], [], []
+        new_owner = np.full(len(xs), -1, np.int64)
+        for pi, parent in enumerate(levels[k - 1]):
+            idx, offs, flux, pk, boxes = _sub_level(submap, cval, xs, ys, sx, sy, parent.xmin, parent.xmax,
+                                                    parent.ymin, parent.ymax, thresh, deb_minarea)
+            kids = []
+            for q in range(len(offs) - 1):
+                part = idx[offs[q]:offs[q + 1]]
+                if owner[part[0]] == pi:  # belong(): its first pixel is the parent's
+                    new_owner[part] = len(level)
+                    level.append(_Obj(part, flux[q], pk[q], boxes[q], float(thresh)))
+                    level_ok.append(True)
+                    kids.append(len(level) - 1)
+            level_sons.append(kids)
+        levels.append(level)
+        sons.append(level_sons)
+        ok.append(level_ok)
+        owner = new_owner
+        if not any(o.fdflux - o.dthresh * o.fdnpix > value0 for o in level):
+            break
+    branches: list[_Obj] = []
+    for k in range(len(levels) - 2, -1, -1):
+        for i in range(len(levels[k])):
+            kids = sons[k][i]
+            m = 0
+            for j in kids:
+                o = levels[k + 1][j]
+                if o.fdflux - o.dthresh * o.fdnpix > value0:
+                    m += 1
+                ok[k][i] = ok[k][i] and ok[k + 1][j]
+            if m > 1:
+                for j in kids:
+                    o = levels[k + 1][j]
+                    if ok[k + 1][j] and o.fdflux - o.dthresh * o.fdnpix > value0:
+                        branches.append(o)
+                ok[k][i] = False
+    if ok[0][0]:
+        return None
+    return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng)
+
+
+def _gatherup(branches, xs, ys, cval, dval, dthresh0, rng):
+    taken = np.zeros(len(xs), bool)
+    mom = []
+    amp = []
+    for o in branches:
+        mo = moments(xs[o.idx], ys[o.idx], cval[o.idx], dval[o.idx], o.dthresh)
+        mom.append(mo)
+        taken[o.idx] = True
+        mo["abcor"] = float(np.float32(mo["abcor"]))  # a float in SExtractor's objects
+        dist = np.float32(o.fdnpix / (2 * PI * mo["abcor"] * mo["a"] * mo["b"]))
+        a = np.float32(np.float32(dthresh0) * _expf(dist)) if dist < 70.0 else np.float32(4.0 * o.fdpeak)
+        amp.append(np.float32(min(a, np.float32(4.0 * o.fdpeak))))
+    free = np.nonzero(~taken)[0]
+    f32 = np.float32
+    who = _gather(xs[free].astype(np.int64), ys[free].astype(np.int64),
+                  np.array([m["mx"] for m in mom]), np.array([m["my"] for m in mom]),
+                  np.array([m["cxx"] for m in mom], f32), np.array([m["cyy"] for m in mom], f32),
+                  np.array([m["cxy"] for m in mom], f32), np.array([m["abcor"] for m in mom], f32),
+                  np.array(amp, f32), rng.state, rng.pos)
+    out = []
+    for i, o in enumerate(branches):
+        idx = np.concatenate([o.idx, free[who == i]])
+        out.append((idx, (mom[i]["mx"], mom[i]["my"]), len(o.idx)))
+    return out

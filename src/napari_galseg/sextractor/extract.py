@@ -1,0 +1,326 @@
+"""SExtractor's detection and isophotal measurements (``scan.c``, ``analyse.c``), and the driver
+that runs deblending, CLEAN and the photometry in SExtractor's order.
+
+Detection: the background-subtracted image correlated with the ``.conv`` kernel divided by the sum
+of its absolute values (zero outside the frame), pixels above DETECT_THRESH × the *global*
+background σ (or the absolute value), 8-connected, at least DETECT_MINAREA of them. Moments,
+positions and shapes are weighted by the *filtered* values, as in SExtractor; FLUX_ISO sums the
+unfiltered values over the detection footprint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from numba import njit
+from scipy import ndimage as ndi
+
+from .background import SExBackground, sextractor_background
+from .classstar import class_star, iso_areas
+from .cleaning import order_and_clean
+from .deblend import GlibcRand, deblend, moments
+from .growth import growth_radii, windowed_position
+from .lutz import lutz_scan_into, pixel_lists
+from .photometry import aperture_flux, auto_flux
+
+OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
+PI = 3.1415926535898  # SExtractor's value (define.h)
+
+
+@dataclasses.dataclass
+class ExtractSettings:
+    """The ``.sex`` values this extraction honours (SExtractor's defaults)."""
+
+    detect_thresh: float = 1.5
+    analysis_thresh: float = 1.5
+    thresh_absolute: bool = False
+    minarea: int = 5
+    kernel: np.ndarray | None = dataclasses.field(default_factory=lambda: np.array([[1., 2, 1], [2, 4, 2], [1, 2, 1]]))
+    kernel_normalise: bool = True
+    back_size: tuple[int, int] = (64, 64)
+    back_filtersize: tuple[int, int] = (3, 3)
+    back_filtthresh: float = 0.0
+    back_type: str = "AUTO"
+    back_value: float = 0.0
+    apertures: tuple[float, ...] = (5.0,)
+    autoparams: tuple[float, float] = (2.5, 3.5)
+    autoapers: tuple[float, float] = (0.0, 0.0)
+    fluxfrac: tuple[float, ...] = (0.5,)
+    mag_zeropoint: float = 0.0
+    gain: float = 0.0
+    satur_level: float = 50000.0
+    mask_correct: bool = True
+    clean: bool = False
+    deblend_nthresh: int = 32
+    deblend_mincont: float = 1.0
+    clean_param: float = 1.0
+    objstack: int = 3000
+    #: MEMORY_BUFSIZE: frames up to this height are held whole, which fixes SExtractor's NUMBER order
+    bufsize: int = 1024
+    seeing_fwhm: float = 1.2
+    pixel_scale: float = 1.0
+    #: the star/galaxy network (STARNNW_NAME), read when CLASS_STAR is wanted
+    nnw: object = None
+    #: the catalogue columns wanted (None: all); SExtractor sets flags only in the steps it runs
+    wanted: frozenset | None = None
+
+    def needs(self, *names: str) -> bool:
+        return self.wanted is None or any(n in self.wanted for n in names)
+
+
+@dataclasses.dataclass
+class Extraction:
+    """What one run gives: the maps, the segmentation (SExtractor's NUMBER per pixel) and the columns."""
+
+    background: SExBackground
+    back_level: np.ndarray
+    filtered: np.ndarray
+    segmentation: np.ndarray
+    columns: dict[str, np.ndarray]
+    thresh: float
+    dthresh: float
+
+
+@njit(cache=True, nogil=True)
+def _convolve(img, k):
+    """convolve(): SExtractor's float32 correlation, terms added in the kernel's row order, zero
+    outside the frame (scipy sums in float64, which moves pixels at the threshold)."""
+    h, w = img.shape
+    kh, kw = k.shape
+    out = np.zeros((h, w), np.float32)
+    for y in range(h):
+        for my in range(kh):
+            yy = y - kh // 2 + my
+            if yy < 0 or yy >= h:
+                continue
+            for mx in range(kw):
+                dmx = mx - kw // 2
+                mval = k[my, mx]
+                for x in range(max(0, -dmx), min(w, w - dmx)):
+                    out[y, x] += mval * img[yy, x + dmx]
+    return out
+
+
+def _filter(sub: np.ndarray, kernel: np.ndarray | None, normalise: bool) -> np.ndarray:
+    if kernel is None:
+        return sub
+    k = np.asarray(kernel, np.float32)
+    if normalise:  # getconv(): divided by the sum of |values| (their quadratic sum if that is 0)
+        total = np.abs(k.astype(np.float64)).sum()
+        if total == 0.0:
+            total = math.sqrt((k.astype(np.float64) ** 2).sum())
+        k = (k / total).astype(np.float32)
+    filled = sub if np.isfinite(sub).all() else np.where(np.isfinite(sub), sub, np.float32(0.0))
+    return _convolve(filled, k)
+
+
+def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
+    """Run SExtractor's detection and measurements on a float image (NaN = no data)."""
+    img = np.asarray(image, dtype=np.float32)
+    bg = sextractor_background(img, s.back_size, s.back_filtersize, s.back_filtthresh)
+    level = bg.level() if s.back_type == "AUTO" else np.full(img.shape, np.float32(s.back_value))
+    sub = (img - level).astype(np.float32)
+    filt = _filter(sub, s.kernel, s.kernel_normalise)
+    backsig = bg.backsig
+    dthresh = s.detect_thresh if s.thresh_absolute else s.detect_thresh * backsig
+    thresh = s.analysis_thresh if s.thresh_absolute else s.analysis_thresh * backsig
+    above = (filt > np.float32(dthresh)) & np.isfinite(sub)
+    comp, _ncomp = ndi.label(above, structure=np.ones((3, 3), bool))
+    h, w = img.shape
+    var = backsig * backsig
+    # SExtractor's scan gives the completion order (NUMBER) and each object's pixel-list order
+    links = np.full(h * w, -1, np.int32 if h * w < 2**31 else np.int64)
+    first, counts, nextpix = lutz_scan_into(above, links)
+    flat, offsets = pixel_lists(first, counts, nextpix, s.minarea)
+    rows = []
+    rng = GlibcRand()
+    next_id = int(comp.max()) + 1
+    for k in range(len(offsets) - 1):
+        idx = flat[offsets[k]:offsets[k + 1]]
+        ys, xs = idx // w, idx % w
+        val, cval = sub[ys, xs], filt[ys, xs]
+        parts = deblend(xs, ys, cval, val, float(np.float32(dthresh)), s.deblend_nthresh, s.deblend_mincont,
+                        s.minarea, rng)
+        line = int(ys.max()) + 1  # the scan line that completes the detection (and its branches)
+        if parts is None:
+            rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, val, cval, dthresh, thresh, var, s.gain, h, w,
+                                   s.minarea))
+            rows[-1]["_line"] = line
+            continue
+        for pidx, center, ncore in parts:
+            comp[ys[pidx], xs[pidx]] = next_id  # each branch masks its siblings in photometry
+            row = _isophotal(next_id, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var, s.gain,
+                             h, w, s.minarea, center=center)
+            core_x, core_y = xs[pidx[:ncore]], ys[pidx[:ncore]]  # the branch's flags come from its core
+            edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
+            row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
+            row["_line"] = line
+            rows.append(row)
+            next_id += 1
+    blankh = np.shape(s.kernel)[0] // 2 + 1 if s.kernel is not None else 0
+    convh = np.shape(s.kernel)[0] if s.kernel is not None else 0
+    strip_margin = max(1, (convh - 1) // 2 + 1) if convh else 1
+    rows = order_and_clean(rows, h, s.clean, s.clean_param, _clean_margin(s), max(s.bufsize, convh), blankh,
+                           s.objstack, strip_margin)
+    seg = np.zeros(img.shape, np.int32)
+    for number, r in enumerate(rows, 1):
+        r["NUMBER"] = number
+        for part in [r, *r["_slaves"]]:
+            seg[part["_ys"], part["_xs"]] = number
+            if part is not r:  # SExtractor pastes a cleaned object's pixels back: nobody masks them
+                back = part["_ys"] <= part["_paste_row"]
+                comp[part["_ys"][back], part["_xs"][back]] = 0
+        r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
+        r["MAG_ISO"] = -2.5 * math.log10(r["FLUX_ISO"]) + s.mag_zeropoint if r["FLUX_ISO"] > 0 else 99.0
+        r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
+    _photometry(rows, sub, comp, bg, s, var)
+    if s.nnw is not None and rows and s.needs("CLASS_STAR"):
+        stars = class_star(s.nnw, np.array([r["_iso"] for r in rows]), np.array([r["FLUX_MAX"] for r in rows]),
+                           thresh, s.seeing_fwhm, s.pixel_scale)
+        for r, v in zip(rows, stars):
+            r["CLASS_STAR"] = float(v)
+    names = [k for k in (rows[0] if rows else {}) if not k.startswith("_")]
+    columns = {k: np.array([r[k] for r in rows]) for k in names}
+    return Extraction(background=bg, back_level=level, filtered=filt, segmentation=seg, columns=columns,
+                      thresh=thresh, dthresh=dthresh)
+
+
+def _clean_margin(s: ExtractSettings) -> int:
+    """prefs.cleanmargin: the largest aperture's half-size when apertures are measured."""
+    if not s.needs("FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"):
+        return 0
+    return max([int((d + 1) / 2) + 1 for d in s.apertures] + [0])
+
+
+def _mthresh(cval, dthresh, minarea) -> float:
+    """examineiso()'s CLEAN level: its heap of the minarea highest filtered values above the
+    threshold, replayed step by step (it skips the pixel after the first minarea, and its sift-down
+    is off by one, so the value is not exactly the minarea-th highest); pixels in raster order."""
+    t = (cval - np.float32(dthresh)).astype(np.float32)
+    if len(t) < minarea:
+        return 0.0
+    heap = [float(v) for v in t[:minarea]]
+    for n, tpix in enumerate(t[minarea:]):
+        tpix = float(tpix)
+        if n == 0:
+            heap.sort()
+            continue
+        if tpix > heap[0]:
+            heap[0] = tpix
+            j = 0
+            while True:
+                k = (j + 1) << 1
+                if k > minarea:
+                    break
+                hk = k
+                if k != minarea and heap[hk - 1] > heap[hk]:
+                    hk += 1
+                    k += 1
+                hk -= 1
+                if heap[j] <= heap[hk]:
+                    break
+                heap[j], heap[hk] = heap[hk], heap[j]
+                j = k
+    return heap[0]
+
+
+def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea, center=None) -> dict:
+    """preanalyse(ANALYSE_FULL|ANALYSE_ROBUST) and examineiso() of one detection; ``center``: the
+    core centre of a deblended branch (its moments are taken about it)."""
+    mo = moments(xs, ys, cval, val, dthresh, center)
+    rv = mo["rv"]
+    mx, my, xm2, ym2, xym, a, b = mo["mx"], mo["my"], mo["xm2"], mo["ym2"], mo["xym"], mo["a"], mo["b"]
+    singu, theta = mo["singu"], mo["theta"]
+    temp2 = xm2 * ym2 - xym * xym
+    xmin, ymin = int(xs.min()), int(ys.min())
+    cv = cval.astype(np.float64)
+    flux = float(val.astype(np.float64).sum())
+    sigtv = var * len(val)
+    if gain > 0.0 and flux > 0.0:
+        sigtv += flux / gain
+    # position errors (examineiso, errflag)
+    err = np.full(len(val), var)
+    if gain > 0.0:
+        err = err + np.where(cv > 0.0, cv / gain, 0.0)
+    dx, dy = xs - mx, ys - my
+    fdflux2 = float(np.float32(rv)) ** 2
+    emx2 = (err * dx * dx).sum() / fdflux2
+    emy2 = (err * dy * dy).sum() / fdflux2
+    emxy = (err * dx * dy).sum() / fdflux2
+    esum = err.sum() * 0.08333 / fdflux2
+    if singu and emx2 * emy2 - emxy * emxy < esum * esum:
+        emx2 += esum
+        emy2 += esum
+    peak = float(val.max())
+    abcor = float(np.float32(mo["abcor"]))
+    flag = OBJ_TRUNC if (xs.min() == 0 or xs.max() == w - 1 or ys.min() == 0 or ys.max() == h - 1) else 0
+    last = ys == ys.max()
+    return {
+        "_cid": cid, "_ys": ys, "_xs": xs, "_ymax": int(ys.max()), "_xend": int(xs[last].max()),
+        "_mx": mx, "_my": my, "_flag": flag, "_fdflux": float(np.float32(rv)), "_fdnpix": len(val),
+        "_abcor": abcor, "_iso": iso_areas(val, peak, thresh), "_dthresh": dthresh, "_mthresh": _mthresh(cval, dthresh, minarea), "_fluxvar": sigtv,
+        "X_IMAGE": mx + 1.0, "Y_IMAGE": my + 1.0,
+        "X2_IMAGE": xm2, "Y2_IMAGE": ym2, "XY_IMAGE": xym,
+        "ERRX2_IMAGE": emx2, "ERRY2_IMAGE": emy2, "ERRXY_IMAGE": emxy,
+        "A_IMAGE": a, "B_IMAGE": b, "THETA_IMAGE": float(np.float32(theta * 180.0 / PI)),
+        "CXX_IMAGE": float(np.float32(ym2 / temp2)), "CYY_IMAGE": float(np.float32(xm2 / temp2)),
+        "CXY_IMAGE": float(np.float32(-2 * xym / temp2)),
+        "ELONGATION": a / b if b > 0 else 0.0, "ELLIPTICITY": 1 - b / a if a > 0 else 0.0,
+        "ISOAREA_IMAGE": int((val > np.float32(thresh)).sum()), "ISOAREAF_IMAGE": int(len(val)),
+        "FLUX_ISO": flux, "FLUX_MAX": peak,
+        "THRESHOLD": float(thresh),
+        "XMIN_IMAGE": xmin + 1, "YMIN_IMAGE": ymin + 1, "XMAX_IMAGE": int(xs.max()) + 1, "YMAX_IMAGE": int(ys.max()) + 1,
+        "XPEAK_IMAGE": int(xs[np.argmax(cval)]) + 1, "YPEAK_IMAGE": int(ys[np.argmax(cval)]) + 1,
+    }
+
+
+def _mag(flux):
+    return -2.5 * math.log10(flux) if flux > 0.0 else None
+
+
+def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: float) -> None:
+    """BACKGROUND, apertures, AUTO and the FLAGS of each row (endobject())."""
+    zp = s.mag_zeropoint
+    sub_nan = sub  # NaN where the frame has no data
+    for r in rows:
+        mx, my = r["_mx"], r["_my"]
+        flag = r["_flag"]
+        bkg = float(bg.at(np.array([int(mx + 0.5)]), np.array([int(my + 0.5)]))[0])
+        r["BACKGROUND"] = bkg
+        own = r["_cid"]
+        fy0, fy1 = r.get("_fymin", 0), r.get("_fymax", sub.shape[0])  # the rows in memory when measured
+        if s.needs("FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"):
+            fl, fe = [], []
+            for d in s.apertures:
+                f, e, fg = aperture_flux(sub_nan, comp, own, mx, my, float(d), var, s.gain, s.mask_correct, fy0, fy1)
+                fl.append(f)
+                fe.append(e)
+                flag |= fg
+            r["FLUX_APER"] = np.array(fl)
+            r["FLUXERR_APER"] = np.array(fe)
+            r["MAG_APER"] = np.array([(-2.5 * math.log10(f) + zp) if f > 0 else 99.0 for f in fl])
+            r["MAGERR_APER"] = np.array([1.086 * e / f if f > 0 else 99.0 for f, e in zip(fl, fe)])
+        growth = s.needs("FLUX_RADIUS", "XWIN_IMAGE", "YWIN_IMAGE")
+        if growth or s.needs("FLUX_AUTO", "FLUXERR_AUTO", "MAG_AUTO", "MAGERR_AUTO", "KRON_RADIUS"):
+            tv, err, kron, fg = auto_flux(sub_nan, comp, own, mx, my, r["A_IMAGE"], r["B_IMAGE"],
+                                          r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.autoparams[0],
+                                          s.autoparams[1], s.autoapers[0], s.autoapers[1], var, s.gain,
+                                          s.mask_correct, fy0, fy1)
+            flag |= fg
+            r["FLUX_AUTO"], r["FLUXERR_AUTO"], r["KRON_RADIUS"] = tv, err, kron
+            r["MAG_AUTO"] = -2.5 * math.log10(tv) + zp if tv > 0 else 99.0
+            r["MAGERR_AUTO"] = 1.086 * err / tv if tv > 0 else 99.0
+        if growth:
+            radii, hl, fg = growth_radii(sub_nan, comp, own, mx, my, r["A_IMAGE"], s.autoapers[0], r["FLUX_AUTO"],
+                                         np.asarray(s.fluxfrac, np.float64), s.mask_correct, fy0, fy1)
+            flag |= fg
+            r["FLUX_RADIUS"] = radii
+            if s.needs("XWIN_IMAGE", "YWIN_IMAGE"):
+                xw, yw, fg = windowed_position(sub_nan, comp, own, r["X_IMAGE"], r["Y_IMAGE"], hl,
+                                               r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.mask_correct, fy0, fy1)
+                flag |= fg
+                r["XWIN_IMAGE"], r["YWIN_IMAGE"] = xw, yw
+        if r["FLUX_MAX"] + bkg >= s.satur_level:
+            flag |= OBJ_SATUR
+        r["FLAGS"] = flag

@@ -1,0 +1,171 @@
+"""SExtractor's one-pass connected-component scan (Lutz's algorithm, ``scanimage()``), compiled.
+
+The components are the same as any 8-connected labelling; what only this scan gives is the order
+in which SExtractor *completes* objects (which fixes NUMBER) and the order of each object's pixel
+list (which CLEAN's heap depends on). Pixels are list nodes ``y * width + x``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+COMPLETE, INCOMPLETE, NONOBJECT, OBJECT = 0, 1, 2, 3
+UNKNOWN = -1
+M_NONE, M_S, M_s, M_f, M_F = 0, 1, 2, 3, 4
+
+
+@njit(cache=True, nogil=True)
+def _update(n, f, last, i, n2, f2, l2, nextpix):
+    """update(): append list 2 to the list in slot ``i`` of (n, f, last)."""
+    n[i] += n2
+    if f[i] == -1:
+        f[i] = f2
+        last[i] = l2
+    elif l2 != -1:
+        nextpix[last[i]] = f2
+        last[i] = l2
+
+
+@njit(cache=True, nogil=True)
+def lutz_scan(above):
+    """(first pixel, pixel count) of every completed object in completion order, and ``nextpix``."""
+    h, w = above.shape
+    return lutz_scan_into(above, np.full(h * w, -1, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def lutz_scan_into(above, nextpix):
+    """:func:`lutz_scan` with the pixel links in ``nextpix`` (all -1; int32 halves a frame's share)."""
+    h, w = above.shape
+    size = w + 2
+    info_n = np.zeros(size, np.int64)
+    info_f = np.full(size, -1, np.int64)
+    info_l = np.full(size, -1, np.int64)
+    store_n = np.zeros(size, np.int64)
+    store_f = np.full(size, -1, np.int64)
+    store_l = np.full(size, -1, np.int64)
+    marker = np.zeros(size, np.int8)
+    start = np.zeros(size, np.int64)
+    end = np.zeros(size, np.int64)
+    psstack = np.zeros(2 * size + 4, np.int64)
+    nabove = 0
+    for y in range(h):
+        for x in range(w):
+            if above[y, x]:
+                nabove += 1
+    out_first = np.empty(nabove + 1, np.int64)  # at most one object per detected pixel
+    out_n = np.empty(nabove + 1, np.int64)
+    nout = 0
+    co = 0
+    pstop = 0
+    for yl in range(h + 1):
+        ps = COMPLETE
+        cs = NONOBJECT
+        for xl in range(w + 1):
+            luflag = xl < w and yl < h and above[yl, xl]
+            newmarker = marker[xl]
+            marker[xl] = M_NONE
+            cur = yl * w + xl
+            if luflag and cs != OBJECT:  # start of a segment
+                cs = OBJECT
+                if ps == OBJECT:
+                    if start[co] == UNKNOWN:
+                        marker[xl] = M_S
+                        start[co] = xl
+                    else:
+                        marker[xl] = M_s
+                else:
+                    psstack[pstop] = ps
+                    pstop += 1
+                    marker[xl] = M_S
+                    co += 1
+                    start[co] = xl
+                    ps = COMPLETE
+                    info_n[co] = 0
+                    info_f[co] = -1
+                    info_l[co] = -1
+            if newmarker != M_NONE:
+                if newmarker == M_S:
+                    psstack[pstop] = ps
+                    pstop += 1
+                    if cs == NONOBJECT:
+                        psstack[pstop] = COMPLETE
+                        pstop += 1
+                        co += 1
+                        info_n[co] = store_n[xl]
+                        info_f[co] = store_f[xl]
+                        info_l[co] = store_l[xl]
+                        start[co] = UNKNOWN
+                    else:
+                        _update(info_n, info_f, info_l, co, store_n[xl], store_f[xl], store_l[xl], nextpix)
+                    ps = OBJECT
+                elif newmarker == M_s:
+                    if cs == OBJECT and ps == COMPLETE:
+                        pstop -= 1
+                        xl2 = start[co]
+                        _update(info_n, info_f, info_l, co - 1, info_n[co], info_f[co], info_l[co], nextpix)
+                        co -= 1
+                        if start[co] == UNKNOWN:
+                            start[co] = xl2
+                        else:
+                            marker[xl2] = M_s
+                    ps = OBJECT
+                elif newmarker == M_f:
+                    ps = INCOMPLETE
+                else:  # 'F'
+                    pstop -= 1
+                    ps = psstack[pstop]
+                    if cs == NONOBJECT and ps == COMPLETE:
+                        if start[co] == UNKNOWN:
+                            out_first[nout] = info_f[co]
+                            out_n[nout] = info_n[co]
+                            nout += 1
+                        else:
+                            marker[end[co]] = M_F
+                            store_n[start[co]] = info_n[co]
+                            store_f[start[co]] = info_f[co]
+                            store_l[start[co]] = info_l[co]
+                        co -= 1
+                        pstop -= 1
+                        ps = psstack[pstop]
+            if luflag:
+                _update(info_n, info_f, info_l, co, 1, cur, cur, nextpix)
+            elif cs == OBJECT:
+                cs = NONOBJECT
+                if ps != COMPLETE:
+                    marker[xl] = M_f
+                    end[co] = xl
+                else:
+                    pstop -= 1
+                    ps = psstack[pstop]
+                    marker[xl] = M_F
+                    store_n[start[co]] = info_n[co]
+                    store_f[start[co]] = info_f[co]
+                    store_l[start[co]] = info_l[co]
+                    co -= 1
+    return out_first[:nout], out_n[:nout], nextpix
+
+
+@njit(cache=True, nogil=True)
+def pixel_lists(first, counts, nextpix, minarea):
+    """The pixel lists of the objects of at least ``minarea`` pixels, concatenated, and their offsets."""
+    keep = counts >= minarea
+    total = 0
+    for i in range(len(counts)):
+        if keep[i]:
+            total += counts[i]
+    flat = np.empty(total, np.int64)
+    offsets = np.zeros(keep.sum() + 1, np.int64)
+    k = 0
+    j = 0
+    for i in range(len(counts)):
+        if not keep[i]:
+            continue
+        p = first[i]
+        while p != -1:
+            flat[k] = p
+            k += 1
+            p = nextpix[p]
+        j += 1
+        offsets[j] = k
+    return flat, offsets
