@@ -36,7 +36,7 @@ from ..jobs.spec import RUNNERS, JobSpec, JobSpecError, jobs_root, new_job_dir
 from ..model_registry import models_root, register_job
 from ..settings import SettingError
 from ._curves import TrainingCurves
-from ._fit import fit_label_height, vertical_only, wrap_label
+from ._fit import fit_label_height, install_docking, vertical_only, wrap_label
 from ._job_watch import JobWatcher
 from ._layers import level0
 from ._models_list import models_changed
@@ -123,6 +123,7 @@ class TrainingWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self.job_dir: Path | None = None
         self.registered = None  # the RegisteredModel of the last finished job
         self.activity = None  # the job's bar in napari's activity dock
