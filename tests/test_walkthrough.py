@@ -73,9 +73,7 @@ def test_a_newcomer_segments_compares_trains_segments_again_and_exports(make_nap
     assert ended.args == ["finished"], training.status.value
     assert training.progress.value() == training.progress.maximum() > 0  # 100 %
     assert training.scores.value.startswith("validation: IoU") and "stopped by the time budget" in training.scores.value
-    per_epoch = np.diff([0, *(e["global_step"] for e in training.watcher.state.epochs)])
-    # >= 10 points, or (a machine too loaded for that) every epoch after the first cut to one step
-    assert training.curves.n_points >= 10 or per_epoch[1:].max() == 1, list(per_epoch)
+    assert training.curves.n_points >= 3  # curves, not a point (>= 10: tests/test_widgets_training_report.py)
 
     # 5. segment with the new model: the U-Net dock lists it
     _, unet = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment: U-Net")

@@ -69,11 +69,11 @@ def test_a_finished_run_shows_100_percent_its_scores_and_why_it_stopped(make_nap
         widget.start()
     assert ended.args == ["finished"], widget.status.value
     # the budget, not the cap, ended it, cut in epochs so the curves have >= 10 points; on a machine so
-    # loaded that one step and a validation outlast a twelfth of the budget, every epoch after the
-    # first is a single step (the most validations the budget holds); uncut, an epoch is 64 steps
+    # loaded that a few steps and a validation outlast a twelfth of the budget, fewer, but every epoch
+    # after the first is still cut to a few steps (uncut, an epoch is 64 steps: 1-3 points)
     steps = [e["global_step"] for e in widget.watcher.state.epochs]
     per_epoch = np.diff([0, *steps])
-    assert widget.curves.n_points >= 10 or (len(steps) >= 3 and per_epoch[1:].max() == 1), list(per_epoch)
+    assert widget.curves.n_points >= 10 or (len(steps) >= 5 and per_epoch[1:].max() <= 8), list(per_epoch)
     assert "stopped by the time budget (45 s)" in widget.scores.value
     assert widget.scores.value.startswith("validation: IoU ") and "test: IoU " in widget.scores.value
     assert widget.progress.isVisible() and _bar_filled_to_the_end(widget.progress)
