@@ -72,3 +72,16 @@ def test_segment_with_the_trained_model_streams_labels_with_the_wcs(files, tmp_p
     np.testing.assert_array_equal(written.data.compute(), np.asarray(expected))
     assert main(["segment", "unet", str(files["image"]), "--rms", str(files["rms"]), "--model", str(model_dir),
                  "-o", str(out)]) == 2  # never overwrites silently
+
+
+def test_a_time_budget_is_what_stops_training_and_the_output_says_which_limit(files, tmp_path, capsys):
+    """--minutes without --epochs: no silent epochs cap; epochs cut to ~10 validations in the budget."""
+    # 512 patches an epoch: 64 steps, one epoch alone would outlast the 8 s without the cut
+    assert main(args(files, tmp_path / "budget", "--minutes", str(8 / 60), "--set", "patches_per_epoch=512")) == 0
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.startswith("epoch ")]
+    assert len(lines) >= 5 and "/" not in lines[0].split(",")[0]  # "epoch 3", not "epoch 3/100000"
+    assert "stopped by the time budget (8.0 s)" in printed
+    # an explicit cap that ends the run before the budget is named as the limit
+    assert main(args(files, tmp_path / "capped", "--minutes", "5", "--epochs", "1")) == 0
+    assert "stopped by the epochs cap (1 epochs)" in capsys.readouterr().out

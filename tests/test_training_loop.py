@@ -139,3 +139,43 @@ def test_device_choice():
     assert dev.use_bf16(torch.device("cpu"), "auto", training=True) is False
     assert dev.configure_threads(1) == 1
     dev.configure_threads()
+
+
+class SlowTask(ToyTask):
+    """Steps of 20 ms: an epoch of 1000 of them (20 s) would not fit a 2 s budget even once."""
+
+    def loss(self, model, batch, device, channels_last):
+        import time
+
+        time.sleep(0.02)
+        return super().loss(model, batch, device, channels_last)
+
+
+def test_a_time_budget_cuts_epochs_so_the_curves_get_ten_points():
+    from napari_galseg.training.loop import BUDGET_VALIDATIONS, stop_reason
+
+    x = torch.randn(1000, 3)
+    data = torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))
+    reports = []
+    result = fit(torch.nn.Linear(3, 1), SlowTask(), data, data,
+                 **setup(epochs=10_000, batch_size=1, max_minutes=2.0 / 60, channels_last=False),
+                 callback=reports.append)
+    epochs = [r for r in reports if r.kind == "epoch"]
+    assert result.stopped == "time_budget"
+    assert 10 <= len(epochs) <= BUDGET_VALIDATIONS + 1, [r.step for r in epochs]
+    assert all(r.step < 1000 for r in epochs)  # each epoch cut short, validated
+    assert 2.0 <= result.elapsed < 3.0
+    assert stop_reason(result.stopped, result.epochs_run, result.elapsed, 2.0 / 60).startswith(
+        "stopped by the time budget (2.0 s)")
+    # no budget: whole epochs, as before
+    result = fit(torch.nn.Linear(3, 1), ToyTask(), data, None, **setup(epochs=2, batch_size=100, channels_last=False))
+    assert result.epochs_run == 2 and result.global_step == 20
+
+
+def test_the_stop_reason_says_when_the_epochs_cap_cut_a_budget_short():
+    from napari_galseg.training.loop import stop_reason
+
+    text = stop_reason("completed", 20, 756.0, 45.0)
+    assert "epochs cap (20 epochs) after 12 min 36 s of the 45 min 00 s budget" in text and "raise epochs" in text
+    assert stop_reason("completed", 3, 5.0) == "ran all 3 epochs (5.0 s)"
+    assert stop_reason("early_stopping", 7, 30.0, 10.0).startswith("stopped early")

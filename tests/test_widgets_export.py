@@ -39,8 +39,13 @@ def test_export_from_layers_loads_back_to_the_source_labels(make_napari_viewer, 
         assert widget.export() is not None
     name = "instances.json" if kind == "coco" else "panoptic.json"
     path = tmp_path / kind / "annotations" / name
-    assert widget.status.value == f"wrote {path}"
     data = json.loads(path.read_text())
+    n_galaxies = len(np.unique(field.truth)) - 1
+    what = "instance annotations" if kind == "coco" else "panoptic PNGs"
+    # what it wrote, in one line: patches, galaxies (patch pieces of them), the folder and its index
+    assert widget.status.value.startswith("wrote 4 patches (FITS images) and ") and f"galaxies ({what})" in widget.status.value
+    assert widget.status.value.endswith(f"to {path.parent}: index {name}")
+    assert int(widget.status.value.split(" and ")[1].split()[0]) >= n_galaxies
     assert len(data["images"]) == 4 and data["images"][0]["channels"] == ["image", "rms"]
     back = read_coco_instances(path) if kind == "coco" else read_coco_panoptic(path)[0]  # pycocotools / PNG + JSON
     np.testing.assert_array_equal(back, field.truth)
@@ -67,6 +72,7 @@ def test_an_existing_dataset_is_kept_unless_overwrite(make_napari_viewer, qtbot,
     with qtbot.waitSignal(widget.work_finished, timeout=30000):
         widget.export()
     assert widget.status.value.startswith("wrote")
+    assert "already exists" not in (widget.status.tooltip or "")  # the old error is gone, tooltip included
 
 
 def test_the_rms_map_the_reader_typed_is_preselected(make_napari_viewer, field):

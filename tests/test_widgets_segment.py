@@ -64,10 +64,17 @@ def test_widget_runs_segmenter_into_labels_layer(make_napari_viewer, qtbot):
     assert layer.metadata["galseg_role"] == "prediction" and layer.metadata["params"]["nsigma"] == 5.0
 
     # running again with the same parameters replaces the layer's data instead of stacking layers
+    assert "new layer 'test-threshold'" in widget.status.value and not widget.undo_button.enabled
     n_layers = len(viewer.layers)
+    first = layer.data
     with qtbot.waitSignal(widget.work_finished, timeout=60000):  # connected before the worker starts
         widget.run(field_of_view=False)
     assert len(viewer.layers) == n_layers
+    # ... and says so, with an undo that brings the replaced labels back
+    assert "replaced 'test-threshold'" in widget.status.value and widget.undo_button.enabled
+    assert layer.data is not first
+    assert widget.undo_replace() and layer.data is first and not widget.undo_button.enabled
+    assert "previous labels are back" in widget.status.value and not widget.undo_replace()
     # other parameters: a second layer beside the first, for comparison
     widget.params.nsigma.value = 4.0
     with qtbot.waitSignal(widget.work_finished, timeout=60000):

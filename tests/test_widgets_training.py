@@ -157,7 +157,7 @@ def test_the_job_previews_the_field_of_view_after_a_validation(make_napari_viewe
     with qtbot.waitSignal(widget.job_ended, timeout=120000) as ended:
         widget.start()
     assert ended.args == ["finished"], widget.status.value
-    preview = viewer.layers["training preview"]
+    preview = viewer.layers[f"training preview: {widget.job_dir.name}"]  # named after its job
     assert preview.metadata["epoch"] >= 1 and preview.data.shape == viewer.layers["img"].data.shape  # all in view
     assert (widget.job_dir / "preview.json").exists() and list(widget.job_dir.glob("preview-*.npy"))
 

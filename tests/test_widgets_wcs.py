@@ -81,3 +81,23 @@ def test_no_wcs_layers(make_napari_viewer):
     assert widget.last_position is None
     assert widget.layer_label.text() == "No layer with a WCS"
     assert widget.header_view.toPlainText() == ""
+
+
+def test_the_header_follows_a_catalogue_or_prediction_to_its_image(make_napari_viewer, tmp_path):
+    """Right after a run the catalogue layer is selected: the dock shows the header of the image the
+    catalogue (through its labels layer) came from, not nothing."""
+    from napari_galseg.widgets.wcs_info import WcsInfoWidget
+
+    write_image(tmp_path / "img.fits")
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "img.fits"), plugin="napari-galseg")
+    image = viewer.layers[0]
+    viewer.add_labels(np.zeros((80, 100), np.int32), name="photutils", metadata={"source_layer": image.name})
+    viewer.add_points([[10, 10]], name="photutils catalog", metadata={"galseg_kind": "catalog", "source_layer": "photutils"})
+    viewer.add_image(np.zeros((80, 100), np.float32), name="other")  # no header: not the one shown
+    widget = WcsInfoWidget(viewer)
+    viewer.layers.selection.active = viewer.layers["photutils catalog"]
+    assert widget.header_layer is image and "FILTER" in widget.header_view.toPlainText()
+    assert f"header of {image.name!r}, where 'photutils catalog' came from" in widget.layer_label.text()
+    viewer.layers.selection.active = viewer.layers["photutils"]
+    assert widget.header_layer is image and widget.wcs_layer() is image

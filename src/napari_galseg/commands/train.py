@@ -37,8 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rms", metavar="RMS", help="noise (rms) map FITS file; needed by the default recipe")
     p.add_argument("--truth", metavar="TRUE", help="truth label FITS file (0 = sky)")
     p.add_argument("-o", "--output", metavar="MODEL_DIR", help="model folder to write")
-    p.add_argument("--epochs", type=int, default=None, help="maximum number of epochs (default: the method's)")
-    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes (default: the method's; the U-Net's is 25)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="maximum number of epochs (default: the method's; with --minutes and no --epochs, no cap)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop training after this many minutes (default: the method's; the U-Net's is 25); epochs "
+                        "are then cut so that 10-12 validations fit in the budget")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--patch-size", type=int, default=None, help="training patch side in pixels (default: the method's; the U-Net's is 128)")
     p.add_argument("--recipe", default=None,
@@ -112,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
                        ("max_minutes", args.minutes)):
         if value is not None:
             overrides[key] = value
+    if args.minutes and "epochs" not in overrides:  # the budget the user gave stops training, not a default cap
+        from ..training.loop import UNCAPPED_EPOCHS
+
+        overrides["epochs"] = UNCAPPED_EPOCHS
     model = cls(**overrides)
     if args.recipe is not None:
         from ..preprocess import as_recipe
@@ -141,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
         kwargs["callback"] = epoch_line
         model.fit(image, truth, rms=rms, progress=progress, **kwargs)
     model.save(out)
+    training = model.provenance.get("training") or {}
+    if training.get("stopped"):  # which limit ended the run: the budget, the epochs cap, early stopping
+        from ..training.loop import stop_reason
+
+        print(stop_reason(training["stopped"], int(training.get("epochs_run") or 0), float(training.get("elapsed_s") or 0),
+                          float(getattr(model.train_config, "max_minutes", 0) or 0)))
     metrics = getattr(model, "metrics", {}) or {}
     val = metrics.get("validation") or {}
     summary = ", ".join(f"{k} {v:.3f}" for k, v in val.items() if isinstance(v, (int, float)))

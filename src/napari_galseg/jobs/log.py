@@ -150,7 +150,7 @@ class JobState:
         progress = self.progress
         if self.status == "running" and progress:
             if progress.get("epoch"):
-                parts.append(f"epoch {progress['epoch']}/{progress.get('n_epochs', '?')}")
+                parts.append(_epoch_text(progress))
             elif progress.get("total"):
                 parts.append(f"{progress['done']}/{progress['total']}")
             if progress.get("loss") is not None:
@@ -160,12 +160,21 @@ class JobState:
         epochs = self.epochs
         if epochs and self.status != "running":
             last = epochs[-1]
-            parts.append(f"epoch {last['epoch']}/{last.get('n_epochs', '?')}")
+            parts.append(_epoch_text(last))
             if last.get("val_iou") is not None:
                 parts.append(f"val IoU {last['val_iou']:.3f}")
         if self.error:
             parts.append(self.error)
         return ", ".join(parts)
+
+
+#: an epochs cap this high is no cap (`galseg train --minutes` without --epochs): not shown as "3/100000"
+NO_CAP = 100_000
+
+
+def _epoch_text(record: dict) -> str:
+    n = record.get("n_epochs")
+    return f"epoch {record['epoch']}" + ("" if isinstance(n, int) and n >= NO_CAP else f"/{n if n else '?'}")
 
 
 def _records(data: bytes) -> list[dict]:

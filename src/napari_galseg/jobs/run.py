@@ -91,7 +91,8 @@ class _Reporter:
         """A :class:`~napari_galseg.training.loop.TrainReport` (torch methods): sent after ``progress``."""
         self.poll_cancel()
         self.reports = True
-        self.step = {"epoch": r.epoch, "n_epochs": r.n_epochs, "step": r.step, "n_steps": r.n_steps, "loss": r.train_loss}
+        self.step = {"epoch": r.epoch, "n_epochs": r.n_epochs, "step": r.step, "n_steps": r.n_steps, "loss": r.train_loss,
+                     "global_step": r.global_step}
         if r.kind == "epoch":
             if r.snapshot is not None:
                 self._save_preview(r)
@@ -222,4 +223,12 @@ def _train(spec: JobSpec, job_dir: Path, resume: bool, cancel: threading.Event, 
         return "cancelled", {}
     model.save(output)
     metrics = getattr(model, "metrics", None) or {}
-    return "finished", {"output": str(output), "metrics": metrics}
+    extra = {"output": str(output), "metrics": metrics}
+    training = model.provenance.get("training") or {}
+    if training.get("stopped"):  # which limit ended the run, in words (the widget and `jobs show` print it)
+        from ..training.loop import stop_reason
+
+        extra["stopped"] = stop_reason(training["stopped"], int(training.get("epochs_run") or 0),
+                                       float(training.get("elapsed_s") or 0),
+                                       float(getattr(model.train_config, "max_minutes", 0) or 0))
+    return "finished", extra

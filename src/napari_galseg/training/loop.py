@@ -29,7 +29,15 @@ from ..settings import RunOptions, TrainConfig
 from . import device as dev
 from .checkpoints import BEST, LAST, load_checkpoint, save_checkpoint
 
-__all__ = ["Cancelled", "TrainConfig", "TrainReport", "TrainResult", "TrainTask", "fit", "lr_at"]
+__all__ = ["Cancelled", "TrainConfig", "TrainReport", "TrainResult", "TrainTask", "fit", "lr_at", "stop_reason"]
+
+#: with a time budget, an epoch ends early once it has used its share of the budget (what is left of
+#: it over the epochs still to come, less the last epoch's validation and checkpoint time): a run the
+#: clock ends has validated — drawn a point of every curve — about this many times however slow a
+#: step is, rather than once or twice
+BUDGET_VALIDATIONS = 12
+#: an epochs cap this high is no cap (`galseg train --minutes` without --epochs: the clock ends the run)
+UNCAPPED_EPOCHS = 100_000
 
 def check_config(config: TrainConfig) -> None:
     if config.epochs < 1 or config.batch_size < 1:
@@ -62,7 +70,8 @@ class TrainReport:
 
     def line(self) -> str:
         """One human line per epoch (the CLI prints it)."""
-        parts = [f"epoch {self.epoch}/{self.n_epochs}", f"train loss {self.train_loss:.4f}"]
+        epoch = f"epoch {self.epoch}" + ("" if self.n_epochs >= UNCAPPED_EPOCHS else f"/{self.n_epochs}")
+        parts = [epoch, f"train loss {self.train_loss:.4f}"]
         if self.val_loss is not None:
             parts.append(f"val loss {self.val_loss:.4f}")
         if self.val_iou is not None:
@@ -119,6 +128,22 @@ def lr_at(progress: float, config: TrainConfig) -> float:
         return lr * (0.01 + 0.99 * p / warm)
     q = (p - warm) / (1 - warm)
     return lr * (0.01 + 0.99 * (1 + math.cos(math.pi * q)) / 2)
+
+
+def stop_reason(stopped: str, epochs_run: int, elapsed_s: float, max_minutes: float = 0.0) -> str:
+    """Which limit ended a training run, in words (the CLI prints it, a job logs it): a time budget
+    cut short by the epochs cap must say so, not pass for the budget."""
+    ran = format_duration(elapsed_s)
+    if stopped == "time_budget":
+        return f"stopped by the time budget ({format_duration(60 * max_minutes)}) after {epochs_run} epochs"
+    if stopped == "early_stopping":
+        return f"stopped early: the validation loss stopped improving (epoch {epochs_run}, {ran})"
+    if stopped == "cancelled":
+        return f"stopped on request after {epochs_run} epochs ({ran})"
+    if max_minutes:
+        return (f"stopped by the epochs cap ({epochs_run} epochs) after {ran} of the {format_duration(60 * max_minutes)} "
+                "budget; raise epochs to use the whole budget")
+    return f"ran all {epochs_run} epochs ({ran})"
 
 
 def _epoch_loader(dataset: Dataset, config: TrainConfig, epoch: int, shuffle: bool, collate_fn) -> DataLoader:
@@ -205,12 +230,19 @@ def fit(
 
     stopped = "completed"
     epoch = start_epoch
+    steps_ended = None
     for epoch in range(start_epoch, config.epochs):
         if hasattr(train_data, "set_epoch"):
             train_data.set_epoch(epoch)
         model.train()
         loss_sum, seen = 0.0, 0
         lr = config.lr
+        epoch_end = None
+        if budget:
+            now = elapsed()
+            overhead = now - steps_ended if steps_ended is not None else 0.0  # validation, checkpoints, callbacks
+            share = (budget - now) / max(BUDGET_VALIDATIONS - epoch, 1)
+            epoch_end = now + max(share - overhead, 0.0)
         for step, batch in enumerate(_epoch_loader(train_data, config, epoch, shuffle, collate_fn), start=1):
             lr = lr_at(progress_fraction(global_step), config)
             for group in optimizer.param_groups:
@@ -236,6 +268,9 @@ def fit(
             if budget and elapsed() >= budget:
                 stopped = "time_budget"
                 break
+            if epoch_end is not None and elapsed() >= epoch_end:
+                break  # this epoch's share of the budget is used: validate now
+        steps_ended = elapsed()
         if stopped == "cancelled":
             break
         scores = {}

@@ -1,12 +1,23 @@
 """Live training curves (pyqtgraph): loss per step and per epoch, validation IoU per epoch.
 
 Fed with job log records as they arrive (:meth:`TrainingCurves.add`), so the same panel draws a
-job this session started and one it only follows.
+job this session started and one it only follows. The x axis counts optimiser steps: with a time
+budget an epoch ends when its share of the budget is used (training/loop.py), so epochs differ in
+length and only the step count is a fair clock; plain integers, never pyqtgraph's "(x0.001)".
 """
 from __future__ import annotations
 
 import pyqtgraph as pg
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+
+def _step_of(record: dict) -> int:
+    """The optimiser step a record speaks of (logs older than ``global_step`` in progress records:
+    from the epoch and the step, exact for epochs of equal length)."""
+    if record.get("global_step") is not None:
+        return int(record["global_step"])
+    n_steps = int(record.get("n_steps") or 1)
+    return (int(record["epoch"]) - 1) * n_steps + int(record.get("step") or n_steps)
 
 
 class TrainingCurves(QWidget):
@@ -19,8 +30,11 @@ class TrainingCurves(QWidget):
         self.graphics.setBackground("#262930")  # napari's dark panel colour
         self.loss_plot = self.graphics.addPlot(title="loss")
         self.iou_plot = self.graphics.addPlot(title="validation IoU")
+        self.iou_plot.setLabel("left", "pixel IoU (0-1)")
         for plot in (self.loss_plot, self.iou_plot):
-            plot.setLabel("bottom", "epoch")
+            plot.setLabel("bottom", "optimiser steps")
+            plot.getAxis("bottom").enableAutoSIPrefix(False)  # no "(x0.001)" on a short run
+            plot.getAxis("left").enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.3)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.iou_plot.setYRange(0, 1)
@@ -34,7 +48,12 @@ class TrainingCurves(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.title)
         layout.addWidget(self.graphics, 1)
-        self.setMinimumHeight(220)
+        self.setMinimumHeight(200)
+
+    def sizeHint(self):  # a strip under the canvas, not half the window
+        from qtpy.QtCore import QSize
+
+        return QSize(640, 240)
         self.clear()
 
     def clear(self, title: str = "") -> None:
@@ -51,8 +70,7 @@ class TrainingCurves(QWidget):
                 self.epochs[int(r["epoch"])] = r
                 changed = True
             elif r.get("kind") == "progress" and r.get("loss") is not None and r.get("epoch"):
-                n_steps = r.get("n_steps") or 1
-                self.steps.append((r["epoch"] - 1 + (r.get("step") or n_steps) / n_steps, r["loss"]))
+                self.steps.append((_step_of(r), r["loss"]))
                 changed = True
         if changed:
             self._draw()
@@ -61,7 +79,7 @@ class TrainingCurves(QWidget):
         epochs = [self.epochs[k] for k in sorted(self.epochs)]
 
         def series(key):
-            points = [(float(e["epoch"]), float(e[key])) for e in epochs if e.get(key) is not None]
+            points = [(float(_step_of(e)), float(e[key])) for e in epochs if e.get(key) is not None]
             return [p[0] for p in points], [p[1] for p in points]
 
         self.step_curve.setData(*zip(*self.steps) if self.steps else ([], []))

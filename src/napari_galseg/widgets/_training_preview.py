@@ -6,7 +6,8 @@ its image with the weights of the moment after a validation (at most every
 :data:`napari_galseg.jobs.run.PREVIEW_INTERVAL` seconds; methods that can snapshot themselves: the
 U-Net) and leaves the labels beside its log. This object only writes the request and reads those
 small arrays on the GUI thread: nothing is computed in napari's process, so the GUI never stalls.
-One Labels layer shows the newest preview; each new one replaces it.
+One Labels layer, named after its job, shows the newest preview; each new one — of this job or of
+the next one followed — replaces it, so previews never stack over the truth.
 """
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from qtpy.QtCore import QObject, Signal
 from ..jobs import log
 from ._layers import level0, offset_of, visible_region
 
-LAYER_NAME = "training preview"
+LAYER_PREFIX = "training preview"
+
+
+def layer_name(job_dir) -> str:
+    """The preview layer's name: which job's model it shows."""
+    return f"{LAYER_PREFIX}: {Path(job_dir).name}"
 
 
 def _job_image_shape(job_dir) -> tuple[int, int] | None:
@@ -77,12 +83,13 @@ class FieldOfViewPreview(QObject):
         y0, _, x0, _ = preview["window"]
         translate = offset_of(image_layer, y0, x0)
         labels = preview["labels"]
-        if LAYER_NAME in self.viewer.layers:
-            layer = self.viewer.layers[LAYER_NAME]
-            layer.data, layer.translate = labels, translate
+        name = layer_name(self.job_dir)
+        layer = next((lay for lay in self.viewer.layers if lay.metadata.get("galseg_role") == "preview"), None)
+        if layer is not None:  # the last preview, of this job or an earlier one: replaced, renamed
+            layer.data, layer.translate, layer.name = labels, translate, name
         else:
-            layer = self.viewer.add_labels(labels, name=LAYER_NAME, translate=translate, scale=image_layer.scale[-2:],
+            layer = self.viewer.add_labels(labels, name=name, translate=translate, scale=image_layer.scale[-2:],
                                            opacity=0.5, metadata={"galseg_kind": "labels", "galseg_role": "preview"})
-        layer.metadata["epoch"] = preview["epoch"]
+        layer.metadata["epoch"], layer.metadata["job"] = preview["epoch"], str(self.job_dir)
         self.shown_epoch = preview["epoch"]
         self.shown.emit(preview["epoch"])

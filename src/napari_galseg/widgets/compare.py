@@ -35,7 +35,7 @@ class ComparePanel(QWidget):
         self.result: Comparison | None = None
         self.offset = np.zeros(2)
         self.scale = np.ones(2)
-        self.button = QPushButton("Compare: show TP / FP / FN and matched / missed / spurious")
+        self.button = QPushButton("Compare: TP / FP / FN, missed, spurious")  # short: never cut in a dock
         self.button.setToolTip("Adds a pixel layer coloured by outcome (TP green, FP red, FN blue) and a points "
                                "layer of matched (green), missed (blue) and spurious (red) objects; objects "
                                "match one-to-one at the IoU threshold, as in the scores above")

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import display
+from ._fit import install_docking
 from .display import COLORMAPS, LIMITS, STRETCHES
 
 
@@ -30,6 +31,7 @@ class DisplayWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self.settings = display.SETTINGS
         display.install(napari_viewer, self.settings)
 

@@ -16,11 +16,15 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
-from ..io.coco_export import EXPORTERS, NotInstancesError, check_instances
+from ..io.coco_export import EXPORTERS, SKY, NotInstancesError, check_instances
+from ._fit import install_docking, wrap_label
 from ._layers import level0
 from .segment import _ProgressRelay
 
 KINDS = [("COCO instances (RLE masks)", "coco"), ("COCO panoptic (PNG + segments_info)", "panoptic")]
+
+
+SKY_ID = SKY["id"]
 
 
 class ExportWidget(QWidget):
@@ -32,6 +36,7 @@ class ExportWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self.worker = None
         self.image_combo = create_widget(annotation=Image, label="image")
         self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)")
@@ -46,6 +51,7 @@ class ExportWidget(QWidget):
         self.output = FileEdit(mode="d", label="output folder", value="")
         self.export_button = PushButton(text="Export")
         self.status = Label(value="")
+        wrap_label(self.status.native)
         self.form = Container(widgets=[self.image_combo, self.rms_combo, self.labels_combo, self.kind, self.patch,
                                        self.image_format, self.skip_empty, self.overwrite, self.output,
                                        self.export_button, self.status])
@@ -98,19 +104,31 @@ class ExportWidget(QWidget):
                    "skip_empty": bool(self.skip_empty.value), "overwrite": bool(self.overwrite.value)}
 
         def work():
-            return write(out, image, labels, rms, progress=self._relay, **options)
+            path = write(out, image, labels, rms, progress=self._relay, **options)
+            return written_summary(path, options["image_format"])
 
         self.export_button.enabled = False
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
+        self._clear_status()  # an old error goes with the new export
         self.status.value = "exporting…"
         # errors are reported in one line by _report_error, not re-raised with a traceback
         worker = create_worker(work, _connect={"errored": self._report_error}, _start_thread=False)
-        worker.returned.connect(lambda path: setattr(self.status, "value", f"wrote {path}"))
+        worker.returned.connect(self._on_written)
         worker.finished.connect(self._on_finished)
         self.worker = worker
         worker.start()
         return worker
+
+    def _clear_status(self):
+        self.status.value = ""
+        self.status.tooltip = None
+        self.status.native.setStyleSheet("")
+
+    def _on_written(self, summary: str):
+        self._clear_status()
+        self.status.value = summary
+        self.status.tooltip = summary
 
     def _on_progress(self, done: int, total: int, message: str):
         if total > 0:
@@ -137,4 +155,22 @@ class ExportWidget(QWidget):
             pass
 
 
-__all__ = ["ExportWidget", "NotInstancesError"]
+def written_summary(path, image_format: str) -> str:
+    """What an export wrote, in one line: patches, objects, the folder and the JSON that indexes them."""
+    import json
+
+    path = Path(path)
+    dataset = json.loads(path.read_text())
+    n_images = len(dataset.get("images", []))
+    annotations = dataset.get("annotations", [])
+    if annotations and "segments_info" in annotations[0]:  # panoptic: galaxy segments, the sky apart
+        n_objects = sum(1 for a in annotations for seg in a["segments_info"] if seg.get("category_id") != SKY_ID)
+        kind = "panoptic PNGs"
+    else:
+        n_objects, kind = len(annotations), "instance annotations"
+    images = "FITS" if image_format == "fits" else image_format.upper()
+    return (f"wrote {n_images} patches ({images} images) and {n_objects} galaxies ({kind}) to {path.parent}: "
+            f"index {path.name}")
+
+
+__all__ = ["ExportWidget", "NotInstancesError", "written_summary"]

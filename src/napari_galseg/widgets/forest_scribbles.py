@@ -25,6 +25,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from ..segmenters.forest import ForestSegmenter
 from ..segmenters.forest_training import GALAXY, SKY
 from ..tiling import label_mask
+from ._fit import install_docking
 from ._layers import level0, offset_of, visible_region
 
 SCRIBBLES = "scribbles"
@@ -46,6 +47,7 @@ class ForestScribbleWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self.model: ForestSegmenter | None = None
         self.worker = None
         self.trainings = 0  # finished trainings, for the status line (and tests)

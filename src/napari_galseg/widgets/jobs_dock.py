@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from magicgui.widgets import FileEdit, Label, PushButton
-from qtpy.QtCore import QTimer, QUrl, Signal
+from magicgui.widgets import Container, FileEdit, Label, PushButton
+from qtpy.QtCore import Qt, QTimer, QUrl, Signal
 from qtpy.QtGui import QDesktopServices
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -30,11 +30,14 @@ from ..jobs import log
 from ..jobs.log import LogFollower
 from ..jobs.spec import SPEC_NAME, jobs_root
 from ._curves import TrainingCurves
+from ._fit import install_docking
 from ._job_watch import JobWatcher
 from ._models_list import models_changed
 
 COLUMNS = ("job", "method", "runner", "updated", "status")
 POLL_MS = 1000
+#: the status column's least width (px); longer statuses wrap in their cell
+STATUS_MIN_WIDTH = 160
 #: ended jobs are read every this many polls (a resume elsewhere brings them back to life)
 ENDED_EVERY = 10
 
@@ -66,11 +69,19 @@ class JobsDock(QWidget):
     def __init__(self, napari_viewer=None):
         super().__init__()
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self.root = FileEdit(mode="d", label="jobs folder", value=str(jobs_root()))
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # short columns to their contents; the status (the long one) takes the rest and wraps: no
+        # sideways scrolling, no status cut to "finishe 1/8, va"
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COLUMNS.index("status"), QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setWordWrap(True)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -80,7 +91,7 @@ class JobsDock(QWidget):
         for button in self.buttons.values():
             row.addWidget(button.native)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.root.native)
+        layout.addWidget(Container(widgets=[self.root], labels=True).native)  # the field with its label
         layout.addWidget(self.table, 1)
         layout.addLayout(row)
         layout.addWidget(self.message.native)
@@ -132,10 +143,19 @@ class JobsDock(QWidget):
             self.rows.append(path)
             self.table.insertRow(len(self.rows) - 1)
         row = self.rows.index(path)
-        updated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.updated)) if state.updated else "-"
+        updated = time.strftime("%m-%d %H:%M", time.localtime(state.updated)) if state.updated else "-"
         for col, text in enumerate((path.name, state.info.get("method", "?"), state.info.get("runner", "?"), updated,
                                     state.summary())):
-            self.table.setItem(row, col, QTableWidgetItem(str(text)))
+            item = QTableWidgetItem(str(text))
+            item.setToolTip(str(text))
+            self.table.setItem(row, col, item)
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        """As wide as the short columns plus a readable status column (the dock never hides it)."""
+        header = self.table.horizontalHeader()
+        short = sum(header.sectionSize(c) for c in range(len(COLUMNS)) if COLUMNS[c] != "status")
+        self.table.setMinimumWidth(short + STATUS_MIN_WIDTH + 2 * self.table.frameWidth())
 
     def status_of(self, name: str) -> str:
         """The status column of job ``name`` (what the table shows)."""

@@ -41,6 +41,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..metrics import evaluate, write_csv
+from ._fit import install_docking
 from ._layers import camera as view_camera
 from ._layers import canvas_region, level0
 
@@ -137,6 +138,7 @@ class MetricsDock(QWidget):
     def __init__(self, napari_viewer, synchronous: bool = False):
         super().__init__()
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         #: compute in the GUI thread (scripts, debugging); the default uses a worker thread
         self.synchronous = synchronous
         self.current: dict[str, Any] | None = None

@@ -47,6 +47,7 @@ from ..preprocess import (
 from ..preprocess.normalise import normalise
 from ..preprocess.rms import rms_channel
 from ..preprocess.stretch import stretch
+from ._fit import install_docking
 from ._layers import camera, level0, visible_region
 from ._settings_form import SettingsForm
 
@@ -87,6 +88,7 @@ class _PreprocessWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self._fit_cache: dict = {}
         self.input_combo = create_widget(annotation=Image, label=self.source_label, name="input")
         self.preview_check = CheckBox(text="live preview of the visible region", value=False)

@@ -26,6 +26,7 @@ from ..progress import Cancelled
 from ..segmenters import Segmentation, Segmenter
 from ..window import Window
 from ._catalog_layers import ellipse_corners, points_data
+from ._fit import install_docking, vertical_only, wrap_label
 from ._layers import level0, offset_of, visible_region
 from ._models_list import model_choices, models_folder_events
 from ._settings_form import SettingsForm
@@ -61,6 +62,7 @@ class SegmenterWidget(QWidget):
     def __init__(self, napari_viewer, method: str | None = None):
         super().__init__()
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self.method = method or self.method
         self.segmenter_cls: type[Segmenter] = segmenters.get(self.method)
         self.model: Segmenter | None = None
@@ -97,7 +99,13 @@ class SegmenterWidget(QWidget):
             self.train_button.changed.connect(self._train)
             self.save_button.changed.connect(self._save_model)
         self.form = Container(widgets=widgets)
-        self.actions = Container(widgets=[self.fov_button, self.whole_button, self.cancel_button, self.status])
+        # a run with the same settings on the same image replaces its layer; this brings the old one back
+        self.undo_button = PushButton(text="Undo replace", enabled=False,
+                                      tooltip="bring back the labels the last run replaced")
+        self._undo: tuple | None = None  # (layer, data, translate, metadata, features) before the replacement
+        self.actions = Container(widgets=[self.fov_button, self.whole_button, self.cancel_button, self.undo_button,
+                                          self.status])
+        wrap_label(self.status.native)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
 
@@ -111,8 +119,7 @@ class SegmenterWidget(QWidget):
         if self.run_form is not None:
             inner.addWidget(_folded("Run options (speed and memory)", self.run_form))
         inner.addStretch(1)
-        scroll = QScrollArea()  # a long form scrolls instead of growing past the screen
-        scroll.setWidgetResizable(True)
+        scroll = vertical_only(QScrollArea())  # a long form scrolls down instead of growing past the screen
         scroll.setWidget(body)
         layout = QVBoxLayout(self)
         layout.addWidget(scroll, 1)
@@ -124,6 +131,7 @@ class SegmenterWidget(QWidget):
         self.fov_button.changed.connect(lambda: self.run(field_of_view=True))
         self.whole_button.changed.connect(lambda: self.run(field_of_view=False))
         self.cancel_button.changed.connect(self._cancel)
+        self.undo_button.changed.connect(self.undo_replace)
         # keep the layer choices current as layers come and go
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_choices)
@@ -323,6 +331,23 @@ class SegmenterWidget(QWidget):
             pass
 
     # -- results --------------------------------------------------------------------------------
+    def undo_replace(self) -> bool:
+        """Put back the labels the last run replaced (once); False when there is nothing to undo."""
+        if self._undo is None:
+            return False
+        layer, data, translate, metadata, features = self._undo
+        self._undo = None
+        self.undo_button.enabled = False
+        if layer not in self.viewer.layers:
+            self.status.value = f"{layer.name!r} was removed: nothing to undo"
+            return False
+        layer.data, layer.translate = data, translate
+        layer.metadata.clear()
+        layer.metadata.update(metadata)
+        layer.features = features
+        self.status.value = f"{layer.name!r}: the previous labels are back"
+        return True
+
     def layer_name(self, field_of_view: bool = False) -> str:
         """Short: the method, plus ``[view]`` for a field-of-view run; the parameters are in
         the layer's ``metadata["params"]`` (napari adds `` [1]`` to tell runs apart)."""
@@ -344,21 +369,27 @@ class SegmenterWidget(QWidget):
         }
         same_run = [layer for layer in self.viewer.layers if isinstance(layer, Labels) and all(
             layer.metadata.get(k) == metadata[k] for k in ("method", "params", "field_of_view", "source_layer"))]
-        if same_run:  # the same parameters again (e.g. after panning): replace, don't stack layers
+        if same_run:  # the same parameters again (e.g. after panning): replace, don't stack layers; undoable
             layer = same_run[-1]
+            self._undo = (layer, layer.data, tuple(layer.translate), dict(layer.metadata), layer.features.copy())
             layer.data = labels
             layer.translate = translate
             layer.metadata.update(metadata)
+            outcome = f"replaced {layer.name!r} (same settings, same image; 'Undo replace' brings the old labels back)"
         else:
             layer = self.viewer.add_labels(
                 labels, name=name, translate=translate, scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6
             )
+            self._undo = None
+            outcome = f"new layer {layer.name!r}"
+        self.undo_button.enabled = self._undo is not None
         name = layer.name
         layer.features = score_features(segmentation.scores)  # hovering an object shows its score
         catalog = segmentation.catalog
         if catalog is not None and len(catalog):
             _show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])
         self.status.value = f"{name}: {int(labels.max())} objects" if isinstance(labels, np.ndarray) else name
+        self.status.value += f" — {outcome}"
         if len(layer.features):
             self.status.value += f", scores {layer.features['score'].min():.2f}–{layer.features['score'].max():.2f}"
         notes = getattr(segmentation, "notes", None) or []
@@ -405,7 +436,9 @@ def _show_catalog(viewer, catalog, name, translate, scale):
     layer_name = f"{name} catalog"
     if layer_name in viewer.layers:
         viewer.layers.remove(layer_name)
-    common = {"name": layer_name, "translate": translate, "scale": scale, "features": features}
+    # the labels layer it measures: the header dock follows it to the image (widgets/wcs_info.py)
+    common = {"name": layer_name, "translate": translate, "scale": scale, "features": features,
+              "metadata": {"galseg_kind": "catalog", "source_layer": name}}
     if len(coords) <= MAX_ELLIPSES and "semimajor_axis" in catalog.colnames:
         return viewer.add_shapes(
             list(ellipse_corners(catalog)), shape_type="ellipse", edge_color="cyan", edge_width=0.8,

@@ -36,6 +36,7 @@ from ..jobs.spec import RUNNERS, JobSpec, JobSpecError, jobs_root, new_job_dir
 from ..model_registry import models_root, register_job
 from ..settings import SettingError
 from ._curves import TrainingCurves
+from ._fit import fit_label_height, install_docking, vertical_only, wrap_label
 from ._job_watch import JobWatcher
 from ._layers import level0
 from ._models_list import models_changed
@@ -44,6 +45,9 @@ from ._training_preview import FieldOfViewPreview
 from .segment import _folded
 
 CURVES_DOCK = "Training curves"
+#: the method the widget opens with: the first of these installed (both train in minutes on a CPU;
+#: Mask R-CNN and DETR want a GPU)
+CPU_METHODS = ("unet", "forest")
 
 
 def trainable_methods() -> list[str]:
@@ -56,6 +60,30 @@ def trainable_methods() -> list[str]:
         except Exception:  # a method that cannot be imported here is simply not offered
             continue
     return names
+
+
+def default_method(methods: list[str]) -> str | None:
+    return next((m for m in CPU_METHODS if m in methods), methods[0] if methods else None)
+
+
+SCORE_NAMES = {"iou": "IoU", "dice": "Dice", "ap": "AP", "ap50": "AP50", "ap75": "AP75"}
+
+
+def scores_text(metrics: dict) -> str:
+    """The held-out scores of a trained model in one line: 'validation: IoU 0.81, Dice 0.89 · test: ...'."""
+    parts = []
+    for split in ("validation", "test"):
+        values = metrics.get(split) or {}
+        numbers = ", ".join(f"{SCORE_NAMES.get(k, k.replace('_', ' '))} {v:.3f}" for k, v in values.items()
+                            if isinstance(v, (int, float)) and k != "loss")
+        if numbers:
+            parts.append(f"{split}: {numbers}")
+    return " · ".join(parts)
+
+
+SCORES_TOOLTIP = ("scores on blocks of the field kept out of training: validation (it chose the best epoch) and "
+                  "test (never seen while training). IoU and Dice: pixel overlap of galaxy pixels with the truth "
+                  "(1 = perfect); AP/AP50: COCO average precision of the instances")
 
 
 def _path(edit: FileEdit) -> str | None:
@@ -95,14 +123,17 @@ class TrainingWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self.job_dir: Path | None = None
         self.registered = None  # the RegisteredModel of the last finished job
         self.activity = None  # the job's bar in napari's activity dock
 
-        self.method = ComboBox(label="method", choices=trainable_methods())
+        methods = trainable_methods()
+        self.method = ComboBox(label="method", choices=methods, value=default_method(methods),
+                               tooltip="unet and forest train in minutes on a CPU; maskrcnn and detr want a GPU")
         self.inputs = {"image": InputChooser("image", Image, True), "rms": InputChooser("rms", Image, False),
                        "truth": InputChooser("truth", Labels, False)}
-        self.like = CheckBox(value=False, text="like this frame: train on simulated fields (no truth needed)",
+        self.like = CheckBox(value=False, text="like this frame (simulated fields, no truth)",
                              tooltip="the image's PSF, noise, sky and density are measured (galseg describe) and the "
                                      "model learns from GalSim fields made like it, with exact truth; the truth "
                                      "layer is not used")
@@ -115,13 +146,16 @@ class TrainingWidget(QWidget):
                                tooltip="thread: inside napari (small models); process: a local subprocess (frees "
                                        "GPU memory when it ends); slurm: submitit; dask: a distributed scheduler")
         self.runner_options = Container(labels=True)
-        self.jobs_dir = FileEdit(mode="d", label="jobs folder", value=str(jobs_root()))
+        self.jobs_dir = FileEdit(mode="d", label="jobs folder", value=str(jobs_root()),
+                                 tooltip="each job gets a folder here: its spec, log, checkpoints and model")
         self.start_button = PushButton(text="Start training")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        wrap_label(self.status.native)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
+        self.scores = Label(value="", tooltip=SCORES_TOOLTIP)
+        wrap_label(self.scores.native)
         self.curves = TrainingCurves()
         self.watcher = JobWatcher(self)
         self.preview_box = CheckBox(value=True, text="preview on the field of view after each validation",
@@ -137,7 +171,7 @@ class TrainingWidget(QWidget):
         self._body = QVBoxLayout(body)
         self._body.addWidget(top.native)
         self._body.addWidget(self.runner_options.native)
-        self._body.addWidget(self.jobs_dir.native)
+        self._body.addWidget(Container(widgets=[self.jobs_dir], labels=True).native)  # with its label
         self._body.addWidget(self.preview_box.native)
         self._body.addWidget(QLabel(f"models go to {models_root()}"))
         self._settings_box = QWidget()
@@ -145,14 +179,14 @@ class TrainingWidget(QWidget):
         self._settings_layout.setContentsMargins(0, 0, 0, 0)
         self._body.addWidget(self._settings_box)
         self._body.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = vertical_only(QScrollArea())  # the form wraps to the dock's width: no sideways scrolling
         scroll.setWidget(body)
         layout = QVBoxLayout(self)
         layout.addWidget(scroll, 1)
         layout.addWidget(Container(widgets=[self.start_button, self.stop_button], layout="horizontal", labels=False).native)
         layout.addWidget(self.progress)
         layout.addWidget(self.status.native)
+        layout.addWidget(self.scores.native)
         self._top = top
 
         self.method.changed.connect(self._build_settings)
@@ -288,6 +322,7 @@ class TrainingWidget(QWidget):
         self.preview.follow(self.job_dir)
         self.curves.clear(title=f"job {self.job_dir.name}")
         self._dock_curves()
+        self.scores.value = ""
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self._set_running(True)
@@ -312,14 +347,14 @@ class TrainingWidget(QWidget):
     def _on_records(self, records: list[dict]):
         self.curves.add(records)
         state = self.watcher.state
-        last = next((r for r in reversed(records) if r.get("kind") in ("progress", "epoch")), None)
+        # the bar follows the method's own done/total (steps, or the clock under a time budget), not
+        # epochs: under a budget the epochs cap is no measure of how far the run is
+        last = next((r for r in reversed(records) if r.get("kind") == "progress" and r.get("total")), None)
         if last is not None:
-            done, total = (last.get("epoch"), last.get("n_epochs")) if last["kind"] == "epoch" else \
-                (last.get("done"), last.get("total"))
-            if total:
-                self.progress.setRange(0, int(total))
-                self.progress.setValue(int(done or 0))
-                self._activity_progress(int(done or 0), int(total))
+            done, total = int(last.get("done") or 0), int(last["total"])
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+            self._activity_progress(done, total)
         self._say(f"{self.job_dir.name}: {state.summary()}")
         if self.preview_box.value:
             self.preview.update(self.inputs["image"].layer.value)
@@ -342,12 +377,28 @@ class TrainingWidget(QWidget):
     def _on_registered(self, model):
         self.registered = model
         models_changed()
-        self._finish("finished", f"{self.job_dir.name} finished: model {model.name!r} is in the models folder")
+        self._finish("finished", f"finished: model {model.name!r} is in the models folder")
 
     def _finish(self, status: str, message: str, error: bool = False):
         self.progress.setVisible(status == "finished")
+        if status == "finished":  # done is done: 100 %, whatever the last progress record said
+            if self.progress.maximum() <= 0:
+                self.progress.setRange(0, 1)
+            self.progress.setValue(self.progress.maximum())
         self._say(message, error=error)
+        self.scores.value = self._outcome() if status == "finished" else ""
+        fit_label_height(self.scores.native)
         self.job_ended.emit(status)
+
+    def _outcome(self) -> str:
+        """The finished job's held-out scores and which limit stopped it (from its last log record)."""
+        state = self.watcher.state
+        last = next((r for r in reversed(state.records) if r.get("kind") == "status"), {}) if state else {}
+        metrics = (self.registered.metrics if self.registered is not None else None) or last.get("metrics") or {}
+        lines = [scores_text(metrics) or "no held-out scores (the field was too small to keep blocks out)"]
+        if last.get("stopped"):
+            lines.append(last["stopped"])
+        return "\n".join(lines)
 
     # -- display --------------------------------------------------------------------------------------
     def _dock_curves(self):
@@ -377,6 +428,7 @@ class TrainingWidget(QWidget):
 
     def _say(self, message: str, error: bool = False):
         self.status.value = message
+        fit_label_height(self.status.native)
         if error:
             try:
                 from napari.utils.notifications import show_error

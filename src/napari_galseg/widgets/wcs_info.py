@@ -20,6 +20,8 @@ from qtpy.QtWidgets import (
 
 from napari_galseg.io.wcs import SkyPosition, pixel_to_sky
 
+from ._fit import install_docking
+
 
 def _header_text(header: Any) -> list[str]:
     if header is None:
@@ -35,7 +37,9 @@ class WcsInfoWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
+        install_docking(napari_viewer)
         self.layer_label = QLabel("No layer with a WCS")
+        self.layer_label.setWordWrap(True)
         self.coords_label = QLabel("Move the cursor over an image with a WCS")
         self.coords_label.setWordWrap(True)
         self.coords_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -46,7 +50,8 @@ class WcsInfoWidget(QWidget):
         self.filter_edit.setClearButtonEnabled(True)
         self.header_view = QPlainTextEdit()
         self.header_view.setReadOnly(True)
-        self.header_view.setLineWrapMode(QPlainTextEdit.NoWrap)
+        # long cards wrap at the dock's width: no sideways scrolling in a dock (issue 29)
+        self.header_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         font = self.header_view.font()
         font.setFamily("monospace")
         self.header_view.setFont(font)
@@ -59,6 +64,7 @@ class WcsInfoWidget(QWidget):
         self.last_position: SkyPosition | None = None
         self._header_lines: list[str] = []
         self._layer = None
+        self.header_layer = None  # whose header is shown
         self.filter_edit.textChanged.connect(self._show_header)
         self.overlay_box.toggled.connect(self._on_overlay_toggled)
         napari_viewer.cursor.events.position.connect(self._on_cursor)
@@ -68,9 +74,23 @@ class WcsInfoWidget(QWidget):
         self._on_layers_changed()
 
     # -- which layer
+    def source_of(self, layer):
+        """``layer`` when it carries a header or a WCS, else the image it came from: a prediction's
+        ``source_layer``, a catalogue's labels layer (and its image); None when none is found."""
+        for _ in range(4):  # catalogue -> labels -> image, and no loops
+            if layer is None:
+                return None
+            if layer.metadata.get("header") is not None or layer.metadata.get("wcs") is not None:
+                return layer
+            name = layer.metadata.get("source_layer")
+            if name is None and str(layer.name).endswith(" catalog"):
+                name = str(layer.name)[: -len(" catalog")]
+            layer = self.viewer.layers[name] if name is not None and name in self.viewer.layers else None
+        return None
+
     def wcs_layer(self):
-        """The active layer if it has a WCS, else the top-most layer that has one."""
-        active = self.viewer.layers.selection.active
+        """The active layer's WCS (its own, or the image's it came from), else the top-most layer's."""
+        active = self.source_of(self.viewer.layers.selection.active)
         if active is not None and active.metadata.get("wcs") is not None:
             return active
         for layer in reversed(self.viewer.layers):
@@ -80,11 +100,16 @@ class WcsInfoWidget(QWidget):
 
     def _on_layers_changed(self, event: Any = None) -> None:
         active = self.viewer.layers.selection.active
-        header_layer = active if active is not None and active.metadata.get("header") is not None else self.wcs_layer()
+        source = self.source_of(active)
+        header_layer = source if source is not None and source.metadata.get("header") is not None else self.wcs_layer()
         self._header_lines = _header_text(header_layer.metadata.get("header")) if header_layer else []
+        self.header_layer = header_layer
         self._show_header()
         self._layer = self.wcs_layer()
-        self.layer_label.setText(f"WCS of layer: {self._layer.name}" if self._layer else "No layer with a WCS")
+        text = f"WCS of layer: {self._layer.name}" if self._layer else "No layer with a WCS"
+        if active is not None and header_layer is not None and header_layer is not active:
+            text += f" (header of {header_layer.name!r}, where {active.name!r} came from)"
+        self.layer_label.setText(text)
 
     def _show_header(self, *_: Any) -> None:
         needle = self.filter_edit.text().strip().lower()
