@@ -30,7 +30,12 @@ class Planes:
 
 
 def _extname(hdu) -> str:
-    return str(hdu.header.get("EXTNAME", "")).strip().upper()
+    """The HDU's EXTNAME, upper case; "" when it has none or the card cannot be parsed (a damaged
+    card is the reader's to report, not a reason to fail finding planes)."""
+    try:
+        return str(hdu.header.get("EXTNAME", "")).strip().upper()
+    except Exception:  # astropy's VerifyError for an unparsable card
+        return ""
 
 
 def find_planes(path: str | Path) -> Planes:
