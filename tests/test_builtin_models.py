@@ -43,7 +43,7 @@ def test_segment_with_no_model_and_no_rms_uses_the_built_in(frame, tmp_path, cap
     out = tmp_path / "unet.fits"
     assert main(["segment", "unet", str(frame["image"]), "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "using the built-in model unet-general" in err and "noise was estimated from the image" in err
+    assert "used the built-in model unet-general" in err and "noise was estimated from the image" in err
     labels, truth = fits.getdata(out), fits.getdata(frame["truth"])
     assert labels.shape == truth.shape and labels.max() > 0
     # by name, like a user's model

@@ -102,7 +102,8 @@ def test_a_forest_trained_from_layers_in_a_thread_lands_in_the_segmenter_model_l
     assert (job / "inputs" / "truth.fits").exists() and progress and max(progress) == 2
     assert "model 'forest-" in widget.status.value and widget.registered.path.parent == folders / "models"
     # every forest widget lists it, newest first, and loads it when chosen
-    assert segmenter.model_choice.choices[len(builtins)] == str(widget.registered.path)  # after the built-ins
+    choices = segmenter.model_choice.choices  # the built-ins stay first; magicgui appends new entries
+    assert choices[: len(builtins)] == tuple(builtins) and str(widget.registered.path) in choices
     segmenter.model_choice.value = str(widget.registered.path)
     assert segmenter.model is not None and segmenter.model.fitted
     assert "loaded" in segmenter.status.value

@@ -259,9 +259,10 @@ def test_python_dash_m_reports_command_errors_in_one_line(tmp_path):
     package's (a second copy of CliError once turned them into 'unexpected' errors)."""
     image = tmp_path / "img.fits"
     fits.writeto(image, np.zeros((16, 16), np.float32) + 1)
-    result = subprocess.run([sys.executable, "-m", "napari_galseg.cli", "segment", "forest", str(image), "-o",
-                             str(tmp_path / "o.fits")], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run([sys.executable, "-m", "napari_galseg.cli", "segment", "forest", str(image), "--model",
+                             "no-such-model", "-o", str(tmp_path / "o.fits")], capture_output=True, text=True,
+                            timeout=120, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         line for line in result.stderr.strip().splitlines() if line.startswith("galseg segment: error:")]
-    assert "unexpected" not in result.stderr and "must be trained first" in result.stderr
+    assert "unexpected" not in result.stderr and "no model folder or model named" in result.stderr

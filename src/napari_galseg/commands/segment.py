@@ -138,11 +138,10 @@ def _make_segmenter(cls, args, overrides: dict):
     return segmenter
 
 
-def _resolve_model(args, cls) -> None:
+def _resolve_model(args, cls) -> str | None:
     """``--model`` as a folder path: a built-in name, a models-folder name or a path; without
-    ``--model`` a trainable method takes its built-in model (said in one line)."""
-    import sys
-
+    ``--model`` a trainable method takes its built-in model: the line that says so (printed with
+    the result, so an error stays one line), else None."""
     from ..builtin_models import default_model, resolve_model
     from ..model_folder import ModelFolderError
 
@@ -151,16 +150,17 @@ def _resolve_model(args, cls) -> None:
             args.model = str(resolve_model(args.model, cls.name))
         except ModelFolderError as exc:
             raise _error(str(exc)) from None
-        return
+        return None
     if not cls.capabilities.trainable:
-        return
+        return None
     try:
         builtin = default_model(cls.name)
     except ModelFolderError as exc:
         raise _error(str(exc)) from None
     if builtin is not None:
         args.model = str(builtin.path)
-        print(f"no --model: using the built-in model {builtin.name} (see `galseg models list`)", file=sys.stderr)
+        return f"no --model: used the built-in model {builtin.name} (see `galseg models list`)"
+    return None
 
 
 def frame_notes(segmenter, rms_given: bool, frame=None) -> list[str]:
@@ -350,6 +350,8 @@ def _segment_frame(task: FrameTask, progress=None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from ..segmenters import get
     from . import check_outputs, parse_set_options, progress_bar, refuse_inputs_as_outputs
 
@@ -369,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_set_options(args.overrides)
     if "scheduler" in overrides:
         raise _error("give the dask scheduler as --scheduler ADDRESS, not --set scheduler=")
-    _resolve_model(args, cls)
+    builtin_note = _resolve_model(args, cls)
     sex = _sextractor_config(args, cls) if args.sextractor_config else None
     if sex is not None:
         refuse_inputs_as_outputs([args.output, args.catalog], [args.sextractor_config, sex.weight_image])
@@ -385,7 +387,10 @@ def run(args: argparse.Namespace) -> int:
     from .segment_frames import is_many_frames, run_frames
 
     if is_many_frames(args.image, args.output):
-        return run_frames(args, cls, overrides, sex)
+        code = run_frames(args, cls, overrides, sex)
+        if builtin_note:
+            print(builtin_note, file=sys.stderr)
+        return code
     rms = args.rms or []
     if len(rms) > 1:
         raise _error(f"one frame takes one --rms map, got {len(rms)}")
@@ -400,7 +405,6 @@ def run(args: argparse.Namespace) -> int:
         raise _error(f"--catalog and -o are the same file ({args.output}); give them different names")
     task = FrameTask(cls.name, args.image[0], args.output, rms_path, args.catalog, args.hdu, overrides, args.model,
                      args.trust_model, args.recipe, args.sextractor_config, args.overwrite, **_plane_options(args, mask))
-    import sys
 
     if args.scheduler and "scheduler" not in cls.run_fields:  # the whole frame is one task on the cluster
         from .segment_frames import run_on_cluster
@@ -410,7 +414,7 @@ def run(args: argparse.Namespace) -> int:
         task.overrides = {**overrides, "scheduler": args.scheduler}
     with progress_bar(f"{cls.name}: segmenting", unit="step") as bar:
         message = segment_frame(task, progress=bar)
-    print(message, file=sys.stderr)
+    print("\n".join(filter(None, [builtin_note, message])), file=sys.stderr)
     return 0
 
 
