@@ -19,6 +19,8 @@ from ..model_folder import CONFIG_NAME, ModelFolderError, read_model_config
 
 BUILTIN_DIR = Path(__file__).parent
 CARD_NAME = "card.json"
+#: the window a model's range check measures (the central part of a frame)
+RANGE_CHECK_PIXELS = 2048**2
 #: the built-in model a trainable method uses when no --model is given
 DEFAULTS = {"unet": "unet-general", "forest": "forest-general"}
 
@@ -128,7 +130,9 @@ def range_notes(segmenter, image, rms=None, *, header=None, wcs=None) -> list[st
     from ..synth.conditions import measure_conditions
 
     try:
-        conditions = measure_conditions(image, rms, header=header, wcs=wcs)
+        # the PSF of a central 2048² window: what the range needs, in seconds and ~0.3 GB on any frame
+        conditions = measure_conditions(image, rms, header=header, wcs=wcs, max_pixels=RANGE_CHECK_PIXELS,
+                                        matched=False)
     except ValueError as exc:  # too small or too empty to measure: say so, segment anyway
         return [f"the frame's conditions could not be measured ({' '.join(str(exc).split())}); "
                 "the model's range was not checked"]

@@ -193,7 +193,7 @@ def detect_matched(data: np.ndarray, err: np.ndarray, mask: np.ndarray, fwhm: fl
 
 
 def measure_conditions(image, rms=None, *, header=None, wcs=None, psf_fwhm=None, max_pixels=4096**2,
-                       progress=None) -> FrameConditions:
+                       matched: bool = True, progress=None) -> FrameConditions:
     """Measure a frame's conditions (see the module docstring) on its central ``max_pixels``.
 
     ``image`` and ``rms`` may be numpy, memmap or dask arrays of any size: only the central window
@@ -202,6 +202,8 @@ def measure_conditions(image, rms=None, *, header=None, wcs=None, psf_fwhm=None,
     is fitted on the isolated, unsaturated point sources among the 5σ (5 px) sources
     (:mod:`.psf_measure`) unless ``psf_fwhm`` is given; the density and number counts come from a
     deeper detection on the image filtered with that PSF (:func:`detect_matched`).
+    ``matched=False`` skips the PSF-matched detection (the density and counts are then the 5σ
+    detection's): what a model's range check uses, for speed and memory.
     ``progress(done, total)`` is called after each of the 4 steps.
     """
     from ..background import estimate_mesh
@@ -281,11 +283,13 @@ def measure_conditions(image, rms=None, *, header=None, wcs=None, psf_fwhm=None,
         notes.extend(psf.notes)
         psf_kwargs = dict(psf_fwhm_px=psf.fwhm, psf_flag=psf.flag, psf_n_sources=psf.n_sources,
                           psf_ellipticity=psf.ellipticity, psf_kind=psf.kind, psf_moffat_beta=psf.beta)
-    # the density and number counts: a deeper, PSF-matched detection (see detect_matched)
-    deep, n_sources = detect_matched(sub_filled, err_filled, mask, psf_kwargs["psf_fwhm_px"])
-    density = n_sources / mpix if mpix > 0 else 0.0
-    if deep is not None:
-        edges, counts, slope, turnover = number_counts(deep)
+    # the density and number counts: a deeper, PSF-matched detection (see detect_matched); without
+    # ``matched`` (a model's range check needs the PSF only) those of the 5σ detection stay
+    if matched:
+        deep, n_sources = detect_matched(sub_filled, err_filled, mask, psf_kwargs["psf_fwhm_px"])
+        density = n_sources / mpix if mpix > 0 else 0.0
+        if deep is not None:
+            edges, counts, slope, turnover = number_counts(deep)
     step(4)
     scale = pixel_scale_arcsec(wcs, header)
     if scale is None:
