@@ -216,3 +216,4 @@ def test_photutils_runs_compiled_kernels_in_a_viewer_that_has_drawn(make_napari_
     labels = [layer for layer in viewer.layers if layer.name.startswith("photutils")]
     assert labels and labels[0].data.max() == 3
     assert viewer.screenshot(canvas_only=True).any()
+    assert "scores" in widget.status.value and "(signal-to-noise of each object" in widget.status.value  # explained

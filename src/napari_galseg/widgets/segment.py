@@ -391,7 +391,10 @@ class SegmenterWidget(QWidget):
         self.status.value = f"{name}: {int(labels.max())} objects" if isinstance(labels, np.ndarray) else name
         self.status.value += f" — {outcome}"
         if len(layer.features):
-            self.status.value += f", scores {layer.features['score'].min():.2f}–{layer.features['score'].max():.2f}"
+            what = ("detection confidence, 0–1" if self.segmenter_cls.capabilities.uses_device
+                    else "signal-to-noise of each object")  # networks score a detection, classical methods its S/N
+            self.status.value += (f", scores {layer.features['score'].min():.2f}–{layer.features['score'].max():.2f}"
+                                  f" ({what}; hover an object for its own)")
         notes = getattr(segmentation, "notes", None) or []
         if notes:  # an estimated noise map, a frame outside the model's range: said under the result
             self.status.value += "\n" + "\n".join(notes)
