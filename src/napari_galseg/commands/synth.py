@@ -75,27 +75,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def measure_frame(image_path: str, rms_path: str | None, hdu=None, psf_fwhm: float | None = None,
-                  measure: bool = True):
-    """Open a frame (and its rms map) and measure its conditions: (FitsImage, rms data, conditions
-    or None when not ``measure``)."""
-    from ..io import open_fits
-    from ..synth.conditions import measure_conditions
-
-    image = open_fits(image_path, hdu=int(hdu) if str(hdu).lstrip("-").isdigit() else hdu)
-    rms = None
-    if rms_path:
-        rms_image = open_fits(rms_path)
-        if rms_image.shape != image.shape:
-            raise ValueError(f"the rms map {rms_path} has shape {rms_image.shape} but the image has {image.shape}; "
-                             "they must be on the same pixel grid")
-        rms = rms_image.data
-    if not measure:
-        return image, rms, None
-    conditions = measure_conditions(image.data, rms, header=image.header, wcs=image.wcs, psf_fwhm=psf_fwhm)
-    return image, rms, conditions
-
-
 def run_like(args: argparse.Namespace) -> int:
     """``galseg synth OUT --like IMG``: a field with the frame's conditions, and the conditions."""
     import sys
@@ -111,7 +90,11 @@ def run_like(args: argparse.Namespace) -> int:
     refuse_existing_field(args.out_dir, args.overwrite)
     if (Path(args.out_dir) / "conditions.json").exists() and not args.overwrite:
         raise FileExistsError(f"{Path(args.out_dir) / 'conditions.json'} already exists; pick an empty folder or pass --overwrite")
-    image, rms, cond = measure_frame(args.like, args.rms, args.hdu)
+    from ..synth.conditions import measure_conditions
+    from .describe import open_frame
+
+    image, rms = open_frame(args.like, args.rms, args.hdu)
+    cond = measure_conditions(image.array, rms, header=image.header, wcs=image.wcs)
     for note in cond.notes:
         print(note, file=sys.stderr)
     size = args.size or min(2048, *image.shape)

@@ -69,12 +69,12 @@ def _open(path: str):
 def _like_training_field(args, model):
     """A simulated field like ``--like`` FRAME (image, truth, rms), recorded in the model's provenance."""
     from ..training.like_frame import like_training_field
-    from .synth import measure_frame
+    from .describe import open_frame
 
     if args.like_size < 256:
         raise ValueError(f"--like-size must be at least 256 px, got {args.like_size}")
-    frame, frame_rms, _ = measure_frame(args.like, args.rms, psf_fwhm=args.psf_fwhm, measure=False)
-    return like_training_field(model, frame.data, frame_rms, header=frame.header, wcs=frame.wcs, size=args.like_size,
+    frame, frame_rms = open_frame(args.like, args.rms)
+    return like_training_field(model, frame.array, frame_rms, header=frame.header, wcs=frame.wcs, size=args.like_size,
                                seed=args.seed, psf_fwhm=args.psf_fwhm, say=lambda line: print(line, file=sys.stderr),
                                provenance={"frame": file_provenance(args.like), "rms": file_provenance(args.rms)})
 
