@@ -230,6 +230,18 @@ def estimate_mesh(image, box_size: int = 64, filter_size: int = 3, exclude_perce
     return mesh.finalize()
 
 
+def window_ranges(key, shape, what: str) -> tuple[range, range]:
+    """The (rows, columns) ranges of a 2-D slicing ``key`` of a lazy array of ``shape``: the one
+    key check of the array-likes here and in :mod:`napari_galseg.frames` (slices only, steps ≥ 1;
+    ``what`` names the array in the errors)."""
+    if not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(k, slice) for k in key):
+        raise TypeError(f"{what} supports 2-D slicing only, e.g. a[y0:y1, x0:x1] or a[::8, ::8]")
+    ys, xs = (range(*k.indices(n)) for k, n in zip(key, shape))
+    if ys.step < 1 or xs.step < 1:
+        raise ValueError(f"{what} does not support negative steps")
+    return ys, xs
+
+
 class SkySubtracted:
     """``image`` less its background mesh, as a read-only 2-D array-like: slicing it reads that
     window of ``image`` and subtracts the mesh evaluated there (float32). Steps are allowed (a
@@ -250,11 +262,7 @@ class SkySubtracted:
         return self.shape[0]
 
     def __getitem__(self, key):
-        if not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(k, slice) for k in key):
-            raise TypeError("SkySubtracted supports 2-D slicing only, e.g. sky[y0:y1, x0:x1] or sky[::8, ::8]")
-        ys, xs = (range(*k.indices(n)) for k, n in zip(key, self.shape))
-        if ys.step < 1 or xs.step < 1:
-            raise ValueError("SkySubtracted does not support negative steps")
+        ys, xs = window_ranges(key, self.shape, "SkySubtracted")
         window = (slice(ys.start, ys.stop), slice(xs.start, xs.stop))
         block = read_float32(self.source, (slice(ys.start, ys.stop, ys.step), slice(xs.start, xs.stop, xs.step)))
         if not block.size:
@@ -283,11 +291,7 @@ class MeshMap:
         return self.shape[0]
 
     def __getitem__(self, key):
-        if not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(k, slice) for k in key):
-            raise TypeError("MeshMap supports 2-D slicing only, e.g. rms[y0:y1, x0:x1] or rms[::8, ::8]")
-        ys, xs = (range(*k.indices(n)) for k, n in zip(key, self.shape))
-        if ys.step < 1 or xs.step < 1:
-            raise ValueError("MeshMap does not support negative steps")
+        ys, xs = window_ranges(key, self.shape, "MeshMap")
         if not len(ys) or not len(xs):
             return np.zeros((len(ys), len(xs)), np.float32)
         return self.mesh.evaluate(self.name, (slice(ys.start, ys.stop), slice(xs.start, xs.stop)),

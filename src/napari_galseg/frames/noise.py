@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..background import direct_source, read_float32
+from ..background import direct_source, read_float32, window_ranges
 
 #: SExtractor's WEIGHT_TYPE names → our kinds
 WEIGHT_TYPES = {"MAP_RMS": "rms", "MAP_VAR": "variance", "MAP_WEIGHT": "weight"}
@@ -84,11 +84,7 @@ class NoiseMap:
         return self.shape[0]
 
     def __getitem__(self, key):
-        if not isinstance(key, tuple) or len(key) != 2 or not all(isinstance(k, slice) for k in key):
-            raise TypeError("NoiseMap supports 2-D slicing only, e.g. rms[y0:y1, x0:x1] or rms[::8, ::8]")
-        ys, xs = (range(*k.indices(n)) for k, n in zip(key, self.shape))
-        if ys.step < 1 or xs.step < 1:
-            raise ValueError("NoiseMap does not support negative steps")
+        ys, xs = window_ranges(key, self.shape, "NoiseMap")
         block = read_float32(self.source, (slice(ys.start, ys.stop, ys.step), slice(xs.start, xs.stop, xs.step)))
         try:
             return to_rms(block, self.kind, self.scale)
