@@ -30,22 +30,29 @@ class SkySubtractedInput:
             return rms
         from ..background import estimate_rms_map
 
-        key = (id(image), tuple(np.shape(image)))
-        cached = self._rms_cache
-        if cached is None or cached[0] != key or cached[1] is not image:
-            estimate = estimate_rms_map(image, n_threads=self.run_options.n_threads or (os.cpu_count() or 1))
-            cached = self._rms_cache = (key, image, estimate)
+        estimate = self._per_image("_rms_cache", image, (), lambda threads: estimate_rms_map(image, n_threads=threads))
         self.noise_note = ("no rms map given: the noise was estimated from the image "
-                           f"(median 1σ = {cached[2].mesh.rms_median:.4g})")
-        return cached[2]
+                           f"(median 1σ = {estimate.mesh.rms_median:.4g})")
+        return estimate
 
     def input_image(self, image):
         p = self.params
         if not p.subtract_background:
             return image
-        key = (id(image), tuple(np.shape(image)), int(p.background_box))
-        cached = self._sky_cache
+        box = int(p.background_box)
+        return self._per_image("_sky_cache", image, (box,),
+                               lambda threads: SkySubtracted(image, estimate_mesh(image, box, n_threads=threads)))
+
+    def _per_image(self, slot: str, image, extra: tuple, make):
+        """``make(n_threads)`` for ``image``, kept in ``slot`` for the next call on the same image
+        (repeated field-of-view runs on one frame estimate its meshes once)."""
+        key = (id(image), tuple(np.shape(image)), *extra)
+        cached = getattr(self, slot)
         if cached is None or cached[0] != key or cached[1] is not image:
-            mesh = estimate_mesh(image, p.background_box, n_threads=self.run_options.n_threads or (os.cpu_count() or 1))
-            cached = self._sky_cache = (key, image, SkySubtracted(image, mesh))
+            cached = (key, image, make(self.run_options.n_threads or (os.cpu_count() or 1)))
+            setattr(self, slot, cached)
         return cached[2]
+
+    def drop_image_caches(self) -> None:
+        """Forget the kept meshes (they hold the image): before a copy is sent elsewhere."""
+        self._sky_cache = self._rms_cache = None

@@ -363,11 +363,11 @@ class BandsOnWorker:
         self._predictor: TiledPredictor | None = None
 
     def __getstate__(self) -> dict:
-        """The segmenter without its sky cache (it holds the image) and with its network on the CPU."""
+        """The segmenter without its image caches (they hold the image) and with its network on the CPU."""
         import copy
 
         segmenter = copy.copy(self.segmenter)
-        segmenter._sky_cache = None
+        segmenter.drop_image_caches()
         net = segmenter._require_net()
         if any(t.device.type != "cpu" for t in net.parameters()):
             segmenter.net = copy.deepcopy(net).cpu()
