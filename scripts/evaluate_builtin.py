@@ -23,9 +23,11 @@ import numpy as np
 
 from napari_galseg._atomic import atomic_write_text
 from napari_galseg.builtin_models import CARD_NAME, builtin_model
-from napari_galseg.metrics import object_metrics, pixel_metrics
 from napari_galseg.segmenters import get
 from napari_galseg.synth.galsim_backend import make_galsim_field
+
+sys.path.insert(0, str(Path(__file__).parent))
+from evaluate_unet import scores as unet_scores
 
 #: one test field per seed: conditions cycle through this list (inside the built-ins' range)
 CONDITIONS = [
@@ -42,11 +44,8 @@ METHODS = ("unet", "forest", "photutils", "sep")
 
 
 def scores(labels, truth, seconds: float) -> dict:
-    px = pixel_metrics(labels > 0, truth > 0)
-    obj = object_metrics(labels, truth, iou_threshold=0.5)
-    return {"iou": px["iou"], "dice": px["dice"], "completeness": obj["completeness"], "purity": obj["purity"],
-            "n_pred": obj.get("n_pred"), "n_true": obj.get("n_true"),
-            "mpix_per_s": labels.size / 1e6 / max(seconds, 1e-9)}
+    """The U-Net evaluation's scores (pixel IoU/Dice, object completeness/purity) and the speed."""
+    return {**unet_scores(labels, truth), "mpix_per_s": labels.size / 1e6 / max(seconds, 1e-9)}
 
 
 def run_sep(image) -> np.ndarray:
