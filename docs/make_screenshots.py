@@ -46,11 +46,7 @@ def viewer_picture() -> None:
         viewer.open([Path(tmp) / name for name in ("img.fits", "rms.fits", "true.fits")], plugin="napari-galseg")
         widget = PhotutilsWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Segment: photutils", area="right")
-        finished = []
-        widget.work_finished.connect(lambda: finished.append(True))  # connected before the worker starts
-        widget.run(field_of_view=False)
-        while not finished:
-            QApplication.processEvents()
+        _wait_for(widget, lambda: widget.run(field_of_view=False))
         dock = MetricsDock(viewer)
         viewer.window.add_dock_widget(dock, name="Metrics", area="right")
         camera(viewer).center = (1024, 1024)
@@ -120,6 +116,16 @@ def _settle(seconds: float = 0.0) -> None:
         time.sleep(0.05)
 
 
+def _wait_for(widget, start) -> None:
+    """Call ``start()`` with the widget's ``work_finished`` connected first, and let the GUI run
+    until it is emitted."""
+    finished = []
+    widget.work_finished.connect(lambda: finished.append(True))  # connected before the worker starts
+    start()
+    while not finished:
+        _settle(0.1)
+
+
 def _save(viewer, path: Path) -> Path:
     import imageio.v3 as iio
 
@@ -145,11 +151,7 @@ def instance_picture(model_dir: Path, field_dir: Path, out: Path = IMAGES / "mas
     widget.model_dir.value = str(model_dir)
     widget._load_model()
     widget.run_form.device.value = "auto"  # a folder trained on a GPU runs here too
-    finished = []
-    widget.work_finished.connect(lambda: finished.append(True))  # connected before the worker starts
-    widget.run(field_of_view=False)
-    while not finished:
-        _settle(0.1)
+    _wait_for(widget, lambda: widget.run(field_of_view=False))
     labels = viewer.layers["maskrcnn"]
     ny, nx = labels.data.shape
     camera(viewer).center = (ny / 2, nx / 2)
@@ -180,11 +182,7 @@ def export_picture(field_dir: Path, out: Path) -> Path:
     widget.kind.value = "panoptic"
     with tempfile.TemporaryDirectory() as tmp:
         widget.output.value = str(Path(tmp) / "panoptic")
-        finished = []
-        widget.work_finished.connect(lambda: finished.append(True))
-        widget.export()
-        while not finished:
-            _settle(0.1)
+        _wait_for(widget, widget.export)
         _settle(0.5)
         path = _save(viewer, out)
     viewer.close()
@@ -207,11 +205,7 @@ def builtin_picture(out: Path = IMAGES / "builtin_unet.png") -> Path:
         viewer.open(files["image"], plugin="napari-galseg")
         widget = UNetWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Segment: unet", area="right")
-        finished = []
-        widget.work_finished.connect(lambda: finished.append(True))  # connected before the worker starts
-        widget.run(field_of_view=False)
-        while not finished:
-            _settle(0.1)
+        _wait_for(widget, lambda: widget.run(field_of_view=False))
         _settle(1.0)
         path = _save(viewer, out)
         viewer.close()
