@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .photometry import OBJ_APERT_PB, _corrected, _masked
+from .photometry import _clamp_box, _corrected, _masked
 
 GROWTH_NSTEP = 64
 GROWTH_OVERSAMP = 5
@@ -61,18 +61,8 @@ def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct,
     xmax = int(mx + raper + 1.499999)
     ymin = int(my - raper + 0.499999)
     ymax = int(my + raper + 1.499999)
-    if xmin < 0:
-        xmin = 0
-        flag |= OBJ_APERT_PB
-    if xmax > w:
-        xmax = w
-        flag |= OBJ_APERT_PB
-    if ymin < fy0:
-        ymin = fy0
-        flag |= OBJ_APERT_PB
-    if ymax > fy1:
-        ymax = fy1
-        flag |= OBJ_APERT_PB
+    xmin, xmax, ymin, ymax, clipped = _clamp_box(xmin, xmax, ymin, ymax, w, fy0, fy1)
+    flag |= clipped
     for y in range(ymin, ymax):
         for x in range(xmin, xmax):
             dx = x - mx
@@ -136,18 +126,8 @@ def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, corre
         xmax = int(mx + raper + 1.499999)
         ymin = int(my - raper + 0.499999)
         ymax = int(my + raper + 1.499999)
-        if xmin < 0:
-            xmin = 0
-            flag |= OBJ_APERT_PB
-        if xmax > w:
-            xmax = w
-            flag |= OBJ_APERT_PB
-        if ymin < fy0:
-            ymin = fy0
-            flag |= OBJ_APERT_PB
-        if ymax > fy1:
-            ymax = fy1
-            flag |= OBJ_APERT_PB
+        xmin, xmax, ymin, ymax, clipped = _clamp_box(xmin, xmax, ymin, ymax, w, fy0, fy1)
+        flag |= clipped
         tv = 0.0
         dxpos = 0.0
         dypos = 0.0

@@ -21,6 +21,26 @@ OBJ_APERT_PB = 16
 
 
 @njit(cache=True, nogil=True)
+def _clamp_box(xmin, xmax, ymin, ymax, w, fy0, fy1):
+    """A pixel box clamped to the frame's columns and the rows in memory, with OBJ_APERT_PB when
+    it had to be (SExtractor's aperture truncation flag)."""
+    flag = 0
+    if xmin < 0:
+        xmin = 0
+        flag |= OBJ_APERT_PB
+    if xmax > w:
+        xmax = w
+        flag |= OBJ_APERT_PB
+    if ymin < fy0:
+        ymin = fy0
+        flag |= OBJ_APERT_PB
+    if ymax > fy1:
+        ymax = fy1
+        flag |= OBJ_APERT_PB
+    return xmin, xmax, ymin, ymax, flag
+
+
+@njit(cache=True, nogil=True)
 def _masked(seg, own, y, x):
     s = seg[y, x]
     return s != 0 and s != own
@@ -58,18 +78,8 @@ def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct, fy0, fy
     ymin = int(my - raper + np.float32(0.499999))
     ymax = int(my + raper + np.float32(1.499999))
     flag = 0
-    if xmin < 0:
-        xmin = 0
-        flag |= OBJ_APERT_PB
-    if xmax > w:
-        xmax = w
-        flag |= OBJ_APERT_PB
-    if ymin < fy0:
-        ymin = fy0
-        flag |= OBJ_APERT_PB
-    if ymax > fy1:
-        ymax = fy1
-        flag |= OBJ_APERT_PB
+    xmin, xmax, ymin, ymax, clipped = _clamp_box(xmin, xmax, ymin, ymax, w, fy0, fy1)
+    flag |= clipped
     tv = 0.0
     area = 0.0
     sigtv = 0.0
@@ -120,18 +130,8 @@ def _clip_box(mx, my, dxlim, dylim, fy0, fy1, w):
     xmax = int(math.floor(mx + dxlim + 0.5)) + 1
     ymin = int(math.floor(my - dylim + 0.5))
     ymax = int(math.floor(my + dylim + 0.5)) + 1
-    if xmin < 0:
-        xmin = 0
-        flag |= OBJ_APERT_PB
-    if xmax > w:
-        xmax = w
-        flag |= OBJ_APERT_PB
-    if ymin < fy0:
-        ymin = fy0
-        flag |= OBJ_APERT_PB
-    if ymax > fy1:
-        ymax = fy1
-        flag |= OBJ_APERT_PB
+    xmin, xmax, ymin, ymax, clipped = _clamp_box(xmin, xmax, ymin, ymax, w, fy0, fy1)
+    flag |= clipped
     return xmin, xmax, ymin, ymax, flag
 
 
