@@ -27,6 +27,7 @@ import numpy as np
 
 from napari_galseg.builtin_models import BUILTIN_DIR, CARD_NAME
 from napari_galseg.segmenters import get
+from napari_galseg.settings import RunOptions
 from napari_galseg.synth.mosaic import ConditionRange, make_mosaic
 
 #: the U-Net of the built-in model: the default network on the scale-free S/N input, its recipe
@@ -112,6 +113,10 @@ def main(argv=None) -> int:
             model = cls(**FOREST_SETTINGS)
             model.fit(mosaic.image, mosaic.truth, rms=mosaic.rms)
         elapsed = time.time() - t1
+        # where it ran is not what it ships with: a user's machine uses all its cores, on any device
+        defaults = RunOptions()
+        model.run_options = dataclasses.replace(model.run_options, n_threads=defaults.n_threads,
+                                                n_workers=defaults.n_workers, device=defaults.device)
         valid_range = {"psf_fwhm_px": list(spec.psf_fwhm)}
         model.provenance.update({"built_in": NAMES[method], "valid_range": valid_range})
         model.provenance.setdefault("training", {})["mosaic"] = {"grid": [rows, cols], "tile": args.tile,
