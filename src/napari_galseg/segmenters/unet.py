@@ -213,7 +213,7 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         return recipe
 
     def make_predictor(self) -> tuple[TiledPredictor, torch.device]:
-        net = self._require_net()
+        net = self._require_net().fused_for_inference()  # batch norms folded: the same maps, faster
         r = self.run_options
         device = dev.resolve_device(r.device)
         if device.type == "cpu":
