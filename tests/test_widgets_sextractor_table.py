@@ -49,12 +49,15 @@ def _click_row(qtbot, table, row):
 
 
 def test_a_sex_run_gives_labels_a_catalogue_layer_and_a_table(make_napari_viewer, qtbot, tmp_path):
+    from napari_galseg.io import contrast_limits_zscale
     from napari_galseg.widgets.catalog_table import DOCK_NAME
+    from napari_galseg.widgets.display import install
     from napari_galseg.widgets.segment import PhotutilsWidget
 
     image = _field(tmp_path)
     viewer = make_napari_viewer(show=True)
-    viewer.add_image(image, name="img", contrast_limits=(-0.02, 0.2))
+    install(viewer)  # the DS9 conventions, as the reader sets them: outlines, yellow catalogues
+    viewer.add_image(image, name="img", contrast_limits=contrast_limits_zscale(image))
     widget = PhotutilsWidget(viewer)
     widget.sextractor.file.value = str(tmp_path / "t.sex")
     assert widget.sextractor.mode.enabled and widget.sextractor.active_run() is not None
@@ -78,7 +81,8 @@ def test_a_sex_run_gives_labels_a_catalogue_layer_and_a_table(make_napari_viewer
     number = labels.data[np.round(points.data[:, 0]).astype(int), np.round(points.data[:, 1]).astype(int)]
     assert np.mean(number == features["NUMBER"].to_numpy()) > 0.8  # the markers sit on their own labels
     assert str(points.metadata["galseg_kind"]) == "catalog"
-    np.testing.assert_allclose(points.border_color[0], [1.0, 1.0, 0.0, 1.0])  # DS9's yellow
+    np.testing.assert_allclose(points.border_color[0], [1.0, 1.0, 0.0, 1.0])  # DS9's yellow, 1.5 px
+    assert not points.border_width_is_relative and points.border_width[0] == 1.5
 
     table = viewer.window.dock_widgets[DOCK_NAME]
     assert table.model.rowCount() == len(ref) and table.model.columnCount() == len(COLUMNS)
@@ -101,9 +105,7 @@ def test_a_sex_run_gives_labels_a_catalogue_layer_and_a_table(make_napari_viewer
 
     if os.environ.get("GALSEG_SHOTS"):  # the documentation's picture (docs/images/sextractor_table.png)
         viewer.window._qt_window.resize(1400, 900)
-        viewer.reset_view()
         _click_row(qtbot, table, 0)
-        camera(viewer).zoom = camera(viewer).zoom / 2.5
         qtbot.wait(300)
         viewer.screenshot(os.path.join(os.environ["GALSEG_SHOTS"], "sextractor_table.png"), canvas_only=False,
                           flash=False)

@@ -62,11 +62,13 @@ def style_catalog_layer(layer, style: dict | None = None) -> None:
             layer.edge_width = [style["edge_width"]] * n
         layer.current_edge_color = style["color"]
         layer.current_edge_width = style["edge_width"]
-    else:
+    else:  # the same edge in data pixels as the ellipses, whatever each marker's size
+        layer.border_width_is_relative = False
         if n:
             layer.border_color = style["color"]
-            layer.border_width = 0.2
+            layer.border_width = style["edge_width"]
         layer.current_border_color = style["color"]
+        layer.current_border_width = style["edge_width"]
 
 
 #: napari's Shapes layer slows down with many shapes: above this, sources are drawn as points

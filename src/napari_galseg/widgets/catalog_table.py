@@ -98,13 +98,13 @@ class CatalogTable(QWidget):
         self.view.horizontalHeader().setSortIndicatorShown(True)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setAlternatingRowColors(True)
         rows = self.view.verticalHeader()
         rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row measuring of 10k rows
         rows.setDefaultSectionSize(22)
         self.view.horizontalHeader().setResizeContentsPrecision(50)  # column widths from the first rows only
         self.view.setToolTip("Click a row to select the source and centre the view on it; click a header to sort. "
                              "Selecting points in the image selects their rows.")
+        self.setMinimumHeight(240)  # about eight rows: a bottom dock is otherwise squeezed to two
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
