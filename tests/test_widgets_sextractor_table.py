@@ -138,3 +138,34 @@ def test_mode_off_or_unavailable_runs_the_photutils_pipeline(make_napari_viewer,
     assert widget.sextractor.active_run() is None and not widget.sextractor.mode.enabled
     report = widget.sextractor.report.value
     assert "SExtractor mode:" in report and "t.param: no such file" in report and "\n" not in report
+
+
+def test_the_table_keeps_up_with_a_large_catalogue(make_napari_viewer, qtbot):
+    """20 000 sources: sorting, row clicks and point selection map rows and points both ways."""
+    import pandas as pd
+
+    from napari_galseg.widgets.catalog_table import show_catalog_table
+
+    rng = np.random.default_rng(1)
+    n = 20_000
+    features = pd.DataFrame({"NUMBER": np.arange(1, n + 1), "FLUX_AUTO": rng.lognormal(size=n).astype(np.float32),
+                             "FLAGS": rng.integers(0, 4, n).astype(np.int16)})
+    viewer = make_napari_viewer(show=True)
+    points = viewer.add_points(rng.uniform(0, 4000, (n, 2)), features=features, name="big catalog", size=8)
+    table = show_catalog_table(viewer, points)
+    assert table.model.rowCount() == n and table.title.text() == "big catalog: 20000 sources, 3 columns"
+    table.view.sortByColumn(1, Qt.AscendingOrder)
+    np.testing.assert_array_equal(table.model.order, np.argsort(features["FLUX_AUTO"].to_numpy(), kind="stable"))
+    table.view.sortByColumn(2, Qt.DescendingOrder)  # integers sort as numbers; ties keep a stable order
+    flags = features["FLAGS"].to_numpy()[table.model.order]
+    assert np.all(np.diff(flags) <= 0)
+    table.view.scrollTo(table.model.index(n - 1, 0))
+    qtbot.wait(50)
+    _click_row(qtbot, table, n - 1)  # the last row, scrolled to
+    last = int(table.model.order[n - 1])
+    assert set(points.selected_data) == {last}
+    np.testing.assert_allclose(camera(viewer).center[-2:], points.data[last], atol=1e-6)
+    points.selected_data = {5, 12_345}
+    rows = sorted(i.row() for i in table.view.selectionModel().selectedRows())
+    assert rows == sorted(int(table.model.rows_of[i]) for i in (5, 12_345))
+    assert int(table.model.order[rows[0]]) in (5, 12_345)
