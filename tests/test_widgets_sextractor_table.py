@@ -144,7 +144,7 @@ def test_the_table_keeps_up_with_a_large_catalogue(make_napari_viewer, qtbot):
     """20 000 sources: sorting, row clicks and point selection map rows and points both ways."""
     import pandas as pd
 
-    from napari_galseg.widgets.catalog_table import show_catalog_table
+    from napari_galseg.widgets.catalog_table import DOCK_NAME, show_catalog_table
 
     rng = np.random.default_rng(1)
     n = 20_000
@@ -154,6 +154,7 @@ def test_the_table_keeps_up_with_a_large_catalogue(make_napari_viewer, qtbot):
     points = viewer.add_points(rng.uniform(0, 4000, (n, 2)), features=features, name="big catalog", size=8)
     table = show_catalog_table(viewer, points)
     assert table.model.rowCount() == n and table.title.text() == "big catalog: 20000 sources, 3 columns"
+    assert [table.model.index(r, 0).data() for r in (0, 1, n - 1)] == ["1", "2", "20000"]  # the catalogue's order
     table.view.sortByColumn(1, Qt.AscendingOrder)
     np.testing.assert_array_equal(table.model.order, np.argsort(features["FLUX_AUTO"].to_numpy(), kind="stable"))
     table.view.sortByColumn(2, Qt.DescendingOrder)  # integers sort as numbers; ties keep a stable order
@@ -169,3 +170,13 @@ def test_the_table_keeps_up_with_a_large_catalogue(make_napari_viewer, qtbot):
     rows = sorted(i.row() for i in table.view.selectionModel().selectedRows())
     assert rows == sorted(int(table.model.rows_of[i]) for i in (5, 12_345))
     assert int(table.model.order[rows[0]]) in (5, 12_345)
+
+    table_id = id(table)
+    viewer.window.remove_dock_widget(table)  # the dock closed: selecting points no longer reaches it
+    points.selected_data = {7}
+    qtbot.wait(50)
+    again = show_catalog_table(viewer, points)  # the next run opens a new one
+    assert id(again) != table_id and viewer.window.dock_widgets[DOCK_NAME] is again
+    assert [i.row() for i in again.view.selectionModel().selectedRows()] == [7]  # catalogue order, selection shown
+    points.selected_data = {9}
+    assert [i.row() for i in again.view.selectionModel().selectedRows()] == [9]

@@ -9,8 +9,6 @@ the newest catalogue.
 """
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 from qtpy.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex, Qt
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
@@ -94,6 +92,8 @@ class CatalogTable(QWidget):
         self.model = CatalogModel(parent=self)
         self.view = QTableView()
         self.view.setModel(self.model)
+        # in the catalogue's order until a header is clicked (Qt would sort by column 0, descending)
+        self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.view.setSortingEnabled(True)
         self.view.horizontalHeader().setSortIndicatorShown(True)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -123,6 +123,7 @@ class CatalogTable(QWidget):
         layer.events.features.connect(self._refresh)
         layer.selected_data.events.items_changed.connect(self._points_selected)
         self._refresh()
+        self._points_selected()  # what is already selected in the image
 
     def _disconnect(self) -> None:
         for signal, slot in ((self.layer.events.features, self._refresh),
@@ -132,7 +133,18 @@ class CatalogTable(QWidget):
             except (TypeError, ValueError, RuntimeError):
                 pass
 
+    def _alive(self) -> bool:
+        """False (and the layer let go) once Qt has deleted the table: its dock was closed."""
+        try:
+            self.view.model()
+            return True
+        except RuntimeError:
+            self._disconnect()
+            return False
+
     def _refresh(self, event=None) -> None:
+        if not self._alive():
+            return
         features = self.layer.features
         self.model.set_columns({str(name): features[name].to_numpy() for name in features.columns})
         header = self.view.horizontalHeader()
@@ -167,7 +179,7 @@ class CatalogTable(QWidget):
 
     def _points_selected(self, *args) -> None:
         """Points selected in the image: their rows selected, the first one scrolled to."""
-        if self._syncing:
+        if self._syncing or not self._alive():
             return
         rows = sorted(int(self.model.rows_of[i]) for i in self.layer.selected_data if i < len(self.model.rows_of))
         selection = QItemSelection()
@@ -183,21 +195,12 @@ class CatalogTable(QWidget):
             self.view.scrollTo(self.model.index(rows[0], 0))
 
 
-_tables: dict[int, weakref.ref] = {}  # id(viewer) -> the viewer's table
-
-
 def show_catalog_table(viewer, layer) -> CatalogTable:
-    """The viewer's catalogue dock showing ``layer`` (added the first time, reused after)."""
-    ref = _tables.get(id(viewer))
-    table = ref() if ref is not None else None
-    if table is not None and table.viewer is viewer:
-        try:
-            table.set_layer(layer)
-            table.parentWidget()  # raises once Qt has deleted the dock
-            return table
-        except RuntimeError:
-            pass
+    """The viewer's catalogue dock showing ``layer`` (added the first time, or again once closed)."""
+    table = viewer.window.dock_widgets.get(DOCK_NAME)
+    if isinstance(table, CatalogTable):
+        table.set_layer(layer)
+        return table
     table = CatalogTable(viewer, layer)
     viewer.window.add_dock_widget(table, name=DOCK_NAME, area="bottom")
-    _tables[id(viewer)] = weakref.ref(table)
     return table
