@@ -10,7 +10,7 @@ from astropy.io import fits
 from qtpy.QtCore import Qt
 
 from napari_galseg.synth import make_field
-from napari_galseg.widgets._layers import camera
+from napari_galseg.widgets._layers import camera, centre_on
 
 pytestmark = pytest.mark.gui
 
@@ -115,6 +115,18 @@ def test_a_sex_run_gives_labels_a_catalogue_layer_and_a_table(make_napari_viewer
     assert viewer.window.dock_widgets[DOCK_NAME] is table and table.layer is viewer.layers["sextractor catalog"]
     assert table.model.rowCount() == len(ref)
     assert table.model.index(0, flux).data() == f"{features['FLUX_ISO'].max():.6g}"  # the user's sort kept
+
+    centre_on(viewer, (100.0, 110.0), min_zoom=8.0)  # the field of view: a crop, placed where it was cut
+    qtbot.wait(200)
+    with qtbot.waitSignal(widget.work_finished, timeout=120000):
+        widget.run(field_of_view=True)
+    view_labels, view_points = viewer.layers["sextractor [view]"], viewer.layers["sextractor [view] catalog"]
+    corner = np.asarray(view_labels.translate)
+    assert np.all(corner > 0) and np.all(view_points.translate == corner) and all(np.less(view_labels.data.shape, image.shape))
+    assert "X_IMAGE / Y_IMAGE count from the view's corner" in widget.status.value
+    world = np.round(view_points.data + corner).astype(int)
+    assert len(world) and np.mean(labels.data[world[:, 0], world[:, 1]] > 0) > 0.8  # on the whole frame's sources
+    assert viewer.window.dock_widgets[DOCK_NAME].layer is view_points
 
 
 def test_mode_off_or_unavailable_runs_the_photutils_pipeline(make_napari_viewer, qtbot, tmp_path):
