@@ -25,7 +25,7 @@ from ..arrays import IN_MEMORY_PIXELS
 from ..progress import Cancelled
 from ..segmenters import Segmentation, Segmenter
 from ..window import Window
-from ._catalog_layers import ellipse_corners, points_data
+from ._catalog_layers import show_catalog
 from ._fit import install_docking, vertical_only, wrap_label
 from ._layers import level0, offset_of, visible_region
 from ._models_list import model_choices, models_folder_events
@@ -353,16 +353,15 @@ class SegmenterWidget(QWidget):
         the layer's ``metadata["params"]`` (napari adds `` [1]`` to tell runs apart)."""
         return self.method + (" [view]" if field_of_view else "")
 
-    def _show_result(self, result: tuple[Segmentation, Segmenter], image_layer, region, field_of_view: bool):
-        segmentation, segmenter = result
-        labels = segmentation.labels
-        name = self.layer_name(field_of_view)
+    def put_labels(self, labels, image_layer, region, field_of_view: bool, params: dict, name: str | None = None):
+        """Add ``labels`` over ``image_layer`` (at ``region``'s corner), or replace the layer of an
+        earlier run with the same ``params`` on the same image (undoable); (layer, translate, outcome)."""
         translate = offset_of(image_layer, region[0].start, region[1].start)
         metadata = {
             "galseg_kind": "labels",
             "galseg_role": "prediction",
             "method": self.method,
-            "params": dataclasses.asdict(segmenter.params),
+            "params": params,
             "field_of_view": field_of_view,
             "source_layer": image_layer.name,
             **{k: v for k, v in image_layer.metadata.items() if k in ("header", "wcs", "path")},
@@ -377,17 +376,23 @@ class SegmenterWidget(QWidget):
             layer.metadata.update(metadata)
             outcome = f"replaced {layer.name!r} (same settings, same image; 'Undo replace' brings the old labels back)"
         else:
-            layer = self.viewer.add_labels(
-                labels, name=name, translate=translate, scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6
-            )
+            layer = self.viewer.add_labels(labels, name=name or self.layer_name(field_of_view), translate=translate,
+                                           scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6)
             self._undo = None
             outcome = f"new layer {layer.name!r}"
         self.undo_button.enabled = self._undo is not None
+        return layer, translate, outcome
+
+    def _show_result(self, result: tuple[Segmentation, Segmenter], image_layer, region, field_of_view: bool):
+        segmentation, segmenter = result
+        labels = segmentation.labels
+        layer, translate, outcome = self.put_labels(labels, image_layer, region, field_of_view,
+                                                    dataclasses.asdict(segmenter.params))
         name = layer.name
         layer.features = score_features(segmentation.scores)  # hovering an object shows its score
         catalog = segmentation.catalog
         if catalog is not None and len(catalog):
-            _show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])
+            show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])
         self.status.value = f"{name}: {int(labels.max())} objects" if isinstance(labels, np.ndarray) else name
         self.status.value += f" — {outcome}"
         if len(layer.features):
@@ -428,28 +433,6 @@ def _materialise(labels):
     return open_fits(path).pyramid()
 
 
-#: napari's Shapes layer slows down with many shapes: above this, sources are drawn as points
-MAX_ELLIPSES = 5000
-
-
-def _show_catalog(viewer, catalog, name, translate, scale):
-    """The catalog over the image: ellipses (Shapes) for moderate counts, else points; the catalog
-    columns travel as features, so hovering a source shows its flux, area, Kron radius…"""
-    coords, features = points_data(catalog)
-    layer_name = f"{name} catalog"
-    if layer_name in viewer.layers:
-        viewer.layers.remove(layer_name)
-    # the labels layer it measures: the header dock follows it to the image (widgets/wcs_info.py)
-    common = {"name": layer_name, "translate": translate, "scale": scale, "features": features,
-              "metadata": {"galseg_kind": "catalog", "source_layer": name}}
-    if len(coords) <= MAX_ELLIPSES and "semimajor_axis" in catalog.colnames:
-        return viewer.add_shapes(
-            list(ellipse_corners(catalog)), shape_type="ellipse", edge_color="cyan", edge_width=0.8,
-            face_color="transparent", **common,
-        )
-    return viewer.add_points(coords, size=6, face_color="transparent", border_color="cyan", **common)
-
-
 class PhotutilsWidget(SegmenterWidget):
     method = "photutils"
 
@@ -457,8 +440,17 @@ class PhotutilsWidget(SegmenterWidget):
         super().__init__(napari_viewer, method)
         from .sextractor_config import SExtractorConfigLoader
 
-        self.sextractor = SExtractorConfigLoader(self)  # a .sex file fills the parameters
+        self.sextractor = SExtractorConfigLoader(self)  # a .sex file: SExtractor mode, or it fills the parameters
         self.form.append(self.sextractor)
+
+    def run(self, field_of_view: bool = True):
+        """With a ``.sex`` file in SExtractor mode, its segmentation, catalogue layer and table."""
+        sex = self.sextractor.active_run()
+        if sex is None:
+            return super().run(field_of_view)
+        from .sextractor_mode import start_run
+
+        return start_run(self, sex, field_of_view)
 
 
 class KMeansWidget(SegmenterWidget):
