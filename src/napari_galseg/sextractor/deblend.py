@@ -209,11 +209,13 @@ def _local_maxima(submap, cval, xs, ys, sx, sy):
     return n
 
 
-def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
+def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand,
+            pthr: np.ndarray | None = None):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
     None when it stays whole, else the branches: (pixel indices in list order, core centre, the
-    number of core pixels, which come first). Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
+    number of core pixels, which come first). ``pthr``: the pixels' own detection thresholds with a
+    weight map (a branch's moments are then taken above the lowest of its pixels', as preanalyse does). Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
     threshold: parts of higher levels hold less, so no branch below could split.
     """
     if nthresh < 2 or mincont >= 1.0:
@@ -276,15 +278,16 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
                 ok[k][i] = False
     if ok[0][0]:
         return None
-    return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng)
+    return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng, pthr)
 
 
-def _gatherup(branches, xs, ys, cval, dval, dthresh0, rng):
+def _gatherup(branches, xs, ys, cval, dval, dthresh0, rng, pthr=None):
     taken = np.zeros(len(xs), bool)
     mom = []
     amp = []
     for o in branches:
-        mo = moments(xs[o.idx], ys[o.idx], cval[o.idx], dval[o.idx], o.dthresh)
+        level = float(pthr[o.idx].min()) if pthr is not None else o.dthresh
+        mo = moments(xs[o.idx], ys[o.idx], cval[o.idx], dval[o.idx], level)
         mom.append(mo)
         taken[o.idx] = True
         mo["abcor"] = float(np.float32(mo["abcor"]))  # a float in SExtractor's objects
