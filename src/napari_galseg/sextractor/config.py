@@ -14,8 +14,8 @@ from pathlib import Path
 from .classstar import read_nnw
 from .errors import SExtractorInputError
 from .extract import ExtractSettings
-from .flags import FLAG_TYPES
 from .files import DEFAULT_CONV, SExtractorConfigError, parse_sex_lines, read_conv
+from .flags import FLAG_TYPES
 from .known import KNOWN_PARAMS
 from .params import ParamList, read_param
 from .weights import WEIGHT_TYPES, WeightSettings
@@ -44,7 +44,7 @@ DEFAULTS: dict[str, list[str]] = {
     "MAG_ZEROPOINT": ["0.0"], "GAIN": ["0.0"], "PIXEL_SCALE": ["1.0"], "BACK_TYPE": ["AUTO"], "BACK_VALUE": ["0.0"],
     "BACK_SIZE": ["64"], "BACK_FILTERSIZE": ["3"], "BACK_FILTTHRESH": ["0.0"], "BACKPHOTO_TYPE": ["GLOBAL"],
     "SEEING_FWHM": ["1.2"], "STARNNW_NAME": ["default.nnw"], "MEMORY_OBJSTACK": ["3000"],
-    "MEMORY_BUFSIZE": ["1024"], "DETECT_MAXAREA": ["0"], "FLAG_IMAGE": [], "CHECKIMAGE_TYPE": ["NONE"],
+    "MEMORY_BUFSIZE": ["1024"], "DETECT_MAXAREA": ["0"], "FLAG_IMAGE": ["flag.fits"], "CHECKIMAGE_TYPE": ["NONE"],
     "WEIGHT_IMAGE": ["weight.fits"], "RESCALE_WEIGHTS": ["Y"], "WEIGHT_GAIN": ["Y"], "INTERP_TYPE": ["ALL"],
     "INTERP_MAXXLAG": ["16"], "INTERP_MAXYLAG": ["16"], "FLAG_TYPE": ["OR"],
 }

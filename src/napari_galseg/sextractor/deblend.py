@@ -209,13 +209,11 @@ def _local_maxima(submap, cval, xs, ys, sx, sy):
     return n
 
 
-def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand,
-            pthr: np.ndarray | None = None):
+def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
     None when it stays whole, else the branches: (pixel indices in list order, core centre, the
-    number of core pixels, which come first). ``pthr``: the pixels' own detection thresholds with a
-    weight map (a branch's moments are then taken above the lowest of its pixels', as preanalyse does). Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
+    number of core pixels, which come first). Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
     threshold: parts of higher levels hold less, so no branch below could split.
     """
     if nthresh < 2 or mincont >= 1.0:
@@ -278,16 +276,15 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
                 ok[k][i] = False
     if ok[0][0]:
         return None
-    return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng, pthr)
+    return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng)
 
 
-def _gatherup(branches, xs, ys, cval, dval, dthresh0, rng, pthr=None):
+def _gatherup(branches, xs, ys, cval, dval, dthresh0, rng):
     taken = np.zeros(len(xs), bool)
     mom = []
     amp = []
     for o in branches:
-        level = float(pthr[o.idx].min()) if pthr is not None else o.dthresh
-        mo = moments(xs[o.idx], ys[o.idx], cval[o.idx], dval[o.idx], level)
+        mo = moments(xs[o.idx], ys[o.idx], cval[o.idx], dval[o.idx], o.dthresh)
         mom.append(mo)
         taken[o.idx] = True
         mo["abcor"] = float(np.float32(mo["abcor"]))  # a float in SExtractor's objects

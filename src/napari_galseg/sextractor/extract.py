@@ -25,8 +25,7 @@ from .flags import as_flags, combine, merge
 from .growth import growth_radii, windowed_position
 from .lutz import lutz_scan_into, pixel_lists
 from .photometry import aperture_flux, auto_flux
-from .weights import (BIG, WeightSettings, interpolate, low_weight_flags, read_map, var_threshold, weight_scale,
-                      weight_to_var)
+from .weights import BIG, WeightSettings, interpolate, low_weight_flags, read_map, var_threshold, weight_scale, weight_to_var
 
 OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
 PI = 3.1415926535898  # SExtractor's value (define.h)
@@ -191,7 +190,7 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
         opt = _Weighted(pthr[ys, xs], wvar[ys, xs], gainflag, threshfac) if var is not None else None
         odthresh = float(opt.pthr.min()) if opt is not None else dthresh
         parts = deblend(xs, ys, cval, val, float(np.float32(odthresh)), s.deblend_nthresh, s.deblend_mincont,
-                        s.minarea, rng, None if opt is None else opt.pthr)
+                        s.minarea, rng)
         line = int(ys.max()) + 1  # the scan line that completes the detection (and its branches)
         if parts is None:
             rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, val, cval, dthresh, thresh, var_b, s.gain, h, w,

@@ -49,7 +49,8 @@ def weight_to_var(raw: np.ndarray, kind: str, sigfac: float = 1.0) -> np.ndarray
     data = np.asarray(raw, np.float32)
     f2 = np.float32(np.float32(sigfac) * np.float32(sigfac))
     if kind in ("MAP_RMS", "BACKGROUND"):
-        return np.where(data < np.float32(BIG), data * data, data).astype(np.float32)
+        with np.errstate(over="ignore"):
+            return np.where(data < np.float32(BIG), data * data, data).astype(np.float32)
     if kind == "MAP_VAR":
         return (data * f2).astype(np.float32)
     with np.errstate(divide="ignore"):
