@@ -231,8 +231,8 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
                                    "uncomment the columns you want, one per line")
     s.wanted = frozenset(name for name, _size in params.columns)
     if s.wanted & {"IMAFLAGS_ISO", "NIMAFLAGS_ISO"}:  # SExtractor reads the flag maps only for these columns
-        s.flag_images = tuple(r.file("FLAG_IMAGE", name) for name in r.values("FLAG_IMAGE"))
         types = r.words("FLAG_TYPE", FLAG_TYPES, (1, 64))
+        s.flag_images = tuple(r.file("FLAG_IMAGE", name) for name in r.values("FLAG_IMAGE"))
         s.flag_types = tuple((types + ["OR"] * len(s.flag_images))[:len(s.flag_images)])
     s.pixel_scale = r.numbers("PIXEL_SCALE")[0]
     s.seeing_fwhm = r.numbers("SEEING_FWHM")[0]
@@ -248,16 +248,13 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
 
 
 def _weights(r: _Reader, nr: dict[str, str]) -> WeightSettings:
-    """WEIGHT_TYPE, WEIGHT_IMAGE, WEIGHT_THRESH, RESCALE_WEIGHTS, WEIGHT_GAIN and INTERP_* (prefs.c)."""
+    """WEIGHT_TYPE, WEIGHT_IMAGE, WEIGHT_THRESH, RESCALE_WEIGHTS, WEIGHT_GAIN and INTERP_* (prefs.c);
+    read even without a weight type, so a map given on the command line uses them."""
     types = r.words("WEIGHT_TYPE", WEIGHT_TYPES, (1, 2))
     if len(types) > 1 and types[1] != types[0]:
         nr["WEIGHT_TYPE"] = f"{','.join(types)}: separate detection and measurement weights (two images) are not " \
                             f"supported; {types[0]} is used for both"
     w = WeightSettings(type=types[0])
-    if not w.on:
-        return w
-    if w.type != "BACKGROUND":
-        w.image = r.file("WEIGHT_IMAGE")
     if "WEIGHT_THRESH" in r.keys and r.values("WEIGHT_THRESH"):
         w.thresh = r.numbers("WEIGHT_THRESH", n=(1, 2))[0]
         if w.thresh < 0:
@@ -265,9 +262,11 @@ def _weights(r: _Reader, nr: dict[str, str]) -> WeightSettings:
     w.rescale = r.words("RESCALE_WEIGHTS", ("Y", "N"), (1, 2))[0] == "Y"
     w.gain = r.word("WEIGHT_GAIN", ("Y", "N")) == "Y"
     interp = r.words("INTERP_TYPE", ("NONE", "VAR_ONLY", "ALL"), (1, 2))[0]
-    if interp == "VAR_ONLY":
-        nr["INTERP_TYPE"] = "VAR_ONLY: low-weight pixels are interpolated in the image too (as ALL)"
     w.interp = interp != "NONE"
     w.xlag = r.numbers("INTERP_MAXXLAG", int, n=(1, 2), positive=True)[0]
     w.ylag = r.numbers("INTERP_MAXYLAG", int, n=(1, 2), positive=True)[0]
+    if w.on and interp == "VAR_ONLY":
+        nr["INTERP_TYPE"] = "VAR_ONLY: low-weight pixels are interpolated in the image too (as ALL)"
+    if w.on and w.type != "BACKGROUND":
+        w.image = r.file("WEIGHT_IMAGE")
     return w
