@@ -118,9 +118,9 @@ class _Reader:
     def words(self, key: str, choices: tuple[str, ...], n: tuple[int, int]) -> list[str]:
         vals = [v.upper() for v in self.values(key)]
         if not n[0] <= len(vals) <= n[1] or any(v not in choices for v in vals):
-            count = "one value" if n == (1, 1) else f"{n[0]} to {n[1]} values"
             raise SExtractorInputError(f"{self.where(key)}: {' '.join(self.values(key)) or 'nothing'!r} is not "
-                                       f"{count} among {', '.join(choices)}; correct the line")
+                                       f"one of {', '.join(choices)} (up to {n[1]} values, comma-separated); "
+                                       "correct the line")
         return vals
 
     def file(self, key: str, name: str | None = None) -> Path:
