@@ -358,7 +358,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sextractor_config and args.catalog and args.method == "photutils" and args.image and args.output:
         from ..sextractor.command import run_sextractor_mode  # SExtractor mode (issue 27)
 
-        check_outputs([args.output, args.catalog], inputs=args.image[:1], overwrite=args.overwrite)
+        noise = [*(args.rms or []), *(args.variance or []), *(args.weight or [])]
+        check_outputs([args.output, args.catalog], inputs=args.image[:1] + noise, overwrite=args.overwrite)
         return run_sextractor_mode(args)
     cls = get(args.method)  # KeyError lists the choices
     if args.params:
