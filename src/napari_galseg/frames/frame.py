@@ -21,6 +21,15 @@ from .noise import NoiseMap, noise_kind
 from .planes import describe, find_planes, hdu_value
 
 
+class NoDataError(ValueError):
+    """Every pixel of a frame is undefined; ``reason`` says by which plane (the one-line message
+    speaks of segmenting: a caller that scores says it its own way)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class FrameScience:
     """The science plane with NaN where the noise says "no data" or the mask says "bad"."""
 
@@ -132,7 +141,8 @@ class Frame:
         if self.mask is not None:
             why.append(f"the mask ({self.sources.get('mask')}) flags every pixel" if _all_true(self.mask, rows) else "")
         reason = "; ".join(w for w in why if w) or "no pixel is finite, of non-zero weight and unmasked at once"
-        raise ValueError(f"{self.science.path}: every pixel of the frame is undefined ({reason}); nothing to segment")
+        raise NoDataError(f"{self.science.path}: every pixel of the frame is undefined ({reason}); nothing to segment",
+                          reason)
 
 
 def _all_no_data(noise: NoiseMap, rows: int) -> bool:
