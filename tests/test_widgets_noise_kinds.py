@@ -99,3 +99,30 @@ def test_the_training_widget_gives_its_job_the_converted_image_and_rms(make_napa
     widget.mask.layer.value = None
     files, arrays, _ = widget._sources()
     assert arrays["rms"] is viewer.layers["wgt"].data  # a 1σ map goes to the job as it is
+
+
+def test_the_scribbles_forest_never_labels_the_masked_stripe(make_napari_viewer, qtbot, field):
+    from napari_galseg.widgets.forest_scribbles import ForestScribbleWidget
+
+    f, stripe, _, _ = field
+    viewer = _viewer(make_napari_viewer, field)
+    widget = ForestScribbleWidget(viewer)
+    widget.image_combo.value = viewer.layers["img"]
+    widget.n_estimators.value = 10
+    widget.extra.value = False
+    scribbles = widget.scribbles_layer()
+    every = np.zeros(f.truth.shape, bool)
+    every[::7, ::7] = True
+    scribbles.data = np.where(every & (f.truth > 0), 2, np.where(every & (f.truth == 0), 1, 0)).astype(np.uint8)
+    widget.rms_combo.value = viewer.layers["wgt"]
+    widget.noise_kind.value = "weight"
+
+    def predicted():
+        with qtbot.waitSignal(widget.work_finished, timeout=120000):  # connected before the worker starts
+            assert widget.train() is not None
+        return np.array(viewer.layers["forest prediction"].data)
+
+    assert predicted()[stripe].any()
+    widget.mask_combo.value = viewer.layers["msk"]
+    labels = predicted()
+    assert not labels[stripe].any() and labels.max() > 0
