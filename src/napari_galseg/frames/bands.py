@@ -96,6 +96,49 @@ def sky_subtracted(image, box_size: int = 64):
 
 #: filters from blue to red: how an RGB composite orders the bands it is given
 FILTER_ORDER = ("u", "g", "r", "i", "z", "y", "j", "h", "k", "ks")
+#: header cards that name a band's filter (HSC/LSST, DES, SDSS, HST)
+FILTER_CARDS = ("FILTER", "BAND", "FILTNAM1", "FILTER1")
+
+
+def filter_of(name: str, header=None) -> str | None:
+    """The filter of a band (one of :data:`FILTER_ORDER`), or None: the header's FILTER/BAND card
+    (``HSC-I``, ``g``, ``DECam r``), else a filter letter standing alone in the name
+    (``field_g``, ``calexp-HSC-I``, ``tile.r.fits``)."""
+    import re
+
+    texts = [str(header.get(card, "")) for card in FILTER_CARDS if header is not None and card in header]
+    texts.append(str(name))
+    for text in texts:
+        words = [w.lower() for w in re.split(r"[^A-Za-z]+", re.sub(r"\.(fits?|fts|fz|gz)$", "", text.strip(), flags=re.I)) if w]
+        for word in reversed(words):  # the last word is the filter in 'HSC-I', 'field_g'
+            if word in FILTER_ORDER:
+                return word
+    return None
+
+
+def rgb_order(names, headers=None) -> list[int]:
+    """Which of three bands goes to red, green and blue: by wavelength when every band's filter is
+    known (the reddest is red), else as given (red, green, blue)."""
+    if len(names) != 3:
+        raise ValueError(f"an RGB composite takes three bands, got {len(names)}")
+    filters = [filter_of(n, h) for n, h in zip(names, headers or [None] * 3)]
+    if None in filters or len(set(filters)) < 3:
+        return [0, 1, 2]
+    return sorted(range(3), key=lambda i: -FILTER_ORDER.index(filters[i]))
+
+
+def rgb_of_bands(planes, names, headers=None, wcs=None, Q: float = 8.0, stretch: float | None = None):
+    """``(rgb, order)``: the lazy Lupton RGB (:func:`rgb_composite`) of three bands of one field,
+    red to blue by filter (:func:`rgb_order`), and the bands' indices in that order. Bands of other
+    shapes or WCS are refused (reproject first), as for detection."""
+    from types import SimpleNamespace
+
+    order = rgb_order(list(names), headers)
+    frames = [SimpleNamespace(shape=tuple(np.shape(p)), wcs=(wcs or [None] * 3)[i]) for i, p in enumerate(planes)]
+    if any(len(f.shape) != 2 for f in frames):
+        raise ValueError("an RGB composite takes three 2-D bands; got shapes " + ", ".join(str(f.shape) for f in frames))
+    check_same_grid(frames, list(names))
+    return rgb_composite(*(planes[i] for i in order), Q=Q, stretch=stretch), order
 
 
 def rgb_composite(red, green, blue, Q: float = 8.0, stretch: float | None = None):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .._duration import format_duration
-from ..inference import LabelParams, TiledPredictor, iter_label_strips
+from ..inference import LabelParams, NoDataReader, TiledPredictor, iter_label_strips, with_no_data
 from ..model_folder import ModelFolderError
 from ..models.unet import UNet
 from ..preprocess import as_recipe, image_only_recipe, snr_recipe
@@ -245,19 +245,24 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         return TiledPredictor(forward, 2, r.tile_size, r.tile_overlap, r.tile_batch), device
 
     def iter_maps(self, image, rms=None, region=None, progress: ProgressCallback | None = None
-                  ) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Stream ``(y0, y1, maps)``: blended (probability, distance) rows of the frame or region."""
+                  ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+        """Stream ``(y0, y1, maps, no_data)``: blended (probability, distance) rows of the frame or
+        region, and the rows' no-data mask (None where every pixel has data)."""
         self._require_net()
         shape = check_field(image, None, rms)
+        missing = NoDataReader(image, rms)  # the image and rms as given: NaN or a bad rms = no data
         if self.recipe is not None and as_recipe(self.recipe).needs_rms:
             rms = self.noise_map(image, rms)  # estimated when none was given (noise_note says so)
         image = self.input_image(image)
         recipe = self._inference_recipe(image, rms)
+        x0, x1 = (region[2], region[3]) if region is not None else (0, shape[1])
+        return with_no_data(self._iter_blended(image, rms, recipe, shape, region, progress), missing, x0, x1)
 
+    def _iter_blended(self, image, rms, recipe, shape, region, progress) -> Iterator[tuple[int, int, np.ndarray]]:
         def source(y0, y1, x0, x1):
             img = read_window(image, y0, y1, x0, x1)
             r = read_window(rms, y0, y1, x0, x1) if rms is not None else None
-            return np.nan_to_num(np.asarray(recipe.apply(img, r), np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+            return recipe.network_input(img, r)  # no-data pixels at the recipe's fills, as in training
 
         if recipe.n_channels != self.net.in_channels:
             raise ModelFolderError(f"the recipe gives {recipe.n_channels} channels but the network expects {self.net.in_channels}")
@@ -393,6 +398,9 @@ def _runs_on_workers(batch: np.ndarray) -> np.ndarray:
 
 
 def _tee_probability(rows, prob: np.ndarray, y_base: int):
-    for y0, y1, maps in rows:
+    """Copy each row's probability into ``prob`` (NaN where there is no data) and pass the row on."""
+    for y0, y1, maps, missing in rows:
         prob[y0 - y_base: y1 - y_base] = maps[0]
-        yield y0, y1, maps
+        if missing is not None:
+            prob[y0 - y_base: y1 - y_base][missing] = np.nan
+        yield y0, y1, maps, missing

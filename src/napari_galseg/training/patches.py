@@ -229,8 +229,7 @@ class _FieldPatches:
         return image, rms, truth
 
     def encode(self, image, rms, truth):
-        inputs = np.asarray(self.recipe.apply(image, rms), dtype=np.float32)
-        inputs = np.nan_to_num(inputs, nan=0.0, posinf=0.0, neginf=0.0)
+        inputs = self.recipe.network_input(image, rms)  # no-data pixels at the recipe's fills, as at inference
         fg, dist = instance_targets(truth)
         return inputs, np.stack([fg, dist])
 

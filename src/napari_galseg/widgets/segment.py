@@ -29,6 +29,7 @@ from ._catalog_layers import show_catalog
 from ._fit import install_docking, vertical_only, wrap_label
 from ._layers import level0, offset_of, visible_region
 from ._models_list import model_choices, models_folder_events
+from ._noise_inputs import FrameInputs, bits_edit, kind_combo, kind_of, mask_combo, preselect_mask
 from ._settings_form import SettingsForm
 
 
@@ -73,7 +74,11 @@ class SegmenterWidget(QWidget):
         layers = defaults.settings()
 
         self.image_combo = create_widget(annotation=Image, label="image")
-        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)")
+        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="noise (optional)")
+        self.noise_kind = kind_combo()  # rms, variance or weight: converted as the CLI converts them
+        self.mask_combo = mask_combo()
+        self.mask_bits = bits_edit()
+        self._frame_inputs = FrameInputs()
         # the method's own parameters first; training and run options folded as advanced
         self.params = SettingsForm(layers["params"])
         self.train_form = SettingsForm(layers["train"]) if layers["train"] is not None else None
@@ -82,7 +87,7 @@ class SegmenterWidget(QWidget):
         self.whole_button = PushButton(text="Run on whole image")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        widgets = [self.image_combo, self.rms_combo]
+        widgets = [self.image_combo, self.rms_combo, self.noise_kind, self.mask_combo, self.mask_bits]
         if self.segmenter_cls.capabilities.trainable:
             self.truth_combo = create_widget(annotation=typing.Optional[Labels], label="truth (to train)")
             # the models folder's models of this method (the training widget registers them there)
@@ -149,6 +154,8 @@ class SegmenterWidget(QWidget):
         rms = by_kind.get("rms")
         if self.rms_combo.value is None and isinstance(rms, Image) and image is not None and rms.data.shape == image.data.shape:
             self.rms_combo.value = rms
+            self.noise_kind.value = kind_of(rms)  # a coadd's VARIANCE or WGT plane says what it holds
+        preselect_mask(self.mask_combo, self.viewer.layers, image)
 
     # -- parameters ---------------------------------------------------------------------------
     def current_params(self):
@@ -176,15 +183,19 @@ class SegmenterWidget(QWidget):
         return self.segmenter_cls(**settings)
 
     def _inputs(self, field_of_view: bool):
-        """(image layer, full-resolution image, rms or None, region of interest as two slices)."""
+        """(image layer, full-resolution image, rms or None, region of interest as two slices): the
+        image NaN where the noise says no data or the mask's bad bits are set, the noise as 1σ."""
         image_layer = self.image_combo.value
         if image_layer is None:
             raise ValueError("choose an image layer")
         image = level0(image_layer)
-        rms_layer = self.rms_combo.value
-        rms = level0(rms_layer) if rms_layer is not None else None
-        if rms is not None and tuple(rms.shape) != tuple(image.shape):
-            raise ValueError(f"rms layer {rms_layer.name!r} has shape {rms.shape}, image {image.shape}: choose matching layers")
+        rms_layer, mask_layer = self.rms_combo.value, self.mask_combo.value
+        noise = level0(rms_layer) if rms_layer is not None else None
+        mask = level0(mask_layer) if mask_layer is not None else None
+        names = (f"image layer {image_layer.name!r}", f"noise layer {getattr(rms_layer, 'name', '')!r}",
+                 f"mask layer {getattr(mask_layer, 'name', '')!r}")
+        image, rms = self._frame_inputs.convert(image, noise, self.noise_kind.value, mask, self.mask_bits.value,
+                                                getattr(mask_layer, "metadata", {}).get("header"), names)
         region = visible_region(image_layer) if field_of_view else (slice(0, image.shape[-2]), slice(0, image.shape[-1]))
         return image_layer, image, rms, region
 
