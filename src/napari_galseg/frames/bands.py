@@ -175,3 +175,75 @@ def rgb_composite(red, green, blue, Q: float = 8.0, stretch: float | None = None
         return make_lupton_rgb(*images, interval=interval, stretch=float(stretch) / span, Q=float(Q))
 
     return da.map_blocks(block, *planes, dtype=np.uint8, new_axis=2, chunks=planes[0].chunks + ((3,),))
+
+
+class BandStack:
+    """Several bands of one field as one input of a model that takes bands as channels: a 2-D pixel
+    grid (``shape`` is the bands' (ny, nx)) whose windows are ``(bands, h, w)`` float32 arrays, read
+    band by band — so the U-Net's tiles and the forest's tiles read every band of a window at once.
+    ``planes`` are the bands' own 2-D array-likes (numpy, memmap, dask or lazy frames)."""
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, planes, names):
+        self.planes, self.names = list(planes), tuple(str(n) for n in names)
+        if len(self.planes) != len(self.names) or not self.planes:
+            raise ValueError(f"{len(self.planes)} band image(s) but {len(self.names)} band name(s)")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"two bands have the same name ({', '.join(self.names)}): name each band once")
+        shapes = [tuple(int(s) for s in np.shape(p)) for p in self.planes]
+        for shape, name in zip(shapes, self.names):
+            if len(shape) != 2 or shape != shapes[0]:
+                raise ValueError(f"band {name} has shape {shape} but band {self.names[0]} has {shapes[0]}; bands "
+                                 "must share one pixel grid: reproject them first (e.g. the `reproject` package)")
+        self.shape = shapes[0]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        blocks = []
+        for plane in self.planes:
+            block = plane[key]
+            if hasattr(block, "compute") and not isinstance(block, np.ndarray):
+                block = block.compute(scheduler="sync")  # in this thread (see training.patches.read_window)
+            blocks.append(np.asarray(block, dtype=np.float32))
+        return np.stack(blocks)
+
+    def map(self, function) -> BandStack:
+        """The stack of ``function(plane)`` for each band, under the same names."""
+        return BandStack([function(p) for p in self.planes], self.names)
+
+
+def band_name(path, header=None) -> str:
+    """A band's name: its header's FILTER (or BAND) card, else the file's name without .fits."""
+    for card in ("FILTER", "BAND"):
+        value = header.get(card) if header is not None else None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    from pathlib import Path
+
+    name = Path(path).name
+    for suffix in (".fits.gz", ".fits.fz", ".fits", ".fit", ".fts", ".fz"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def check_bands(model_bands, image, method: str = "this model") -> None:
+    """Refuse, in one line, an input whose bands are not those the model was trained on (names and order)."""
+    given = image.names if isinstance(image, BandStack) else None
+    if model_bands is None and given is None:
+        return
+    wanted = ", ".join(model_bands) if model_bands else ""
+    if given is None:
+        raise ValueError(f"{method} was trained on {len(model_bands)} bands ({wanted}, in that order) but got one "
+                         f"image: give every band, e.g. galseg segment ... {' '.join(f'{b}.fits' for b in model_bands)} "
+                         "--bands")
+    if model_bands is None:
+        raise ValueError(f"{method} was trained on one image, not on bands: --bands needs a model trained on bands "
+                         "(galseg train METHOD --bands ...)")
+    if tuple(model_bands) != tuple(given):
+        raise ValueError(f"{method} was trained on bands {wanted} (in that order) but got {', '.join(given)}: give the "
+                         "same bands in the same order (a band's name is its FILTER card, else its file name)")

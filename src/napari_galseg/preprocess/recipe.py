@@ -349,9 +349,13 @@ NAMED_RECIPES = {"default": default_recipe, "default+snr": snr_recipe, "image-on
 
 def as_recipe(recipe) -> Recipe | None:
     """None, a Recipe, a dict, a JSON/YAML path or a name (``"default"``, ``"default+snr"``,
-    ``"image-only"``) → Recipe."""
-    if recipe is None or isinstance(recipe, Recipe):
+    ``"image-only"``) → Recipe; a band recipe's dict → :class:`~.bands.BandRecipe`."""
+    from .bands import BandRecipe, is_band_recipe
+
+    if recipe is None or isinstance(recipe, (Recipe, BandRecipe)):
         return recipe
+    if is_band_recipe(recipe):  # a model trained on bands (preprocess.bands)
+        return BandRecipe.from_dict(recipe)
     if isinstance(recipe, dict):
         return Recipe.from_dict(recipe)
     if isinstance(recipe, str) and recipe in NAMED_RECIPES:

@@ -23,10 +23,12 @@ import numpy as np
 import torch
 
 from .._duration import format_duration
+from ..frames.bands import BandStack, check_bands
 from ..inference import LabelParams, NoDataReader, TiledPredictor, iter_label_strips, with_no_data
 from ..model_folder import ModelFolderError
 from ..models.unet import UNet
-from ..preprocess import as_recipe, image_only_recipe, snr_recipe
+from ..preprocess import as_recipe, image_only_recipe, snr_only_recipe, snr_recipe
+from ..preprocess.bands import BandRecipe
 from ..progress import ProgressCallback, reporter
 from ..training import device as dev
 from ..training.checkpoints import WEIGHTS_NAME, load_weights, save_weights
@@ -104,6 +106,14 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
     # -- input ----------------------------------------------------------------------------------
     # -- training --------------------------------------------------------------------------------
     def _fitted_recipe(self, image, rms):
+        if isinstance(image, BandStack):  # one recipe per band (default: each band's S/N with its own noise)
+            per_band = as_recipe(self.recipe) if self.recipe is not None else snr_only_recipe()
+            if isinstance(per_band, BandRecipe):
+                check_bands(per_band.bands, image, "this recipe")
+                recipe = per_band
+            else:
+                recipe = BandRecipe.per_band(image.names, per_band)
+            return recipe if recipe.is_fitted else recipe.fit(image, rms)
         if self.recipe is not None:
             recipe = as_recipe(self.recipe)
         else:  # the study's channels plus signal-to-noise; without an rms map, its image channels only
@@ -126,7 +136,8 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         """
         p, t = self.params, self.train_config
         shape = check_field(image, truth, rms)
-        if rms is None and self.recipe is not None and as_recipe(self.recipe).needs_rms:
+        self.bands = image.names if isinstance(image, BandStack) else None
+        if rms is None and (self.bands or (self.recipe is not None and as_recipe(self.recipe).needs_rms)):
             rms = self.noise_map(image, None)
         else:
             self.noise_note = None
@@ -192,6 +203,7 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         """A copy of this segmenter with ``net``'s weights of this moment (a preview during training)."""
         snap = type(self)(self.params, train=self.train_config, run=self.run_options)
         snap.provenance = {"preview": True}
+        snap.bands = self.bands
         snap.net = self.build_net(recipe.n_channels)
         snap.net.load_state_dict({k: v.detach().float().cpu() for k, v in net.state_dict().items()})
         snap.net.eval()
@@ -249,6 +261,7 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         """Stream ``(y0, y1, maps, no_data)``: blended (probability, distance) rows of the frame or
         region, and the rows' no-data mask (None where every pixel has data)."""
         self._require_net()
+        check_bands(self.bands, image, f"this {self.name} model")
         shape = check_field(image, None, rms)
         missing = NoDataReader(image, rms)  # the image and rms as given: NaN or a bad rms = no data
         if self.recipe is not None and as_recipe(self.recipe).needs_rms:
@@ -342,6 +355,9 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
             net = UNet(in_channels, int(arch.get("out_channels", 2)), int(arch["depth"]), int(arch["base_width"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFolderError(f"{path}/config.json has an incomplete U-Net architecture ({exc})") from None
+        if isinstance(recipe, BandRecipe) != bool(self.bands) or (self.bands and recipe.bands != self.bands):
+            raise ModelFolderError(f"{path}/config.json: its bands ({', '.join(self.bands or ()) or 'none'}) and its "
+                                   "recipe's do not agree; the folder is damaged")
         if recipe.n_channels != in_channels:
             raise ModelFolderError(
                 f"{path}: the recipe makes {recipe.n_channels} channel(s) ({', '.join(recipe.channel_names)}) but the "
