@@ -123,3 +123,32 @@ def test_patch_flips_act_on_every_band_alike():
     a = np.arange(3 * 5 * 5, dtype=np.float32).reshape(3, 5, 5)
     for t in range(8):
         np.testing.assert_array_equal(dihedral(a, t), np.stack([dihedral(p, t) for p in a]))
+
+
+def test_bands_without_data_are_filled_per_band_and_unlabelled_where_no_band_has_data(model, field, tmp_path):
+    """A stripe missing in one band is still segmented from the others; a stripe missing in every
+    band is never labelled; the network input fills only the band that has no data."""
+    method, folder = model
+    if method != "unet":
+        pytest.skip("the U-Net's network input and its no-data rows")
+    files = {}
+    for b in "gri":
+        data = fits.getdata(field / f"img_{b}.fits").astype(np.float32)
+        data[20:40] = np.nan  # every band
+        if b == "g":
+            data[100:120] = np.nan  # g only
+        files[b] = tmp_path / f"img_{b}.fits"
+        fits.writeto(files[b], data, fits.getheader(field / f"img_{b}.fits"))
+    out = tmp_path / "labels.fits"
+    assert main(["segment", "unet", *(str(files[b]) for b in "gri"), "--bands", *_rms(field), "--model", str(folder),
+                 "-o", str(out)]) == 0
+    labels = fits.getdata(out)
+    assert not labels[20:40].any()
+
+    recipe = BandRecipe.per_band("gri", snr_only_recipe())
+    stack = np.stack([fits.getdata(files[b]) for b in "gri"]).astype(np.float32)
+    rms = np.stack([fits.getdata(field / f"rms_{b}.fits") for b in "gri"]).astype(np.float32)
+    x = recipe.network_input(stack, rms)
+    assert x.shape == (3, 192, 192) and np.isfinite(x).all()
+    assert np.array_equal(x[0, 100:120], np.full((20, 192), recipe.fills[0], np.float32))
+    assert not np.array_equal(x[1, 100:120], np.full((20, 192), recipe.fills[1], np.float32))

@@ -299,7 +299,8 @@ def _join_masks(masks: list[np.ndarray | None], shapes: list[tuple]) -> np.ndarr
 class NoDataReader:
     """``reader(y0, y1, x0, x1)``: the window's no-data mask (see
     :func:`~napari_galseg.preprocess.rms.no_data`), or None where every pixel has data; reads the
-    window of the image (and rms) only, so a survey frame never gets a frame-sized mask."""
+    window of the image (and rms) only, so a survey frame never gets a frame-sized mask. For bands
+    (``(bands, h, w)`` windows) a pixel has no data when no band has any there."""
 
     def __init__(self, image, rms=None):
         self.image, self.rms = image, rms
@@ -311,6 +312,8 @@ class NoDataReader:
         window = (slice(y0, y1), slice(x0, x1))
         image = read_float32(self.image, window)
         missing = no_data(image, read_float32(self.rms, window) if self.rms is not None else None)
+        if missing.ndim == 3:
+            missing = missing.all(axis=0)
         return missing if missing.any() else None
 
 

@@ -82,6 +82,27 @@ class BandRecipe:
         return np.concatenate([np.asarray(r.apply(_plane(image, b), _plane(rms, b) if r.needs_rms else None), np.float32)
                                for b, r in enumerate(recipe.recipes)])
 
+    @property
+    def fills(self) -> np.ndarray:
+        """Each channel's value where its band has no data, band after band (float32, (Σ C,))."""
+        return np.concatenate([r.fills for r in self.recipes]).astype(np.float32)
+
+    def network_input(self, image, rms=None, missing: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`.Recipe.network_input` band by band: a band's channels are at their fills where
+        *that* band has no data (``missing``: a ``(bands, h, w)`` mask, or one ``(h, w)`` mask for every
+        band; else each band's own), so a pixel masked in one band is still seen in the others."""
+        self._check(image)
+        recipe = self if self.is_fitted else self.fit(image, rms)
+
+        def band_missing(b):
+            if missing is None:
+                return None
+            return missing[b] if np.ndim(missing) == 3 else missing
+
+        return np.concatenate([r.network_input(np.asarray(_plane(image, b)),
+                                               _plane(rms, b) if r.needs_rms else None, band_missing(b))
+                               for b, r in enumerate(recipe.recipes)])
+
     def _check(self, image) -> None:
         n = len(image.planes) if hasattr(image, "planes") else (np.shape(image)[0] if np.ndim(image) == 3 else None)
         if n != len(self.bands):
