@@ -19,7 +19,7 @@ from .segment import _error
 
 
 def run_bands(args, cls, overrides: dict) -> int:
-    from ..frames.bands import DetectionImage, sky_subtracted
+    from ..frames.bands import detection_image
     from ..frames.frame import _lazy
     from ..io import labels_header
     from . import progress_bar
@@ -31,20 +31,17 @@ def run_bands(args, cls, overrides: dict) -> int:
         raise _error(f"--bands detects on a combined image with the photutils pipeline, or feeds the bands to a model "
                      f"trained on them (unet, forest); {cls.name} does not take one")
     frames, names, noise = _open_bands(args)
-    skies, sigmas, notes = [], [], []
-    for frame, name in zip(frames, names):
-        sky, estimated = sky_subtracted(frame.image)
-        skies.append(sky)
-        sigmas.append(frame.rms if frame.rms is not None else estimated)
+    combination = args.detection
+    detection, estimated = detection_image([f.image for f in frames], [f.rms for f in frames], combination)
+    skies, notes = detection.bands, []
+    for frame, name, guessed in zip(frames, names, estimated):
         notes.extend(frame.notes)
-        if frame.rms is None:
+        if guessed:
             notes.append(f"band {name}: no noise map given, the noise was estimated from the image")
         elif not noise:
             notes.append(f"band {name}: noise from {frame.sources['noise']}")
         if frame.mask is not None:
             notes.append(f"band {name}: masked: {frame.sources['mask']}")
-    combination = args.detection
-    detection = DetectionImage(skies, sigmas, combination)
     image = _lazy(detection, f"bands-{combination}-" + "-".join(names), frames[0].science.data.chunksize[0])
     import dask.array as da
 

@@ -94,6 +94,19 @@ def sky_subtracted(image, box_size: int = 64):
     return SkySubtracted(image, mesh), MeshMap(mesh, "rms")
 
 
+def detection_image(images, rms_maps, combination: str = "snr") -> tuple[DetectionImage, list[bool]]:
+    """The :class:`DetectionImage` of bands given as array-likes of one grid, each sky subtracted
+    here; a band whose noise map is None gets its background mesh's rms. Returns the image and,
+    per band, whether its noise was estimated (what the CLI and the photutils dock say)."""
+    skies, sigmas, estimated = [], [], []
+    for image, rms in zip(images, rms_maps):
+        sky, mesh_rms = sky_subtracted(image)
+        skies.append(sky)
+        sigmas.append(rms if rms is not None else mesh_rms)
+        estimated.append(rms is None)
+    return DetectionImage(skies, sigmas, combination), estimated
+
+
 #: filters from blue to red: how an RGB composite orders the bands it is given
 FILTER_ORDER = ("u", "g", "r", "i", "z", "y", "j", "h", "k", "ks")
 #: header cards that name a band's filter (HSC/LSST, DES, SDSS, HST)
