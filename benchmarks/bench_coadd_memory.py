@@ -60,6 +60,7 @@ def write_tiled(folder: Path, size: int, tile: int, seed: int) -> None:
     import numpy as np
     from astropy.io import fits
 
+    from napari_galseg._atomic import atomic_path
     from napari_galseg.synth import make_field
 
     field = make_field(tile, seed=seed)
@@ -68,11 +69,12 @@ def write_tiled(folder: Path, size: int, tile: int, seed: int) -> None:
         header = fits.PrimaryHDU(np.zeros((1, 1), np.float32)).header
         header["NAXIS1"], header["NAXIS2"] = size, size
         header["TILED"] = (tile, f"a {tile}^2 field (seed {seed}) repeated")
-        stream = fits.StreamingHDU(str(folder / name), header)
         row = np.tile(plane, (1, reps))[:, :size]
-        for y0 in range(0, size, tile):
-            stream.write(row[: min(tile, size - y0)])
-        stream.close()
+        with atomic_path(folder / name, overwrite=True) as tmp:  # an interrupted run leaves no half file
+            stream = fits.StreamingHDU(str(tmp), header)
+            for y0 in range(0, size, tile):
+                stream.write(row[: min(tile, size - y0)])
+            stream.close()
 
 
 def differing_pixels(a: Path, b: Path, rows: int = 512) -> int:
