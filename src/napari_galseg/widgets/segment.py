@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, create_widget
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, Select, create_widget
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
@@ -22,6 +22,7 @@ from superqt import QCollapsible
 
 from .. import segmenters
 from ..arrays import IN_MEMORY_PIXELS
+from ..frames.bands import COMBINATIONS
 from ..progress import Cancelled
 from ..segmenters import Segmentation, Segmenter
 from ..window import Window
@@ -394,11 +395,15 @@ class SegmenterWidget(QWidget):
         self.undo_button.enabled = self._undo is not None
         return layer, translate, outcome
 
+    def run_params(self, segmenter: Segmenter) -> dict:
+        """What tells one run from another in the layer's metadata (a re-run of the same replaces it)."""
+        return dataclasses.asdict(segmenter.params)
+
     def _show_result(self, result: tuple[Segmentation, Segmenter], image_layer, region, field_of_view: bool):
         segmentation, segmenter = result
         labels = segmentation.labels
         layer, translate, outcome = self.put_labels(labels, image_layer, region, field_of_view,
-                                                    dataclasses.asdict(segmenter.params))
+                                                    self.run_params(segmenter))
         name = layer.name
         layer.features = score_features(segmentation.scores)  # hovering an object shows its score
         catalog = segmentation.catalog
@@ -453,6 +458,56 @@ class PhotutilsWidget(SegmenterWidget):
 
         self.sextractor = SExtractorConfigLoader(self)  # a .sex file: SExtractor mode, or it fills the parameters
         self.form.append(self.sextractor)
+        # several bands of one field: detect on their combined image (as `galseg segment --bands`)
+        self.bands_select = Select(label="more bands (detect on all)", choices=self._band_choices,
+                                   tooltip="other bands of the image's field, on the same pixel grid: one "
+                                           "segmentation detected on the combined image")
+        self.detection = ComboBox(label="detection image", choices=list(COMBINATIONS), value="snr",
+                                  tooltip="snr: inverse-variance weighted sum; chi2: Szalay et al. (1999) χ² "
+                                          "(finds sources of any colour)")
+        self.form.extend([self.bands_select, self.detection])
+        self._bands_used: list[str] = []
+
+    def _band_choices(self, _widget=None):
+        image = self.image_combo.value
+        return [(layer.name, layer) for layer in self.viewer.layers
+                if isinstance(layer, Image) and layer is not image and layer.metadata.get("galseg_kind") != "rms"]
+
+    def _inputs(self, field_of_view: bool):
+        """With more bands chosen, the image is their combined detection image (unit noise)."""
+        image_layer, image, rms, region = super()._inputs(field_of_view)
+        extra = [layer for layer in (self.bands_select.value or []) if layer is not image_layer]
+        self._bands_used = []
+        if not extra:
+            return image_layer, image, rms, region
+        import dask.array as da
+
+        from ..frames.bands import detection_image
+        from ..frames.frame import _lazy
+
+        planes = [level0(layer) for layer in extra]
+        for layer, plane in zip(extra, planes):
+            if tuple(plane.shape) != tuple(image.shape):
+                raise ValueError(f"band layer {layer.name!r} has shape {tuple(plane.shape)} but image {image_layer.name!r} "
+                                 f"has {tuple(image.shape)}: bands must share one pixel grid (reproject them first)")
+        combination = self.detection.value
+        detection, estimated = detection_image([image, *planes], [rms, *([None] * len(planes))], combination)
+        names = [image_layer.name, *(layer.name for layer in extra)]
+        self._bands_used = [f"detected on the {combination} image of {', '.join(names)}"] + [
+            f"band {name}: no noise layer, the noise was estimated from the image"
+            for name, guessed in zip(names, estimated) if guessed]
+        chunks = min(2048, max(image.shape))
+        lazy = _lazy(detection, f"bands-{combination}-{id(detection)}", chunks)
+        return image_layer, lazy, da.ones(detection.shape, dtype="f4", chunks=chunks), region
+
+    def run_params(self, segmenter) -> dict:
+        params = super().run_params(segmenter)
+        return {**params, "bands": list(self._bands_used[:1])} if self._bands_used else params
+
+    def _show_result(self, result, image_layer, region, field_of_view: bool):
+        if self._bands_used:  # said under the result instead of "the noise was estimated" of one band
+            result[0].notes = list(self._bands_used)
+        return super()._show_result(result, image_layer, region, field_of_view)
 
     def run(self, field_of_view: bool = True):
         """With a ``.sex`` file in SExtractor mode, its segmentation, catalogue layer and table."""
