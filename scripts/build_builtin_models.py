@@ -124,8 +124,13 @@ def main(argv=None) -> int:
         if method == "unet" and args.init_weights:  # the earlier parts of the training, as their cards say
             before = json.loads((Path(args.init_weights) / CARD_NAME).read_text()) if \
                 (Path(args.init_weights) / CARD_NAME).exists() else {}
-            model.provenance["training"]["continued_from"] = {k: before.get(k) for k in ("command", "training_time_s",
-                                                                                          "trained_on")}
+            # the earlier parts, each with the part before it (continued_from nests down to the first)
+            init_config = Path(args.init_weights) / "config.json"
+            earlier = json.loads(init_config.read_text()).get("provenance", {}).get("training", {}) \
+                if init_config.exists() else {}
+            model.provenance["training"]["continued_from"] = {
+                **{k: before.get(k) for k in ("command", "training_time_s", "trained_on")},
+                "continued_from": earlier.get("continued_from")}
             elapsed += float(before.get("training_time_s") or 0.0)  # the card's time is the whole training's
             model.params = dataclasses.replace(model.params, init_weights="")  # no local path in a shipped config
         card = {
