@@ -211,8 +211,8 @@ def test_flip_average_is_the_mean_of_the_flipped_tiles_maps(trained, field):
         plain.configure(flip_average=3)
 
 
-def test_batch_norms_folded_for_inference_give_the_same_maps():
-    """The inference copy folds each batch norm into its convolution: same output, original untouched."""
+def test_the_inference_network_gives_the_same_maps():
+    """The inference copy (batch norms folded, no concatenation) gives the same maps; the original is untouched."""
     import torch
 
     from napari_galseg.models.unet import UNet

@@ -7,6 +7,8 @@ border (1 at an object's core, 0 on its edge); watershed on the second one split
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -65,11 +67,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ny, nx = x.shape[-2:]
-        m = self.multiple
-        pad_y, pad_x = (-ny) % m, (-nx) % m
-        if pad_y or pad_x:
-            mode = "reflect" if (ny > pad_y and nx > pad_x) else "replicate"
-            x = F.pad(x, (0, pad_x, 0, pad_y), mode=mode)
+        x = _pad_to_multiple(x, self.multiple)
         skips = []
         for k, block in enumerate(self.down):
             if k:
@@ -80,30 +78,11 @@ class UNet(nn.Module):
         for up, conv in zip(self.up, self.up_conv, strict=True):
             x = up(x)
             x = conv(torch.cat([skips.pop(), x], dim=1))
-        out = self.head(x)
-        if pad_y or pad_x:
-            out = out[..., :ny, :nx]
-        return out
+        return self.head(x)[..., :ny, :nx]
 
-    def fused_for_inference(self) -> UNet:
-        """An eval-mode copy whose batch norms are folded into the convolutions before them.
-
-        The same function of the input (to float rounding), without the batch-norm passes over
-        every feature map: a fifth of the CPU inference time of this small network. The copy
-        cannot be trained (its batch norms are gone); the original is left as it is.
-        """
-        import copy
-
-        from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-        fused = copy.deepcopy(self).eval()
-        for block in fused.modules():
-            if isinstance(block, DoubleConv):
-                for i in range(len(block) - 1):
-                    if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
-                        block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
-                        block[i + 1] = nn.Identity()
-        return fused
+    def fused_for_inference(self) -> InferenceUNet:
+        """The same network for inference only, faster on a CPU: see :class:`InferenceUNet`."""
+        return InferenceUNet(self)
 
     def architecture(self) -> dict:
         """The constructor arguments, stored in a model folder's config."""
@@ -114,3 +93,70 @@ class UNet(nn.Module):
             "depth": self.depth,
             "base_width": self.base_width,
         }
+
+
+def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """``x`` padded at the bottom and right (reflect, or replicate when too small) to multiples of ``m``."""
+    ny, nx = x.shape[-2:]
+    pad_y, pad_x = (-ny) % m, (-nx) % m
+    if not (pad_y or pad_x):
+        return x
+    mode = "reflect" if (ny > pad_y and nx > pad_x) else "replicate"
+    return F.pad(x, (0, pad_x, 0, pad_y), mode=mode)
+
+
+class InferenceUNet(nn.Module):
+    """A trained :class:`UNet` rearranged for inference: the same function of the input (to float
+    rounding), a quarter less CPU time for this small network.
+
+    - each batch norm is folded into the convolution before it (no pass over the feature maps);
+    - each decoder block's first convolution, over ``cat([skip, upsampled])``, is split into one
+      convolution of the skip and one of the upsampled map, summed: the concatenated copy of both
+      maps, costly in channels-last, is never made.
+
+    It cannot be trained (its batch norms are gone); the original network is left as it is.
+    """
+
+    def __init__(self, net: UNet):
+        super().__init__()
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        net = copy.deepcopy(net).eval()
+        for block in net.modules():
+            if isinstance(block, DoubleConv):
+                for i in range(len(block) - 1):
+                    if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
+                        block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
+                        block[i + 1] = nn.Identity()
+        self.multiple, self.in_channels, self.out_channels = net.multiple, net.in_channels, net.out_channels
+        self.down, self.up, self.head = net.down, net.up, net.head
+        self.skip_conv, self.up_first, self.up_rest = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for block in net.up_conv:
+            first = block[0]
+            n_skip = first.in_channels // 2  # cat([skip, upsampled]): the skip's channels come first
+            skip = nn.Conv2d(n_skip, first.out_channels, 3, padding=1, bias=first.bias is not None)
+            upsampled = nn.Conv2d(first.in_channels - n_skip, first.out_channels, 3, padding=1, bias=False)
+            skip.weight.data = first.weight.data[:, :n_skip].clone()
+            upsampled.weight.data = first.weight.data[:, n_skip:].clone()
+            if first.bias is not None:
+                skip.bias.data = first.bias.data.clone()
+            self.skip_conv.append(skip)
+            self.up_first.append(upsampled)
+            self.up_rest.append(nn.Sequential(*list(block)[1:]))
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ny, nx = x.shape[-2:]
+        x = _pad_to_multiple(x, self.multiple)
+        skips = []
+        for k, block in enumerate(self.down):
+            if k:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for up, skip_conv, up_first, rest in zip(self.up, self.skip_conv, self.up_first, self.up_rest, strict=True):
+            y = skip_conv(skips.pop())
+            y.add_(up_first(up(x)))
+            x = rest(y)
+        return self.head(x)[..., :ny, :nx]
