@@ -210,11 +210,22 @@ def _spline_coefficients(nodes: np.ndarray) -> np.ndarray:
 
 
 def _interpolate(nodes: np.ndarray, dnodes: np.ndarray, shape: tuple[int, int], bw: int, bh: int) -> np.ndarray:
-    """The full-resolution map of subbackline()/backrmsline(): spline along y at each node column,
-    then a natural spline along x through the interpolated nodes."""
+    """The full-resolution map of subbackline()/backrmsline()."""
+    out = np.empty(shape, np.float32)
+    for y0, y1, block in _interpolated_rows(nodes, dnodes, shape, bw, bh):
+        out[y0:y1] = block
+    return out
+
+
+def _interpolated_rows(nodes: np.ndarray, dnodes: np.ndarray, shape: tuple[int, int], bw: int, bh: int,
+                       block_bytes: int = 4 << 20):
+    """The map of :func:`_interpolate` as ``(y0, y1, rows)`` blocks of ~``block_bytes``: spline
+    along y at each node column, then a natural spline along x through the interpolated nodes.
+    Each pixel's arithmetic is the same whatever the block; only the full-width temporaries stay
+    small (a whole-frame expression held ~8 frames at once)."""
     height, width = shape
     nby, nbx = nodes.shape
-    out = np.empty(shape, np.float32)
+    step = max(1, block_bytes // max(1, 4 * width))
     # along y: per image row, the interpolated node row
     if nby > 1:
         y = np.arange(height, dtype=np.float32)
@@ -236,12 +247,11 @@ def _interpolate(nodes: np.ndarray, dnodes: np.ndarray, shape: tuple[int, int], 
     else:
         rows = np.repeat(nodes, height, axis=0)
         drows = np.repeat(dnodes, height, axis=0)
-    if nbx == 1:
-        out[:] = rows[:, :1]
-        return out
-    if bw == 1:
-        out[:] = rows[:, :width]
-        return out
+    if nbx == 1 or bw == 1:
+        for y0 in range(0, height, step):
+            y1 = min(height, y0 + step)
+            yield y0, y1, np.broadcast_to(rows[y0:y1, :1] if nbx == 1 else rows[y0:y1, :width], (y1 - y0, width))
+        return
     # along x: the same node index and dx for every row (subbackline's walk)
     xstep = np.float32(1.0 / bw)
     changepoint = bw // 2
@@ -264,9 +274,11 @@ def _interpolate(nodes: np.ndarray, dnodes: np.ndarray, shape: tuple[int, int], 
         i += 1
         dx = np.float32(dx + xstep)
     cdx = 1 - dxs
-    out[:] = (cdx * (rows[:, lo] + (cdx * cdx - 1) * drows[:, lo])
-              + dxs * (rows[:, lo + 1] + (dxs * dxs - 1) * drows[:, lo + 1]))
-    return out
+    cdx3, dxs3 = cdx * cdx - 1, dxs * dxs - 1
+    for y0 in range(0, height, step):
+        y1 = min(height, y0 + step)
+        yield y0, y1, (cdx * (rows[y0:y1, lo] + cdx3 * drows[y0:y1, lo])
+                       + dxs * (rows[y0:y1, lo + 1] + dxs3 * drows[y0:y1, lo + 1]))
 
 
 @dataclasses.dataclass
@@ -284,6 +296,12 @@ class SExBackground:
     def level(self) -> np.ndarray:
         """The full-resolution background (CHECKIMAGE_TYPE BACKGROUND)."""
         return _interpolate(self.back, _spline_coefficients(self.back), self.shape, self.bw, self.bh)
+
+    def subtract_from(self, image: np.ndarray) -> None:
+        """``image -= level()`` in place, a block of rows at a time (the map is never held whole)."""
+        for y0, y1, block in _interpolated_rows(self.back, _spline_coefficients(self.back), self.shape, self.bw,
+                                                self.bh):
+            image[y0:y1] -= block
 
     def rms(self) -> np.ndarray:
         """The full-resolution background rms (CHECKIMAGE_TYPE BACKGROUND_RMS)."""

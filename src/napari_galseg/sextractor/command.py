@@ -60,7 +60,8 @@ def run_sextractor_mode(args) -> int:
     array, header = open_fits_array(args.image[0], hdu=int(args.hdu) if str(args.hdu or "").isdigit() else args.hdu)
     data = read_float32(array)
     try:
-        result = run_frame(run, data, args.catalog, header=header, wcs=celestial_wcs(header), overwrite=args.overwrite)
+        result = run_frame(run, data, args.catalog, header=header, wcs=celestial_wcs(header),
+                           overwrite=args.overwrite, consume=True)
     except SExtractorInputError as exc:
         raise CliError(str(exc)) from None
     del data

@@ -14,14 +14,13 @@ import math
 
 import numpy as np
 from numba import njit
-from scipy import ndimage as ndi
 
 from .background import SExBackground, sextractor_background
 from .classstar import class_star, iso_areas
 from .cleaning import order_and_clean
 from .deblend import GlibcRand, deblend, moments
 from .growth import growth_radii, windowed_position
-from .lutz import lutz_scan_into, pixel_lists
+from .lutz import links_to_labels, lutz_scan_into, pixel_lists
 from .photometry import aperture_flux, auto_flux
 
 OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
@@ -74,12 +73,19 @@ class Extraction:
     """What one run gives: the maps, the segmentation (SExtractor's NUMBER per pixel) and the columns."""
 
     background: SExBackground
-    back_level: np.ndarray
-    filtered: np.ndarray
     segmentation: np.ndarray
     columns: dict[str, np.ndarray]
     thresh: float
     dthresh: float
+    back_value: float | None = None  #: BACK_TYPE MANUAL's level (None: the map)
+
+    @property
+    def back_level(self) -> np.ndarray:
+        """The full-resolution background subtracted (CHECKIMAGE_TYPE BACKGROUND), made on demand:
+        the extraction itself never holds it whole."""
+        if self.back_value is not None:
+            return np.full(self.background.shape, np.float32(self.back_value))
+        return self.background.level()
 
 
 @njit(cache=True, nogil=True)
@@ -115,27 +121,50 @@ def _filter(sub: np.ndarray, kernel: np.ndarray | None, normalise: bool) -> np.n
     return _convolve(filled, k)
 
 
-def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
-    """Run SExtractor's detection and measurements on a float image (NaN = no data)."""
-    img = np.asarray(image, dtype=np.float32)
-    bg = sextractor_background(img, s.back_size, s.back_filtersize, s.back_filtthresh)
-    level = bg.level() if s.back_type == "AUTO" else np.full(img.shape, np.float32(s.back_value))
-    sub = (img - level).astype(np.float32)
+@njit(cache=True, nogil=True)
+def _above(filt, sub, dthresh):
+    """Detected pixels: filtered value above the threshold where the frame has data (no
+    whole-frame boolean temporaries)."""
+    h, w = filt.shape
+    out = np.empty((h, w), np.bool_)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = filt[y, x] > dthresh and not math.isnan(sub[y, x]) and not math.isinf(sub[y, x])
+    return out
+
+
+def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool = False) -> Extraction:
+    """Run SExtractor's detection and measurements on a float image (NaN = no data).
+
+    ``consume``: ``image`` is a float32 array the caller gives up; it becomes the
+    background-subtracted frame in place (one whole frame less at the peak)."""
+    if consume and isinstance(image, np.ndarray) and image.dtype == np.float32 and image.flags.writeable:
+        sub = image
+    else:
+        sub = np.array(image, dtype=np.float32)
+    bg = sextractor_background(sub, s.back_size, s.back_filtersize, s.back_filtthresh)
+    if s.back_type == "AUTO":
+        bg.subtract_from(sub)  # float32 pixel minus float32 level, as before, a block of rows at a time
+    else:
+        sub -= np.float32(s.back_value)
     filt = _filter(sub, s.kernel, s.kernel_normalise)
     backsig = bg.backsig
     dthresh = s.detect_thresh if s.thresh_absolute else s.detect_thresh * backsig
     thresh = s.analysis_thresh if s.thresh_absolute else s.analysis_thresh * backsig
-    above = (filt > np.float32(dthresh)) & np.isfinite(sub)
-    comp, _ncomp = ndi.label(above, structure=np.ones((3, 3), bool))
-    h, w = img.shape
+    above = _above(filt, sub, np.float32(dthresh))
+    h, w = sub.shape
     var = backsig * backsig
     # SExtractor's scan gives the completion order (NUMBER) and each object's pixel-list order
     links = np.full(h * w, -1, np.int32 if h * w < 2**31 else np.int64)
     first, counts, nextpix = lutz_scan_into(above, links)
+    del above
     flat, offsets = pixel_lists(first, counts, nextpix, s.minarea)
+    # the links become the component map (8-connected, each branch later gets an id of its own)
+    comp = links_to_labels(first, links).reshape(h, w)
+    del nextpix, links
     rows = []
     rng = GlibcRand()
-    next_id = int(comp.max()) + 1
+    next_id = len(first) + 1
     for k in range(len(offsets) - 1):
         idx = flat[offsets[k]:offsets[k + 1]]
         ys, xs = idx // w, idx % w
@@ -163,7 +192,10 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
     strip_margin = max(1, (convh - 1) // 2 + 1) if convh else 1
     rows = order_and_clean(rows, h, s.clean, s.clean_param, _clean_margin(s), max(s.bufsize, convh), blankh,
                            s.objstack, strip_margin)
-    seg = np.zeros(img.shape, np.int32)
+    # the filtered frame is read no more: its memory takes the segmentation (one frame less)
+    seg = filt.view(np.int32) if filt is not sub and filt.dtype == np.float32 else np.zeros(sub.shape, np.int32)
+    del filt
+    seg[:] = 0
     for number, r in enumerate(rows, 1):
         r["NUMBER"] = number
         for part in [r, *r["_slaves"]]:
@@ -182,8 +214,8 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None) -> Extraction:
             r["CLASS_STAR"] = float(v)
     names = [k for k in (rows[0] if rows else {}) if not k.startswith("_")]
     columns = {k: np.array([r[k] for r in rows]) for k in names}
-    return Extraction(background=bg, back_level=level, filtered=filt, segmentation=seg, columns=columns,
-                      thresh=thresh, dthresh=dthresh)
+    return Extraction(background=bg, segmentation=seg, columns=columns, thresh=thresh, dthresh=dthresh,
+                      back_value=None if s.back_type == "AUTO" else float(s.back_value))
 
 
 def _clean_margin(s: ExtractSettings) -> int:
