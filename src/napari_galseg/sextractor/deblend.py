@@ -209,6 +209,100 @@ def _local_maxima(submap, cval, xs, ys, sx, sy):
     return n
 
 
+@njit(cache=True, nogil=True)
+def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_flux, root_peak, dthresh0):
+    """parcelout()'s tree and its choice of branches, compiled (a Python tree of objects was most
+    of the deblending time). The objects of every level are kept in flat arrays (pixel indices in
+    list order, flux, peak, threshold, box, the range of their children one level up); levels stop
+    once no part holds more than ``value0`` above its threshold. Returns whether the detection
+    splits, the chosen branches in SExtractor's order, and the object arrays."""
+    n = len(xs)
+    nthresh = len(thresholds)
+    cap = 64
+    start = np.empty(cap, np.int64)
+    end = np.empty(cap, np.int64)
+    flux = np.empty(cap, np.float64)
+    fpeak = np.empty(cap, np.float64)
+    fthresh = np.empty(cap, np.float64)
+    box = np.empty((cap, 4), np.int64)
+    kid_lo = np.zeros(cap, np.int64)
+    kid_hi = np.zeros(cap, np.int64)
+    pix = np.empty(2 * n + 16, np.int64)
+    for i in range(n):
+        pix[i] = i
+    npix = n
+    start[0], end[0], flux[0], fpeak[0], fthresh[0] = 0, n, root_flux, root_peak, dthresh0
+    box[0, 0], box[0, 1], box[0, 2], box[0, 3] = xs.min(), xs.max(), ys.min(), ys.max()
+    nobj = 1
+    level_lo = np.zeros(nthresh + 1, np.int64)
+    level_hi = np.zeros(nthresh + 1, np.int64)
+    level_hi[0] = 1
+    nlev = 1
+    owner = np.zeros(n, np.int64)  # each pixel's part at the previous level (-1: none)
+    for k in range(1, nthresh):
+        thresh = thresholds[k]
+        new_lo = nobj
+        new_owner = np.full(n, -1, np.int64)
+        for gi in range(level_lo[k - 1], level_hi[k - 1]):
+            pi = gi - level_lo[k - 1]
+            idx, offs, pflux, pk, boxes = _sub_level(submap, cval, xs, ys, sx, sy, box[gi, 0], box[gi, 1],
+                                                     box[gi, 2], box[gi, 3], thresh, deb_minarea)
+            kid_lo[gi] = nobj
+            for q in range(len(offs) - 1):
+                if owner[idx[offs[q]]] != pi:  # belong(): its first pixel is the parent's
+                    continue
+                m = offs[q + 1] - offs[q]
+                if nobj == cap:
+                    cap *= 2
+                    start = np.concatenate((start, np.empty(nobj, np.int64)))
+                    end = np.concatenate((end, np.empty(nobj, np.int64)))
+                    flux = np.concatenate((flux, np.empty(nobj, np.float64)))
+                    fpeak = np.concatenate((fpeak, np.empty(nobj, np.float64)))
+                    fthresh = np.concatenate((fthresh, np.empty(nobj, np.float64)))
+                    box = np.concatenate((box, np.empty((nobj, 4), np.int64)))
+                    kid_lo = np.concatenate((kid_lo, np.zeros(nobj, np.int64)))
+                    kid_hi = np.concatenate((kid_hi, np.zeros(nobj, np.int64)))
+                if npix + m > len(pix):
+                    pix = np.concatenate((pix, np.empty(max(npix + m, len(pix)), np.int64)))
+                for t in range(m):
+                    i = idx[offs[q] + t]
+                    pix[npix + t] = i
+                    new_owner[i] = nobj - new_lo
+                start[nobj], end[nobj] = npix, npix + m
+                npix += m
+                flux[nobj], fpeak[nobj], fthresh[nobj] = pflux[q], pk[q], thresh
+                box[nobj, 0], box[nobj, 1], box[nobj, 2], box[nobj, 3] = boxes[q, 0], boxes[q, 1], boxes[q, 2], boxes[q, 3]
+                nobj += 1
+            kid_hi[gi] = nobj
+        level_lo[k], level_hi[k] = new_lo, nobj
+        nlev += 1
+        owner = new_owner
+        more = False
+        for j in range(new_lo, nobj):
+            if flux[j] - fthresh[j] * (end[j] - start[j]) > value0:
+                more = True
+                break
+        if not more:
+            break
+    ok = np.ones(nobj, np.bool_)
+    chosen = np.empty(nobj, np.int64)
+    nchosen = 0
+    for k in range(nlev - 2, -1, -1):
+        for gi in range(level_lo[k], level_hi[k]):
+            m = 0
+            for j in range(kid_lo[gi], kid_hi[gi]):
+                if flux[j] - fthresh[j] * (end[j] - start[j]) > value0:
+                    m += 1
+                ok[gi] = ok[gi] and ok[j]
+            if m > 1:
+                for j in range(kid_lo[gi], kid_hi[gi]):
+                    if ok[j] and flux[j] - fthresh[j] * (end[j] - start[j]) > value0:
+                        chosen[nchosen] = j
+                        nchosen += 1
+                ok[gi] = False
+    return not ok[0], chosen[:nchosen], pix[:npix], start[:nobj], end[:nobj], flux[:nobj], fpeak[:nobj], fthresh[:nobj]
+
+
 def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
@@ -227,55 +321,16 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
     if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
         # every part above any threshold holds its own local maximum: with one, nothing can split
         return None
-    root = _Obj(np.arange(len(xs)), np.float32(cval.astype(np.float64).sum()), cval.max(),
-                (xs.min(), xs.max(), ys.min(), ys.max()), dthresh0)
-    value0 = root.fdflux * mincont
-    deb_minarea = min(minarea, MAXDEBAREA)
-    levels = [[root]]
-    sons: list[list[list[int]]] = []
-    ok = [[True]]
-    peak = root.fdpeak
-    owner = np.zeros(len(xs), np.int64)  # each pixel's part at the previous level (-1: none)
-    for k in range(1, nthresh):
-        thresh = np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
-        level, level_sons, level_ok = [], [], []
-        new_owner = np.full(len(xs), -1, np.int64)
-        for pi, parent in enumerate(levels[k - 1]):
-            idx, offs, flux, pk, boxes = _sub_level(submap, cval, xs, ys, sx, sy, parent.xmin, parent.xmax,
-                                                    parent.ymin, parent.ymax, thresh, deb_minarea)
-            kids = []
-            for q in range(len(offs) - 1):
-                part = idx[offs[q]:offs[q + 1]]
-                if owner[part[0]] == pi:  # belong(): its first pixel is the parent's
-                    new_owner[part] = len(level)
-                    level.append(_Obj(part, flux[q], pk[q], boxes[q], float(thresh)))
-                    level_ok.append(True)
-                    kids.append(len(level) - 1)
-            level_sons.append(kids)
-        levels.append(level)
-        sons.append(level_sons)
-        ok.append(level_ok)
-        owner = new_owner
-        if not any(o.fdflux - o.dthresh * o.fdnpix > value0 for o in level):
-            break
-    branches: list[_Obj] = []
-    for k in range(len(levels) - 2, -1, -1):
-        for i in range(len(levels[k])):
-            kids = sons[k][i]
-            m = 0
-            for j in kids:
-                o = levels[k + 1][j]
-                if o.fdflux - o.dthresh * o.fdnpix > value0:
-                    m += 1
-                ok[k][i] = ok[k][i] and ok[k + 1][j]
-            if m > 1:
-                for j in kids:
-                    o = levels[k + 1][j]
-                    if ok[k + 1][j] and o.fdflux - o.dthresh * o.fdnpix > value0:
-                        branches.append(o)
-                ok[k][i] = False
-    if ok[0][0]:
+    root_flux = float(np.float32(cval.astype(np.float64).sum()))
+    peak = float(cval.max())
+    value0 = root_flux * mincont
+    thresholds = np.array([np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
+                           for k in range(nthresh)], np.float32)  # Python's pow, as before; [0] unused
+    split, chosen, pix, start, end, flux, fpeak, fthresh = _parcel(
+        submap, cval, xs, ys, sx, sy, thresholds, value0, min(minarea, MAXDEBAREA), root_flux, peak, float(dthresh0))
+    if not split:
         return None
+    branches = [_Obj(pix[start[j]:end[j]], flux[j], fpeak[j], (0, 0, 0, 0), float(fthresh[j])) for j in chosen]
     return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng)
 
 
