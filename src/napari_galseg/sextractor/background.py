@@ -154,6 +154,37 @@ def _fqmedian(values: np.ndarray) -> np.float32:
     return np.float32(v[n // 2] if n & 1 else float(v[n // 2 - 1] + v[n // 2]) / 2.0)  # the float32 sum, halved
 
 
+@njit(cache=True, nogil=True)
+def _median_f32(v):
+    """:func:`_fqmedian` of a float32 vector, compiled (the float32 sum of the middle two, halved
+    in double)."""
+    v = np.sort(v)
+    n = v.size
+    if n < 2:
+        return v[0]
+    if n & 1:
+        return v[n // 2]
+    return np.float32(np.float64(v[n // 2 - 1] + v[n // 2]) / 2.0)
+
+
+@njit(cache=True, nogil=True)
+def _median_filter(back, sigma, npx, npy, fthresh):
+    """filterback()'s conditional median filter over the mesh map (a Python loop of numpy medians
+    took seconds on an 8192² frame's 16384 meshes)."""
+    ny, nx = back.shape
+    back2 = back.copy()
+    sigma2 = sigma.copy()
+    for py in range(ny):
+        ry = min(npy, ny - 1 - py, py)
+        for px in range(nx):
+            rx = min(npx, nx - 1 - px, px)
+            med = _median_f32(back[py - ry:py + ry + 1, px - rx:px + rx + 1].copy().ravel())
+            if abs(np.float64(med) - np.float64(back[py, px])) >= fthresh:
+                back2[py, px] = med
+                sigma2[py, px] = _median_f32(sigma[py - ry:py + ry + 1, px - rx:px + rx + 1].copy().ravel())
+    return back2, sigma2
+
+
 def _filter_meshes(back: np.ndarray, sigma: np.ndarray, fsize: tuple[int, int], fthresh: float):
     """filterback(): fill bad meshes from the nearest good ones, then the conditional median filter."""
     ny, nx = back.shape
@@ -174,16 +205,8 @@ def _filter_meshes(back: np.ndarray, sigma: np.ndarray, fsize: tuple[int, int], 
         back = back2
     npx = (fsize[0] if nx > 1 else 1) // 2
     npy = (fsize[1] if ny > 1 else 1) // 2
-    back2 = back.copy()
-    sigma2 = sigma.copy()
-    for py in range(ny):
-        ry = min(npy, ny - 1 - py, py)
-        for px in range(nx):
-            rx = min(npx, nx - 1 - px, px)
-            med = _fqmedian(back[py - ry:py + ry + 1, px - rx:px + rx + 1])
-            if abs(float(med) - float(back[py, px])) >= fthresh:
-                back2[py, px] = med
-                sigma2[py, px] = _fqmedian(sigma[py - ry:py + ry + 1, px - rx:px + rx + 1])
+    back2, sigma2 = _median_filter(np.ascontiguousarray(back, np.float32), np.ascontiguousarray(sigma, np.float32),
+                                   npx, npy, float(fthresh))
     backmean = _fqmedian(back2)
     backsig = _fqmedian(sigma2)
     if backsig <= 0.0:
