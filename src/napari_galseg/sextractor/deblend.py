@@ -106,27 +106,112 @@ def _sub_level(submap, cval, xs, ys, sx, sy, xmin, xmax, ymin, ymax, thresh, min
     return idx, offsets, flux, peak, boxes
 
 
-def moments(xs, ys, cval, dval, thresh, center=None):
-    """preanalyse(ANALYSE_FULL): barycentre, second moments, ellipse and abcor of one pixel list.
+@njit(cache=True, nogil=True)
+def _pairwise_block(a, lo, n):
+    """One leaf of numpy's pairwise summation (n <= 128): 8 accumulators, then the rest."""
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
 
-    ``center``: SExtractor's ROBUST mode for deblended objects, moments about the core's centre.
-    """
-    xmin, ymin = int(xs.min()), int(ys.min())
-    cv = cval.astype(np.float64)
-    rv = cv.sum()
-    x = (xs - xmin).astype(np.float64)
-    y = (ys - ymin).astype(np.float64)
-    xm = (cv * x).sum() / rv
-    ym = (cv * y).sum() / rv
-    if center is None:
-        xm2 = (cv * x * x).sum() / rv - xm * xm
-        ym2 = (cv * y * y).sum() / rv - ym * ym
-        xym = (cv * x * y).sum() / rv - xm * ym
+
+@njit(cache=True, nogil=True)
+def pairwise_sum(a, lo, n):
+    """numpy's float64 ``sum`` of ``a[lo:lo + n]``: its pairwise summation (blocks of up to 128
+    halved on multiples of 8, left + right), so compiled moments keep numpy's rounding bit for
+    bit. The halving runs on an explicit stack: numba's cache cannot reload a recursive function."""
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    los = np.empty(128, np.int64)
+    ns = np.empty(128, np.int64)
+    split = np.zeros(128, np.bool_)
+    vals = np.empty(128, np.float64)
+    top, nv = 0, 0
+    los[0], ns[0] = lo, n
+    while top >= 0:
+        m = ns[top]
+        if m <= 128:
+            vals[nv] = _pairwise_block(a, los[top], m)
+            nv += 1
+            top -= 1
+        elif not split[top]:
+            split[top] = True
+            n2 = m // 2
+            n2 -= n2 % 8
+            l0 = los[top]
+            los[top + 1], ns[top + 1], split[top + 1] = l0 + n2, m - n2, False  # right, done second
+            los[top + 2], ns[top + 2], split[top + 2] = l0, n2, False  # left, done first
+            top += 2
+        else:
+            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
+            nv -= 1
+            top -= 1
+    return vals[0]
+
+
+@njit(cache=True, nogil=True)
+def _npsum(a):
+    return pairwise_sum(a, 0, len(a))
+
+
+@njit(cache=True, nogil=True)
+def _moments(xs, ys, cval, dval, thresh, has_center, cx, cy):
+    """The arithmetic of :func:`moments`, compiled with numpy's sums and float32 comparisons."""
+    n = len(xs)
+    xmin, ymin = xs.min(), ys.min()
+    cv = np.empty(n, np.float64)
+    x = np.empty(n, np.float64)
+    y = np.empty(n, np.float64)
+    for i in range(n):
+        cv[i] = np.float64(cval[i])
+        x[i] = np.float64(xs[i] - xmin)
+        y[i] = np.float64(ys[i] - ymin)
+    t = np.empty(n, np.float64)
+    rv = _npsum(cv)
+    for i in range(n):
+        t[i] = cv[i] * x[i]
+    xm = _npsum(t) / rv
+    for i in range(n):
+        t[i] = cv[i] * y[i]
+    ym = _npsum(t) / rv
+    for i in range(n):
+        t[i] = cv[i] * x[i] * x[i]
+    sxx = _npsum(t) / rv
+    for i in range(n):
+        t[i] = cv[i] * y[i] * y[i]
+    syy = _npsum(t) / rv
+    for i in range(n):
+        t[i] = cv[i] * x[i] * y[i]
+    sxy = _npsum(t) / rv
+    if not has_center:
+        xm2 = sxx - xm * xm
+        ym2 = syy - ym * ym
+        xym = sxy - xm * ym
     else:
-        xn, yn = center[0] - xmin, center[1] - ymin
-        xm2 = (cv * x * x).sum() / rv + xn * xn - 2 * xm * xn
-        ym2 = (cv * y * y).sum() / rv + yn * yn - 2 * ym * yn
-        xym = (cv * x * y).sum() / rv + xn * yn - xm * yn - xn * ym
+        xn, yn = cx - xmin, cy - ymin
+        xm2 = sxx + xn * xn - 2 * xm * xn
+        ym2 = syy + yn * yn - 2 * ym * yn
+        xym = sxy + xn * yn - xm * yn - xn * ym
         xm, ym = xn, yn
     singu = False
     if xm2 * ym2 - xym * xym < 0.00694:
@@ -138,19 +223,40 @@ def moments(xs, ys, cval, dval, thresh, center=None):
     theta = math.atan2(2.0 * xym, temp) / 2.0 if abs(temp) > 0.0 else PI / 4.0
     temp = math.sqrt(0.25 * temp * temp + xym * xym)
     pm = 0.5 * (xm2 + ym2)
-    a = float(np.float32(math.sqrt(pm + temp)))
-    b = float(np.float32(math.sqrt(max(pm - temp, 0.0))))
-    peak = float(dval.max())
+    a = np.float64(np.float32(math.sqrt(pm + temp)))
+    b = np.float64(np.float32(math.sqrt(max(pm - temp, 0.0))))
+    peak = np.float64(dval.max())
     thresh2 = (thresh + peak) / 2.0
-    dnpix = int((dval > thresh).sum())
-    darea = float((dval > thresh2).sum()) - dnpix
+    t1 = np.float32(thresh)  # numpy compares a float32 array with a Python float in float32
+    t2 = np.float32(thresh2)
+    dnpix = 0
+    nabove2 = 0
+    for i in range(n):
+        if dval[i] > t1:
+            dnpix += 1
+        if dval[i] > t2:
+            nabove2 += 1
+    darea = np.float64(nabove2) - dnpix
     t1t2 = thresh / thresh2
     abcor = 1.0
     if t1t2 > 0.0 and a > 0 and b > 0:
         abcor = min((darea if darea < 0.0 else -1.0) / (2 * PI * math.log(t1t2 if t1t2 < 1.0 else 0.99) * a * b), 1.0)
-    return {"mx": xm + xmin, "my": ym + ymin, "xm2": xm2, "ym2": ym2, "xym": xym, "a": a, "b": b,
-            "theta": theta, "cxx": float(np.float32(ym2 / temp2)), "cyy": float(np.float32(xm2 / temp2)),
-            "cxy": float(np.float32(-2 * xym / temp2)), "abcor": abcor, "singu": singu, "rv": rv}
+    return (xm + xmin, ym + ymin, xm2, ym2, xym, a, b, theta, np.float64(np.float32(ym2 / temp2)),
+            np.float64(np.float32(xm2 / temp2)), np.float64(np.float32(-2 * xym / temp2)), abcor, singu, rv)
+
+
+_MOMENT_KEYS = ("mx", "my", "xm2", "ym2", "xym", "a", "b", "theta", "cxx", "cyy", "cxy", "abcor", "singu", "rv")
+
+
+def moments(xs, ys, cval, dval, thresh, center=None):
+    """preanalyse(ANALYSE_FULL): barycentre, second moments, ellipse and abcor of one pixel list.
+
+    ``center``: SExtractor's ROBUST mode for deblended objects, moments about the core's centre.
+    """
+    cx, cy = (0.0, 0.0) if center is None else (float(center[0]), float(center[1]))
+    values = _moments(np.asarray(xs, np.int64), np.asarray(ys, np.int64), np.asarray(cval, np.float32),
+                      np.asarray(dval, np.float32), float(thresh), center is not None, cx, cy)
+    return dict(zip(_MOMENT_KEYS, values))
 
 
 @njit(cache=True, nogil=True)
