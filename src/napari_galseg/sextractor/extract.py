@@ -18,7 +18,7 @@ from numba import njit
 from .background import SExBackground, sextractor_background
 from .classstar import class_star, iso_areas
 from .cleaning import order_and_clean
-from .deblend import GlibcRand, deblend, moments
+from .deblend import GlibcRand, deblend, moments, pairwise_sum
 from .growth import growth_radii, windowed_position
 from .lutz import links_to_labels, lutz_scan_into, pixel_lists
 from .photometry import aperture_flux, auto_flux
@@ -225,17 +225,21 @@ def _clean_margin(s: ExtractSettings) -> int:
     return max([int((d + 1) / 2) + 1 for d in s.apertures] + [0])
 
 
-def _mthresh(cval, dthresh, minarea) -> float:
+@njit(cache=True, nogil=True)
+def _mthresh(cval, dthresh, minarea):
     """examineiso()'s CLEAN level: its heap of the minarea highest filtered values above the
     threshold, replayed step by step (it skips the pixel after the first minarea, and its sift-down
     is off by one, so the value is not exactly the minarea-th highest); pixels in raster order."""
-    t = (cval - np.float32(dthresh)).astype(np.float32)
-    if len(t) < minarea:
+    n = len(cval)
+    if n < minarea:
         return 0.0
-    heap = [float(v) for v in t[:minarea]]
-    for n, tpix in enumerate(t[minarea:]):
-        tpix = float(tpix)
-        if n == 0:
+    t = np.empty(n, np.float64)
+    for i in range(n):
+        t[i] = np.float64(np.float32(cval[i] - dthresh))  # float32 differences, as the C code
+    heap = t[:minarea].copy()
+    for q in range(minarea, n):
+        tpix = t[q]
+        if q == minarea:  # sorted only once a pixel beyond the first minarea comes
             heap.sort()
             continue
         if tpix > heap[0]:
@@ -257,6 +261,32 @@ def _mthresh(cval, dthresh, minarea) -> float:
     return heap[0]
 
 
+@njit(cache=True, nogil=True)
+def _error_sums(xs, ys, cval, val, mx, my, var, gain):
+    """FLUX_ISO and examineiso()'s position-error sums, with numpy's pairwise float64 sums."""
+    n = len(xs)
+    v = np.empty(n, np.float64)
+    for i in range(n):
+        v[i] = np.float64(val[i])
+    flux = pairwise_sum(v, 0, n)
+    err = np.empty(n, np.float64)
+    for i in range(n):
+        c = np.float64(cval[i])
+        err[i] = var + (c / gain if c > 0.0 else 0.0) if gain > 0.0 else var
+    for i in range(n):
+        dx = xs[i] - mx
+        v[i] = err[i] * dx * dx
+    sxx = pairwise_sum(v, 0, n)
+    for i in range(n):
+        dy = ys[i] - my
+        v[i] = err[i] * dy * dy
+    syy = pairwise_sum(v, 0, n)
+    for i in range(n):
+        v[i] = err[i] * (xs[i] - mx) * (ys[i] - my)
+    sxy = pairwise_sum(v, 0, n)
+    return flux, sxx, syy, sxy, pairwise_sum(err, 0, n)
+
+
 def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea, center=None) -> dict:
     """preanalyse(ANALYSE_FULL|ANALYSE_ROBUST) and examineiso() of one detection; ``center``: the
     core centre of a deblended branch (its moments are taken about it)."""
@@ -266,21 +296,16 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea
     singu, theta = mo["singu"], mo["theta"]
     temp2 = xm2 * ym2 - xym * xym
     xmin, ymin = int(xs.min()), int(ys.min())
-    cv = cval.astype(np.float64)
-    flux = float(val.astype(np.float64).sum())
+    flux, sxx, syy, sxy, serr = _error_sums(xs, ys, cval, val, float(mx), float(my), float(var), float(gain))
     sigtv = var * len(val)
     if gain > 0.0 and flux > 0.0:
         sigtv += flux / gain
     # position errors (examineiso, errflag)
-    err = np.full(len(val), var)
-    if gain > 0.0:
-        err = err + np.where(cv > 0.0, cv / gain, 0.0)
-    dx, dy = xs - mx, ys - my
     fdflux2 = float(np.float32(rv)) ** 2
-    emx2 = (err * dx * dx).sum() / fdflux2
-    emy2 = (err * dy * dy).sum() / fdflux2
-    emxy = (err * dx * dy).sum() / fdflux2
-    esum = err.sum() * 0.08333 / fdflux2
+    emx2 = sxx / fdflux2
+    emy2 = syy / fdflux2
+    emxy = sxy / fdflux2
+    esum = serr * 0.08333 / fdflux2
     if singu and emx2 * emy2 - emxy * emxy < esum * esum:
         emx2 += esum
         emy2 += esum
@@ -291,7 +316,7 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea
     return {
         "_cid": cid, "_ys": ys, "_xs": xs, "_ymax": int(ys.max()), "_xend": int(xs[last].max()),
         "_mx": mx, "_my": my, "_flag": flag, "_fdflux": float(np.float32(rv)), "_fdnpix": len(val),
-        "_abcor": abcor, "_iso": iso_areas(val, peak, thresh), "_dthresh": dthresh, "_mthresh": _mthresh(cval, dthresh, minarea), "_fluxvar": sigtv,
+        "_abcor": abcor, "_iso": iso_areas(val, peak, thresh), "_dthresh": dthresh, "_mthresh": float(_mthresh(cval, np.float32(dthresh), minarea)), "_fluxvar": sigtv,
         "X_IMAGE": mx + 1.0, "Y_IMAGE": my + 1.0,
         "X2_IMAGE": xm2, "Y2_IMAGE": ym2, "XY_IMAGE": xym,
         "ERRX2_IMAGE": emx2, "ERRY2_IMAGE": emy2, "ERRXY_IMAGE": emxy,
@@ -315,10 +340,13 @@ def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: flo
     """BACKGROUND, apertures, AUTO and the FLAGS of each row (endobject())."""
     zp = s.mag_zeropoint
     sub_nan = sub  # NaN where the frame has no data
-    for r in rows:
+    # back() at every object's nearest pixel in one call (the same arithmetic per element)
+    backs = bg.at(np.array([int(r["_mx"] + 0.5) for r in rows], np.int64),
+                  np.array([int(r["_my"] + 0.5) for r in rows], np.int64)) if rows else []
+    for r, bkg in zip(rows, backs):
         mx, my = r["_mx"], r["_my"]
         flag = r["_flag"]
-        bkg = float(bg.at(np.array([int(mx + 0.5)]), np.array([int(my + 0.5)]))[0])
+        bkg = float(bkg)
         r["BACKGROUND"] = bkg
         own = r["_cid"]
         fy0, fy1 = r.get("_fymin", 0), r.get("_fymax", sub.shape[0])  # the rows in memory when measured
