@@ -101,3 +101,18 @@ def test_extraction_and_catalogue_files(tmp_path):
         assert [h.name for h in hdul] == ["PRIMARY", "OBJECTS"] and hdul[1].columns["FLAGS"].format == "I"
     with pytest.raises(FileExistsError):
         write_catalog(cols, tmp_path / "f.cat", "FITS_1.0", overwrite=False)  # never replaced silently
+
+
+def test_cli_all_nan_frame_is_one_line(tmp_path, monkeypatch, capsys):
+    """SExtractor mode reads the frame itself (no dask): an all-NaN frame still gets one line."""
+    from napari_galseg.cli import main
+
+    fits.writeto(tmp_path / "nan.fits", np.full((64, 64), np.nan, np.float32))
+    (tmp_path / "t.param").write_text("NUMBER\nX_IMAGE\n")
+    (tmp_path / "t.sex").write_text("PARAMETERS_NAME t.param\nFILTER N\nCATALOG_TYPE ASCII_HEAD\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", "photutils", "nan.fits", "--sextractor-config", "t.sex", "-o", "labels.fits",
+                 "--catalog", "out.cat"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no finite pixels" in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "labels.fits").exists()
