@@ -9,7 +9,9 @@ For each synthetic field (``napari_galseg.synth.make_field``, written with astro
 configuration, both programs run on the same ``.sex``/``.param``/``.conv``/``.nnw`` files:
 
 * ``default``: SExtractor's own defaults (DEBLEND_MINCONT 0.005, CLEAN Y, FILTER default.conv);
-* ``nodeblend``: DEBLEND_MINCONT 1 and CLEAN N (the comparison the issue asks for first).
+* ``nodeblend``: DEBLEND_MINCONT 1 and CLEAN N (the comparison the issue asks for first);
+* ``weighted``: ``default`` with WEIGHT_TYPE MAP_WEIGHT, a weight map (``w.fits``) four times
+  lower on the right half and zero in a block (per-pixel thresholds, weight rescaling, interpolation).
 
 Timing and peak memory are of the *whole process*, each in a fresh wrapper process that reads its
 child's ``ru_maxrss``: ``source-extractor IMG -c t.sex`` and ``python -m napari_galseg.cli segment
@@ -56,7 +58,8 @@ YWIN_IMAGE
 CLASS_STAR
 FLAGS
 """
-CONFIGS = {"default": "DEBLEND_MINCONT 0.005\nCLEAN Y\n", "nodeblend": "DEBLEND_MINCONT 1\nCLEAN N\n"}
+CONFIGS = {"default": "DEBLEND_MINCONT 0.005\nCLEAN Y\n", "nodeblend": "DEBLEND_MINCONT 1\nCLEAN N\n",
+           "weighted": "DEBLEND_MINCONT 0.005\nCLEAN Y\nWEIGHT_TYPE MAP_WEIGHT\nWEIGHT_IMAGE w.fits\n"}
 WRAP = ("import resource, subprocess, sys, time\n"
         "t = time.perf_counter(); code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, "
         "stderr=subprocess.DEVNULL)\n"
@@ -98,6 +101,14 @@ def _setup(folder: Path, image: Path, config: str) -> None:
     link = folder / "img.fits"
     if not link.exists():
         link.symlink_to(image.resolve())
+    if config == "weighted" and not (folder / "w.fits").exists():
+        from astropy.io import fits
+
+        h, w = fits.getdata(image).shape
+        weight = np.ones((h, w), np.float32)
+        weight[:, w // 2:] = 0.25
+        weight[h // 3: h // 3 + h // 16, w // 4: w // 4 + w // 8] = 0.0
+        fits.writeto(folder / "w.fits", weight)
 
 
 def _parity(folder: Path) -> dict:
@@ -121,7 +132,12 @@ def _parity(folder: Path) -> dict:
     subprocess.run(["source-extractor", "img.fits", "-c", "t.sex", "-CATALOG_TYPE", "NONE", "-CHECKIMAGE_TYPE",
                     "BACKGROUND", "-CHECKIMAGE_NAME", "back.fits"], cwd=folder, check=True, capture_output=True)
     back_ref = fits.getdata(folder / "back.fits")
-    back = sextractor_background(fits.getdata(folder / "img.fits")).level()
+    var = None
+    if (folder / "w.fits").exists():  # the weighted configuration's meshes leave zero weights out
+        from napari_galseg.sextractor.weights import weight_to_var
+
+        var = weight_to_var(fits.getdata(folder / "w.fits"), "MAP_WEIGHT")
+    back = sextractor_background(fits.getdata(folder / "img.fits"), var=var).level()
     return {
         "n_sex": len(ref), "n_ours": len(ours), "matched": float(ok.sum() / max(len(ref), 1)),
         "pos_max_px": float(d[ok].max()), "x2y2xy_max": float(max(np.abs(o[k] - r[k]).max() for k in ("X2_IMAGE", "Y2_IMAGE", "XY_IMAGE"))),

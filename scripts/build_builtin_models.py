@@ -27,6 +27,7 @@ import numpy as np
 
 from napari_galseg.builtin_models import BUILTIN_DIR, CARD_NAME
 from napari_galseg.segmenters import get
+from napari_galseg.settings import RunOptions
 from napari_galseg.synth.mosaic import ConditionRange, make_mosaic
 
 #: the U-Net of the built-in model: the default network on the scale-free S/N input, its recipe
@@ -112,6 +113,10 @@ def main(argv=None) -> int:
             model = cls(**FOREST_SETTINGS)
             model.fit(mosaic.image, mosaic.truth, rms=mosaic.rms)
         elapsed = time.time() - t1
+        # where it ran is not what it ships with: a user's machine uses all its cores, on any device
+        defaults = RunOptions()
+        model.run_options = dataclasses.replace(model.run_options, n_threads=defaults.n_threads,
+                                                n_workers=defaults.n_workers, device=defaults.device)
         valid_range = {"psf_fwhm_px": list(spec.psf_fwhm)}
         model.provenance.update({"built_in": NAMES[method], "valid_range": valid_range})
         model.provenance.setdefault("training", {})["mosaic"] = {"grid": [rows, cols], "tile": args.tile,
@@ -119,8 +124,13 @@ def main(argv=None) -> int:
         if method == "unet" and args.init_weights:  # the earlier parts of the training, as their cards say
             before = json.loads((Path(args.init_weights) / CARD_NAME).read_text()) if \
                 (Path(args.init_weights) / CARD_NAME).exists() else {}
-            model.provenance["training"]["continued_from"] = {k: before.get(k) for k in ("command", "training_time_s",
-                                                                                          "trained_on")}
+            # the earlier parts, each with the part before it (continued_from nests down to the first)
+            init_config = Path(args.init_weights) / "config.json"
+            earlier = json.loads(init_config.read_text()).get("provenance", {}).get("training", {}) \
+                if init_config.exists() else {}
+            model.provenance["training"]["continued_from"] = {
+                **{k: before.get(k) for k in ("command", "training_time_s", "trained_on")},
+                "continued_from": earlier.get("continued_from")}
             elapsed += float(before.get("training_time_s") or 0.0)  # the card's time is the whole training's
             model.params = dataclasses.replace(model.params, init_weights="")  # no local path in a shipped config
         card = {

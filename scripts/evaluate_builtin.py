@@ -8,6 +8,8 @@ noise; SEP (a SExtractor-like extraction: 1.5σ, minarea 10) uses its own backgr
 
     .venv/bin/python scripts/evaluate_builtin.py --size 1024 --seeds 601,602,603,604,605,606
     .venv/bin/python scripts/evaluate_builtin.py --no-card      # score only, leave the cards alone
+    .venv/bin/python scripts/evaluate_builtin.py --seeds 701,702,703,704,705 --candidates /tmp/build --no-card
+                                                                # a rebuilt model before it replaces a built-in
 
 Prints a table (mean and range over the fields) and writes --json (default builtin-scores.json).
 """
@@ -62,15 +64,21 @@ def run_sep(image) -> np.ndarray:
     return seg.astype(np.int32)
 
 
-def segment(method: str, image) -> np.ndarray:
+def segment(method: str, image, candidates: Path | None = None) -> np.ndarray:
     if method == "sep":
         return run_sep(image)
     if method == "photutils":
         return np.asarray(get("photutils")(catalog="none").predict(image).labels)
-    model = builtin_model(f"{method}-general")
-    if model is None:
-        raise SystemExit(f"no built-in {method} model: run scripts/build_builtin_models.py first")
-    return np.asarray(get(method).load(model.path).predict(image).labels)
+    if candidates is not None:  # a rebuilt folder (build_builtin_models.py --out DIR), not the package's
+        path = candidates / f"{method}-general"
+        if not path.is_dir():
+            raise SystemExit(f"no {path}: give --candidates the --out folder of build_builtin_models.py")
+    else:
+        model = builtin_model(f"{method}-general")
+        if model is None:
+            raise SystemExit(f"no built-in {method} model: run scripts/build_builtin_models.py first")
+        path = model.path
+    return np.asarray(get(method).load(path).predict(image).labels)
 
 
 def main(argv=None) -> int:
@@ -80,9 +88,12 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--json", default="builtin-scores.json")
     ap.add_argument("--no-card", action="store_true", help="do not write the scores into the built-in models' cards")
+    ap.add_argument("--candidates", default="", help="score the model folders of this build_builtin_models.py --out "
+                                                     "folder instead of the built-ins (implies --no-card)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    candidates = Path(args.candidates) if args.candidates else None
     fields = []
     for n, seed in enumerate(seeds):
         cond = {**CONDITIONS[n % len(CONDITIONS)], **UNSEEN}
@@ -90,7 +101,7 @@ def main(argv=None) -> int:
         row = {"seed": seed, "conditions": cond, "methods": {}}
         for method in methods:
             t0 = time.perf_counter()
-            labels = segment(method, f.image)
+            labels = segment(method, f.image, candidates)
             row["methods"][method] = scores(labels, f.truth, time.perf_counter() - t0)
         fields.append(row)
         print(f"seed {seed} {cond['psf']} {cond['psf_fwhm']} px: " + ", ".join(
@@ -110,7 +121,7 @@ def main(argv=None) -> int:
     report = {"date": time.strftime("%Y-%m-%d"), "command": command, "size": args.size, "unseen": UNSEEN,
               "fields": fields, "summary": summary}
     atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
-    if not args.no_card:
+    if not args.no_card and candidates is None:
         for method in ("unet", "forest"):
             model = builtin_model(f"{method}-general")
             if model is None or method not in summary:

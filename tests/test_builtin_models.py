@@ -30,6 +30,8 @@ def test_the_built_ins_ship_small_safe_and_loadable():
         assert loaded.provenance["valid_range"]["psf_fwhm_px"] == [1.5, 6.0]
         card = model.card
         assert card["valid_range"] and card["trained_on"]["tiles"] and card["command"].startswith("scripts/")
+        # nothing of the machine it was built on: all the user's cores, whatever device they have
+        assert loaded.run_options.n_threads == 0 and loaded.run_options.device == "auto"
     assert total <= MAX_BYTES
     assert builtin.default_model("unet").name == "unet-general" and builtin.default_model("kmeans") is None
 

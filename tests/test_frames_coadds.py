@@ -132,3 +132,35 @@ def test_many_coadds_into_a_folder_equal_their_single_runs(field, reference, tmp
     assert main(["segment", "photutils", str(root / "hsc.fits"), str(root / "des.fits"), "-o", str(out), *SETS]) == 0
     for name in ("hsc", "des"):
         np.testing.assert_array_equal(fits.getdata(out / f"{name}_labels.fits"), masked)
+
+
+@pytest.mark.parametrize("layout", ["hsc", "des", "hst"])
+def test_a_coadd_written_in_strips_is_the_file_written_at_once(field, tmp_path, monkeypatch, layout):
+    """Survey-size coadds are streamed a strip of rows at a time from memory maps, with a broadcast
+    bad-row view instead of a full-frame mask: the file is byte for byte the one-strip file."""
+    from napari_galseg.frames import layouts
+
+    root, f, _ = field
+    rows = np.zeros(f.image.shape[0], bool)
+    rows[100:112] = True
+    bad = np.broadcast_to(rows[:, None], f.image.shape)
+    image = fits.getdata(root / "img.fits", memmap=True)
+    rms = fits.getdata(root / "rms.fits", memmap=True)
+    write_coadd(tmp_path / "whole.fits", f.image, f.rms, layout, bad=np.array(bad))
+    monkeypatch.setattr(layouts, "STRIP_PIXELS", 7 * f.image.shape[1])  # 28 strips, the last one short
+    write_coadd(tmp_path / "strips.fits", image, rms, layout, bad=bad)
+    assert (tmp_path / "strips.fits").read_bytes() == (tmp_path / "whole.fits").read_bytes()
+    with fits.open(tmp_path / "strips.fits") as hdul:
+        noise = hdul[3 if layout != "hst" else 2].data
+        expected = {"hsc": f.rms.astype(np.float64) ** 2, "des": 1 / f.rms.astype(np.float64) ** 2,
+                    "hst": np.where(bad, 0.0, 1 / f.rms.astype(np.float64) ** 2)}[layout]
+        assert np.array_equal(noise, expected.astype(np.float32))
+        if layout != "hst":
+            assert np.array_equal(hdul[2].data.astype(np.int64) & 1 << (0 if layout == "hsc" else 1) != 0, bad)
+
+
+def test_a_coadd_of_mismatched_planes_is_refused_in_one_line(field, tmp_path):
+    _, f, _ = field
+    with pytest.raises(ValueError, match="one shape"):
+        write_coadd(tmp_path / "bad.fits", f.image, f.rms[:-1], "hsc")
+    assert not list(tmp_path.iterdir())

@@ -7,9 +7,6 @@ from test_segmenter_contract import METHODS, QUICK
 from napari_galseg import segmenters
 from napari_galseg.synth import make_field
 
-#: methods that fill NaN with 0 before a network (the output is not masked back yet): see the report
-FILLS_NAN = {"unet", "maskrcnn", "detr"}
-
 
 @pytest.mark.parametrize("name", METHODS)
 def test_a_nan_stripe_is_never_labelled(name):
@@ -22,6 +19,4 @@ def test_a_nan_stripe_is_never_labelled(name):
     image[stripe] = np.nan
     rms[stripe] = np.nan
     labels = np.asarray(segmenter.predict(image, rms).labels)
-    if name in FILLS_NAN and labels[stripe].any():
-        pytest.xfail(f"{name} fills NaN with 0 before its network; {int((labels[stripe] > 0).sum())} pixels labelled")
     assert not labels[stripe].any()

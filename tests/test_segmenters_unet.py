@@ -209,3 +209,27 @@ def test_flip_average_is_the_mean_of_the_flipped_tiles_maps(trained, field):
     assert result.labels.shape == field.image.shape and result.maps["probability"].max() <= 1
     with pytest.raises(SettingError, match="flip_average"):
         plain.configure(flip_average=3)
+
+
+def test_batch_norms_folded_for_inference_give_the_same_maps():
+    """The inference copy folds each batch norm into its convolution: same output, original untouched."""
+    import torch
+
+    from napari_galseg.models.unet import UNet
+
+    torch.manual_seed(0)
+    net = UNet(1, 2, depth=3, base_width=4)
+    for m in net.modules():  # batch norms that are not the identity, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    fused = net.fused_for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    x = torch.randn(2, 1, 40, 36)
+    with torch.inference_mode():
+        expected, got = net(x), fused(x)
+    assert torch.allclose(expected, got, atol=1e-4, rtol=1e-4)

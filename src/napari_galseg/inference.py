@@ -11,7 +11,12 @@ semantic heads of later models) runs through :class:`TiledPredictor`:
   so a 25000² frame never holds more than ``K x (tile + halo) x width`` floats;
 - instance labels per strip of rows (watershed with a halo of context), stitched to the strips
   above by overlap, written to FITS strip by strip if asked (:func:`napari_galseg.io.write.write_label_strips`);
-- a field-of-view mode: only a region (plus a margin of context) is computed.
+- a field-of-view mode: only a region (plus a margin of context) is computed;
+- pixels without data (a frame's NaN: zero weight, masked bits; a bad rms) get each channel's
+  recipe ``fill`` on the way in (:meth:`~napari_galseg.preprocess.Recipe.network_input`, as in
+  training) and are cut out of the labels on the way out: rows carry their no-data mask
+  (:func:`with_no_data`, read strip by strip), objects keep only their pixels with data, and those
+  left smaller than ``min_size`` are dropped.
 """
 from __future__ import annotations
 
@@ -157,10 +162,14 @@ class LabelParams:
     min_size: int = 5  # smaller objects (pixels) are dropped
 
 
-def labels_from_maps(prob: np.ndarray, dist: np.ndarray, params: LabelParams | None = None) -> np.ndarray:
+def labels_from_maps(prob: np.ndarray, dist: np.ndarray, params: LabelParams | None = None,
+                     no_data: np.ndarray | None = None) -> np.ndarray:
     """Instance labels: each connected galaxy region is one object unless it holds several cores
     (``dist > seed_threshold``); those are split by watershed on ``-dist`` (skimage) inside the
-    region's bounding box only, which keeps memory near 20 bytes per pixel on wide strips."""
+    region's bounding box only, which keeps memory near 20 bytes per pixel on wide strips.
+
+    ``no_data`` pixels are cut out of the objects afterwards (an object crossed by a masked stripe
+    keeps one id), before ``min_size`` drops what became too small."""
     from skimage.segmentation import watershed
 
     params = params or LabelParams()
@@ -180,6 +189,8 @@ def labels_from_maps(prob: np.ndarray, dist: np.ndarray, params: LabelParams | N
                 inside = comp[box] == c
                 split = watershed(-dist[box], np.where(inside, cores[box], 0), mask=inside)
                 labels[box][inside] = split[inside] + n  # core ids, offset past component ids
+    if no_data is not None and n:
+        labels[no_data] = 0
     if params.min_size > 1 and n:
         sizes = np.bincount(labels.ravel())
         small = sizes < params.min_size
@@ -201,17 +212,20 @@ def _relabel_sequential(labels: np.ndarray, start: int) -> tuple[np.ndarray, int
     return lut[labels], start + len(ids)
 
 
-def iter_label_strips(rows: Iterator[tuple[int, int, np.ndarray]], halo: int = 64,
+def iter_label_strips(rows: Iterator[tuple], halo: int = 64,
                       params: LabelParams | None = None, min_strip: int = 256
                       ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Turn streamed ``(y0, y1, maps)`` (maps[0] = probability, maps[1] = distance) into streamed
-    ``(y0, y1, labels int32)`` with frame-wide unique ids.
+    ``(y0, y1, labels int32)`` with frame-wide unique ids. Rows may carry a fourth item, their
+    no-data mask (bool, or None where every pixel has data: :func:`with_no_data`); those pixels
+    are never labelled (:func:`labels_from_maps`).
 
     Each strip is labelled with ``halo`` rows of context above and below; ids of objects crossing
     into the strip are taken from the strip above by largest overlap in the shared context rows.
     Objects smaller than ``halo`` come out exactly as one whole-frame pass would give them.
     """
     buf_maps: list[np.ndarray] = []
+    buf_missing: list[np.ndarray | None] = []  # each buffered row's no-data mask (None: all data)
     buf_y0 = None  # frame row of the first buffered map row
     final_end = None  # rows < final_end have been yielded
     prev_tail = None  # final labels of rows [final_end - halo, final_end)
@@ -221,10 +235,11 @@ def iter_label_strips(rows: Iterator[tuple[int, int, np.ndarray]], halo: int = 6
     while True:
         item = next(rows, end_of_input)
         if item is not end_of_input:
-            y0, y1, maps = item
+            y0, y1, maps = item[:3]
             if buf_y0 is None:
                 buf_y0, final_end = y0, y0
             buf_maps.append(maps[:2])
+            buf_missing.append(item[3] if len(item) > 3 else None)
             have_end = y1
             if have_end - final_end < min_strip + halo:
                 continue
@@ -237,7 +252,8 @@ def iter_label_strips(rows: Iterator[tuple[int, int, np.ndarray]], halo: int = 6
             if finish_to <= final_end:
                 return
         window = np.concatenate(buf_maps, axis=1)  # rows [buf_y0, have_end)
-        lab = labels_from_maps(window[0], window[1], params)
+        missing = _join_masks(buf_missing, [m.shape[1:] for m in buf_maps])
+        lab = labels_from_maps(window[0], window[1], params, missing)
         top = final_end - buf_y0  # rows above are context already finalised
         lab, _ = _relabel_sequential(lab, 1)
         new = lab[top: finish_to - buf_y0]
@@ -266,6 +282,44 @@ def iter_label_strips(rows: Iterator[tuple[int, int, np.ndarray]], halo: int = 6
         # keep only the last `halo` rows of maps as context for the next strip
         keep_from = max(buf_y0, final_end - halo)
         window = window[:, keep_from - buf_y0:]
+        buf_missing = [None if missing is None else missing[keep_from - buf_y0:]]
         buf_maps, buf_y0 = [window], keep_from
         if item is end_of_input:
             return
+
+
+def _join_masks(masks: list[np.ndarray | None], shapes: list[tuple]) -> np.ndarray | None:
+    """Row masks stacked into one (None when none has a no-data pixel)."""
+    if all(m is None for m in masks):
+        return None
+    return np.concatenate([np.zeros(shape, bool) if m is None else m for m, shape in zip(masks, shapes)])
+
+
+# -- pixels without data ---------------------------------------------------------------------------
+class NoDataReader:
+    """``reader(y0, y1, x0, x1)``: the window's no-data mask (see
+    :func:`~napari_galseg.preprocess.rms.no_data`), or None where every pixel has data; reads the
+    window of the image (and rms) only, so a survey frame never gets a frame-sized mask. For bands
+    (``(bands, h, w)`` windows) a pixel has no data when no band has any there."""
+
+    def __init__(self, image, rms=None):
+        self.image, self.rms = image, rms
+
+    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray | None:
+        from .background import read_float32
+        from .preprocess.rms import no_data
+
+        window = (slice(y0, y1), slice(x0, x1))
+        image = read_float32(self.image, window)
+        missing = no_data(image, read_float32(self.rms, window) if self.rms is not None else None)
+        if missing.ndim == 3:
+            missing = missing.all(axis=0)
+        return missing if missing.any() else None
+
+
+def with_no_data(rows: Iterator[tuple[int, int, np.ndarray]], reader: NoDataReader, x0: int, x1: int
+                 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+    """Streamed ``(y0, y1, maps)`` rows of columns ``[x0, x1)`` with each row's no-data mask added
+    (what :func:`iter_label_strips` cuts out of the labels)."""
+    for y0, y1, maps in rows:
+        yield y0, y1, maps, reader(y0, y1, x0, x1)

@@ -16,6 +16,7 @@ twice. This module turns per-tile detections into one frame-wide instance map:
    ``iou_threshold`` is a duplicate and dropped; otherwise it takes only the pixels still free, and
    is dropped when those are fewer than ``min_free_fraction`` of its mask (a remnant of an object
    already painted, as DETR and Mask2Former's panoptic post-processing drop them).
+   Pixels without data (:func:`without_no_data`) are cut out of each tile's detections first.
 3. **Streaming.** Tiles are processed row by row; after a row, the frame rows no later tile can
    touch are final and leave as a strip with frame-wide ids, with one catalog row per instance
    (id, centroid, score, area, box). Memory holds one tile row of labels.
@@ -113,6 +114,25 @@ def tile_instances(output, y0: int, x0: int, height: int, width: int, mask_thres
         masks = (masks > mask_threshold).cpu().numpy()
         scores = scores.float().cpu().numpy()
     return instances_from_masks(masks, np.asarray(scores).tolist(), y0, x0, mask_threshold)
+
+
+def without_no_data(instances: Sequence[Instance], no_data: np.ndarray | None, y0: int, x0: int) -> list[Instance]:
+    """The instances of a tile at (y0, x0) without the tile's ``no_data`` pixels (a bool mask of
+    the tile's valid area, or None): each keeps only its pixels with data, cropped to them, and one
+    left with none is gone (the assembler drops those left under ``min_size``). Ownership then
+    goes by the centre of the pixels with data, the same in every tile that sees the object."""
+    if no_data is None:
+        return list(instances)
+    out = []
+    for inst in instances:
+        h, w = inst.mask.shape
+        mask = inst.mask & ~no_data[inst.y0 - y0: inst.y0 - y0 + h, inst.x0 - x0: inst.x0 - x0 + w]
+        rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        if rows.size == 0:
+            continue
+        out.append(Instance(inst.y0 + int(rows[0]), inst.x0 + int(cols[0]),
+                            mask[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1].copy(), inst.score))
+    return out
 
 
 def axis_starts(n: int, tile: int, overlap: int) -> list[int]:

@@ -28,8 +28,10 @@ truth label image, all FITS files on the same pixel grid. Reports pixel metrics 
 precision, recall, accuracy, F1), object metrics (completeness, purity, object F1, split and
 merged objects, matched one-to-one at --iou-threshold) and, when a prediction holds instances,
 COCO AP/AR from pycocotools. --image adds completeness as a function of true object flux;
---rms restricts scoring to pixels with a finite, positive noise value. Huge frames are counted
-chunk by chunk in bounded memory.
+--rms restricts scoring to pixels with a finite, positive noise value; --variance/--weight (or
+--weight-type) and --mask (or a coadd given as --image: its noise and mask planes are found by
+EXTNAME) leave out every pixel without data — zero weight, infinite variance, masked bits — as
+`galseg segment` never detects there. Huge frames are counted chunk by chunk in bounded memory.
 """
 
 
@@ -49,8 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "given, even when a file says it is a prediction")
     p.add_argument("--image", metavar="IMG",
                    help="the image FITS file: adds completeness vs flux (the image summed over each true "
-                        "object; give a sky-subtracted image for true fluxes)")
+                        "object; give a sky-subtracted image for true fluxes); its NaN pixels are not scored; a "
+                        "multi-extension coadd brings its noise and mask planes")
     p.add_argument("--rms", metavar="RMS", help="noise map FITS: score only where it is finite and > 0")
+    p.add_argument("--variance", metavar="VAR", help="a variance map instead of --rms: infinite variance is not scored")
+    p.add_argument("--weight", metavar="WHT", help="an inverse-variance weight map instead of --rms: zero weight is not scored")
+    p.add_argument("--weight-type", metavar="TYPE", help="what the noise map holds: MAP_RMS, MAP_VAR or MAP_WEIGHT")
+    p.add_argument("--weight-scale", metavar="S", type=float, default=1.0,
+                   help="multiply the noise map by S first (an exposure-time map used as a weight)")
+    p.add_argument("--noise-hdu", metavar="HDU", help="HDU index or EXTNAME of the noise plane (default: found by name)")
+    p.add_argument("--mask", metavar="FILE[:BITS]",
+                   help="a bit mask (or FLAG image): pixels with a bad bit set are not scored; BITS as in --mask-bits")
+    p.add_argument("--mask-bits", metavar="BITS", help="which mask bits are bad: MP_* names (BAD,SAT), bit numbers "
+                   "(0,3) or a hex value (0x9); default as in `galseg segment`")
+    p.add_argument("--mask-hdu", metavar="HDU", help="HDU index or EXTNAME of the mask plane (default: found by name)")
     p.add_argument("--iou-threshold", type=float, default=0.5,
                    help="IoU needed to match a predicted to a true object (default 0.5)")
     p.add_argument("--threshold", type=float, default=None,
@@ -139,16 +153,54 @@ def _keys(paths: list[str]) -> list[str]:
     return keys
 
 
+def _scored_pixels(args: argparse.Namespace, true_path: str) -> tuple[Any, Any, list[str]]:
+    """``(image, mask, notes)``: the pixels to score, as :func:`napari_galseg.frames.open_frame`
+    defines "no data" for `galseg segment` (NaN in ``image``; without --image, a ``mask`` of the
+    pixels with data, from the noise map and bit mask on the truth's grid)."""
+    from ..frames import NoDataError, open_frame
+    from ..metrics.evaluate import IN_MEMORY_PIXELS
+
+    planes_given = any((args.rms, args.mask, args.noise_hdu, args.mask_hdu, args.noise_kind, args.mask_bits))
+    if not args.image and not planes_given:
+        return None, None, []
+    if args.mask_bits and not (args.mask or args.mask_hdu or args.image):
+        raise ValueError("--mask-bits chooses bits of a mask: give the mask with --mask FILE (or a coadd as --image)")
+    try:
+        frame = open_frame(args.image or true_path, noise=args.rms, noise_kind_name=args.noise_kind,
+                           noise_hdu=args.noise_hdu, noise_scale=args.weight_scale, mask=args.mask,
+                           mask_bits=args.mask_bits, mask_hdu=args.mask_hdu, planes=bool(args.image))
+    except NoDataError as exc:
+        raise ValueError(f"no pixel is left to score: every pixel is without data ({exc.reason})") from None
+    small = frame.shape[0] * frame.shape[1] <= IN_MEMORY_PIXELS
+    if args.image:
+        image = frame.image
+        planes = ", ".join(f"{k} {v}" for k, v in frame.sources.items() if k != "science")
+        notes = [f"the pixels with data are those of the image's {planes}"] if planes else []
+        return (np.asarray(image.compute()) if small else image), None, notes + frame.notes
+    valid = frame.valid  # the truth's grid, undefined where the noise or mask says so (its notes are the truth's)
+    if small:
+        valid = np.asarray(valid.compute())
+        missing = int(valid.size - valid.sum())
+        return None, valid, [f"{missing} pixels without data ({', '.join(v for k, v in frame.sources.items() if k != 'science')}) "
+                             "are not scored"] if missing else []
+    return None, valid, []
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io.write import label_role
     from ..metrics import evaluate
     from ..metrics.evaluate import segmentation_doubts
     from ..metrics.report import format_table, to_jsonable, write_csv, write_figure, write_json
+    from .segment import _mask_file, _noise_choice
 
     pred_paths, true_path, named = _split_files(args)
     if not 0.0 < args.iou_threshold <= 1.0:
         raise ValueError(f"--iou-threshold must be in (0, 1], got {args.iou_threshold}")
-    check_outputs([args.csv, args.json_out, args.figure], inputs=[*pred_paths, true_path, args.image, args.rms],
+    _noise_choice(args)  # --rms/--variance/--weight/--weight-type → args.rms (the file) and args.noise_kind
+    if not (args.weight_scale > 0 and args.weight_scale < float("inf")):
+        raise ValueError(f"--weight-scale must be a positive number, got {args.weight_scale}")
+    check_outputs([args.csv, args.json_out, args.figure],
+                  inputs=[*pred_paths, true_path, args.image, args.rms, args.mask and _mask_file(args.mask)],
                   overwrite=args.overwrite)
     if args.figure and not str(args.figure).lower().endswith(".png"):
         raise ValueError(f"--figure {args.figure}: the figure is written as PNG; give a name ending in .png")
@@ -164,11 +216,8 @@ def run(args: argparse.Namespace) -> int:
         preds.append(pred)
     shared_notes = _check_roles(pred_paths, true_path, roles, named)
     shared_notes += [f"the truth {Path(true_path).name} {doubt}" for doubt in segmentation_doubts(true)]
-    image = _open(args.image) if args.image else None
-    mask = None
-    if args.rms:
-        rms = _open(args.rms)
-        mask = np.isfinite(rms) & (rms > 0)
+    image, mask, frame_notes = _scored_pixels(args, true_path)
+    shared_notes += frame_notes
     evaluations = []
     for path, name, pred in zip(pred_paths, _unique_names(pred_paths), preds):
         if tuple(pred.shape) != tuple(true.shape):

@@ -359,7 +359,8 @@ def run(args: argparse.Namespace) -> int:
         # in the whole-process time compared with SExtractor's
         from ..sextractor.command import run_sextractor_mode
 
-        check_outputs([args.output, args.catalog], inputs=args.image[:1], overwrite=args.overwrite)
+        noise = [*(args.rms or []), *(args.variance or []), *(args.weight or [])]
+        check_outputs([args.output, args.catalog], inputs=args.image[:1] + noise, overwrite=args.overwrite)
         return run_sextractor_mode(args)
     from ..segmenters import get
     cls = get(args.method)  # KeyError lists the choices

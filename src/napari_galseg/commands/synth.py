@@ -25,7 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "Kolmogorov PSF and blends drawn by GalSim (the 'galsim' extra; in memory, fields up to a few "
                         "thousand px)")
     p.add_argument("--psf", default=None, help="PSF profile: moffat or gaussian (builtin), moffat or kolmogorov (galsim)")
-    p.add_argument("--psf-fwhm", type=float, default=None, help="PSF FWHM in pixels (default 2.5 builtin, 3.0 galsim)")
+    p.add_argument("--psf-fwhm", default=None,
+                   help="PSF FWHM in pixels (default 2.5 builtin, 3.0 galsim); with --bands the r band's (the others "
+                        "scale as wavelength^-0.2) or one per band, like g=3.0,r=2.6,i=2.3")
+    p.add_argument("--bands", metavar="B1,B2,...",
+                   help="a multi-band field (builtin): img_B.fits and rms_B.fits per band (u g r i z y), one "
+                        "true.fits, catalog.ecsv with a flux per band; red and blue galaxy populations with SEDs "
+                        "drawn per galaxy, a PSF and a noise per band")
     p.add_argument("--density", type=float, default=None, help="galaxies per million pixels (default 700)")
     p.add_argument("--like", metavar="IMG",
                    help="make the field like this frame: its measured PSF, noise, sky, density and flux "
@@ -41,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
     from .. import synth
 
     if args.like:
+        if args.bands:
+            raise ValueError("--bands makes a builtin multi-band field; it does not combine with --like")
         return run_like(args)
+    if args.bands:
+        return run_bands(args)
+    args.psf_fwhm = _number(args.psf_fwhm, "--psf-fwhm")
     if args.rms or args.hdu is not None:
         raise ValueError("--rms and --hdu describe the frame of --like; give --like IMG")
     args.size = 2048 if args.size is None else args.size
@@ -70,6 +81,44 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--psf {options['psf']} is not a PSF of the builtin generator (moffat, gaussian); try --backend galsim")
     with progress_bar(f"synth {args.size}² seed {args.seed}", unit="block") as progress:
         paths = synth.write_field(args.out_dir, args.size, args.seed, overwrite=args.overwrite, progress=progress, **options)
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+def _number(text, option: str, hint: str = " (one value per band needs --bands)"):
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{option} takes a number, got {text!r}{hint}") from None
+
+
+def _band_fwhm(text):
+    """``--psf-fwhm`` with --bands: a number, or band=FWHM pairs separated by commas."""
+    if text is None or "=" not in text:
+        return _number(text, "--psf-fwhm")
+    out = {}
+    for pair in text.split(","):
+        band, _, value = pair.partition("=")
+        out[band.strip()] = _number(value, f"--psf-fwhm {band.strip()}=", "")
+    return out
+
+
+def run_bands(args: argparse.Namespace) -> int:
+    """``galseg synth OUT --bands g,r,i``: the multi-band field of :mod:`napari_galseg.synth.bands`."""
+    from ..synth.bands import parse_bands, write_band_field
+
+    bands = parse_bands(args.bands)
+    if args.backend != "builtin" or args.rms or args.hdu is not None or args.psf is not None:
+        raise ValueError("--bands makes a builtin field with a Moffat PSF per band; drop --backend/--psf/--rms/--hdu")
+    size = 2048 if args.size is None else args.size
+    if size < 16:
+        raise ValueError(f"--size must be at least 16 px, got {size}")
+    options = {"galaxy_density": args.density} if args.density is not None else {}
+    paths = write_band_field(args.out_dir, size, args.seed, bands, _band_fwhm(args.psf_fwhm),
+                             overwrite=args.overwrite, **options)
     for path in paths.values():
         print(path)
     return 0

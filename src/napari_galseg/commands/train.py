@@ -25,6 +25,9 @@ Example:
   galseg train unet --image img.fits --rms rms.fits --truth true.fits -o models/unet-1 --epochs 20
   galseg segment unet img2.fits --rms rms2.fits --model models/unet-1 -o labels.fits
   galseg train unet --like frame.fits --minutes 25 -o models/unet-frame
+  galseg train unet --bands img_g.fits img_r.fits img_i.fits --rms rms_g.fits rms_r.fits rms_i.fits \
+      --truth true.fits -o models/unet-gri
+  galseg segment unet g.fits r.fits i.fits --bands --rms rg.fits --rms rr.fits --rms ri.fits --model models/unet-gri -o labels.fits
 """
 
 
@@ -34,7 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("method", nargs="?", help="segmenter to train, e.g. unet (trainable ones: see the description)")
     p.add_argument("--spec", metavar="JOB.yaml", help="run a job spec here instead (see `galseg jobs`); other options are ignored")
     p.add_argument("--image", metavar="IMG", help="image FITS file")
-    p.add_argument("--rms", metavar="RMS", help="noise (rms) map FITS file; needed by the default recipe")
+    p.add_argument("--rms", metavar="RMS", nargs="+",
+                   help="noise (rms) map FITS file; needed by the default recipe (with --bands: one per band, in order)")
+    p.add_argument("--bands", metavar="BAND.fits", nargs="+",
+                   help="train on several bands of one field as channels (unet, forest) instead of --image: "
+                        "g.fits r.fits i.fits on one pixel grid; a band's name is its FILTER card, else its file "
+                        "name, and the model keeps the names and their order")
     p.add_argument("--truth", metavar="TRUE", help="truth label FITS file (0 = sky)")
     p.add_argument("-o", "--output", metavar="MODEL_DIR", help="model folder to write")
     p.add_argument("--epochs", type=int, default=None,
@@ -66,6 +74,20 @@ def _open(path: str):
     return open_fits(path).array
 
 
+def _open_bands(paths, rms_paths):
+    """The bands (and their noise maps) as :class:`~napari_galseg.frames.bands.BandStack` inputs,
+    checked to share one pixel grid."""
+    from ..frames.bands import BandStack, band_name, check_same_grid
+    from ..io import open_fits
+
+    images = [open_fits(p) for p in paths]
+    names = [band_name(p, im.header) for p, im in zip(paths, images)]
+    check_same_grid(images, names)
+    stack = BandStack([im.array for im in images], names)
+    rms = BandStack([_open(p) for p in rms_paths], names) if rms_paths else None
+    return stack, rms
+
+
 def _like_training_field(args, model):
     """A simulated field like ``--like`` FRAME (image, truth, rms), recorded in the model's provenance."""
     from ..training.like_frame import like_training_field
@@ -87,6 +109,19 @@ def run(args: argparse.Namespace) -> int:
         from .jobs import run_spec
 
         return run_spec(args.spec, resume=args.resume)
+    rms_paths = args.rms or []
+    if args.bands:
+        if args.image or args.like:
+            raise CliError("--bands gives the field's images: drop --image/--like")
+        if len(args.bands) < 2:
+            raise CliError("--bands needs two or more band images (g.fits r.fits i.fits)")
+        if rms_paths and len(rms_paths) != len(args.bands):
+            raise CliError(f"{len(args.bands)} bands but {len(rms_paths)} --rms map(s): give one per band, in order")
+        args.image = args.bands[0]  # what the checks below ask for
+    elif len(rms_paths) > 1:
+        raise CliError(f"one image takes one --rms map, got {len(rms_paths)} (several bands: --bands)")
+    else:
+        args.rms = rms_paths[0] if rms_paths else None
     if args.like and (args.image or args.truth):
         raise CliError("--like trains on fields simulated like the frame: drop --image/--truth (or drop --like to "
                        "train on a truth map)")
@@ -126,6 +161,12 @@ def run(args: argparse.Namespace) -> int:
         model.recipe = as_recipe(args.recipe).to_dict()
     if args.like:
         image, truth, rms = _like_training_field(args, model)
+    elif args.bands:
+        image, rms = _open_bands(args.bands, rms_paths)
+        truth = _open(args.truth)
+        model.provenance["training"] = {"bands": [file_provenance(p) for p in args.bands],
+                                        "rms": [file_provenance(p) for p in rms_paths],
+                                        "truth": file_provenance(args.truth)}
     else:
         image = _open(args.image)
         truth = _open(args.truth)

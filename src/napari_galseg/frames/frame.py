@@ -21,6 +21,15 @@ from .noise import NoiseMap, noise_kind
 from .planes import describe, find_planes, hdu_value
 
 
+class NoDataError(ValueError):
+    """Every pixel of a frame is undefined; ``reason`` says by which plane (the one-line message
+    speaks of segmenting: a caller that scores says it its own way)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class FrameScience:
     """The science plane with NaN where the noise says "no data" or the mask says "bad"."""
 
@@ -114,16 +123,9 @@ class Frame:
     def check_has_data(self, band_bytes: int = 32 << 20) -> None:
         """Raise when no pixel is defined (all NaN, zero weight or masked): a sample, then a scan
         that stops at the first defined pixel."""
-        from ..io import sample_pixels
-
-        science = FrameScience(self.science.array, self.noise, self.mask)
-        if np.isfinite(sample_pixels(science, n_samples=20_000)).any():
+        if _has_data(FrameScience(self.science.array, self.noise, self.mask), band_bytes):
             return
-        ny, nx = self.shape
-        rows = max(1, band_bytes // max(1, nx * 16))
-        for y0 in range(0, ny, rows):
-            if np.isfinite(science[y0:y0 + rows, :]).any():
-                return
+        rows = max(1, band_bytes // max(1, self.shape[1] * 16))
         why = []
         if self.noise is not None:
             why.append(f"the {self.noise.kind} map ({self.sources.get('noise')}) "
@@ -132,7 +134,58 @@ class Frame:
         if self.mask is not None:
             why.append(f"the mask ({self.sources.get('mask')}) flags every pixel" if _all_true(self.mask, rows) else "")
         reason = "; ".join(w for w in why if w) or "no pixel is finite, of non-zero weight and unmasked at once"
-        raise ValueError(f"{self.science.path}: every pixel of the frame is undefined ({reason}); nothing to segment")
+        raise NoDataError(f"{self.science.path}: every pixel of the frame is undefined ({reason}); nothing to segment",
+                          reason)
+
+
+def frame_arrays(image, noise=None, kind: str = "rms", *, scale: float = 1.0, mask=None, mask_bits: str | None = None,
+                 mask_header=None, names: tuple[str, str, str] = ("the image", "the noise map", "the mask")):
+    """``(image, rms)`` for the segmenters from arrays (napari layers, a script's arrays), as
+    :func:`open_frame` makes them from files: the image NaN where the noise says "no data" or
+    the mask's bad bits are set, the noise of ``kind`` (rms, variance, weight or a WEIGHT_TYPE) as
+    a 1σ map (NaN = no data). Both are converted window by window: numpy when they fit in memory,
+    lazy dask arrays above that. ``mask_bits`` as ``--mask-bits`` (default: the header's bad planes,
+    else any bit). Raises ValueError in one line (shapes, negative noise, no pixel with data)."""
+    from ..arrays import IN_MEMORY_PIXELS
+
+    shape = tuple(int(s) for s in np.shape(image))
+    noise_map = mask_plane = None
+    if noise is not None:
+        if tuple(np.shape(noise)) != shape:
+            raise ValueError(f"{names[1]} has shape {tuple(np.shape(noise))} but {names[0]} has {shape}; they must be "
+                             "on the same pixel grid")
+        noise_map = NoiseMap(noise, kind, scale, name=names[1])
+        _check_negative(noise_map)
+    if mask is not None:
+        if tuple(np.shape(mask)) != shape:
+            raise ValueError(f"{names[2]} has shape {tuple(np.shape(mask))} but {names[0]} has {shape}; they must be "
+                             "on the same pixel grid")
+        mask_plane = MaskPlane(mask, bad_bits(mask_bits, mask_header), name=names[2])
+    if noise_map is None and mask_plane is None:
+        return image, None
+    science = FrameScience(image, noise_map, mask_plane)
+    if not _has_data(science):
+        raise ValueError(f"every pixel of {names[0]} is without data (zero weight, infinite variance or masked); "
+                         "nothing to segment")
+    if shape[0] * shape[1] <= IN_MEMORY_PIXELS:
+        return science[:, :], (noise_map[:, :] if noise_map is not None else None)
+    from dask.base import tokenize
+
+    chunks = 2048
+    token = tokenize(id(image), id(noise), id(mask), kind, scale, getattr(mask_plane, "bits", None))
+    return (_lazy(science, f"frame-image-{token}", chunks),
+            _lazy(noise_map, f"frame-rms-{token}", chunks) if noise_map is not None else None)
+
+
+def _has_data(science: FrameScience, band_bytes: int = 32 << 20) -> bool:
+    """True when some pixel is defined: a sample, then a scan that stops at the first one."""
+    from ..io import sample_pixels
+
+    if np.isfinite(sample_pixels(science, n_samples=20_000)).any():
+        return True
+    ny, nx = science.shape
+    rows = max(1, band_bytes // max(1, nx * 16))
+    return any(np.isfinite(science[y0:y0 + rows, :]).any() for y0 in range(0, ny, rows))
 
 
 def _all_no_data(noise: NoiseMap, rows: int) -> bool:

@@ -31,7 +31,7 @@ from .recipe import (
                       snr_only_recipe,
                       snr_recipe,
 )
-from .rms import BadRmsWarning, RmsParams, fit_rms_channel, rms_channel
+from .rms import BadRmsWarning, RmsParams, fit_rms_channel, no_data, rms_channel
 from .snr import SnrParams, fit_snr, snr_block
 from .stretch import (
                       STRETCHES,
@@ -58,6 +58,7 @@ __all__ = [
                       "StretchParams",
                       "as_recipe",
                       "astropy_stretch",
+                      "no_data",
                       "composite",
                       "default_recipe",
                       "estimate_background",

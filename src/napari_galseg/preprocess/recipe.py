@@ -20,7 +20,7 @@ import numpy as np
 
 from ._sampling import check_2d, check_same_shape, is_dask
 from .normalise import NormaliseParams, fit_normalise, normalise_block
-from .rms import RmsParams, check_rms_values, fit_rms_channel, rms_block
+from .rms import RmsParams, check_rms_values, fit_rms_channel, no_data, rms_block
 from .snr import SnrParams, fit_snr, snr_block
 from .stretch import StretchParams, fit_level_stretch, level_stretch_block
 
@@ -162,11 +162,12 @@ class Recipe:
             channels.append(dataclasses.replace(c, params=params))
         return Recipe(channels, self.name)
 
-    def apply(self, image, rms=None):
+    def apply(self, image, rms=None, *, warn: bool = True):
         """Apply to a 2-D ``image`` (and ``rms`` if the recipe needs it): float32 ``(C, ny, nx)``.
 
         numpy in → numpy out; any dask input → a lazy dask array computed chunk by chunk with the
         image's chunks. An unfitted recipe is fitted on this input first (see the module docstring).
+        ``warn=False``: no BadRmsWarning for bad rms pixels (a caller that treats them as no data).
         """
         self._check_inputs(image, rms)
         recipe = self if self.is_fitted else self.fit(image, rms)
@@ -175,7 +176,7 @@ class Recipe:
         lazy = is_dask(image) or (rms is not None and is_dask(rms))
         uses_rms = recipe.needs_rms
         if not lazy:
-            if uses_rms:
+            if uses_rms and warn:
                 for c in recipe.channels:
                     if c.step == "rms" and c.params.bad_rms == "mask":
                         check_rms_values(rms, "mask", "in this array")
@@ -196,6 +197,24 @@ class Recipe:
 
         return da.map_blocks(block_fn, *args, new_axis=0, chunks=((recipe.n_channels,),) + image.chunks,
                              dtype=np.float32, meta=np.empty((0, 0, 0), np.float32))
+
+    @property
+    def fills(self) -> np.ndarray:
+        """Each channel's value at a pixel without data: its step's ``fill`` (float32, (C,))."""
+        return np.array([float(getattr(c.params, "fill", 0.0)) for c in self.channels], np.float32)
+
+    def network_input(self, image: np.ndarray, rms: np.ndarray | None = None,
+                      missing: np.ndarray | None = None) -> np.ndarray:
+        """What a network reads of an in-memory block, at training and inference alike: the
+        channels, with every channel at its ``fill`` where the block holds no data (``missing``,
+        else :func:`~napari_galseg.preprocess.rms.no_data` of the block) — one value per channel for
+        "no data", whichever input was missing — and any value left non-finite at 0."""
+        # no warning about bad rms pixels: they are no data, filled here (bad_rms="error" still raises)
+        out = np.nan_to_num(np.asarray(self.apply(image, rms, warn=False), np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        missing = no_data(image, rms) if missing is None else missing
+        if missing.any():
+            out[:, missing] = self.fills[:, None]
+        return out
 
     def _apply_block(self, img_block, rms_blk, offset, backgrounds) -> np.ndarray:
         ny, nx = img_block.shape
@@ -330,9 +349,13 @@ NAMED_RECIPES = {"default": default_recipe, "default+snr": snr_recipe, "image-on
 
 def as_recipe(recipe) -> Recipe | None:
     """None, a Recipe, a dict, a JSON/YAML path or a name (``"default"``, ``"default+snr"``,
-    ``"image-only"``) → Recipe."""
-    if recipe is None or isinstance(recipe, Recipe):
+    ``"image-only"``) → Recipe; a band recipe's dict → :class:`~.bands.BandRecipe`."""
+    from .bands import BandRecipe, is_band_recipe
+
+    if recipe is None or isinstance(recipe, (Recipe, BandRecipe)):
         return recipe
+    if is_band_recipe(recipe):  # a model trained on bands (preprocess.bands)
+        return BandRecipe.from_dict(recipe)
     if isinstance(recipe, dict):
         return Recipe.from_dict(recipe)
     if isinstance(recipe, str) and recipe in NAMED_RECIPES:

@@ -44,6 +44,15 @@ def valid_rms(values: np.ndarray) -> np.ndarray:
         return np.isfinite(values) & (values > 0)
 
 
+def no_data(image: np.ndarray, rms: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of a block that hold no data: the image is not finite (a frame's NaN: zero weight,
+    masked bits, BLANK), or — where an rms map is given — its rms is not finite and positive."""
+    bad = ~np.isfinite(np.asarray(image))
+    if rms is not None:
+        bad |= ~valid_rms(rms)
+    return bad
+
+
 def check_rms_values(values: np.ndarray, policy: str, where: str) -> None:
     """Warn (``mask``) or raise (``error``) about rms pixels that are <= 0 or not finite."""
     bad = ~valid_rms(values)

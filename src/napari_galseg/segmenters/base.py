@@ -145,6 +145,9 @@ class Segmenter:
         #: preprocessing recipe (a dict, see napari_galseg.preprocess) applied before fit/predict
         self.recipe: dict | None = None
         self.provenance: dict = {}
+        #: the band names, in order, of a model trained on several bands of one field (its input is a
+        #: frames.bands.BandStack); None for a model of one image
+        self.bands: tuple[str, ...] | None = None
 
     @classmethod
     def split(cls, settings: dict[str, Any], legacy: bool = False) -> dict[str, dict[str, Any]]:
@@ -250,6 +253,7 @@ class Segmenter:
             "run": {k: v for k, v in dataclasses.asdict(self.run_options).items() if k != "scheduler"},  # where, not what
             "recipe": self.recipe,
             "provenance": self.provenance,
+            **({"bands": list(self.bands)} if self.bands else {}),
             "package": "napari-galseg",
             "version": __version__,
         }
@@ -290,6 +294,10 @@ class Segmenter:
             raise ModelFolderError(f"{path}/{CONFIG_NAME}: {exc}") from None
         model.recipe = config.get("recipe")
         model.provenance = config.get("provenance") or {}
+        bands = config.get("bands")
+        if bands is not None and (not isinstance(bands, list) or not bands or not all(isinstance(b, str) for b in bands)):
+            raise ModelFolderError(f"{path}/{CONFIG_NAME}: 'bands' is not a list of band names; the folder is damaged")
+        model.bands = tuple(bands) if bands else None
         return model
 
     def _load_state(self, path: Path, config: dict) -> None:

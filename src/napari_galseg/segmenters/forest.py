@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..arrays import exceeds_tiles, is_dask
+from ..frames.bands import BandStack, check_bands
 from ..model_folder import ModelFolderError
 from ..progress import ProgressCallback, reporter
 from ..window import Window
@@ -143,6 +144,7 @@ class ForestSegmenter(Segmenter):
         self.value_range: tuple[float, float] | None = None
         self._flat = None  # (model, FlatForest) for the compiled prediction
         self._sky_cache = None  # SnrInputs: keeps the background mesh of the last image seen
+        self._band_caches: list = []  # one SnrInputs per band, for a forest trained on bands
 
     @property
     def fitted(self) -> bool:
@@ -166,14 +168,21 @@ class ForestSegmenter(Segmenter):
     @property
     def feature_names(self) -> list[str]:
         if not self.study:
-            return snr_feature_names(self.spec)
+            names = snr_feature_names(self.spec)
+            # several bands: each band's features in turn, named band:feature
+            return [f"{b}:{n}" for b in self.bands for n in names] if self.bands else names
         from ..preprocess import as_recipe
 
         rec = as_recipe(self.recipe)
         return feature_names(rec.n_channels, self.spec)
 
     def _features(self, stack: np.ndarray) -> np.ndarray:
-        return pixel_features(stack, self.spec) if self.study else snr_features(stack, self.spec)
+        if self.study:
+            return pixel_features(stack, self.spec)
+        if self.bands:  # the (snr, rel_rms) pairs of each band: features per band, concatenated
+            n = stack.shape[0] // len(self.bands)
+            return np.concatenate([snr_features(stack[i * n:(i + 1) * n], self.spec) for i in range(len(self.bands))])
+        return snr_features(stack, self.spec)
 
     def _halo(self) -> int:
         return feature_halo(self.spec) if self.study else snr_feature_halo(self.spec)
@@ -201,12 +210,37 @@ class ForestSegmenter(Segmenter):
         return rec.apply(image, rms_used), valid_pixels(image, rms_used)
 
     def _snr_stack(self, image, rms):
+        if isinstance(image, BandStack):
+            return self._band_snr_stack(image, rms)
         p, run = self.params, self.run_options
         if self._sky_cache is None or self._sky_cache.box != int(p.background_box):
             self._sky_cache = SnrInputs(int(p.background_box), n_threads=int(run.n_threads) or 1)
         # above one tile, tiles (with halos) run in parallel threads: the features are most of the time
         lazy = is_dask(image) or is_dask(rms) or exceeds_tiles(image.shape, run.tile_size, n_tiles=1)
         return self._sky_cache.stack(image, rms, tile=int(run.tile_size), lazy=lazy)
+
+    def _band_snr_stack(self, image: BandStack, rms):
+        """Each band's (snr, rel_rms) with its own sky and noise, stacked band after band; a pixel is
+        valid where every band is."""
+        if self.study:
+            raise ValueError("the study's features (features=study) take one image; bands take the galaxy features")
+        p, run = self.params, self.run_options
+        n = len(image.planes)
+        if len(self._band_caches) != n or self._band_caches[0].box != int(p.background_box):
+            self._band_caches = [SnrInputs(int(p.background_box), n_threads=int(run.n_threads) or 1) for _ in range(n)]
+        rms_planes = rms.planes if rms is not None else [None] * n
+        lazy = (any(is_dask(x) for x in (*image.planes, *rms_planes))
+                or exceeds_tiles(image.shape, run.tile_size, n_tiles=1))
+        parts = [cache.stack(plane, sigma, tile=int(run.tile_size), lazy=lazy)
+                 for cache, plane, sigma in zip(self._band_caches, image.planes, rms_planes)]
+        valid = parts[0][1]
+        for _, ok in parts[1:]:
+            valid = valid & ok
+        if lazy:
+            import dask.array as da
+
+            return da.concatenate([stack for stack, _ in parts]), valid
+        return np.concatenate([stack for stack, _ in parts]), valid
 
     def _check_texture_channel(self, n_channels: int) -> None:
         if self.study and not 0 <= self.params.texture_channel < n_channels:
@@ -223,6 +257,10 @@ class ForestSegmenter(Segmenter):
         """
         images, truths = _as_list(image), _as_list(truth)
         rmss = _as_list(rms) if rms is not None else [None] * len(images)
+        names = {im.names if isinstance(im, BandStack) else None for im in images}
+        if len(names) > 1:
+            raise ValueError("the training images must all be the same bands (or all single images)")
+        self.bands = names.pop()
         if not (len(images) == len(truths) == len(rmss)):
             raise ValueError(f"got {len(images)} images, {len(truths)} truth images and {len(rmss)} rms maps; "
                              "they must pair up")
@@ -236,6 +274,7 @@ class ForestSegmenter(Segmenter):
                       cancel=None) -> ForestSegmenter:
         """Train on sparse scribbles: 1 = sky, 2 = galaxy, 0 = unlabelled (ilastik/APOC style)."""
         check_image(image, rms, scribbles, "scribbles")
+        self.bands = image.names if isinstance(image, BandStack) else None
         target = scribble_target(scribbles)
         return self._fit_targets([image], [target], [rms], reporter(progress, cancel), "scribbles")
 
@@ -243,6 +282,8 @@ class ForestSegmenter(Segmenter):
         from sklearn.ensemble import RandomForestClassifier
 
         p = self.params
+        if self.study and self.bands:
+            raise ValueError("the study's features (features=study) take one image; bands take the galaxy features")
         if self.study:
             rec = resolve_recipe(self.recipe, images[0], rmss[0])
             self._check_texture_channel(rec.n_channels)
@@ -340,7 +381,7 @@ class ForestSegmenter(Segmenter):
         planes = feats.reshape(f, -1)
         index = None
         if not self.study and self.params.sky_gate > 0:
-            scales = [i for i, n in enumerate(self.feature_names) if n.startswith("snr_")]
+            scales = [i for i, n in enumerate(self.feature_names) if n.rsplit(":", 1)[-1].startswith("snr_")]
             index = np.flatnonzero(planes[scales].max(axis=0) >= np.float32(self.params.sky_gate))
         return forest_proba(self._flat_forest(), planes, n_threads, index=index).reshape(ny, nx)
 
@@ -356,6 +397,7 @@ class ForestSegmenter(Segmenter):
     def predict_proba(self, image, rms=None, progress: ProgressCallback | None = None):
         """Galaxy probability per pixel (float32, NaN where the input is not valid); lazy for dask/huge."""
         self._require_fitted()
+        check_bands(self.bands, image, f"this {self.name} model")
         check_image(image, rms)
         stack, valid = self._prepare(image, rms)
         if is_dask(stack):
@@ -400,6 +442,8 @@ class ForestSegmenter(Segmenter):
         import dask.array as da
 
         self._require_fitted()
+        if self.bands or isinstance(image, BandStack):
+            raise ValueError("a field-of-view preview takes one image; segment bands with predict()")
         t = int(self.run_options.tile_size)
         img = image if is_dask(image) else da.from_array(image, chunks=t)
         if self.study:

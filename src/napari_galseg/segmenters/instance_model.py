@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..instance_tiles import TileLayout, assemble, catalog_table, stream_to_fits, tile_instances
+from ..instance_tiles import TileLayout, assemble, catalog_table, stream_to_fits, tile_instances, without_no_data
 from ..model_folder import ModelFolderError
 from ..progress import ProgressCallback, reporter
 from ..window import Window
@@ -208,10 +208,12 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
         return self.net
 
     def detector(self, image, rms, sky_subtracted: bool = False) -> Callable:
-        """A ``detect(windows)`` for :mod:`napari_galseg.instance_tiles` over this image."""
+        """A ``detect(windows)`` for :mod:`napari_galseg.instance_tiles` over this image: each tile's
+        no-data pixels get the recipe's fills going in and are cut out of its detections coming out
+        (:func:`~napari_galseg.instance_tiles.without_no_data`)."""
         import torch
 
-        from ..preprocess import as_recipe
+        from ..preprocess import as_recipe, no_data
         from ..training import device as dev
         from ..training.patches import read_window
 
@@ -231,23 +233,27 @@ class InstanceSegmenter(SkySubtractedInput, Segmenter):
         self.prepare_inference(tile)
 
         def read(y0, y1, x0, x1):
-            img = read_window(source, y0, y1, x0, x1)
+            """The tile's network input (padded to the tile size) and its no-data mask (or None)."""
+            img = read_window(source, y0, y1, x0, x1)  # the sky-subtracted image keeps the frame's NaN
             r = read_window(rms, y0, y1, x0, x1) if rms is not None else None
-            x = np.nan_to_num(np.asarray(recipe.apply(img, r), np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+            missing = no_data(img, r)
+            x = recipe.network_input(img, r, missing)  # no-data pixels at the recipe's fills, as in training
             out = np.zeros((x.shape[0], tile, tile), np.float32)  # pad edge tiles: the model's scale stays 1
             out[:, : y1 - y0, : x1 - x0] = x
-            return out
+            return out, (missing if missing.any() else None)
 
         def detect(windows):
             found = []
             step = max(1, run.tile_batch)
             for k in range(0, len(windows), step):
                 batch = windows[k: k + step]
-                x = torch.from_numpy(np.stack([read(*w) for w in batch])).to(device)
+                inputs, masks = zip(*(read(*w) for w in batch))
+                x = torch.from_numpy(np.stack(inputs)).to(device)
                 with torch.inference_mode():
                     outputs = self.predict_batch(x)
-                for (y0, y1, x0, x1), output in zip(batch, outputs):
-                    found.append(tile_instances(output, y0, x0, y1 - y0, x1 - x0, p.mask_threshold))
+                for (y0, y1, x0, x1), output, missing in zip(batch, outputs, masks):
+                    found.append(without_no_data(tile_instances(output, y0, x0, y1 - y0, x1 - x0, p.mask_threshold),
+                                                 missing, y0, x0))
             return found
 
         return detect

@@ -29,6 +29,15 @@ class SkySubtractedInput:
             self.noise_note = None
             return rms
         from ..background import estimate_rms_map
+        from ..frames.bands import BandStack
+
+        if isinstance(image, BandStack):  # each band's own noise
+            estimate = self._per_image("_rms_cache", image, (), lambda threads: image.map(
+                lambda plane: estimate_rms_map(plane, n_threads=threads)))
+            self.noise_note = ("no rms maps given: each band's noise was estimated from the band (median 1σ = "
+                               + ", ".join(f"{n} {e.mesh.rms_median:.4g}" for n, e in zip(image.names, estimate.planes))
+                               + ")")
+            return estimate
 
         estimate = self._per_image("_rms_cache", image, (), lambda threads: estimate_rms_map(image, n_threads=threads))
         self.noise_note = ("no rms map given: the noise was estimated from the image "
@@ -40,6 +49,11 @@ class SkySubtractedInput:
         if not p.subtract_background:
             return image
         box = int(p.background_box)
+        from ..frames.bands import BandStack
+
+        if isinstance(image, BandStack):  # each band less its own sky
+            return self._per_image("_sky_cache", image, (box,), lambda threads: image.map(
+                lambda plane: SkySubtracted(plane, estimate_mesh(plane, box, n_threads=threads))))
         return self._per_image("_sky_cache", image, (box,),
                                lambda threads: SkySubtracted(image, estimate_mesh(image, box, n_threads=threads)))
 

@@ -23,10 +23,12 @@ import numpy as np
 import torch
 
 from .._duration import format_duration
-from ..inference import LabelParams, TiledPredictor, iter_label_strips
+from ..frames.bands import BandStack, check_bands
+from ..inference import LabelParams, NoDataReader, TiledPredictor, iter_label_strips, with_no_data
 from ..model_folder import ModelFolderError
 from ..models.unet import UNet
-from ..preprocess import as_recipe, image_only_recipe, snr_recipe
+from ..preprocess import as_recipe, image_only_recipe, snr_only_recipe, snr_recipe
+from ..preprocess.bands import BandRecipe
 from ..progress import ProgressCallback, reporter
 from ..training import device as dev
 from ..training.checkpoints import WEIGHTS_NAME, load_weights, save_weights
@@ -104,6 +106,14 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
     # -- input ----------------------------------------------------------------------------------
     # -- training --------------------------------------------------------------------------------
     def _fitted_recipe(self, image, rms):
+        if isinstance(image, BandStack):  # one recipe per band (default: each band's S/N with its own noise)
+            per_band = as_recipe(self.recipe) if self.recipe is not None else snr_only_recipe()
+            if isinstance(per_band, BandRecipe):
+                check_bands(per_band.bands, image, "this recipe")
+                recipe = per_band
+            else:
+                recipe = BandRecipe.per_band(image.names, per_band)
+            return recipe if recipe.is_fitted else recipe.fit(image, rms)
         if self.recipe is not None:
             recipe = as_recipe(self.recipe)
         else:  # the study's channels plus signal-to-noise; without an rms map, its image channels only
@@ -126,7 +136,8 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         """
         p, t = self.params, self.train_config
         shape = check_field(image, truth, rms)
-        if rms is None and self.recipe is not None and as_recipe(self.recipe).needs_rms:
+        self.bands = image.names if isinstance(image, BandStack) else None
+        if rms is None and (self.bands or (self.recipe is not None and as_recipe(self.recipe).needs_rms)):
             rms = self.noise_map(image, None)
         else:
             self.noise_note = None
@@ -192,6 +203,7 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         """A copy of this segmenter with ``net``'s weights of this moment (a preview during training)."""
         snap = type(self)(self.params, train=self.train_config, run=self.run_options)
         snap.provenance = {"preview": True}
+        snap.bands = self.bands
         snap.net = self.build_net(recipe.n_channels)
         snap.net.load_state_dict({k: v.detach().float().cpu() for k, v in net.state_dict().items()})
         snap.net.eval()
@@ -213,7 +225,7 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         return recipe
 
     def make_predictor(self) -> tuple[TiledPredictor, torch.device]:
-        net = self._require_net()
+        net = self._require_net().fused_for_inference()  # batch norms folded: the same maps, faster
         r = self.run_options
         device = dev.resolve_device(r.device)
         if device.type == "cpu":
@@ -245,19 +257,25 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
         return TiledPredictor(forward, 2, r.tile_size, r.tile_overlap, r.tile_batch), device
 
     def iter_maps(self, image, rms=None, region=None, progress: ProgressCallback | None = None
-                  ) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Stream ``(y0, y1, maps)``: blended (probability, distance) rows of the frame or region."""
+                  ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+        """Stream ``(y0, y1, maps, no_data)``: blended (probability, distance) rows of the frame or
+        region, and the rows' no-data mask (None where every pixel has data)."""
         self._require_net()
+        check_bands(self.bands, image, f"this {self.name} model")
         shape = check_field(image, None, rms)
+        missing = NoDataReader(image, rms)  # the image and rms as given: NaN or a bad rms = no data
         if self.recipe is not None and as_recipe(self.recipe).needs_rms:
             rms = self.noise_map(image, rms)  # estimated when none was given (noise_note says so)
         image = self.input_image(image)
         recipe = self._inference_recipe(image, rms)
+        x0, x1 = (region[2], region[3]) if region is not None else (0, shape[1])
+        return with_no_data(self._iter_blended(image, rms, recipe, shape, region, progress), missing, x0, x1)
 
+    def _iter_blended(self, image, rms, recipe, shape, region, progress) -> Iterator[tuple[int, int, np.ndarray]]:
         def source(y0, y1, x0, x1):
             img = read_window(image, y0, y1, x0, x1)
             r = read_window(rms, y0, y1, x0, x1) if rms is not None else None
-            return np.nan_to_num(np.asarray(recipe.apply(img, r), np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+            return recipe.network_input(img, r)  # no-data pixels at the recipe's fills, as in training
 
         if recipe.n_channels != self.net.in_channels:
             raise ModelFolderError(f"the recipe gives {recipe.n_channels} channels but the network expects {self.net.in_channels}")
@@ -337,6 +355,9 @@ class UNetSegmenter(SkySubtractedInput, Segmenter):
             net = UNet(in_channels, int(arch.get("out_channels", 2)), int(arch["depth"]), int(arch["base_width"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFolderError(f"{path}/config.json has an incomplete U-Net architecture ({exc})") from None
+        if isinstance(recipe, BandRecipe) != bool(self.bands) or (self.bands and recipe.bands != self.bands):
+            raise ModelFolderError(f"{path}/config.json: its bands ({', '.join(self.bands or ()) or 'none'}) and its "
+                                   "recipe's do not agree; the folder is damaged")
         if recipe.n_channels != in_channels:
             raise ModelFolderError(
                 f"{path}: the recipe makes {recipe.n_channels} channel(s) ({', '.join(recipe.channel_names)}) but the "
@@ -393,6 +414,9 @@ def _runs_on_workers(batch: np.ndarray) -> np.ndarray:
 
 
 def _tee_probability(rows, prob: np.ndarray, y_base: int):
-    for y0, y1, maps in rows:
+    """Copy each row's probability into ``prob`` (NaN where there is no data) and pass the row on."""
+    for y0, y1, maps, missing in rows:
         prob[y0 - y_base: y1 - y_base] = maps[0]
-        yield y0, y1, maps
+        if missing is not None:
+            prob[y0 - y_base: y1 - y_base][missing] = np.nan
+        yield y0, y1, maps, missing

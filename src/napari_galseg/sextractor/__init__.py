@@ -3,7 +3,8 @@
 The steps are ports of SExtractor 2.25's own (background mesh and spline, filtered-image threshold,
 isophotal moments, 5×5-oversampled apertures, Kron ellipses with neighbours masked), so a
 catalogue matches the real program's to float rounding where the mode reproduces it; what it
-does not reproduce (deblending, CLEAN, weight maps, …) is said in :meth:`SexRun.report`.
+does not reproduce (BACKPHOTO_TYPE LOCAL, two weight maps, …) is said in :meth:`SexRun.report`.
+Weight maps (WEIGHT_TYPE) are in ``weights``, flag maps (FLAG_IMAGE) in ``flags``.
 
 >>> run = read_sex("default.sex")                     # doctest: +SKIP
 >>> result = extract(image, run.settings)

@@ -24,57 +24,8 @@ BACK_MINGOODFRAC = 0.5
 
 
 @njit(cache=True, nogil=True)
-def _mesh_stats(block, pearson):
-    """(mode, sigma) of one mesh: backstat + backhisto + backguess of SExtractor."""
-    h, w = block.shape
-    mean = 0.0
-    sigma = 0.0
-    npix = 0
-    for y in range(h):
-        for x in range(w):
-            pix = np.float64(block[y, x])  # a double in backstat(): pix*pix in float64
-            if pix > -BIG:
-                mean += pix
-                sigma += pix * pix
-                npix += 1
-    if npix < np.float32(w * h * BACK_MINGOODFRAC):
-        return -BIG, -BIG
-    mean /= npix
-    sig = sigma / npix - mean * mean
-    sigma = math.sqrt(sig) if sig > 0.0 else 0.0
-    lcut = np.float32(mean - 2.0 * sigma)
-    hcut = np.float32(mean + 2.0 * sigma)
-    mean = 0.0
-    sigma = 0.0
-    npix = 0
-    for y in range(h):
-        for x in range(w):
-            pix = np.float64(block[y, x])  # a double in backstat(): pix*pix in float64
-            if block[y, x] <= hcut and block[y, x] >= lcut:
-                mean += pix
-                sigma += pix * pix
-                npix += 1
-    mean /= npix
-    sig = sigma / npix - mean * mean
-    sigma = math.sqrt(sig) if sig > 0.0 else 0.0
-    bmean = np.float32(mean)
-
-    step = math.sqrt(2 / math.pi) * QUANTIF_NSIGMA / QUANTIF_AMIN
-    nlevels = int(step * npix + 1)
-    if nlevels > QUANTIF_NMAXLEVELS:
-        nlevels = QUANTIF_NMAXLEVELS
-    qscale = np.float32(2 * QUANTIF_NSIGMA * sigma / nlevels) if sigma > 0.0 else np.float32(1.0)
-    qzero = np.float32(mean - QUANTIF_NSIGMA * sigma)
-    # backhisto
-    histo = np.zeros(nlevels, np.int64)
-    cste = np.float32(0.499999 - qzero / qscale)
-    for y in range(h):
-        for x in range(w):
-            binf = np.float32(np.float32(block[y, x] / qscale) + cste)
-            b = int(binf)
-            if b >= 0 and b < nlevels:
-                histo[b] += 1
-    # backguess
+def _backguess(histo, nlevels, bmean, qzero, qscale, pearson):
+    """backguess(): the mode (2.5·median − 1.5·mean, the median when skewed) and σ of a histogram."""
     nlevelsm1 = nlevels - 1
     hcut_i = nlevelsm1
     lcut_i = 0
@@ -131,19 +82,124 @@ def _mesh_stats(block, pearson):
 
 
 @njit(cache=True, nogil=True)
-def _mesh_map(image, bw, bh, pearson):
+def _quantify(mean, sigma, npix):
+    """nlevels, qscale, qzero of a mesh's histogram."""
+    step = math.sqrt(2 / math.pi) * QUANTIF_NSIGMA / QUANTIF_AMIN
+    nlevels = int(step * npix + 1)
+    if nlevels > QUANTIF_NMAXLEVELS:
+        nlevels = QUANTIF_NMAXLEVELS
+    qscale = np.float32(2 * QUANTIF_NSIGMA * sigma / nlevels) if sigma > 0.0 else np.float32(1.0)
+    qzero = np.float32(mean - QUANTIF_NSIGMA * sigma)
+    return nlevels, qscale, qzero
+
+
+@njit(cache=True, nogil=True)
+def _mesh_stats(block, wblock, wthresh, weighted, pearson):
+    """(mode, sigma) of one mesh, and of its variance map when ``weighted``: backstat + backhisto +
+    backguess of SExtractor. Weighted, pixels whose variance is ≥ ``wthresh`` take no part, and the
+    variance mesh is clipped on the image's pixels and its own 2σ range (back.c)."""
+    h, w = block.shape
+    mean = 0.0
+    sigma = 0.0
+    wmean = 0.0
+    wsigma = 0.0
+    npix = 0
+    for y in range(h):
+        for x in range(w):
+            pix = np.float64(block[y, x])  # a double in backstat(): pix*pix in float64
+            if pix > -BIG and (not weighted or wblock[y, x] < wthresh):
+                mean += pix
+                sigma += pix * pix
+                if weighted:
+                    wpix = np.float64(wblock[y, x])
+                    wmean += wpix
+                    wsigma += wpix * wpix
+                npix += 1
+    if npix < np.float32(w * h * BACK_MINGOODFRAC):
+        return -BIG, -BIG, -BIG, -BIG
+    wlcut = np.float32(0.0)
+    whcut = np.float32(0.0)
+    if weighted:
+        wmean /= npix
+        sig = wsigma / npix - wmean * wmean
+        wsigma = math.sqrt(sig) if sig > 0.0 else 0.0
+        wlcut = np.float32(wmean - 2.0 * wsigma)
+        whcut = np.float32(wmean + 2.0 * wsigma)
+    mean /= npix
+    sig = sigma / npix - mean * mean
+    sigma = math.sqrt(sig) if sig > 0.0 else 0.0
+    lcut = np.float32(mean - 2.0 * sigma)
+    hcut = np.float32(mean + 2.0 * sigma)
+    mean = 0.0
+    sigma = 0.0
+    wmean = 0.0
+    wsigma = 0.0
+    npix = 0
+    wnpix = 0
+    for y in range(h):
+        for x in range(w):
+            pix = np.float64(block[y, x])
+            if block[y, x] <= hcut and block[y, x] >= lcut and (not weighted or wblock[y, x] < wthresh):
+                mean += pix
+                sigma += pix * pix
+                npix += 1
+                if weighted and wblock[y, x] <= whcut and wblock[y, x] >= wlcut:
+                    wpix = np.float64(wblock[y, x])
+                    wmean += wpix
+                    wsigma += wpix * wpix
+                    wnpix += 1
+    mean /= npix
+    sig = sigma / npix - mean * mean
+    sigma = math.sqrt(sig) if sig > 0.0 else 0.0
+    nlevels, qscale, qzero = _quantify(mean, sigma, npix)
+    wnlevels, wqscale, wqzero = 1, np.float32(1.0), np.float32(0.0)
+    if weighted:
+        wmean /= wnpix
+        sig = wsigma / wnpix - wmean * wmean
+        wsigma = math.sqrt(sig) if sig > 0.0 else 0.0
+        wnlevels, wqscale, wqzero = _quantify(wmean, wsigma, wnpix)
+    # backhisto
+    histo = np.zeros(nlevels, np.int64)
+    whisto = np.zeros(wnlevels, np.int64)
+    cste = np.float32(0.499999 - qzero / qscale)
+    wcste = np.float32(0.499999 - wqzero / wqscale)
+    for y in range(h):
+        for x in range(w):
+            binf = np.float32(np.float32(block[y, x] / qscale) + cste)
+            b = int(binf)
+            if b >= 0 and b < nlevels and (not weighted or wblock[y, x] < wthresh):
+                histo[b] += 1
+                if weighted:
+                    wb = int(np.float32(np.float32(wblock[y, x] / wqscale) + wcste))
+                    if wb >= 0 and wb < wnlevels:
+                        whisto[wb] += 1
+    mode, sig = _backguess(histo, nlevels, np.float32(mean), qzero, qscale, pearson)
+    wmode, wsig = -BIG, -BIG
+    if weighted:
+        wmode, wsig = _backguess(whisto, wnlevels, np.float32(wmean), wqzero, wqscale, pearson)
+    return mode, sig, wmode, wsig
+
+
+@njit(cache=True, nogil=True)
+def _mesh_map(image, wimage, wthresh, weighted, bw, bh, pearson):
     ny_img, nx_img = image.shape
     nx = (nx_img - 1) // bw + 1
     ny = (ny_img - 1) // bh + 1
     back = np.empty((ny, nx), np.float32)
     sigma = np.empty((ny, nx), np.float32)
+    wback = np.empty((ny, nx), np.float32)
+    wsigma = np.empty((ny, nx), np.float32)
     for j in range(ny):
         for i in range(nx):
-            block = image[j * bh:min((j + 1) * bh, ny_img), i * bw:min((i + 1) * bw, nx_img)]
-            m, s = _mesh_stats(block, pearson)
+            y0, y1 = j * bh, min((j + 1) * bh, ny_img)
+            x0, x1 = i * bw, min((i + 1) * bw, nx_img)
+            m, s, wm, ws = _mesh_stats(image[y0:y1, x0:x1], wimage[y0:y1, x0:x1] if weighted else image[:1, :1],
+                                       wthresh, weighted, pearson)
             back[j, i] = m
             sigma[j, i] = s
-    return back, sigma
+            wback[j, i] = wm
+            wsigma[j, i] = ws
+    return back, sigma, wback, wsigma
 
 
 def _fqmedian(values: np.ndarray) -> np.float32:
@@ -315,6 +371,8 @@ class SExBackground:
     bw: int
     bh: int
     shape: tuple[int, int]
+    #: with an external variance map: its mode per mesh (after filtering), for the weight scaling
+    var_back: np.ndarray | None = None
 
     def level(self) -> np.ndarray:
         """The full-resolution background (CHECKIMAGE_TYPE BACKGROUND)."""
@@ -355,11 +413,13 @@ class SExBackground:
 
 
 def sextractor_background(image: np.ndarray, back_size=(64, 64), filter_size=(3, 3), filter_thresh: float = 0.0,
-                          pearson: float = 2.5) -> SExBackground:
+                          pearson: float = 2.5, var: np.ndarray | None = None, wthresh: float = BIG) -> SExBackground:
     """The background of ``image`` (float32; NaN/masked pixels as NaN) as SExtractor makes it.
 
-    Images wider than ~16000 px make SExtractor sample every other line of each mesh row for its
-    first statistics (BACK_BUFSIZE); this follows the exhaustive path for every size.
+    ``var``: an external variance map (MAP_RMS/VAR/WEIGHT read as variance, unscaled): pixels at or
+    above ``wthresh`` are left out of the statistics and the map's own mesh modes are kept in
+    ``var_back``. Images wider than ~16000 px make SExtractor sample every other line of each mesh
+    row for its first statistics (BACK_BUFSIZE); this follows the exhaustive path for every size.
     """
     img = np.asarray(image, dtype=np.float32)
     if not np.isfinite(img).all():  # no-data pixels take no part in the mesh statistics
@@ -367,7 +427,11 @@ def sextractor_background(image: np.ndarray, back_size=(64, 64), filter_size=(3,
     ny, nx = img.shape
     bw = min(int(back_size[0]), nx)
     bh = min(int(back_size[1]), ny)
-    back, sigma = _mesh_map(img, bw, bh, float(pearson))
-    back, sigma, backmean, backsig = _filter_meshes(back, sigma, (int(filter_size[0]), int(filter_size[1])),
-                                                    float(filter_thresh))
-    return SExBackground(back=back, sigma=sigma, backmean=backmean, backsig=backsig, bw=bw, bh=bh, shape=(ny, nx))
+    weighted = var is not None
+    wimg = np.asarray(var, np.float32) if weighted else img[:1, :1]
+    back, sigma, wback, wsigma = _mesh_map(img, wimg, np.float32(wthresh), weighted, bw, bh, float(pearson))
+    fsize = (int(filter_size[0]), int(filter_size[1]))
+    back, sigma, backmean, backsig = _filter_meshes(back, sigma, fsize, float(filter_thresh))
+    var_back = _filter_meshes(wback, wsigma, fsize, float(filter_thresh))[0] if weighted else None
+    return SExBackground(back=back, sigma=sigma, backmean=backmean, backsig=backsig, bw=bw, bh=bh, shape=(ny, nx),
+                         var_back=var_back)

@@ -43,17 +43,20 @@ def celestial_wcs(header):
 def run_sextractor_mode(args) -> int:
     """Run one frame in SExtractor mode for the ``segment`` command's parsed ``args``."""
     from ..cli import CliError
+    from ..commands.segment import _noise_choice
     from ..io import labels_header, open_fits_array
     from ..io.write import write_fits
     from .config import read_sex
     from .errors import SExtractorInputError
     from .run import run_frame
 
-    if args.overrides or args.rms or args.recipe or args.model or args.scheduler or len(args.image) != 1:
+    if args.overrides or args.recipe or args.model or args.scheduler or len(args.image) != 1:
         raise CliError("SExtractor mode (--sextractor-config with --catalog) takes one frame and its .sex settings "
-                       "only: drop --set/--rms/--recipe/--model/--scheduler, or drop --catalog for the photutils mapping")
+                       "only: drop --set/--recipe/--model/--scheduler, or drop --catalog for the photutils mapping")
+    _noise_choice(args)  # --rms/--variance/--weight and --weight-type → args.rms, args.noise_kind
     try:
         run = read_sex(args.sextractor_config)
+        used = _cli_weights(args, run)
     except SExtractorInputError as exc:
         raise CliError(str(exc)) from None
     print(run.report(), file=sys.stderr)
@@ -67,5 +70,59 @@ def run_sextractor_mode(args) -> int:
     del data
     write_fits(args.output, result.segmentation, header=labels_header(header), overwrite=args.overwrite)
     n = len(result.columns.get("NUMBER", []))
+    print(weights_line(run, used, result), file=sys.stderr)
     print(f"wrote {args.output} and {args.catalog} ({n} sources, {run.catalog_type})", file=sys.stderr)
     return 0
+
+
+#: the command line's noise kinds → SExtractor's WEIGHT_TYPE
+_TYPES = {"rms": "MAP_RMS", "variance": "MAP_VAR", "weight": "MAP_WEIGHT"}
+
+
+def _cli_weights(args, run) -> str:
+    """Give the run the command line's noise map (--rms/--variance/--weight) as its WEIGHT_IMAGE with
+    the matching WEIGHT_TYPE; where the weights come from, for the report line."""
+    from .errors import SExtractorInputError
+
+    w = run.settings.weight
+    paths = args.rms or []
+    if not paths:
+        if getattr(args, "weight_scale", 1.0) != 1.0:
+            raise SExtractorInputError("--weight-scale scales a noise map given with --rms/--variance/--weight; "
+                                       "give the map or drop --weight-scale")
+        return "the .sex file"
+    if len(paths) > 1:
+        raise SExtractorInputError(f"one frame takes one noise map, got {len(paths)}")
+    if w.on:
+        raise SExtractorInputError(f"both {paths[0]} (command line) and the .sex file's WEIGHT_TYPE {w.type} give "
+                                   "weights; keep one (drop the option or set WEIGHT_TYPE NONE)")
+    if getattr(args, "noise_hdu", None):
+        raise SExtractorInputError("--noise-hdu is not read in SExtractor mode; give the noise map's file with "
+                                   "its image in the first HDU")
+    kind = args.noise_kind or "rms"
+    w.type = _TYPES[kind]
+    w.image = paths[0]
+    scale = float(getattr(args, "weight_scale", 1.0))
+    if scale != 1.0:
+        from .weights import read_map
+
+        w.image = read_map(paths[0], _image_shape(args), "weight map", "--weight-scale").astype("float32") * scale
+    return f"--{kind} {paths[0]}" + (f" × {scale:g}" if scale != 1.0 else "")
+
+
+def _image_shape(args) -> tuple[int, int]:
+    from ..io.fits import image_shape
+
+    return image_shape(args.image[0], hdu=int(args.hdu) if str(args.hdu or "").isdigit() else args.hdu)
+
+
+def weights_line(run, used: str, result) -> str:
+    """One line: which weights the extraction used."""
+    w = run.settings.weight
+    if not w.on:
+        return "weights: none (WEIGHT_TYPE NONE: thresholds on the global background rms)"
+    source = "the background rms map" if w.type == "BACKGROUND" else used
+    scale = ""
+    if w.type in ("MAP_VAR", "MAP_WEIGHT"):
+        scale = f", {'rescaled' if w.rescale else 'not rescaled'} (sigfac {result.sigfac:.4g})"
+    return f"weights: WEIGHT_TYPE {w.type} from {source}{scale}"

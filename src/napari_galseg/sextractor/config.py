@@ -15,8 +15,10 @@ from .classstar import read_nnw
 from .errors import SExtractorInputError
 from .extract import ExtractSettings
 from .files import DEFAULT_CONV, SExtractorConfigError, parse_sex_lines, read_conv
+from .flags import FLAG_TYPES
 from .known import KNOWN_PARAMS
 from .params import ParamList, read_param
+from .weights import WEIGHT_TYPES, WeightSettings
 
 #: every keyword SExtractor 2.25 accepts (preflist.h)
 KNOWN_KEYS = frozenset("""
@@ -42,7 +44,9 @@ DEFAULTS: dict[str, list[str]] = {
     "MAG_ZEROPOINT": ["0.0"], "GAIN": ["0.0"], "PIXEL_SCALE": ["1.0"], "BACK_TYPE": ["AUTO"], "BACK_VALUE": ["0.0"],
     "BACK_SIZE": ["64"], "BACK_FILTERSIZE": ["3"], "BACK_FILTTHRESH": ["0.0"], "BACKPHOTO_TYPE": ["GLOBAL"],
     "SEEING_FWHM": ["1.2"], "STARNNW_NAME": ["default.nnw"], "MEMORY_OBJSTACK": ["3000"],
-    "MEMORY_BUFSIZE": ["1024"], "DETECT_MAXAREA": ["0"], "FLAG_IMAGE": [], "CHECKIMAGE_TYPE": ["NONE"],
+    "MEMORY_BUFSIZE": ["1024"], "DETECT_MAXAREA": ["0"], "FLAG_IMAGE": ["flag.fits"], "CHECKIMAGE_TYPE": ["NONE"],
+    "WEIGHT_IMAGE": ["weight.fits"], "RESCALE_WEIGHTS": ["Y"], "WEIGHT_GAIN": ["Y"], "INTERP_TYPE": ["ALL"],
+    "INTERP_MAXXLAG": ["16"], "INTERP_MAXYLAG": ["16"], "FLAG_TYPE": ["OR"],
 }
 
 CATALOG_TYPES = ("NONE", "ASCII_HEAD", "ASCII", "FITS_1.0", "FITS_LDAC")
@@ -111,9 +115,17 @@ class _Reader:
                                        f"{', '.join(choices)}; correct the line")
         return v
 
-    def file(self, key: str) -> Path:
+    def words(self, key: str, choices: tuple[str, ...], n: tuple[int, int]) -> list[str]:
+        vals = [v.upper() for v in self.values(key)]
+        if not n[0] <= len(vals) <= n[1] or any(v not in choices for v in vals):
+            raise SExtractorInputError(f"{self.where(key)}: {' '.join(self.values(key)) or 'nothing'!r} is not "
+                                       f"one of {', '.join(choices)} (up to {n[1]} values, comma-separated); "
+                                       "correct the line")
+        return vals
+
+    def file(self, key: str, name: str | None = None) -> Path:
         vals = self.values(key)
-        name = vals[0] if vals else ""
+        name = name if name is not None else (vals[0] if vals else "")
         p = Path(name).expanduser()
         if p.is_file():
             return p
@@ -204,22 +216,24 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
     s.bufsize = r.numbers("MEMORY_BUFSIZE", int, positive=True)[0]
     if r.word("DETECT_TYPE", ("CCD", "PHOTO")) == "PHOTO":
         raise SExtractorInputError(f"{r.where('DETECT_TYPE')}: PHOTO (photographic plates) is not supported; use CCD")
-    if r.word("WEIGHT_TYPE", ("NONE", "BACKGROUND", "MAP_RMS", "MAP_VAR", "MAP_WEIGHT")) != "NONE":
-        nr["WEIGHT_TYPE"] = f"{r.values('WEIGHT_TYPE')[0]}: the weight map is not used; thresholds are on the global rms"
+    s.weight = _weights(r, nr)
     if r.word("BACKPHOTO_TYPE", ("GLOBAL", "LOCAL")) == "LOCAL":
         nr["BACKPHOTO_TYPE"] = "LOCAL: fluxes are measured above the global background map"
     catalog_type = r.word("CATALOG_TYPE", CATALOG_TYPES + ("ASCII_SKYCAT", "ASCII_VOTABLE"))
     if catalog_type in ("ASCII_SKYCAT", "ASCII_VOTABLE"):
         raise SExtractorInputError(f"{r.where('CATALOG_TYPE')}: {catalog_type} is not written in SExtractor mode; "
                                    "use ASCII_HEAD, ASCII, FITS_1.0 or FITS_LDAC")
-    sizes = {"PHOT_APERTURES": len(s.apertures), "PHOT_FLUXFRAC": len(s.fluxfrac)}
+    sizes = {"PHOT_APERTURES": len(s.apertures), "PHOT_FLUXFRAC": len(s.fluxfrac),
+             "FLAG_IMAGE": max(len(r.values("FLAG_IMAGE")), 1)}
     params = read_param(r.file("PARAMETERS_NAME"), KNOWN_PARAMS, sizes)
     if not params.columns:
         raise SExtractorInputError(f"{params.path}: no catalogue parameter is named (every line is commented out?); "
                                    "uncomment the columns you want, one per line")
-    if {"IMAFLAGS_ISO", "NIMAFLAGS_ISO"} & set(params.left_out):
-        nr["FLAG_IMAGE"] = "the flag image is not read (IMAFLAGS_ISO, NIMAFLAGS_ISO are left out)"
     s.wanted = frozenset(name for name, _size in params.columns)
+    if s.wanted & {"IMAFLAGS_ISO", "NIMAFLAGS_ISO"}:  # SExtractor reads the flag maps only for these columns
+        types = r.words("FLAG_TYPE", FLAG_TYPES, (1, 64))
+        s.flag_images = tuple(r.file("FLAG_IMAGE", name) for name in r.values("FLAG_IMAGE"))
+        s.flag_types = tuple((types + ["OR"] * len(s.flag_images))[:len(s.flag_images)])
     s.pixel_scale = r.numbers("PIXEL_SCALE")[0]
     s.seeing_fwhm = r.numbers("SEEING_FWHM")[0]
     if "CLASS_STAR" in s.wanted:
@@ -231,3 +245,28 @@ def sex_from_keys(keys: dict[str, tuple[list[str], int]], path: Path | None = No
                   params=params, kernel_path=found, not_reproduced=nr,
                   gain_key=(r.values("GAIN_KEY") or ["GAIN"])[0].upper(),
                   satur_key=(r.values("SATUR_KEY") or ["SATURATE"])[0].upper())
+
+
+def _weights(r: _Reader, nr: dict[str, str]) -> WeightSettings:
+    """WEIGHT_TYPE, WEIGHT_IMAGE, WEIGHT_THRESH, RESCALE_WEIGHTS, WEIGHT_GAIN and INTERP_* (prefs.c);
+    read even without a weight type, so a map given on the command line uses them."""
+    types = r.words("WEIGHT_TYPE", WEIGHT_TYPES, (1, 2))
+    if len(types) > 1 and types[1] != types[0]:
+        nr["WEIGHT_TYPE"] = f"{','.join(types)}: separate detection and measurement weights (two images) are not " \
+                            f"supported; {types[0]} is used for both"
+    w = WeightSettings(type=types[0])
+    if "WEIGHT_THRESH" in r.keys and r.values("WEIGHT_THRESH"):
+        w.thresh = r.numbers("WEIGHT_THRESH", n=(1, 2))[0]
+        if w.thresh < 0:
+            raise SExtractorInputError(f"{r.where('WEIGHT_THRESH')}: {w.thresh:g} must be ≥ 0; correct the line")
+    w.rescale = r.words("RESCALE_WEIGHTS", ("Y", "N"), (1, 2))[0] == "Y"
+    w.gain = r.word("WEIGHT_GAIN", ("Y", "N")) == "Y"
+    interp = r.words("INTERP_TYPE", ("NONE", "VAR_ONLY", "ALL"), (1, 2))[0]
+    w.interp = interp != "NONE"
+    w.xlag = r.numbers("INTERP_MAXXLAG", int, n=(1, 2), positive=True)[0]
+    w.ylag = r.numbers("INTERP_MAXYLAG", int, n=(1, 2), positive=True)[0]
+    if w.on and interp == "VAR_ONLY":
+        nr["INTERP_TYPE"] = "VAR_ONLY: low-weight pixels are interpolated in the image too (as ALL)"
+    if w.on and w.type != "BACKGROUND":
+        w.image = r.file("WEIGHT_IMAGE")
+    return w

@@ -3,7 +3,8 @@ that runs deblending, CLEAN and the photometry in SExtractor's order.
 
 Detection: the background-subtracted image correlated with the ``.conv`` kernel divided by the sum
 of its absolute values (zero outside the frame), pixels above DETECT_THRESH × the *global*
-background σ (or the absolute value), 8-connected, at least DETECT_MINAREA of them. Moments,
+background σ (or the absolute value) — with a weight map, × the square root of each pixel's
+filtered variance (``weights``) — 8-connected, at least DETECT_MINAREA of them. Moments,
 positions and shapes are weighted by the *filtered* values, as in SExtractor; FLUX_ISO sums the
 unfiltered values over the detection footprint.
 """
@@ -19,9 +20,11 @@ from .background import SExBackground, sextractor_background
 from .classstar import class_star, iso_areas
 from .cleaning import order_and_clean
 from .deblend import GlibcRand, deblend, moments, pairwise_sum
+from .flags import as_flags, combine, merge
 from .growth import growth_radii, windowed_position
 from .lutz import links_to_labels, lutz_scan_into, pixel_lists
 from .photometry import aperture_flux, auto_flux
+from .weights import BIG, WeightSettings, interpolate, low_weight_flags, read_map, var_threshold, weight_scale, weight_to_var
 
 OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
 PI = 3.1415926535898  # SExtractor's value (define.h)
@@ -63,6 +66,11 @@ class ExtractSettings:
     nnw: object = None
     #: the catalogue columns wanted (None: all); SExtractor sets flags only in the steps it runs
     wanted: frozenset | None = None
+    #: WEIGHT_TYPE, WEIGHT_IMAGE, WEIGHT_THRESH, RESCALE_WEIGHTS, WEIGHT_GAIN, INTERP_*
+    weight: WeightSettings = dataclasses.field(default_factory=WeightSettings)
+    #: FLAG_IMAGE (paths or integer arrays) and their FLAG_TYPE
+    flag_images: tuple = ()
+    flag_types: tuple[str, ...] = ()
 
     def needs(self, *names: str) -> bool:
         return self.wanted is None or any(n in self.wanted for n in names)
@@ -78,6 +86,10 @@ class Extraction:
     thresh: float
     dthresh: float
     back_value: float | None = None  #: BACK_TYPE MANUAL's level (None: the map)
+    #: the variance per pixel (after scaling and interpolation) when a weight map is used
+    variance: np.ndarray | None = None
+    #: the weight scaling factor applied (RESCALE_WEIGHTS) or divided out of the rms (1.0 without one)
+    sigfac: float = 1.0
 
     @property
     def back_level(self) -> np.ndarray:
@@ -133,6 +145,17 @@ def _above(filt, sub, dthresh):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _above_map(filt, sub, pthr):
+    """:func:`_above` with a threshold per pixel (a weight map's)."""
+    h, w = filt.shape
+    out = np.empty((h, w), np.bool_)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = filt[y, x] > pthr[y, x] and not math.isnan(sub[y, x]) and not math.isinf(sub[y, x])
+    return out
+
+
 def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool = False) -> Extraction:
     """Run SExtractor's detection and measurements on a float image (NaN = no data).
 
@@ -142,18 +165,54 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool 
         sub = image
     else:
         sub = np.array(image, dtype=np.float32)
-    bg = sextractor_background(sub, s.back_size, s.back_filtersize, s.back_filtthresh)
+    wt = s.weight
+    raw = read_map(wt.image, sub.shape, "weight map", "WEIGHT_IMAGE") if wt.on and wt.type != "BACKGROUND" else None
+    wthresh = var_threshold(wt) if wt.on else np.float32(BIG)
+    var0 = weight_to_var(raw, wt.type) if raw is not None else None
+    bg = sextractor_background(sub, s.back_size, s.back_filtersize, s.back_filtthresh, var=var0, wthresh=wthresh)
     if s.back_type == "AUTO":
         bg.subtract_from(sub)  # float32 pixel minus float32 level, as before, a block of rows at a time
     else:
         sub -= np.float32(s.back_value)
-    filt = _filter(sub, s.kernel, s.kernel_normalise)
     backsig = bg.backsig
+    var, sigfac = None, 1.0
+    if wt.type == "BACKGROUND":
+        var = weight_to_var(bg.rms(), "BACKGROUND")
+    elif wt.type == "MAP_RMS":
+        var = var0
+    elif raw is not None:  # a variance or weight map is scaled to the image's noise (makeback)
+        sigfac = weight_scale(bg)
+        if wt.rescale:
+            var = weight_to_var(raw, wt.type, sigfac)
+        else:
+            var, backsig = var0, float(np.float32(backsig / np.float32(sigfac)))
+    del raw, var0  # var is a new array (weight_to_var's), which interpolation may change in place
+    if var is not None and wt.interp:
+        interpolate(sub, var, wthresh, wt.xlag, wt.ylag, True)
+    filt = _filter(sub, s.kernel, s.kernel_normalise)
     dthresh = s.detect_thresh if s.thresh_absolute else s.detect_thresh * backsig
     thresh = s.analysis_thresh if s.thresh_absolute else s.analysis_thresh * backsig
-    above = _above(filt, sub, np.float32(dthresh))
+    fvar = pthr = wflags = None
+    if var is not None:
+        fvar = _filter(var, s.kernel, s.kernel_normalise)
+        if s.thresh_absolute:
+            pthr = np.full(sub.shape, np.float32(dthresh))
+        else:  # scanimage(): thresh = relthresh * sqrt(filtered variance), per pixel
+            with np.errstate(invalid="ignore"):
+                pthr = (np.float64(np.float32(s.detect_thresh)) * np.sqrt(fvar.astype(np.float64))).astype(np.float32)
+        above = _above_map(filt, sub, pthr)
+        if s.needs("FLAGS_WEIGHT", "NLOWWEIGHT_ISO", "NLOWDWEIGHT_ISO"):
+            wflags = low_weight_flags(var, fvar, wthresh)
+        del fvar
+    else:
+        above = _above(filt, sub, np.float32(dthresh))
     h, w = sub.shape
-    var = backsig * backsig
+    flagmaps = [as_flags(read_map(f, (h, w), "flag map", "FLAG_IMAGE"), str(f) if not isinstance(f, np.ndarray)
+                         else "flag map") for f in s.flag_images]
+    wvar = var if var is not None else np.zeros((0, 0), np.float32)
+    gainflag = var is not None and wt.gain
+    threshfac = float(np.float32(thresh)) / float(np.float32(backsig)) if backsig > 0.0 else 1.0
+    var_b = backsig * backsig
     # SExtractor's scan gives the completion order (NUMBER) and each object's pixel-list order
     links = np.full(h * w, -1, np.int32 if h * w < 2**31 else np.int64)
     first, counts, nextpix = lutz_scan_into(above, links)
@@ -169,18 +228,22 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool 
         idx = flat[offsets[k]:offsets[k + 1]]
         ys, xs = idx // w, idx % w
         val, cval = sub[ys, xs], filt[ys, xs]
-        parts = deblend(xs, ys, cval, val, float(np.float32(dthresh)), s.deblend_nthresh, s.deblend_mincont,
+        opt = _Weighted(pthr[ys, xs], wvar[ys, xs], gainflag, threshfac) if var is not None else None
+        odthresh = float(opt.pthr.min()) if opt is not None else dthresh
+        parts = deblend(xs, ys, cval, val, float(np.float32(odthresh)), s.deblend_nthresh, s.deblend_mincont,
                         s.minarea, rng)
         line = int(ys.max()) + 1  # the scan line that completes the detection (and its branches)
         if parts is None:
-            rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, val, cval, dthresh, thresh, var, s.gain, h, w,
-                                   s.minarea))
+            rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, val, cval, dthresh, thresh, var_b, s.gain, h, w,
+                                   s.minarea, opt=opt))
             rows[-1]["_line"] = line
+            _pixel_flags(rows[-1], ys, xs, wflags, flagmaps, s.flag_types)
             continue
         for pidx, center, ncore in parts:
             comp[ys[pidx], xs[pidx]] = next_id  # each branch masks its siblings in photometry
-            row = _isophotal(next_id, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var, s.gain,
-                             h, w, s.minarea, center=center)
+            row = _isophotal(next_id, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var_b, s.gain,
+                             h, w, s.minarea, center=center, opt=None if opt is None else opt.take(pidx))
+            _pixel_flags(row, ys[pidx], xs[pidx], wflags, flagmaps, s.flag_types)
             core_x, core_y = xs[pidx[:ncore]], ys[pidx[:ncore]]  # the branch's flags come from its core
             edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
             row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
@@ -206,7 +269,16 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool 
         r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
         r["MAG_ISO"] = -2.5 * math.log10(r["FLUX_ISO"]) + s.mag_zeropoint if r["FLUX_ISO"] > 0 else 99.0
         r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
-    _photometry(rows, sub, comp, bg, s, var)
+    if var is not None:  # low-weight pixels are masked like neighbours' (in place: sub is read no more)
+        np.putmask(sub, var >= wthresh, np.float32(np.nan))
+    _photometry(rows, sub, comp, bg, s, var_b, wvar, gainflag)
+    for r in rows:  # CLEAN's merges (mergeflags) and the columns of the flag maps
+        for part in r["_slaves"]:
+            r["_imaflags"] = [merge(m, sl, k) for m, sl, k in zip(r["_imaflags"], part["_imaflags"], s.flag_types)]
+        if flagmaps or s.needs("IMAFLAGS_ISO", "NIMAFLAGS_ISO"):
+            n_maps = max(len(flagmaps), 1)
+            r["IMAFLAGS_ISO"] = np.array([f for f, _n in r["_imaflags"]] or [0] * n_maps, np.int64)
+            r["NIMAFLAGS_ISO"] = np.array([n for _f, n in r["_imaflags"]] or [0] * n_maps, np.int64)
     if s.nnw is not None and rows and s.needs("CLASS_STAR"):
         stars = class_star(s.nnw, np.array([r["_iso"] for r in rows]), np.array([r["FLUX_MAX"] for r in rows]),
                            thresh, s.seeing_fwhm, s.pixel_scale)
@@ -215,7 +287,31 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool 
     names = [k for k in (rows[0] if rows else {}) if not k.startswith("_")]
     columns = {k: np.array([r[k] for r in rows]) for k in names}
     return Extraction(background=bg, segmentation=seg, columns=columns, thresh=thresh, dthresh=dthresh,
-                      back_value=None if s.back_type == "AUTO" else float(s.back_value))
+                      back_value=None if s.back_type == "AUTO" else float(s.back_value), variance=var, sigfac=sigfac)
+
+
+@dataclasses.dataclass
+class _Weighted:
+    """One detection's per-pixel detection thresholds and variances, in pixel-list order."""
+
+    pthr: np.ndarray
+    pvar: np.ndarray
+    gainflag: bool
+    threshfac: float
+
+    def take(self, idx) -> _Weighted:
+        return _Weighted(self.pthr[idx], self.pvar[idx], self.gainflag, self.threshfac)
+
+
+def _pixel_flags(row: dict, ys, xs, wflags, flagmaps, flag_types) -> None:
+    """weight_count() and getflags() of one detection's pixels."""
+    nw = ndw = 0  # without a weight map SExtractor writes zeros
+    if wflags is not None:
+        f = wflags[ys, xs]
+        nw, ndw = int((f & 1).astype(bool).sum()), int((f & 2).astype(bool).sum())
+    row["NLOWWEIGHT_ISO"], row["NLOWDWEIGHT_ISO"] = nw, ndw
+    row["FLAGS_WEIGHT"] = (1 if nw else 0) | (2 if ndw else 0)
+    row["_imaflags"] = [combine(m[ys, xs], k) for m, k in zip(flagmaps, flag_types)]
 
 
 def _clean_margin(s: ExtractSettings) -> int:
@@ -229,13 +325,16 @@ def _clean_margin(s: ExtractSettings) -> int:
 def _mthresh(cval, dthresh, minarea):
     """examineiso()'s CLEAN level: its heap of the minarea highest filtered values above the
     threshold, replayed step by step (it skips the pixel after the first minarea, and its sift-down
-    is off by one, so the value is not exactly the minarea-th highest); pixels in raster order."""
+    is off by one, so the value is not exactly the minarea-th highest); pixels in raster order.
+    ``dthresh``: float32, one threshold for all pixels or (a weight map's) one per pixel."""
     n = len(cval)
     if n < minarea:
         return 0.0
+    one = len(dthresh) == 1
     t = np.empty(n, np.float64)
     for i in range(n):
-        t[i] = np.float64(np.float32(cval[i] - dthresh))  # float32 differences, as the C code
+        d = dthresh[0] if one else dthresh[i]
+        t[i] = np.float64(np.float32(cval[i] - d))  # float32 differences, as the C code
     heap = t[:minarea].copy()
     for q in range(minarea, n):
         tpix = t[q]
@@ -262,13 +361,31 @@ def _mthresh(cval, dthresh, minarea):
 
 
 @njit(cache=True, nogil=True)
-def _error_sums(xs, ys, cval, val, mx, my, var, gain):
-    """FLUX_ISO and examineiso()'s position-error sums, with numpy's pairwise float64 sums."""
+def _error_sums(xs, ys, cval, val, mx, my, var, gain, pvar, gainflag):
+    """FLUX_ISO, its variance and examineiso()'s position-error sums, with numpy's pairwise float64
+    sums. ``pvar``: the weight map's variance of each pixel (empty without one): the flux variance
+    is their sum, plus with ``gainflag`` (WEIGHT_GAIN) each positive pixel's photon noise scaled by
+    its variance over the background's ``var``."""
     n = len(xs)
     v = np.empty(n, np.float64)
     for i in range(n):
         v[i] = np.float64(val[i])
     flux = pairwise_sum(v, 0, n)
+    if len(pvar) == 0:
+        sigtv = var * n
+        if gain > 0.0 and flux > 0.0:
+            sigtv += flux / gain
+    else:
+        pv = np.empty(n, np.float64)
+        for i in range(n):
+            pv[i] = np.float64(pvar[i])
+        sigtv = pairwise_sum(pv, 0, n)
+        if gainflag and gain > 0.0:
+            for i in range(n):
+                v[i] = (v[i] if v[i] > 0.0 else 0.0) / gain * pv[i] / var
+            sigtv += pairwise_sum(v, 0, n)
+        elif gain > 0.0 and flux > 0.0:
+            sigtv += flux / gain
     err = np.empty(n, np.float64)
     for i in range(n):
         c = np.float64(cval[i])
@@ -284,22 +401,35 @@ def _error_sums(xs, ys, cval, val, mx, my, var, gain):
     for i in range(n):
         v[i] = err[i] * (xs[i] - mx) * (ys[i] - my)
     sxy = pairwise_sum(v, 0, n)
-    return flux, sxx, syy, sxy, pairwise_sum(err, 0, n)
+    return flux, sigtv, sxx, syy, sxy, pairwise_sum(err, 0, n)
 
 
-def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea, center=None) -> dict:
+def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea, center=None,
+               opt: _Weighted | None = None) -> dict:
     """preanalyse(ANALYSE_FULL|ANALYSE_ROBUST) and examineiso() of one detection; ``center``: the
-    core centre of a deblended branch (its moments are taken about it)."""
+    core centre of a deblended branch (its moments are taken about it). With a weight map
+    (``opt``) the detection threshold is the lowest of its pixels', the analysis threshold and the
+    isophotal flux error follow each pixel's variance."""
+    pdthresh = dthresh
+    if opt is not None:
+        dthresh = float(opt.pthr.min())
+        pdthresh = opt.pthr
     mo = moments(xs, ys, cval, val, dthresh, center)
     rv = mo["rv"]
     mx, my, xm2, ym2, xym, a, b = mo["mx"], mo["my"], mo["xm2"], mo["ym2"], mo["xym"], mo["a"], mo["b"]
     singu, theta = mo["singu"], mo["theta"]
     temp2 = xm2 * ym2 - xym * xym
     xmin, ymin = int(xs.min()), int(ys.min())
-    flux, sxx, syy, sxy, serr = _error_sums(xs, ys, cval, val, float(mx), float(my), float(var), float(gain))
-    sigtv = var * len(val)
-    if gain > 0.0 and flux > 0.0:
-        sigtv += flux / gain
+    pvar = np.zeros(0, np.float32) if opt is None else opt.pvar
+    flux, sigtv, sxx, syy, sxy, serr = _error_sums(xs, ys, cval, val, float(mx), float(my), float(var), float(gain),
+                                                   pvar, opt is not None and opt.gainflag)
+    athresh = np.float32(thresh)
+    if opt is None:
+        above = val > athresh
+    else:
+        pa = (opt.threshfac * np.sqrt(opt.pvar.astype(np.float64))).astype(np.float32)
+        athresh = pa.min()
+        above = val > pa
     # position errors (examineiso, errflag)
     fdflux2 = float(np.float32(rv)) ** 2
     emx2 = sxx / fdflux2
@@ -316,7 +446,8 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea
     return {
         "_cid": cid, "_ys": ys, "_xs": xs, "_ymax": int(ys.max()), "_xend": int(xs[last].max()),
         "_mx": mx, "_my": my, "_flag": flag, "_fdflux": float(np.float32(rv)), "_fdnpix": len(val),
-        "_abcor": abcor, "_iso": iso_areas(val, peak, thresh), "_dthresh": dthresh, "_mthresh": float(_mthresh(cval, np.float32(dthresh), minarea)), "_fluxvar": sigtv,
+        "_abcor": abcor, "_iso": iso_areas(val, peak, float(athresh)), "_dthresh": dthresh,
+        "_mthresh": float(_mthresh(cval, np.atleast_1d(np.asarray(pdthresh, np.float32)), minarea)), "_fluxvar": sigtv,
         "X_IMAGE": mx + 1.0, "Y_IMAGE": my + 1.0,
         "X2_IMAGE": xm2, "Y2_IMAGE": ym2, "XY_IMAGE": xym,
         "ERRX2_IMAGE": emx2, "ERRY2_IMAGE": emy2, "ERRXY_IMAGE": emxy,
@@ -324,9 +455,9 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea
         "CXX_IMAGE": float(np.float32(ym2 / temp2)), "CYY_IMAGE": float(np.float32(xm2 / temp2)),
         "CXY_IMAGE": float(np.float32(-2 * xym / temp2)),
         "ELONGATION": a / b if b > 0 else 0.0, "ELLIPTICITY": 1 - b / a if a > 0 else 0.0,
-        "ISOAREA_IMAGE": int((val > np.float32(thresh)).sum()), "ISOAREAF_IMAGE": int(len(val)),
+        "ISOAREA_IMAGE": int(above.sum()), "ISOAREAF_IMAGE": int(len(val)),
         "FLUX_ISO": flux, "FLUX_MAX": peak,
-        "THRESHOLD": float(thresh),
+        "THRESHOLD": float(np.float32(dthresh)),
         "XMIN_IMAGE": xmin + 1, "YMIN_IMAGE": ymin + 1, "XMAX_IMAGE": int(xs.max()) + 1, "YMAX_IMAGE": int(ys.max()) + 1,
         "XPEAK_IMAGE": int(xs[np.argmax(cval)]) + 1, "YPEAK_IMAGE": int(ys[np.argmax(cval)]) + 1,
     }
@@ -336,7 +467,8 @@ def _mag(flux):
     return -2.5 * math.log10(flux) if flux > 0.0 else None
 
 
-def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: float) -> None:
+def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: float, wvar: np.ndarray,
+                gainflag: bool) -> None:
     """BACKGROUND, apertures, AUTO and the FLAGS of each row (endobject())."""
     zp = s.mag_zeropoint
     sub_nan = sub  # NaN where the frame has no data
@@ -353,7 +485,8 @@ def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: flo
         if s.needs("FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"):
             fl, fe = [], []
             for d in s.apertures:
-                f, e, fg = aperture_flux(sub_nan, comp, own, mx, my, float(d), var, s.gain, s.mask_correct, fy0, fy1)
+                f, e, fg = aperture_flux(sub_nan, comp, own, mx, my, float(d), var, s.gain, s.mask_correct, fy0, fy1,
+                                         wvar, gainflag)
                 fl.append(f)
                 fe.append(e)
                 flag |= fg
@@ -366,7 +499,7 @@ def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: flo
             tv, err, kron, fg = auto_flux(sub_nan, comp, own, mx, my, r["A_IMAGE"], r["B_IMAGE"],
                                           r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.autoparams[0],
                                           s.autoparams[1], s.autoapers[0], s.autoapers[1], var, s.gain,
-                                          s.mask_correct, fy0, fy1)
+                                          s.mask_correct, fy0, fy1, wvar, gainflag)
             flag |= fg
             r["FLUX_AUTO"], r["FLUXERR_AUTO"], r["KRON_RADIUS"] = tv, err, kron
             r["MAG_AUTO"] = -2.5 * math.log10(tv) + zp if tv > 0 else 99.0

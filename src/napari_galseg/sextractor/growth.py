@@ -110,7 +110,8 @@ def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, corre
     h, w = sub.shape
     flag = 0
     sig = np.float32(hl_radius * 2.0 / 2.35)
-    invtwosig2 = np.float32(1.0 / (2.0 * sig * sig))
+    # a zero half-light radius: C's 1/0 is infinite (and the window empty), Python's would raise
+    invtwosig2 = np.float32(1.0 / (2.0 * sig * sig)) if sig > 0.0 else np.float32(np.inf)
     raper = np.float32(WINPOS_NSIG * sig)
     raper2 = raper * raper
     rintlim = raper - np.float32(0.75)
@@ -176,6 +177,8 @@ def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, corre
             break
         if dxpos * dxpos + dypos * dypos < WINPOS_STEPMIN * WINPOS_STEPMIN:
             break
+    if not tv > 0.0:  # no flux in the window: SExtractor keeps the isophotal position
+        return posx, posy, flag
     mx2 = mx2 / tv - dxpos * dxpos
     my2 = my2 / tv - dypos * dypos
     mxy = mxy / tv - dxpos * dypos

@@ -61,13 +61,19 @@ COLUMNS: dict[str, tuple[str, str, str, str]] = {
     "YWIN_IMAGE": ("Windowed position estimate along y", "D", "%11.4f", "pixel"),
     "CLASS_STAR": ("S/G classifier output", "E", "%6.3f", ""),
     "FLAGS": ("Extraction flags", "I", "%3d", ""),
+    "FLAGS_WEIGHT": ("Weighted extraction flags", "I", "%1d", ""),
+    "IMAFLAGS_ISO": ("FLAG-image flags OR'ed over the iso. profile", "J", "%9u", ""),
+    "NIMAFLAGS_ISO": ("Number of flagged pixels entering IMAFLAGS_ISO", "J", "%9d", ""),
+    "NLOWWEIGHT_ISO": ("Nb of pixels with low weight over the iso. profile", "J", "%9d", ""),
+    "NLOWDWEIGHT_ISO": ("Nb of pixels with low det. weight over the iso. profile", "J", "%9d", ""),
     "ALPHA_J2000": ("Right ascension of barycenter (J2000)", "D", "%11.7f", "deg"),
     "DELTA_J2000": ("Declination of barycenter (J2000)", "D", "%+11.7f", "deg"),
 }
 
 #: vector parameters and the .sex key whose number of values bounds their index
 VECTORS = {"FLUX_APER": "PHOT_APERTURES", "FLUXERR_APER": "PHOT_APERTURES", "MAG_APER": "PHOT_APERTURES",
-           "MAGERR_APER": "PHOT_APERTURES", "FLUX_RADIUS": "PHOT_FLUXFRAC"}
+           "MAGERR_APER": "PHOT_APERTURES", "FLUX_RADIUS": "PHOT_FLUXFRAC", "IMAFLAGS_ISO": "FLAG_IMAGE",
+           "NIMAFLAGS_ISO": "FLAG_IMAGE"}
 
 _LINE = re.compile(r"^([A-Z0-9_]+)(?:\((\d+(?:,\d+)*)\))?$")
 

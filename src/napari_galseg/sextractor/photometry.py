@@ -47,21 +47,53 @@ def _masked(seg, own, y, x):
 
 
 @njit(cache=True, nogil=True)
-def _corrected(sub, seg, own, mx, my, x, y, correct, fy0, fy1):
-    """The value SExtractor uses at a masked pixel: the mirror pixel (MASK_TYPE CORRECT) or 0."""
+def _mirror(sub, seg, own, mx, my, x, y, correct, fy0, fy1):
+    """The mirror pixel SExtractor uses for a masked one (MASK_TYPE CORRECT): (y2, x2), or (-1, -1)
+    when there is none (BLANK, off the frame, masked, no data) and the pixel counts as 0."""
     h, w = sub.shape
     if correct:
         x2 = int(2 * mx + 0.49999 - x)
         y2 = int(2 * my + 0.49999 - y)
         if x2 >= 0 and x2 < w and y2 >= fy0 and y2 < fy1 and not _masked(seg, own, y2, x2) \
                 and not math.isnan(sub[y2, x2]):
-            return float(sub[y2, x2])
-    return 0.0
+            return y2, x2
+    return -1, -1
 
 
 @njit(cache=True, nogil=True)
-def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct, fy0, fy1):
-    """computeaperflux(): (flux, error, flag) in a circle of ``diameter`` px around (mx, my) (0-based)."""
+def _corrected(sub, seg, own, mx, my, x, y, correct, fy0, fy1):
+    """The value SExtractor uses at a masked pixel: the mirror pixel (MASK_TYPE CORRECT) or 0."""
+    y2, x2 = _mirror(sub, seg, own, mx, my, x, y, correct, fy0, fy1)
+    return float(sub[y2, x2]) if y2 >= 0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _pixel(sub, seg, own, mx, my, x, y, correct, fy0, fy1, var, wvar):
+    """(value, variance, masked) of one pixel for the photometry: a masked or low-weight (NaN)
+    pixel takes its mirror's value and, with a weight map, its mirror's variance (0 without one)."""
+    pix = float(sub[y, x])
+    weighted = wvar.shape[0] > 0
+    pvar = float(wvar[y, x]) if weighted else var
+    if _masked(seg, own, y, x) or math.isnan(pix):
+        y2, x2 = _mirror(sub, seg, own, mx, my, x, y, correct, fy0, fy1)
+        if y2 >= 0:
+            pix = float(sub[y2, x2])
+            if weighted:
+                pvar = float(wvar[y2, x2])
+        else:
+            pix = 0.0
+            if weighted:
+                pvar = 0.0
+        return pix, pvar, True
+    return pix, pvar, False
+
+
+@njit(cache=True, nogil=True)
+def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct, fy0, fy1, wvar, gainflag):
+    """computeaperflux(): (flux, error, flag) in a circle of ``diameter`` px around (mx, my) (0-based).
+
+    ``var``: the background variance; ``wvar``: the weight map's variance per pixel (an empty
+    array without one); ``gainflag`` (WEIGHT_GAIN): the photon noise scaled by each pixel's variance."""
     h, w = sub.shape
     mx = np.float32(mxd)
     my = np.float32(myd)
@@ -104,12 +136,13 @@ def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct, fy0, fy
                 else:
                     locarea = np.float32(1.0)
                 area += locarea
-                pix = float(sub[y, x])
-                if _masked(seg, own, y, x) or math.isnan(pix):
-                    pix = _corrected(sub, seg, own, np.float64(mx), np.float64(my), x, y, correct, fy0, fy1)
-                sigtv += var * locarea
+                pix, pvar, _m = _pixel(sub, seg, own, np.float64(mx), np.float64(my), x, y, correct, fy0, fy1,
+                                       var, wvar)
+                sigtv += pvar * locarea
                 tv += locarea * pix
-    if gain > 0.0 and tv > 0.0:
+                if gainflag and pix > 0.0 and gain > 0.0:
+                    sigtv += pix / gain * pvar / var
+    if not gainflag and gain > 0.0 and tv > 0.0:
         sigtv += tv / gain
     return tv, math.sqrt(sigtv), flag
 
@@ -137,7 +170,7 @@ def _clip_box(mx, my, dxlim, dylim, fy0, fy1, w):
 
 @njit(cache=True, nogil=True)
 def auto_flux(sub, seg, own, mxd, myd, a, b, cxx_, cyy_, cxy_, kron_fact, min_radius, aper_est, aper_meas,
-              var, gain, correct, fy0, fy1):
+              var, gain, correct, fy0, fy1, wvar, gainflag):
     """computeautoflux(): (flux, error, kron_radius, flag) in the Kron ellipse (0-based centre)."""
     h, w = sub.shape
     mx = np.float32(mxd)
@@ -205,15 +238,17 @@ def auto_flux(sub, seg, own, mxd, myd, a, b, cxx_, cyy_, cxy_, kron_fact, min_ra
             dy = np.float32(y) - my
             if cx2 * dx * dx + cy2 * dy * dy + cxy * dx * dy <= klim2:
                 area += 1
-                pix = float(sub[y, x])
-                if _masked(seg, own, y, x) or math.isnan(pix):
+                pix, pvar, masked = _pixel(sub, seg, own, np.float64(mx), np.float64(my), x, y, correct, fy0, fy1,
+                                           var, wvar)
+                if masked:
                     areab += 1
-                    pix = _corrected(sub, seg, own, np.float64(mx), np.float64(my), x, y, correct, fy0, fy1)
-                sigtv += var
+                sigtv += pvar
                 tv += pix
+                if gainflag and pix > 0.0 and gain > 0.0:
+                    sigtv += pix / gain * pvar / var
     if np.float32(areab) > CROWD_THRESHOLD * area:
         flag |= OBJ_CROWDED
-    if gain > 0.0 and tv > 0.0:
+    if not gainflag and gain > 0.0 and tv > 0.0:
         sigtv += tv / gain
     if tv <= 0.0:
         kron = np.float32(0.0)

@@ -262,7 +262,8 @@ def _sky(yy, xx, shape, seed: int, opt: FieldOptions) -> np.ndarray:
 class _Renderer:
     """Renders blocks of a field; holds the catalog and the PSF, not the pixels."""
 
-    def __init__(self, shape: tuple[int, int], seed: int, opt: FieldOptions):
+    def __init__(self, shape: tuple[int, int], seed: int, opt: FieldOptions, noise_key: tuple[int, ...] = ()):
+        self.noise_key = tuple(int(k) for k in noise_key)  # another noise stream over the same objects (bands)
         self.shape = (int(shape[0]), int(shape[1]))
         if min(self.shape) < 16:
             raise ValueError(f"a synthetic field needs at least 16 px a side, got {self.shape}")
@@ -310,7 +311,7 @@ class _Renderer:
         exposure = _exposure(yy, xx, self.shape, self.seed, opt)
         sky = _sky(yy, xx, self.shape, self.seed, opt)
         rms = np.sqrt(sky * exposure + opt.read_noise**2) / exposure
-        rng = np.random.default_rng([self.seed, y0 // BLOCK, x0 // BLOCK])
+        rng = np.random.default_rng([self.seed, y0 // BLOCK, x0 // BLOCK, *self.noise_key])
         electrons = rng.poisson((sky + np.maximum(noiseless, 0.0)) * exposure).astype(np.float64)
         electrons += rng.normal(0.0, opt.read_noise, (h, w))
         image = electrons / exposure

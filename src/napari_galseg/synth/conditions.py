@@ -193,7 +193,7 @@ def detect_matched(data: np.ndarray, err: np.ndarray, mask: np.ndarray, fwhm: fl
 
 
 def measure_conditions(image, rms=None, *, header=None, wcs=None, psf_fwhm=None, max_pixels=4096**2,
-                       matched: bool = True, progress=None) -> FrameConditions:
+                       matched: bool = True, max_fits: int | None = None, progress=None) -> FrameConditions:
     """Measure a frame's conditions (see the module docstring) on its central ``max_pixels``.
 
     ``image`` and ``rms`` may be numpy, memmap or dask arrays of any size: only the central window
@@ -203,11 +203,12 @@ def measure_conditions(image, rms=None, *, header=None, wcs=None, psf_fwhm=None,
     (:mod:`.psf_measure`) unless ``psf_fwhm`` is given; the density and number counts come from a
     deeper detection on the image filtered with that PSF (:func:`detect_matched`).
     ``matched=False`` skips the PSF-matched detection (the density and counts are then the 5σ
-    detection's): what a model's range check uses, for speed and memory.
+    detection's): what a model's range check uses, for speed and memory, with a smaller
+    ``max_fits`` (point sources fitted for the PSF; default :data:`.psf_measure.MAX_FITS`).
     ``progress(done, total)`` is called after each of the 4 steps.
     """
     from ..background import estimate_mesh
-    from .psf_measure import measure_psf
+    from .psf_measure import MAX_FITS, measure_psf
 
     shape = tuple(int(s) for s in np.shape(image))
     if len(shape) != 2:
@@ -279,7 +280,8 @@ def measure_conditions(image, rms=None, *, header=None, wcs=None, psf_fwhm=None,
     if psf_fwhm is not None:
         psf_kwargs = dict(psf_fwhm_px=float(psf_fwhm), psf_flag="given", psf_n_sources=0)
     else:
-        psf = measure_psf(sub_filled, err_filled, segm, catalog, noise, saturation=saturation, sky=sky)
+        psf = measure_psf(sub_filled, err_filled, segm, catalog, noise, saturation=saturation, sky=sky,
+                          max_fits=max_fits or MAX_FITS)
         notes.extend(psf.notes)
         psf_kwargs = dict(psf_fwhm_px=psf.fwhm, psf_flag=psf.flag, psf_n_sources=psf.n_sources,
                           psf_ellipticity=psf.ellipticity, psf_kind=psf.kind, psf_moffat_beta=psf.beta)

@@ -129,10 +129,11 @@ def _locus(fwhm: np.ndarray) -> np.ndarray:
 
 
 def measure_psf(data: np.ndarray, err: np.ndarray | None, segm, catalog, noise: float,
-                saturation: float | None = None, sky: float = 0.0) -> PsfMeasurement:
+                saturation: float | None = None, sky: float = 0.0, max_fits: int = MAX_FITS) -> PsfMeasurement:
     """The PSF from a sky-subtracted crop ``data``, its segmentation ``segm`` and photutils
     ``catalog`` (see the module docstring). ``saturation`` (image units, sky included) drops
-    candidates whose peak reaches 80 % of it."""
+    candidates whose peak reaches 80 % of it. At most ``max_fits`` candidates are fitted, brightest
+    first (the fits are most of the time: a range check needs fewer than a description)."""
     notes: list[str] = []
     if catalog is None or len(catalog) == 0:
         return PsfMeasurement(fwhm=DEFAULT_FWHM, flag="default", n_sources=0,
@@ -155,7 +156,7 @@ def measure_psf(data: np.ndarray, err: np.ndarray | None, segm, catalog, noise: 
     segm_data = segm.data
     fits_, used = [], []
     for i in np.flatnonzero(ok)[np.argsort(-snr[ok])]:
-        if len(fits_) >= MAX_FITS:
+        if len(fits_) >= max_fits:
             break
         half = int(np.clip(np.ceil(2.5 * mom[i]), 6, 30))
         if not (half <= yc[i] < ny - half - 1 and half <= xc[i] < nx - half - 1):

@@ -19,8 +19,7 @@ LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 class _InstanceTargets:
     def encode(self, image, rms, truth):
-        inputs = np.asarray(self.recipe.apply(image, rms), dtype=np.float32)
-        inputs = np.nan_to_num(inputs, nan=0.0, posinf=0.0, neginf=0.0)
+        inputs = self.recipe.network_input(image, rms)  # no-data pixels at the recipe's fills, as at inference
         return inputs, np.ascontiguousarray(truth, dtype=np.int64)
 
 

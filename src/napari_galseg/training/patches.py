@@ -175,7 +175,7 @@ class Augmentation:
         lo, hi = self.flux_scale
         if hi > lo > 0:
             s = np.float32(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-            sky = np.float32(np.nanmedian(image))
+            sky = np.nanmedian(image, axis=(-2, -1), keepdims=True).astype(np.float32)  # per band for bands
             image = sky + (image - sky) * s
         if self.noise > 0 and rng.random() < self.noise_probability:
             k = float(rng.uniform(0, self.noise))
@@ -188,10 +188,11 @@ class Augmentation:
 
 
 def dihedral(a: np.ndarray, t: int) -> np.ndarray:
-    """The ``t``-th (0..7) element of the symmetry group of the square applied to a 2-D array."""
+    """The ``t``-th (0..7) element of the symmetry group of the square applied to the last two axes
+    of ``a`` (a 2-D array, or the ``(bands, h, w)`` patch of several bands)."""
     if t >= 4:
-        a = a[:, ::-1]
-    return np.ascontiguousarray(np.rot90(a, t % 4))
+        a = a[..., ::-1]
+    return np.ascontiguousarray(np.rot90(a, t % 4, axes=(-2, -1)))
 
 
 # -- datasets --------------------------------------------------------------------------------------
@@ -229,8 +230,7 @@ class _FieldPatches:
         return image, rms, truth
 
     def encode(self, image, rms, truth):
-        inputs = np.asarray(self.recipe.apply(image, rms), dtype=np.float32)
-        inputs = np.nan_to_num(inputs, nan=0.0, posinf=0.0, neginf=0.0)
+        inputs = self.recipe.network_input(image, rms)  # no-data pixels at the recipe's fills, as at inference
         fg, dist = instance_targets(truth)
         return inputs, np.stack([fg, dist])
 

@@ -1,5 +1,5 @@
-"""A source catalog as napari layer data (pure numpy; the widgets build the layers), and the
-style that makes it visible over a zscaled image."""
+"""A source catalog as napari layer data (pure numpy), the style that makes it visible over a
+zscaled image, and the ``<labels> catalog`` layer the segment widgets put over the image."""
 from __future__ import annotations
 
 import numpy as np
@@ -62,8 +62,42 @@ def style_catalog_layer(layer, style: dict | None = None) -> None:
             layer.edge_width = [style["edge_width"]] * n
         layer.current_edge_color = style["color"]
         layer.current_edge_width = style["edge_width"]
-    else:
+    else:  # the same edge in data pixels as the ellipses, whatever each marker's size
+        layer.border_width_is_relative = False
         if n:
             layer.border_color = style["color"]
-            layer.border_width = 0.2
+            layer.border_width = style["edge_width"]
         layer.current_border_color = style["color"]
+        layer.current_border_width = style["edge_width"]
+
+
+#: napari's Shapes layer slows down with many shapes: above this, sources are drawn as points
+MAX_ELLIPSES = 5000
+
+
+def show_catalog(viewer, catalog, name, translate, scale):
+    """The catalog over the image: ellipses (Shapes) for moderate counts, else points; the catalog
+    columns travel as features, so hovering a source shows its flux, area, Kron radius…"""
+    coords, features = points_data(catalog)
+    ellipses = None
+    if len(coords) <= MAX_ELLIPSES and "semimajor_axis" in catalog.colnames:
+        ellipses = list(ellipse_corners(catalog))
+    return show_catalog_layer(viewer, coords, features, name, translate, scale, ellipses=ellipses)
+
+
+def show_catalog_layer(viewer, coords, features, name, translate, scale, ellipses=None, size=6):
+    """``name catalog`` over the image, replacing an earlier one: ellipses (Shapes) when given,
+    else points at ``coords`` (row, col) of ``size`` data pixels; ``features`` (the catalogue's
+    columns) travel with it, and it gets the DS9-like catalogue style (yellow, visible edge)."""
+    layer_name = f"{name} catalog"
+    if layer_name in viewer.layers:
+        viewer.layers.remove(layer_name)
+    # the labels layer it measures: the header dock follows it to the image (widgets/wcs_info.py)
+    common = {"name": layer_name, "translate": translate, "scale": scale, "features": features,
+              "metadata": {"galseg_kind": "catalog", "source_layer": name}}
+    if ellipses is not None:
+        layer = viewer.add_shapes(ellipses, shape_type="ellipse", face_color="transparent", **common)
+    else:
+        layer = viewer.add_points(coords, size=size, face_color="transparent", **common)
+    style_catalog_layer(layer)
+    return layer

@@ -12,6 +12,14 @@ def camera(viewer) -> Any:
     return scene.camera if scene is not None else viewer.camera
 
 
+def centre_on(viewer, world, min_zoom: float = 4.0) -> None:
+    """Centre the view on the (y, x) world point ``world``, zoomed in to at least ``min_zoom``
+    (a table row that jumps to a source should show it, not a dot in the whole frame)."""
+    cam = camera(viewer)
+    cam.center = tuple(float(v) for v in np.asarray(world, float)[-2:])
+    cam.zoom = max(cam.zoom, min_zoom)
+
+
 def level0(layer) -> Any:
     """Full-resolution data of a (possibly multiscale) layer, without reading it."""
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data

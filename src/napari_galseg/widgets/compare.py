@@ -14,7 +14,7 @@ import numpy as np
 from qtpy.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..metrics.compare import FALSE_NEGATIVE, FALSE_POSITIVE, PIXEL_CLASSES, TRUE_POSITIVE, Comparison, compare
-from ._layers import camera
+from ._layers import centre_on
 
 #: outcome colours, shared by the pixel layer and the markers (matched ~ TP, missed ~ FN, spurious ~ FP)
 COLORS = {TRUE_POSITIVE: "#33cc33", FALSE_POSITIVE: "#ff3333", FALSE_NEGATIVE: "#3399ff"}
@@ -126,7 +126,4 @@ class ComparePanel(QWidget):
         """Centre the view on the object of table row ``row`` (world coordinates of its marker)."""
         if self.result is None or not 0 <= row < len(self._rows):
             return
-        centre = self.offset + self.scale * self.result.centroids[self._rows[row]]
-        cam = camera(self.viewer)
-        cam.center = tuple(float(v) for v in centre)
-        cam.zoom = max(cam.zoom, 4.0)
+        centre_on(self.viewer, self.offset + self.scale * self.result.centroids[self._rows[row]])

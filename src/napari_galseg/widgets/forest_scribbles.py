@@ -27,6 +27,7 @@ from ..segmenters.forest_training import GALAXY, SKY
 from ..tiling import label_mask
 from ._fit import install_docking
 from ._layers import level0, offset_of, visible_region
+from ._noise_inputs import FrameInputs, bits_edit, kind_combo, mask_combo
 
 SCRIBBLES = "scribbles"
 PREDICTION = "forest prediction"
@@ -55,7 +56,11 @@ class ForestScribbleWidget(QWidget):
         self._watched = None  # the scribbles layer whose edits trigger live updates
 
         self.image_combo = create_widget(annotation=Image, label="image")
-        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)")
+        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="noise (optional)")
+        self.noise_kind = kind_combo()  # rms, variance or weight, and a bit mask: as in the segmenter docks
+        self.mask_combo = mask_combo()
+        self.mask_bits = bits_edit()
+        self._frame_inputs = FrameInputs()
         self.n_estimators = SpinBox(value=30, min=1, max=1000, label="trees")
         self.max_depth = SpinBox(value=12, min=1, max=64, label="max depth")
         self.window = SpinBox(value=7, min=3, max=31, step=2, label="texture window")
@@ -67,7 +72,7 @@ class ForestScribbleWidget(QWidget):
         self.save_button = PushButton(text="Save model…")
         self.status = Label(value="paint label 1 on sky and 2 on galaxies in the 'scribbles' layer")
         self.form = Container(widgets=[
-            self.image_combo, self.rms_combo, self.n_estimators, self.max_depth, self.window, self.extra,
+            self.image_combo, self.rms_combo, self.noise_kind, self.mask_combo, self.mask_bits, self.n_estimators, self.max_depth, self.window, self.extra,
             self.min_area, self.live, self.train_button, self.save_dir, self.save_button, self.status,
         ])
         self.status.native.setWordWrap(True)  # long messages must not widen the dock
@@ -161,11 +166,13 @@ class ForestScribbleWidget(QWidget):
             if image_layer is None:
                 raise ValueError("choose an image layer")
             scribbles_layer = self.scribbles_layer()
-            image = level0(image_layer)
-            rms_layer = self.rms_combo.value
-            rms = level0(rms_layer) if rms_layer is not None else None
-            if rms is not None and tuple(rms.shape) != tuple(image.shape):
-                raise ValueError(f"rms layer {rms_layer.name!r} has shape {rms.shape}, image {image.shape}")
+            rms_layer, mask_layer = self.rms_combo.value, self.mask_combo.value
+            image, rms = self._frame_inputs.convert(
+                level0(image_layer), level0(rms_layer) if rms_layer is not None else None, self.noise_kind.value,
+                level0(mask_layer) if mask_layer is not None else None, self.mask_bits.value,
+                getattr(mask_layer, "metadata", {}).get("header"),
+                (f"image layer {image_layer.name!r}", f"noise layer {getattr(rms_layer, 'name', '')!r}",
+                 f"mask layer {getattr(mask_layer, 'name', '')!r}"))
             scribbles = np.array(scribbles_layer.data, copy=True)  # the worker must not see later strokes
             present = set(np.unique(scribbles).tolist())
             if not {SKY, GALAXY} <= present:

@@ -3,7 +3,8 @@
 napari 0.9 lets plugins add items to the Layers menu's submenus (Filter, Segment, Measure,
 Metadata, ...) but not yet to the layer list's right-click menu (``napari/layers/context`` is
 not contributable, NAP-6) nor into submenus of a plugin's own Plugins entry. "Segment the
-selected image" therefore sits in Layers ▸ Segment, enabled when the active layer is an image.
+selected image" therefore sits in Layers ▸ Segment, enabled when the active layer is an image,
+and "RGB composite from 3 band layers" in Layers ▸ Visualize.
 """
 from __future__ import annotations
 
@@ -36,3 +37,42 @@ def segment_selected_image(viewer: Viewer):
     if rms is not None and tuple(rms.data.shape) != tuple(layer.data.shape):
         widget.rms_combo.value = None
     return widget.run(field_of_view=False)
+
+
+def rgb_composite_from_layers(viewer: Viewer):
+    """Add an RGB layer made of three band layers of one field (Lupton asinh, astropy's
+    ``make_lupton_rgb``, lazy: :func:`napari_galseg.frames.bands.rgb_of_bands`), red to blue by
+    filter when the names or headers tell it. The three selected image layers, else the only three
+    images of the viewer; returns the new layer (None with a message when there are not three)."""
+    from napari.utils.notifications import show_info
+
+    from ..frames.bands import rgb_of_bands
+    from ._layers import level0
+
+    chosen = [layer for layer in viewer.layers.selection if isinstance(layer, Image) and not layer.rgb]
+    if len(chosen) != 3:
+        images = [layer for layer in viewer.layers if isinstance(layer, Image) and not layer.rgb
+                  and layer.metadata.get("galseg_kind") != "rms"]
+        chosen = images if len(images) == 3 else []
+    if len(chosen) != 3:
+        show_info("RGB composite: select three band layers of one field (e.g. g, r and i) in the layer list")
+        return None
+    chosen = [layer for layer in viewer.layers if layer in chosen]  # the layer list's order
+    try:
+        rgb, order = rgb_of_bands([level0(layer) for layer in chosen], [layer.name for layer in chosen],
+                                  headers=[layer.metadata.get("header") for layer in chosen],
+                                  wcs=[_celestial(layer.metadata.get("wcs")) for layer in chosen])
+    except ValueError as exc:
+        show_info(f"RGB composite: {exc}")
+        return None
+    first = chosen[order[0]]
+    names = [chosen[i].name for i in order]
+    return viewer.add_image(rgb, rgb=True, name=f"RGB ({', '.join(names)})", translate=first.translate[-2:],
+                            scale=first.scale[-2:],
+                            metadata={"galseg_kind": "rgb", "bands": names,
+                                      **{k: first.metadata[k] for k in ("header", "wcs") if k in first.metadata}})
+
+
+def _celestial(wcs):
+    """A layer's WCS when it has a celestial part (what the bands' grids are compared by), else None."""
+    return wcs if getattr(wcs, "has_celestial", False) else None

@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, create_widget
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, Select, create_widget
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, Signal
@@ -22,13 +22,15 @@ from superqt import QCollapsible
 
 from .. import segmenters
 from ..arrays import IN_MEMORY_PIXELS
+from ..frames.bands import COMBINATIONS
 from ..progress import Cancelled
 from ..segmenters import Segmentation, Segmenter
 from ..window import Window
-from ._catalog_layers import ellipse_corners, points_data
+from ._catalog_layers import show_catalog
 from ._fit import install_docking, vertical_only, wrap_label
 from ._layers import level0, offset_of, visible_region
 from ._models_list import model_choices, models_folder_events
+from ._noise_inputs import FrameInputs, bits_edit, kind_combo, kind_of, mask_combo, preselect_mask
 from ._settings_form import SettingsForm
 
 
@@ -73,7 +75,11 @@ class SegmenterWidget(QWidget):
         layers = defaults.settings()
 
         self.image_combo = create_widget(annotation=Image, label="image")
-        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="rms (optional)")
+        self.rms_combo = create_widget(annotation=typing.Optional[Image], label="noise (optional)")
+        self.noise_kind = kind_combo()  # rms, variance or weight: converted as the CLI converts them
+        self.mask_combo = mask_combo()
+        self.mask_bits = bits_edit()
+        self._frame_inputs = FrameInputs()
         # the method's own parameters first; training and run options folded as advanced
         self.params = SettingsForm(layers["params"])
         self.train_form = SettingsForm(layers["train"]) if layers["train"] is not None else None
@@ -82,7 +88,7 @@ class SegmenterWidget(QWidget):
         self.whole_button = PushButton(text="Run on whole image")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        widgets = [self.image_combo, self.rms_combo]
+        widgets = [self.image_combo, self.rms_combo, self.noise_kind, self.mask_combo, self.mask_bits]
         if self.segmenter_cls.capabilities.trainable:
             self.truth_combo = create_widget(annotation=typing.Optional[Labels], label="truth (to train)")
             # the models folder's models of this method (the training widget registers them there)
@@ -149,6 +155,8 @@ class SegmenterWidget(QWidget):
         rms = by_kind.get("rms")
         if self.rms_combo.value is None and isinstance(rms, Image) and image is not None and rms.data.shape == image.data.shape:
             self.rms_combo.value = rms
+            self.noise_kind.value = kind_of(rms)  # a coadd's VARIANCE or WGT plane says what it holds
+        preselect_mask(self.mask_combo, self.viewer.layers, image)
 
     # -- parameters ---------------------------------------------------------------------------
     def current_params(self):
@@ -176,15 +184,19 @@ class SegmenterWidget(QWidget):
         return self.segmenter_cls(**settings)
 
     def _inputs(self, field_of_view: bool):
-        """(image layer, full-resolution image, rms or None, region of interest as two slices)."""
+        """(image layer, full-resolution image, rms or None, region of interest as two slices): the
+        image NaN where the noise says no data or the mask's bad bits are set, the noise as 1σ."""
         image_layer = self.image_combo.value
         if image_layer is None:
             raise ValueError("choose an image layer")
         image = level0(image_layer)
-        rms_layer = self.rms_combo.value
-        rms = level0(rms_layer) if rms_layer is not None else None
-        if rms is not None and tuple(rms.shape) != tuple(image.shape):
-            raise ValueError(f"rms layer {rms_layer.name!r} has shape {rms.shape}, image {image.shape}: choose matching layers")
+        rms_layer, mask_layer = self.rms_combo.value, self.mask_combo.value
+        noise = level0(rms_layer) if rms_layer is not None else None
+        mask = level0(mask_layer) if mask_layer is not None else None
+        names = (f"image layer {image_layer.name!r}", f"noise layer {getattr(rms_layer, 'name', '')!r}",
+                 f"mask layer {getattr(mask_layer, 'name', '')!r}")
+        image, rms = self._frame_inputs.convert(image, noise, self.noise_kind.value, mask, self.mask_bits.value,
+                                                getattr(mask_layer, "metadata", {}).get("header"), names)
         region = visible_region(image_layer) if field_of_view else (slice(0, image.shape[-2]), slice(0, image.shape[-1]))
         return image_layer, image, rms, region
 
@@ -353,16 +365,15 @@ class SegmenterWidget(QWidget):
         the layer's ``metadata["params"]`` (napari adds `` [1]`` to tell runs apart)."""
         return self.method + (" [view]" if field_of_view else "")
 
-    def _show_result(self, result: tuple[Segmentation, Segmenter], image_layer, region, field_of_view: bool):
-        segmentation, segmenter = result
-        labels = segmentation.labels
-        name = self.layer_name(field_of_view)
+    def put_labels(self, labels, image_layer, region, field_of_view: bool, params: dict, name: str | None = None):
+        """Add ``labels`` over ``image_layer`` (at ``region``'s corner), or replace the layer of an
+        earlier run with the same ``params`` on the same image (undoable); (layer, translate, outcome)."""
         translate = offset_of(image_layer, region[0].start, region[1].start)
         metadata = {
             "galseg_kind": "labels",
             "galseg_role": "prediction",
             "method": self.method,
-            "params": dataclasses.asdict(segmenter.params),
+            "params": params,
             "field_of_view": field_of_view,
             "source_layer": image_layer.name,
             **{k: v for k, v in image_layer.metadata.items() if k in ("header", "wcs", "path")},
@@ -377,17 +388,27 @@ class SegmenterWidget(QWidget):
             layer.metadata.update(metadata)
             outcome = f"replaced {layer.name!r} (same settings, same image; 'Undo replace' brings the old labels back)"
         else:
-            layer = self.viewer.add_labels(
-                labels, name=name, translate=translate, scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6
-            )
+            layer = self.viewer.add_labels(labels, name=name or self.layer_name(field_of_view), translate=translate,
+                                           scale=image_layer.scale[-2:], metadata=metadata, opacity=0.6)
             self._undo = None
             outcome = f"new layer {layer.name!r}"
         self.undo_button.enabled = self._undo is not None
+        return layer, translate, outcome
+
+    def run_params(self, segmenter: Segmenter) -> dict:
+        """What tells one run from another in the layer's metadata (a re-run of the same replaces it)."""
+        return dataclasses.asdict(segmenter.params)
+
+    def _show_result(self, result: tuple[Segmentation, Segmenter], image_layer, region, field_of_view: bool):
+        segmentation, segmenter = result
+        labels = segmentation.labels
+        layer, translate, outcome = self.put_labels(labels, image_layer, region, field_of_view,
+                                                    self.run_params(segmenter))
         name = layer.name
         layer.features = score_features(segmentation.scores)  # hovering an object shows its score
         catalog = segmentation.catalog
         if catalog is not None and len(catalog):
-            _show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])
+            show_catalog(self.viewer, catalog, name, translate, image_layer.scale[-2:])
         self.status.value = f"{name}: {int(labels.max())} objects" if isinstance(labels, np.ndarray) else name
         self.status.value += f" — {outcome}"
         if len(layer.features):
@@ -428,28 +449,6 @@ def _materialise(labels):
     return open_fits(path).pyramid()
 
 
-#: napari's Shapes layer slows down with many shapes: above this, sources are drawn as points
-MAX_ELLIPSES = 5000
-
-
-def _show_catalog(viewer, catalog, name, translate, scale):
-    """The catalog over the image: ellipses (Shapes) for moderate counts, else points; the catalog
-    columns travel as features, so hovering a source shows its flux, area, Kron radius…"""
-    coords, features = points_data(catalog)
-    layer_name = f"{name} catalog"
-    if layer_name in viewer.layers:
-        viewer.layers.remove(layer_name)
-    # the labels layer it measures: the header dock follows it to the image (widgets/wcs_info.py)
-    common = {"name": layer_name, "translate": translate, "scale": scale, "features": features,
-              "metadata": {"galseg_kind": "catalog", "source_layer": name}}
-    if len(coords) <= MAX_ELLIPSES and "semimajor_axis" in catalog.colnames:
-        return viewer.add_shapes(
-            list(ellipse_corners(catalog)), shape_type="ellipse", edge_color="cyan", edge_width=0.8,
-            face_color="transparent", **common,
-        )
-    return viewer.add_points(coords, size=6, face_color="transparent", border_color="cyan", **common)
-
-
 class PhotutilsWidget(SegmenterWidget):
     method = "photutils"
 
@@ -457,8 +456,67 @@ class PhotutilsWidget(SegmenterWidget):
         super().__init__(napari_viewer, method)
         from .sextractor_config import SExtractorConfigLoader
 
-        self.sextractor = SExtractorConfigLoader(self)  # a .sex file fills the parameters
+        self.sextractor = SExtractorConfigLoader(self)  # a .sex file: SExtractor mode, or it fills the parameters
         self.form.append(self.sextractor)
+        # several bands of one field: detect on their combined image (as `galseg segment --bands`)
+        self.bands_select = Select(label="more bands (detect on all)", choices=self._band_choices,
+                                   tooltip="other bands of the image's field, on the same pixel grid: one "
+                                           "segmentation detected on the combined image")
+        self.detection = ComboBox(label="detection image", choices=list(COMBINATIONS), value="snr",
+                                  tooltip="snr: inverse-variance weighted sum; chi2: Szalay et al. (1999) χ² "
+                                          "(finds sources of any colour)")
+        self.form.extend([self.bands_select, self.detection])
+        self._bands_used: list[str] = []
+
+    def _band_choices(self, _widget=None):
+        image = self.image_combo.value
+        return [(layer.name, layer) for layer in self.viewer.layers
+                if isinstance(layer, Image) and layer is not image and layer.metadata.get("galseg_kind") != "rms"]
+
+    def _inputs(self, field_of_view: bool):
+        """With more bands chosen, the image is their combined detection image (unit noise)."""
+        image_layer, image, rms, region = super()._inputs(field_of_view)
+        extra = [layer for layer in (self.bands_select.value or []) if layer is not image_layer]
+        self._bands_used = []
+        if not extra:
+            return image_layer, image, rms, region
+        import dask.array as da
+
+        from ..frames.bands import detection_image
+        from ..frames.frame import _lazy
+
+        planes = [level0(layer) for layer in extra]
+        for layer, plane in zip(extra, planes):
+            if tuple(plane.shape) != tuple(image.shape):
+                raise ValueError(f"band layer {layer.name!r} has shape {tuple(plane.shape)} but image {image_layer.name!r} "
+                                 f"has {tuple(image.shape)}: bands must share one pixel grid (reproject them first)")
+        combination = self.detection.value
+        detection, estimated = detection_image([image, *planes], [rms, *([None] * len(planes))], combination)
+        names = [image_layer.name, *(layer.name for layer in extra)]
+        self._bands_used = [f"detected on the {combination} image of {', '.join(names)}"] + [
+            f"band {name}: no noise layer, the noise was estimated from the image"
+            for name, guessed in zip(names, estimated) if guessed]
+        chunks = min(2048, max(image.shape))
+        lazy = _lazy(detection, f"bands-{combination}-{id(detection)}", chunks)
+        return image_layer, lazy, da.ones(detection.shape, dtype="f4", chunks=chunks), region
+
+    def run_params(self, segmenter) -> dict:
+        params = super().run_params(segmenter)
+        return {**params, "bands": list(self._bands_used[:1])} if self._bands_used else params
+
+    def _show_result(self, result, image_layer, region, field_of_view: bool):
+        if self._bands_used:  # said under the result instead of "the noise was estimated" of one band
+            result[0].notes = list(self._bands_used)
+        return super()._show_result(result, image_layer, region, field_of_view)
+
+    def run(self, field_of_view: bool = True):
+        """With a ``.sex`` file in SExtractor mode, its segmentation, catalogue layer and table."""
+        sex = self.sextractor.active_run()
+        if sex is None:
+            return super().run(field_of_view)
+        from .sextractor_mode import start_run
+
+        return start_run(self, sex, field_of_view)
 
 
 class KMeansWidget(SegmenterWidget):

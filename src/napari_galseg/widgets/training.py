@@ -40,6 +40,7 @@ from ._fit import fit_label_height, install_docking, vertical_only, wrap_label
 from ._job_watch import JobWatcher
 from ._layers import level0
 from ._models_list import models_changed
+from ._noise_inputs import bits_edit, kind_combo, kind_of, preselect_mask
 from ._settings_form import SettingsForm
 from ._training_preview import FieldOfViewPreview
 from .segment import _folded
@@ -131,8 +132,12 @@ class TrainingWidget(QWidget):
         methods = trainable_methods()
         self.method = ComboBox(label="method", choices=methods, value=default_method(methods),
                                tooltip="unet and forest train in minutes on a CPU; maskrcnn and detr want a GPU")
-        self.inputs = {"image": InputChooser("image", Image, True), "rms": InputChooser("rms", Image, False),
+        self.inputs = {"image": InputChooser("image", Image, True), "rms": InputChooser("noise", Image, False),
                        "truth": InputChooser("truth", Labels, False)}
+        # what the noise holds and a bit mask: converted here (frames.frame_arrays) into the job's image + rms
+        self.noise_kind = kind_combo()
+        self.mask = InputChooser("mask", Labels, False)
+        self.mask_bits = bits_edit()
         self.like = CheckBox(value=False, text="like this frame (simulated fields, no truth)",
                              tooltip="the image's PSF, noise, sky and density are measured (galseg describe) and the "
                                      "model learns from GalSim fields made like it, with exact truth; the truth "
@@ -166,7 +171,8 @@ class TrainingWidget(QWidget):
         self.preview.shown.connect(lambda epoch: self._say(f"{self.job_dir.name}: {self.watcher.state.summary()} "
                                                            f"(preview: epoch {epoch})"))
 
-        top = Container(widgets=[self.method, *self.inputs.values(), self.like, self.like_size, self.recipe, self.device, self.runner])
+        top = Container(widgets=[self.method, self.inputs["image"], self.inputs["rms"], self.noise_kind, self.mask,
+                                 self.mask_bits, self.inputs["truth"], self.like, self.like_size, self.recipe, self.device, self.runner])
         body = QWidget()
         self._body = QVBoxLayout(body)
         self._body.addWidget(top.native)
@@ -213,6 +219,9 @@ class TrainingWidget(QWidget):
         for kind in ("image", "rms"):
             if self.inputs[kind].layer.value is None and isinstance(kinds.get(kind), Image):
                 self.inputs[kind].layer.value = kinds[kind]
+                if kind == "rms":
+                    self.noise_kind.value = kind_of(kinds[kind])
+        preselect_mask(self.mask.layer, self.viewer.layers, self.inputs["image"].layer.value)
         truths = sorted((layer for layer in self.viewer.layers if isinstance(layer, Labels) and truth_score(layer) > 1),
                         key=truth_score)
         if self.inputs["truth"].layer.value is None and truths:
@@ -284,7 +293,43 @@ class TrainingWidget(QWidget):
         for kind in ("image",) if self.like.value else ("image", "truth"):
             if kind not in files and kind not in arrays:
                 raise ValueError(f"choose a {kind} layer or file" + (" (or tick 'like this frame')" if kind == "truth" else ""))
+        self._convert_noise(files, arrays, headers)
         return files, arrays, headers
+
+    def _convert_noise(self, files: dict, arrays: dict, headers: dict) -> None:
+        """A variance or weight, or a mask: the job gets the image with NaN where there is no data
+        and the 1σ map (frames.frame_arrays, window by window), saved to its folder like layers."""
+        from ..frames import frame_arrays
+        from ..io import open_fits
+
+        mask_path, mask_layer = _path(self.mask.file), self.mask.layer.value
+        kind = self.noise_kind.value
+        if kind == "rms" and mask_path is None and mask_layer is None:
+            return  # a 1σ map goes to the job as it is
+
+        def source(kind_name: str):
+            """A file chosen for ``kind_name`` (opened lazily, then converted) or its layer's array."""
+            if kind_name in files:
+                opened = open_fits(files.pop(kind_name), check_finite=False)
+                headers.setdefault(kind_name, opened.header)
+                return opened.data
+            return arrays.get(kind_name)
+
+        image, noise = source("image"), source("rms")
+        mask, mask_header = None, None
+        if mask_path is not None:
+            opened = open_fits(mask_path, check_finite=False)
+            mask, mask_header = opened.data, opened.header
+        elif mask_layer is not None:
+            mask, mask_header = level0(mask_layer), mask_layer.metadata.get("header")
+        arrays["image"], rms = frame_arrays(image, noise, kind, mask=mask, mask_bits=self.mask_bits.value.strip() or None,
+                                            mask_header=mask_header,
+                                            names=("the image", f"the {kind} map", "the mask"))
+        headers.pop("rms", None)  # a WGT/VARIANCE plane's header would name the 1σ map after its old kind
+        if rms is not None:
+            arrays["rms"] = rms
+        else:
+            arrays.pop("rms", None)
 
     def start(self):
         """Check the inputs and settings, then save layers and start the job in a worker thread."""
