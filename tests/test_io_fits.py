@@ -16,6 +16,7 @@ from napari_galseg.io import (
     guess_kind,
     open_fits,
     open_fits_all,
+    open_fits_array,
 )
 
 
@@ -66,6 +67,25 @@ def test_big_endian_chunks_come_back_native(tmp_path):
     np.testing.assert_array_equal(block, image[128:256, 128:].astype(np.float64))
     # the raw array-like hands back native order too, for any slice
     assert opened.array[3:9, ::7].dtype.isnative
+
+
+def test_open_fits_array_is_open_fits_without_dask(tmp_path):
+    """The bare plane SExtractor mode reads in strips: the same HDU choice, pixels and checks."""
+    image = blobs((120, 90))
+    path = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image.astype(">f4"), name="SCI")]).writeto(path)
+    array, header = open_fits_array(path)
+    assert array.hdu == 1 and header["EXTNAME"] == "SCI" and array.shape == (120, 90)
+    np.testing.assert_array_equal(array[:, :], image)
+    np.testing.assert_array_equal(array[40:47, :], open_fits(path).data[40:47].compute())
+    with pytest.raises(FitsReadError, match="no HDU"):
+        open_fits_array(path, hdu=5)
+    cube = tmp_path / "cube.fits"
+    fits.PrimaryHDU(np.zeros((3, 8, 8), np.float32)).writeto(cube)
+    with pytest.raises(FitsReadError, match="cube"):
+        open_fits_array(cube)
+    with pytest.raises(FitsReadError, match="folder"):
+        open_fits_array(tmp_path)
 
 
 def test_int16_with_bscale_bzero_reads_physical_values(tmp_path):

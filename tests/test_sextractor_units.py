@@ -7,9 +7,9 @@ from astropy.io import fits
 from scipy import ndimage as ndi
 
 from napari_galseg.sextractor import ExtractSettings, SExtractorInputError, catalog_columns, extract, write_catalog
-from napari_galseg.sextractor.deblend import GlibcRand
+from napari_galseg.sextractor.deblend import GlibcRand, pairwise_sum
 from napari_galseg.sextractor.known import KNOWN_PARAMS
-from napari_galseg.sextractor.lutz import lutz_scan, pixel_lists
+from napari_galseg.sextractor.lutz import links_to_labels, lutz_scan, pixel_lists
 from napari_galseg.sextractor.params import read_param
 from napari_galseg.synth import make_field
 
@@ -35,6 +35,29 @@ def test_lutz_scan_finds_the_8_connected_components_in_completion_order():
         assert len(ids) == 1 and (lab == ids[0]).sum() == len(idx)  # one whole component each
         ymax_seen.append(ys.max())
     assert ymax_seen == sorted(ymax_seen)  # completed on the line after their last row
+
+
+def test_links_to_labels_is_an_8_connected_labelling():
+    """The component map made from the scan's links is ndimage's labelling up to the numbering."""
+    rng = np.random.default_rng(4)
+    above = rng.random((50, 64)) > 0.55
+    first, counts, nextpix = lutz_scan(above)
+    pixel_lists(first, counts, nextpix, 1)
+    comp = links_to_labels(first, nextpix.copy()).reshape(above.shape)
+    lab, n = ndi.label(above, structure=np.ones((3, 3), bool))
+    assert comp.max() == n and ((comp > 0) == above).all()
+    pairs = np.unique(np.c_[comp[above], lab[above]], axis=0)
+    assert len(pairs) == n  # one label of ours per ndimage label and back
+
+
+def test_pairwise_sum_is_numpys_sum_to_the_bit():
+    """The compiled moments rely on it: numpy's float64 sum is pairwise, not a running sum."""
+    rng = np.random.default_rng(5)
+    for n in [*range(0, 300), 1000, 4097, 65537, 300001]:
+        a = rng.normal(size=n) * 10.0 ** rng.uniform(-3, 6, size=n)
+        assert pairwise_sum(a, 0, n) == a.sum(), n
+    a = rng.normal(size=1000)
+    assert pairwise_sum(a, 100, 500) == a[100:600].sum()
 
 
 def test_param_file_vectors_and_left_out(tmp_path):
@@ -78,3 +101,18 @@ def test_extraction_and_catalogue_files(tmp_path):
         assert [h.name for h in hdul] == ["PRIMARY", "OBJECTS"] and hdul[1].columns["FLAGS"].format == "I"
     with pytest.raises(FileExistsError):
         write_catalog(cols, tmp_path / "f.cat", "FITS_1.0", overwrite=False)  # never replaced silently
+
+
+def test_cli_all_nan_frame_is_one_line(tmp_path, monkeypatch, capsys):
+    """SExtractor mode reads the frame itself (no dask): an all-NaN frame still gets one line."""
+    from napari_galseg.cli import main
+
+    fits.writeto(tmp_path / "nan.fits", np.full((64, 64), np.nan, np.float32))
+    (tmp_path / "t.param").write_text("NUMBER\nX_IMAGE\n")
+    (tmp_path / "t.sex").write_text("PARAMETERS_NAME t.param\nFILTER N\nCATALOG_TYPE ASCII_HEAD\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", "photutils", "nan.fits", "--sextractor-config", "t.sex", "-o", "labels.fits",
+                 "--catalog", "out.cat"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no finite pixels" in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "labels.fits").exists()

@@ -18,6 +18,7 @@ from .fits import (
     is_fits_path,
     open_fits,
     open_fits_all,
+    open_fits_array,
 )
 from .pyramid import build_pyramid, contrast_limits_zscale, sample_pixels
 from .wcs import SkyPosition, pixel_to_sky
@@ -25,7 +26,7 @@ from .write import labels_header, write_fits, write_labels
 
 __all__ = [
     "DEFAULT_CHUNK", "FITS_SUFFIXES", "FitsArray", "FitsImage", "FitsReadError", "FitsReadWarning",
-    "find_fits_files", "fits_stem", "guess_kind", "image_shape", "is_fits_path", "open_fits", "open_fits_all",
+    "find_fits_files", "fits_stem", "guess_kind", "image_shape", "is_fits_path", "open_fits", "open_fits_all", "open_fits_array",
     "labels_header", "write_fits", "write_labels", "build_pyramid", "contrast_limits_zscale", "sample_pixels",
     "SkyPosition", "pixel_to_sky",
 ]

@@ -271,10 +271,8 @@ def _image_from_hdul(hdul, path: Path, index: int, *, chunks: int, max_gzip_byte
     return image
 
 
-def _read_image_hdu(hdul, path: Path, index: int, *, chunks: int, max_gzip_bytes: int,
-                    check_finite: bool, multi: bool) -> FitsImage:
-    import dask.array as da
-
+def _plane_array(hdul, path: Path, index: int, max_gzip_bytes: int):
+    """The checked 2-D plane of one HDU as a :class:`FitsArray` and its readable header (no dask)."""
     hdu = hdul[index]
     if not _is_image_hdu(hdu):
         raise FitsReadError(f"HDU {index} of {path} is a {type(hdu).__name__}, not an image. "
@@ -333,7 +331,14 @@ def _read_image_hdu(hdul, path: Path, index: int, *, chunks: int, max_gzip_bytes
     data_offset = hdu.fileinfo()["datLoc"] if mode == "plain" else None
     array = FitsArray(path, index, plane_shape, dtype, mode, squeeze=tuple(squeeze), data_offset=data_offset,
                       blank=blank)
-    header = readable_header(header, path, index)
+    return array, readable_header(header, path, index)
+
+
+def _read_image_hdu(hdul, path: Path, index: int, *, chunks: int, max_gzip_bytes: int,
+                    check_finite: bool, multi: bool) -> FitsImage:
+    import dask.array as da
+
+    array, header = _plane_array(hdul, path, index, max_gzip_bytes)
     data = da.from_array(array, chunks=(chunks, chunks), asarray=False, fancy=False,
                          name=f"fits-{_token(path, index, chunks)}")
     # the file name speaks for a file of one image only: in a multi-extension file each HDU's own
@@ -401,6 +406,26 @@ def open_fits(path: str | os.PathLike, hdu: int | str | None = None, *, chunks: 
                                 check_finite=check_finite, multi=n_images > 1)
     finally:
         hdul.close()  # the FitsArray reopens the file on its own when sliced
+
+
+def open_fits_array(path: str | os.PathLike, hdu: int | str | None = None, *,
+                    max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES) -> tuple[FitsArray, Any]:
+    """The 2-D plane :func:`open_fits` would open (the same HDU choice and checks) as a bare
+    :class:`FitsArray` and its header: no dask graph and no WCS, for a command that reads the
+    frame once in strips (SExtractor mode), so its start-up does not import dask."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.is_dir():
+        raise FitsReadError(f"{path} is a folder; open one of its FITS files "
+                            f"({', '.join(p.name for p in find_fits_files(path)) or 'none found'})")
+    with _open_hdulist(path) as hdul:
+        index = _select_hdu(hdul, path, hdu)
+        with collect_card_warnings() as cards:
+            array, header = _plane_array(hdul, path, index, max_gzip_bytes)
+    if cards:
+        warnings.warn(card_warnings_summary(cards, path, index), FitsReadWarning, stacklevel=2)
+    return array, header
 
 
 def image_shape(path: str | os.PathLike, hdu: int | str | None = None) -> tuple[int, ...]:

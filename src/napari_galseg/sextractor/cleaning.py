@@ -60,7 +60,7 @@ class _ObjectList:
 
     def __init__(self):
         self.items: list[dict] = []
-        self.xy = np.zeros((64, 4))  # mx, my, A_IMAGE, ycmin
+        self.xy = np.zeros((64, 5))  # mx, my, A_IMAGE, ycmin, ycmax
 
     def __len__(self):
         return len(self.items)
@@ -69,7 +69,7 @@ class _ObjectList:
         n = len(self.items)
         if n == len(self.xy):
             self.xy = np.concatenate([self.xy, np.zeros_like(self.xy)])
-        self.xy[n] = (o["_mx"], o["_my"], o["A_IMAGE"], o["_ycmin"])
+        self.xy[n] = (o["_mx"], o["_my"], o["A_IMAGE"], o["_ycmin"], o["_ycmax"])
         self.items.append(o)
 
     def remove(self, k: int) -> dict:
@@ -163,8 +163,9 @@ def order_and_clean(rows: list[dict], height: int, clean: bool, beta: float, cle
             _flush(objects, out, ymin, (ymin, min(ymin + strip_height, height)))
             p += 1
         if len(objects) >= stack:
-            ycmax = [it["_ycmax"] for it in objects.items]
-            _write(out, objects.remove(int(np.argmin(ycmax))), strip_at(line))
+            # the first object whose margin ends first, from the array (a list built per
+            # newcomer made a full MEMORY_OBJSTACK quadratic in the object count)
+            _write(out, objects.remove(int(np.argmin(objects.xy[:len(objects), 4]))), strip_at(line))
         if clean and not _clean(o, objects, beta, blankh):
             continue
         _margins(o, cleanmargin)

@@ -106,27 +106,112 @@ def _sub_level(submap, cval, xs, ys, sx, sy, xmin, xmax, ymin, ymax, thresh, min
     return idx, offsets, flux, peak, boxes
 
 
-def moments(xs, ys, cval, dval, thresh, center=None):
-    """preanalyse(ANALYSE_FULL): barycentre, second moments, ellipse and abcor of one pixel list.
+@njit(cache=True, nogil=True)
+def _pairwise_block(a, lo, n):
+    """One leaf of numpy's pairwise summation (n <= 128): 8 accumulators, then the rest."""
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
 
-    ``center``: SExtractor's ROBUST mode for deblended objects, moments about the core's centre.
-    """
-    xmin, ymin = int(xs.min()), int(ys.min())
-    cv = cval.astype(np.float64)
-    rv = cv.sum()
-    x = (xs - xmin).astype(np.float64)
-    y = (ys - ymin).astype(np.float64)
-    xm = (cv * x).sum() / rv
-    ym = (cv * y).sum() / rv
-    if center is None:
-        xm2 = (cv * x * x).sum() / rv - xm * xm
-        ym2 = (cv * y * y).sum() / rv - ym * ym
-        xym = (cv * x * y).sum() / rv - xm * ym
+
+@njit(cache=True, nogil=True)
+def pairwise_sum(a, lo, n):
+    """numpy's float64 ``sum`` of ``a[lo:lo + n]``: its pairwise summation (blocks of up to 128
+    halved on multiples of 8, left + right), so compiled moments keep numpy's rounding bit for
+    bit. The halving runs on an explicit stack: numba's cache cannot reload a recursive function."""
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    los = np.empty(128, np.int64)
+    ns = np.empty(128, np.int64)
+    split = np.zeros(128, np.bool_)
+    vals = np.empty(128, np.float64)
+    top, nv = 0, 0
+    los[0], ns[0] = lo, n
+    while top >= 0:
+        m = ns[top]
+        if m <= 128:
+            vals[nv] = _pairwise_block(a, los[top], m)
+            nv += 1
+            top -= 1
+        elif not split[top]:
+            split[top] = True
+            n2 = m // 2
+            n2 -= n2 % 8
+            l0 = los[top]
+            los[top + 1], ns[top + 1], split[top + 1] = l0 + n2, m - n2, False  # right, done second
+            los[top + 2], ns[top + 2], split[top + 2] = l0, n2, False  # left, done first
+            top += 2
+        else:
+            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
+            nv -= 1
+            top -= 1
+    return vals[0]
+
+
+@njit(cache=True, nogil=True)
+def _npsum(a):
+    return pairwise_sum(a, 0, len(a))
+
+
+@njit(cache=True, nogil=True)
+def _moments(xs, ys, cval, dval, thresh, has_center, cx, cy):
+    """The arithmetic of :func:`moments`, compiled with numpy's sums and float32 comparisons."""
+    n = len(xs)
+    xmin, ymin = xs.min(), ys.min()
+    cv = np.empty(n, np.float64)
+    x = np.empty(n, np.float64)
+    y = np.empty(n, np.float64)
+    for i in range(n):
+        cv[i] = np.float64(cval[i])
+        x[i] = np.float64(xs[i] - xmin)
+        y[i] = np.float64(ys[i] - ymin)
+    t = np.empty(n, np.float64)
+    rv = _npsum(cv)
+    for i in range(n):
+        t[i] = cv[i] * x[i]
+    xm = _npsum(t) / rv
+    for i in range(n):
+        t[i] = cv[i] * y[i]
+    ym = _npsum(t) / rv
+    for i in range(n):
+        t[i] = cv[i] * x[i] * x[i]
+    sxx = _npsum(t) / rv
+    for i in range(n):
+        t[i] = cv[i] * y[i] * y[i]
+    syy = _npsum(t) / rv
+    for i in range(n):
+        t[i] = cv[i] * x[i] * y[i]
+    sxy = _npsum(t) / rv
+    if not has_center:
+        xm2 = sxx - xm * xm
+        ym2 = syy - ym * ym
+        xym = sxy - xm * ym
     else:
-        xn, yn = center[0] - xmin, center[1] - ymin
-        xm2 = (cv * x * x).sum() / rv + xn * xn - 2 * xm * xn
-        ym2 = (cv * y * y).sum() / rv + yn * yn - 2 * ym * yn
-        xym = (cv * x * y).sum() / rv + xn * yn - xm * yn - xn * ym
+        xn, yn = cx - xmin, cy - ymin
+        xm2 = sxx + xn * xn - 2 * xm * xn
+        ym2 = syy + yn * yn - 2 * ym * yn
+        xym = sxy + xn * yn - xm * yn - xn * ym
         xm, ym = xn, yn
     singu = False
     if xm2 * ym2 - xym * xym < 0.00694:
@@ -138,19 +223,40 @@ def moments(xs, ys, cval, dval, thresh, center=None):
     theta = math.atan2(2.0 * xym, temp) / 2.0 if abs(temp) > 0.0 else PI / 4.0
     temp = math.sqrt(0.25 * temp * temp + xym * xym)
     pm = 0.5 * (xm2 + ym2)
-    a = float(np.float32(math.sqrt(pm + temp)))
-    b = float(np.float32(math.sqrt(max(pm - temp, 0.0))))
-    peak = float(dval.max())
+    a = np.float64(np.float32(math.sqrt(pm + temp)))
+    b = np.float64(np.float32(math.sqrt(max(pm - temp, 0.0))))
+    peak = np.float64(dval.max())
     thresh2 = (thresh + peak) / 2.0
-    dnpix = int((dval > thresh).sum())
-    darea = float((dval > thresh2).sum()) - dnpix
+    t1 = np.float32(thresh)  # numpy compares a float32 array with a Python float in float32
+    t2 = np.float32(thresh2)
+    dnpix = 0
+    nabove2 = 0
+    for i in range(n):
+        if dval[i] > t1:
+            dnpix += 1
+        if dval[i] > t2:
+            nabove2 += 1
+    darea = np.float64(nabove2) - dnpix
     t1t2 = thresh / thresh2
     abcor = 1.0
     if t1t2 > 0.0 and a > 0 and b > 0:
         abcor = min((darea if darea < 0.0 else -1.0) / (2 * PI * math.log(t1t2 if t1t2 < 1.0 else 0.99) * a * b), 1.0)
-    return {"mx": xm + xmin, "my": ym + ymin, "xm2": xm2, "ym2": ym2, "xym": xym, "a": a, "b": b,
-            "theta": theta, "cxx": float(np.float32(ym2 / temp2)), "cyy": float(np.float32(xm2 / temp2)),
-            "cxy": float(np.float32(-2 * xym / temp2)), "abcor": abcor, "singu": singu, "rv": rv}
+    return (xm + xmin, ym + ymin, xm2, ym2, xym, a, b, theta, np.float64(np.float32(ym2 / temp2)),
+            np.float64(np.float32(xm2 / temp2)), np.float64(np.float32(-2 * xym / temp2)), abcor, singu, rv)
+
+
+_MOMENT_KEYS = ("mx", "my", "xm2", "ym2", "xym", "a", "b", "theta", "cxx", "cyy", "cxy", "abcor", "singu", "rv")
+
+
+def moments(xs, ys, cval, dval, thresh, center=None):
+    """preanalyse(ANALYSE_FULL): barycentre, second moments, ellipse and abcor of one pixel list.
+
+    ``center``: SExtractor's ROBUST mode for deblended objects, moments about the core's centre.
+    """
+    cx, cy = (0.0, 0.0) if center is None else (float(center[0]), float(center[1]))
+    values = _moments(np.asarray(xs, np.int64), np.asarray(ys, np.int64), np.asarray(cval, np.float32),
+                      np.asarray(dval, np.float32), float(thresh), center is not None, cx, cy)
+    return dict(zip(_MOMENT_KEYS, values))
 
 
 @njit(cache=True, nogil=True)
@@ -209,6 +315,100 @@ def _local_maxima(submap, cval, xs, ys, sx, sy):
     return n
 
 
+@njit(cache=True, nogil=True)
+def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_flux, root_peak, dthresh0):
+    """parcelout()'s tree and its choice of branches, compiled (a Python tree of objects was most
+    of the deblending time). The objects of every level are kept in flat arrays (pixel indices in
+    list order, flux, peak, threshold, box, the range of their children one level up); levels stop
+    once no part holds more than ``value0`` above its threshold. Returns whether the detection
+    splits, the chosen branches in SExtractor's order, and the object arrays."""
+    n = len(xs)
+    nthresh = len(thresholds)
+    cap = 64
+    start = np.empty(cap, np.int64)
+    end = np.empty(cap, np.int64)
+    flux = np.empty(cap, np.float64)
+    fpeak = np.empty(cap, np.float64)
+    fthresh = np.empty(cap, np.float64)
+    box = np.empty((cap, 4), np.int64)
+    kid_lo = np.zeros(cap, np.int64)
+    kid_hi = np.zeros(cap, np.int64)
+    pix = np.empty(2 * n + 16, np.int64)
+    for i in range(n):
+        pix[i] = i
+    npix = n
+    start[0], end[0], flux[0], fpeak[0], fthresh[0] = 0, n, root_flux, root_peak, dthresh0
+    box[0, 0], box[0, 1], box[0, 2], box[0, 3] = xs.min(), xs.max(), ys.min(), ys.max()
+    nobj = 1
+    level_lo = np.zeros(nthresh + 1, np.int64)
+    level_hi = np.zeros(nthresh + 1, np.int64)
+    level_hi[0] = 1
+    nlev = 1
+    owner = np.zeros(n, np.int64)  # each pixel's part at the previous level (-1: none)
+    for k in range(1, nthresh):
+        thresh = thresholds[k]
+        new_lo = nobj
+        new_owner = np.full(n, -1, np.int64)
+        for gi in range(level_lo[k - 1], level_hi[k - 1]):
+            pi = gi - level_lo[k - 1]
+            idx, offs, pflux, pk, boxes = _sub_level(submap, cval, xs, ys, sx, sy, box[gi, 0], box[gi, 1],
+                                                     box[gi, 2], box[gi, 3], thresh, deb_minarea)
+            kid_lo[gi] = nobj
+            for q in range(len(offs) - 1):
+                if owner[idx[offs[q]]] != pi:  # belong(): its first pixel is the parent's
+                    continue
+                m = offs[q + 1] - offs[q]
+                if nobj == cap:
+                    cap *= 2
+                    start = np.concatenate((start, np.empty(nobj, np.int64)))
+                    end = np.concatenate((end, np.empty(nobj, np.int64)))
+                    flux = np.concatenate((flux, np.empty(nobj, np.float64)))
+                    fpeak = np.concatenate((fpeak, np.empty(nobj, np.float64)))
+                    fthresh = np.concatenate((fthresh, np.empty(nobj, np.float64)))
+                    box = np.concatenate((box, np.empty((nobj, 4), np.int64)))
+                    kid_lo = np.concatenate((kid_lo, np.zeros(nobj, np.int64)))
+                    kid_hi = np.concatenate((kid_hi, np.zeros(nobj, np.int64)))
+                if npix + m > len(pix):
+                    pix = np.concatenate((pix, np.empty(max(npix + m, len(pix)), np.int64)))
+                for t in range(m):
+                    i = idx[offs[q] + t]
+                    pix[npix + t] = i
+                    new_owner[i] = nobj - new_lo
+                start[nobj], end[nobj] = npix, npix + m
+                npix += m
+                flux[nobj], fpeak[nobj], fthresh[nobj] = pflux[q], pk[q], thresh
+                box[nobj, 0], box[nobj, 1], box[nobj, 2], box[nobj, 3] = boxes[q, 0], boxes[q, 1], boxes[q, 2], boxes[q, 3]
+                nobj += 1
+            kid_hi[gi] = nobj
+        level_lo[k], level_hi[k] = new_lo, nobj
+        nlev += 1
+        owner = new_owner
+        more = False
+        for j in range(new_lo, nobj):
+            if flux[j] - fthresh[j] * (end[j] - start[j]) > value0:
+                more = True
+                break
+        if not more:
+            break
+    ok = np.ones(nobj, np.bool_)
+    chosen = np.empty(nobj, np.int64)
+    nchosen = 0
+    for k in range(nlev - 2, -1, -1):
+        for gi in range(level_lo[k], level_hi[k]):
+            m = 0
+            for j in range(kid_lo[gi], kid_hi[gi]):
+                if flux[j] - fthresh[j] * (end[j] - start[j]) > value0:
+                    m += 1
+                ok[gi] = ok[gi] and ok[j]
+            if m > 1:
+                for j in range(kid_lo[gi], kid_hi[gi]):
+                    if ok[j] and flux[j] - fthresh[j] * (end[j] - start[j]) > value0:
+                        chosen[nchosen] = j
+                        nchosen += 1
+                ok[gi] = False
+    return not ok[0], chosen[:nchosen], pix[:npix], start[:nobj], end[:nobj], flux[:nobj], fpeak[:nobj], fthresh[:nobj]
+
+
 def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
@@ -227,55 +427,16 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
     if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
         # every part above any threshold holds its own local maximum: with one, nothing can split
         return None
-    root = _Obj(np.arange(len(xs)), np.float32(cval.astype(np.float64).sum()), cval.max(),
-                (xs.min(), xs.max(), ys.min(), ys.max()), dthresh0)
-    value0 = root.fdflux * mincont
-    deb_minarea = min(minarea, MAXDEBAREA)
-    levels = [[root]]
-    sons: list[list[list[int]]] = []
-    ok = [[True]]
-    peak = root.fdpeak
-    owner = np.zeros(len(xs), np.int64)  # each pixel's part at the previous level (-1: none)
-    for k in range(1, nthresh):
-        thresh = np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
-        level, level_sons, level_ok = [], [], []
-        new_owner = np.full(len(xs), -1, np.int64)
-        for pi, parent in enumerate(levels[k - 1]):
-            idx, offs, flux, pk, boxes = _sub_level(submap, cval, xs, ys, sx, sy, parent.xmin, parent.xmax,
-                                                    parent.ymin, parent.ymax, thresh, deb_minarea)
-            kids = []
-            for q in range(len(offs) - 1):
-                part = idx[offs[q]:offs[q + 1]]
-                if owner[part[0]] == pi:  # belong(): its first pixel is the parent's
-                    new_owner[part] = len(level)
-                    level.append(_Obj(part, flux[q], pk[q], boxes[q], float(thresh)))
-                    level_ok.append(True)
-                    kids.append(len(level) - 1)
-            level_sons.append(kids)
-        levels.append(level)
-        sons.append(level_sons)
-        ok.append(level_ok)
-        owner = new_owner
-        if not any(o.fdflux - o.dthresh * o.fdnpix > value0 for o in level):
-            break
-    branches: list[_Obj] = []
-    for k in range(len(levels) - 2, -1, -1):
-        for i in range(len(levels[k])):
-            kids = sons[k][i]
-            m = 0
-            for j in kids:
-                o = levels[k + 1][j]
-                if o.fdflux - o.dthresh * o.fdnpix > value0:
-                    m += 1
-                ok[k][i] = ok[k][i] and ok[k + 1][j]
-            if m > 1:
-                for j in kids:
-                    o = levels[k + 1][j]
-                    if ok[k + 1][j] and o.fdflux - o.dthresh * o.fdnpix > value0:
-                        branches.append(o)
-                ok[k][i] = False
-    if ok[0][0]:
+    root_flux = float(np.float32(cval.astype(np.float64).sum()))
+    peak = float(cval.max())
+    value0 = root_flux * mincont
+    thresholds = np.array([np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
+                           for k in range(nthresh)], np.float32)  # Python's pow, as before; [0] unused
+    split, chosen, pix, start, end, flux, fpeak, fthresh = _parcel(
+        submap, cval, xs, ys, sx, sy, thresholds, value0, min(minarea, MAXDEBAREA), root_flux, peak, float(dthresh0))
+    if not split:
         return None
+    branches = [_Obj(pix[start[j]:end[j]], flux[j], fpeak[j], (0, 0, 0, 0), float(fthresh[j])) for j in chosen]
     return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng)
 
 

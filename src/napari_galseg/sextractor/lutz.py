@@ -48,13 +48,8 @@ def lutz_scan_into(above, nextpix):
     start = np.zeros(size, np.int64)
     end = np.zeros(size, np.int64)
     psstack = np.zeros(2 * size + 4, np.int64)
-    nabove = 0
-    for y in range(h):
-        for x in range(w):
-            if above[y, x]:
-                nabove += 1
-    out_first = np.empty(nabove + 1, np.int64)  # at most one object per detected pixel
-    out_n = np.empty(nabove + 1, np.int64)
+    out_first = np.empty(1024, np.int64)  # grown by doubling: objects are far fewer than pixels
+    out_n = np.empty(1024, np.int64)
     nout = 0
     co = 0
     pstop = 0
@@ -117,6 +112,9 @@ def lutz_scan_into(above, nextpix):
                     ps = psstack[pstop]
                     if cs == NONOBJECT and ps == COMPLETE:
                         if start[co] == UNKNOWN:
+                            if nout == len(out_first):
+                                out_first = np.concatenate((out_first, np.empty(nout, np.int64)))
+                                out_n = np.concatenate((out_n, np.empty(nout, np.int64)))
                             out_first[nout] = info_f[co]
                             out_n[nout] = info_n[co]
                             nout += 1
@@ -143,7 +141,7 @@ def lutz_scan_into(above, nextpix):
                     store_f[start[co]] = info_f[co]
                     store_l[start[co]] = info_l[co]
                     co -= 1
-    return out_first[:nout], out_n[:nout], nextpix
+    return out_first[:nout].copy(), out_n[:nout].copy(), nextpix
 
 
 @njit(cache=True, nogil=True)
@@ -169,3 +167,20 @@ def pixel_lists(first, counts, nextpix, minarea):
         j += 1
         offsets[j] = k
     return flat, offsets
+
+
+@njit(cache=True, nogil=True)
+def links_to_labels(first, nextpix):
+    """Turn the scan's pixel links into a component map in place: object ``k`` of ``first`` (every
+    completed object, small ones too) gets label ``k + 1``, other pixels 0. What a labelling of
+    the same mask gives up to the numbering, without a second frame (call after :func:`pixel_lists`)."""
+    for k in range(len(first)):
+        p = first[k]
+        while p != -1:
+            q = nextpix[p]  # each pixel is in one list only: its link is read before it is overwritten
+            nextpix[p] = k + 1
+            p = q
+    for i in range(len(nextpix)):
+        if nextpix[i] < 0:
+            nextpix[i] = 0
+    return nextpix

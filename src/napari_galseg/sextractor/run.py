@@ -32,8 +32,10 @@ def summary_cards(run: SexRun, result) -> dict:
     }
 
 
-def run_frame(run: SexRun, image: np.ndarray, catalog_path, *, header=None, wcs=None, overwrite=True):
-    """Extract ``image`` with ``run``'s settings and write its catalogue; the extraction."""
+def run_frame(run: SexRun, image: np.ndarray, catalog_path, *, header=None, wcs=None, overwrite=True,
+              consume: bool = False):
+    """Extract ``image`` with ``run``'s settings and write its catalogue; the extraction.
+    ``consume``: a float32 ``image`` the caller gives up is background-subtracted in place."""
     if np.ndim(image) != 2:
         raise SExtractorInputError(f"SExtractor mode needs a 2-D image, got shape {np.shape(image)}")
     settings = run.settings
@@ -49,7 +51,7 @@ def run_frame(run: SexRun, image: np.ndarray, catalog_path, *, header=None, wcs=
 
             scale = float(np.sqrt(np.prod(proj_plane_pixel_scales(wcs.celestial))) * 3600.0)
         settings = dataclasses.replace(settings, pixel_scale=scale)
-    result = extract(np.asarray(image), settings)
+    result = extract(image, settings, consume=consume)
     cols = catalog_columns(result.columns, run.params, wcs)
     if run.catalog_type != "NONE":
         write_catalog(cols, catalog_path, run.catalog_type, image_header=header, info=summary_cards(run, result),
