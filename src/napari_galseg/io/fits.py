@@ -392,12 +392,7 @@ def open_fits(path: str | os.PathLike, hdu: int | str | None = None, *, chunks: 
     with a message that says what is wrong for files that are not FITS, truncated, without an
     image, empty, cubes, or entirely NaN; :class:`FileNotFoundError` for missing files.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if path.is_dir():
-        raise FitsReadError(f"{path} is a folder; open one of its FITS files "
-                            f"({', '.join(p.name for p in find_fits_files(path)) or 'none found'})")
+    path = _existing_file(path)
     hdul = _open_hdulist(path)
     try:
         index = _select_hdu(hdul, path, hdu)
@@ -408,17 +403,23 @@ def open_fits(path: str | os.PathLike, hdu: int | str | None = None, *, chunks: 
         hdul.close()  # the FitsArray reopens the file on its own when sliced
 
 
-def open_fits_array(path: str | os.PathLike, hdu: int | str | None = None, *,
-                    max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES) -> tuple[FitsArray, Any]:
-    """The 2-D plane :func:`open_fits` would open (the same HDU choice and checks) as a bare
-    :class:`FitsArray` and its header: no dask graph and no WCS, for a command that reads the
-    frame once in strips (SExtractor mode), so its start-up does not import dask."""
+def _existing_file(path) -> Path:
+    """``path`` as a Path, refused plainly when missing or a folder (open_fits and open_fits_array)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     if path.is_dir():
         raise FitsReadError(f"{path} is a folder; open one of its FITS files "
                             f"({', '.join(p.name for p in find_fits_files(path)) or 'none found'})")
+    return path
+
+
+def open_fits_array(path: str | os.PathLike, hdu: int | str | None = None, *,
+                    max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES) -> tuple[FitsArray, Any]:
+    """The 2-D plane :func:`open_fits` would open (the same HDU choice and checks) as a bare
+    :class:`FitsArray` and its header: no dask graph and no WCS, for a command that reads the
+    frame once in strips (SExtractor mode), so its start-up does not import dask."""
+    path = _existing_file(path)
     with _open_hdulist(path) as hdul:
         index = _select_hdu(hdul, path, hdu)
         with collect_card_warnings() as cards:

@@ -67,14 +67,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ny, nx = x.shape[-2:]
-        x = _pad_to_multiple(x, self.multiple)
-        skips = []
-        for k, block in enumerate(self.down):
-            if k:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
-        skips.pop()
+        x, skips = _encode(self.down, _pad_to_multiple(x, self.multiple))
         for up, conv in zip(self.up, self.up_conv, strict=True):
             x = up(x)
             x = conv(torch.cat([skips.pop(), x], dim=1))
@@ -93,6 +86,18 @@ class UNet(nn.Module):
             "depth": self.depth,
             "base_width": self.base_width,
         }
+
+
+def _encode(down: nn.ModuleList, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The encoder: each level's block after a 2x2 max pool; the deepest map and the others' maps
+    (the skips, shallowest first)."""
+    skips = []
+    for k, block in enumerate(down):
+        if k:
+            x = F.max_pool2d(x, 2)
+        x = block(x)
+        skips.append(x)
+    return skips.pop(), skips
 
 
 def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -147,14 +152,7 @@ class InferenceUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ny, nx = x.shape[-2:]
-        x = _pad_to_multiple(x, self.multiple)
-        skips = []
-        for k, block in enumerate(self.down):
-            if k:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
-        skips.pop()
+        x, skips = _encode(self.down, _pad_to_multiple(x, self.multiple))
         for up, skip_conv, up_first, rest in zip(self.up, self.skip_conv, self.up_first, self.up_rest, strict=True):
             y = skip_conv(skips.pop())
             y.add_(up_first(up(x)))
