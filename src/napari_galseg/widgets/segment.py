@@ -514,6 +514,10 @@ class PhotutilsWidget(SegmenterWidget):
         sex = self.sextractor.active_run()
         if sex is None:
             return super().run(field_of_view)
+        if self.bands_select.value:
+            self._report_error(ValueError("SExtractor mode extracts one image: clear 'more bands', or turn the "
+                                          "SExtractor mode off to detect on the bands' combined image"))
+            return None
         from .sextractor_mode import start_run
 
         return start_run(self, sex, field_of_view)
