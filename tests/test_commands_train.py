@@ -80,7 +80,9 @@ def test_a_time_budget_is_what_stops_training_and_the_output_says_which_limit(fi
     assert main(args(files, tmp_path / "budget", "--minutes", str(8 / 60), "--set", "patches_per_epoch=512")) == 0
     printed = capsys.readouterr().out
     lines = [line for line in printed.splitlines() if line.startswith("epoch ")]
-    assert len(lines) >= 5 and "/" not in lines[0].split(",")[0]  # "epoch 3", not "epoch 3/100000"
+    # epochs were cut (uncut, the first would outlast the budget); how many fit depends on the
+    # machine's load (10 on a quiet one, 2 under a load of 9), so only "more than one" is pinned
+    assert len(lines) >= 2 and "/" not in lines[0].split(",")[0]  # "epoch 3", not "epoch 3/100000"
     assert "stopped by the time budget (8.0 s)" in printed
     # an explicit cap that ends the run before the budget is named as the limit
     assert main(args(files, tmp_path / "capped", "--minutes", "5", "--epochs", "1")) == 0
