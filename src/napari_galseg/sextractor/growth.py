@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .photometry import _clamp_box, _corrected, _masked
+from .photometry import _clamp_box, _corrected, _masked, _subpixel_area
 
 GROWTH_NSTEP = 64
 GROWTH_OVERSAMP = 5
@@ -142,17 +142,7 @@ def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, corre
                 r2 = dx * dx + dy * dy
                 if r2 < rextlim2:
                     if r2 > rintlim2:
-                        dx += offset
-                        dy += offset
-                        locarea = np.float32(0.0)
-                        for _sy in range(WINPOS_OVERSAMP):
-                            dx1 = dx
-                            dy2 = dy * dy
-                            for _sx in range(WINPOS_OVERSAMP):
-                                if dx1 * dx1 + dy2 < raper2:
-                                    locarea += scale2
-                                dx1 += scale
-                            dy += scale
+                        locarea = _subpixel_area(dx, dy, offset, scale, scale2, raper2, WINPOS_OVERSAMP)
                     else:
                         locarea = np.float32(1.0)
                     locarea *= np.float32(math.exp(-r2 * invtwosig2))

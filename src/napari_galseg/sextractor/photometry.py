@@ -41,6 +41,24 @@ def _clamp_box(xmin, xmax, ymin, ymax, w, fy0, fy1):
 
 
 @njit(cache=True, nogil=True)
+def _subpixel_area(dx, dy, offset, scale, scale2, raper2, oversamp):
+    """The part of a border pixel inside the aperture of squared radius ``raper2``, counted on an
+    ``oversamp``² grid of sub-pixels (SExtractor's float32 arithmetic, for FLUX_APER and XWIN)."""
+    dx += offset
+    dy += offset
+    locarea = np.float32(0.0)
+    for _sy in range(oversamp):
+        dx1 = dx
+        dy2 = dy * dy
+        for _sx in range(oversamp):
+            if dx1 * dx1 + dy2 < raper2:
+                locarea += scale2
+            dx1 += scale
+        dy += scale
+    return locarea
+
+
+@njit(cache=True, nogil=True)
 def _masked(seg, own, y, x):
     s = seg[y, x]
     return s != 0 and s != own
@@ -122,17 +140,7 @@ def aperture_flux(sub, seg, own, mxd, myd, diameter, var, gain, correct, fy0, fy
             r2 = dx * dx + dy * dy
             if r2 < rextlim2:
                 if r2 > rintlim2:
-                    dx += offset
-                    dy += offset
-                    locarea = np.float32(0.0)
-                    for _sy in range(APER_OVERSAMP):
-                        dx1 = dx
-                        dy2 = dy * dy
-                        for _sx in range(APER_OVERSAMP):
-                            if dx1 * dx1 + dy2 < raper2:
-                                locarea += scale2
-                            dx1 += scale
-                        dy += scale
+                    locarea = _subpixel_area(dx, dy, offset, scale, scale2, raper2, APER_OVERSAMP)
                 else:
                     locarea = np.float32(1.0)
                 area += locarea
