@@ -14,7 +14,7 @@ from pathlib import Path
 from .classstar import read_nnw
 from .errors import SExtractorInputError
 from .extract import ExtractSettings
-from .files import DEFAULT_CONV, SExtractorConfigError, parse_sex_lines, read_conv
+from .files import DEFAULT_CONV, SExtractorConfigError, parse_sex_lines, read_conv, read_sex_text
 from .flags import FLAG_TYPES
 from .known import KNOWN_PARAMS
 from .params import ParamList, read_param
@@ -139,13 +139,7 @@ def read_sex(path) -> SexRun:
     """Read a ``.sex`` file for SExtractor mode (see the module docstring)."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SExtractorInputError(f"cannot read the SExtractor configuration {path} ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise SExtractorInputError(f"{path} is not a text file (a .sex configuration is plain text)") from None
-    try:
-        keys = parse_sex_lines(text, str(path))
+        keys = parse_sex_lines(read_sex_text(path), str(path))
     except SExtractorConfigError as exc:
         raise SExtractorInputError(str(exc)) from None
     return sex_from_keys(keys, path)

@@ -17,6 +17,16 @@ from .errors import SExtractorConfigError
 DEFAULT_CONV = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
 
 
+def read_sex_text(path: Path) -> str:
+    """The text of a ``.sex`` file; :class:`SExtractorConfigError` in one line when it is unreadable."""
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise SExtractorConfigError(f"cannot read the SExtractor configuration {path} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise SExtractorConfigError(f"{path} is not a text file (a .sex configuration is plain text)") from None
+
+
 def parse_sex(text: str) -> dict[str, list[str]]:
     """Keys (upper case) and their values from the text of a ``.sex`` file.
 

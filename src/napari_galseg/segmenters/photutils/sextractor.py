@@ -34,7 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from ...sextractor.files import DEFAULT_CONV, SExtractorConfigError, parse_sex, parse_sex_lines, read_conv
+from ...sextractor.files import (
+    DEFAULT_CONV,
+    SExtractorConfigError,
+    parse_sex,
+    parse_sex_lines,
+    read_conv,
+    read_sex_text,
+)
 
 __all__ = [
     "DEFAULT_CONV",
@@ -389,10 +396,4 @@ def weighted_inputs(cfg: SExtractorConfig, image, weight):
 def read_sextractor_config(path: str | os.PathLike) -> SExtractorConfig:
     """Read and map a ``.sex`` file (see the module docstring); clear errors for unusable files."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SExtractorConfigError(f"cannot read the SExtractor configuration {path} ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise SExtractorConfigError(f"{path} is not a text file (a .sex configuration is plain text)") from None
-    return map_config(parse_sex(text), path)
+    return map_config(parse_sex(read_sex_text(path)), path)
