@@ -91,7 +91,7 @@ class _ObjectList:
         return np.nonzero(dx * dx + dy * dy < rlim * np.float32(CLEAN_ZONE * CLEAN_ZONE))[0]
 
 
-def _clean(objin, objects: _ObjectList, beta, blankh) -> bool:
+def _clean(objin, objects: _ObjectList, beta, blankh, on_merge=None) -> bool:
     """clean(): False when ``objin`` is eaten by an object of the list, else True after it ate
     the objects it explains (removed from ``objects``, SExtractor's swap-with-last).
 
@@ -109,10 +109,14 @@ def _clean(objin, objects: _ObjectList, beta, blankh) -> bool:
         elif _menu(obj, objin, dx, dy, beta):
             objin["_paste_row"] = paste_row
             _merge(objin, obj)
+            if on_merge is not None:
+                on_merge(objin)
             return False
     for k in reversed(victims):
         objects.items[k]["_paste_row"] = paste_row
         _merge(objects.items[k], objin)
+        if on_merge is not None:
+            on_merge(objects.items[k])
         objects.remove(k)
     return True
 
@@ -129,6 +133,64 @@ def _margins(o, cleanmargin: int) -> None:
     o["_ycmin"] = min(ymin - margin, int(o["_my"] + 0.49999) - cleanmargin)
 
 
+class CleanList:
+    """SExtractor's object list fed one object at a time, in completion order, as the scan goes:
+    :meth:`add` each completed object, :meth:`advance` once the scan has passed a line (the flushes
+    up to it), :meth:`finish` at the end. Written objects (NUMBER order) pile up in ``out``, each
+    with ``_fymin``/``_fymax``: the rows in memory then, which clip its apertures. ``on_merge(o)``
+    is called when ``o`` is merged into another object (its pixels are pasted back)."""
+
+    def __init__(self, height: int, clean: bool, beta: float, cleanmargin: int, strip_height: int, blankh: int,
+                 stack: int = 3000, strip_margin: int = 1, on_merge=None):
+        self.objects = _ObjectList()
+        self.out: list[dict] = []
+        self.height, self.clean, self.beta, self.cleanmargin = height, clean, beta, cleanmargin
+        self.strip_height, self.blankh, self.stack, self.on_merge = strip_height, blankh, stack, on_merge
+        self.tall = height > strip_height
+        self.start = strip_height - strip_margin
+        if not self.tall:
+            self.pending = [height]  # the line after the last: ymin 0
+            self._ymin = lambda line: 0
+        else:
+            self.pending = list(range(self.start, height - strip_margin + 1))
+            self._ymin = lambda line: line - self.start
+        self.p = 0
+
+    def strip_at(self, line: int) -> tuple[int, int]:
+        """The rows in memory while the scan is on ``line``."""
+        if not self.tall:
+            return 0, self.height
+        y0 = min(max(0, line - self.start + 1), self.height - self.strip_height)
+        return y0, y0 + self.strip_height
+
+    def advance(self, line: int) -> None:
+        """Flush the list at every line up to ``line`` (no object completes before it any more)."""
+        while self.p < len(self.pending) and self.pending[self.p] <= line:
+            ymin = self._ymin(self.pending[self.p])
+            _flush(self.objects, self.out, ymin, (ymin, min(ymin + self.strip_height, self.height)))
+            self.p += 1
+
+    def add(self, o: dict) -> None:
+        o["_slaves"] = []
+        line = o["_line"]  # the scan line that completed the object
+        self.advance(line)
+        objects = self.objects
+        if len(objects) >= self.stack:
+            # the first object whose margin ends first, from the array (a list built per
+            # newcomer made a full MEMORY_OBJSTACK quadratic in the object count)
+            _write(self.out, objects.remove(int(np.argmin(objects.xy[:len(objects), 4]))), self.strip_at(line))
+        if self.clean and not _clean(o, objects, self.beta, self.blankh, self.on_merge):
+            return
+        _margins(o, self.cleanmargin)
+        objects.append(o)
+
+    def finish(self) -> None:
+        self.advance(self.height + 1)
+        end = (max(0, self.height - self.strip_height), self.height) if self.tall else (0, self.height)
+        while len(self.objects):
+            _write(self.out, self.objects.remove(0), end)
+
+
 def order_and_clean(rows: list[dict], height: int, clean: bool, beta: float, cleanmargin: int,
                     strip_height: int, blankh: int, stack: int = 3000, strip_margin: int = 1) -> list[dict]:
     """The kept objects (CLEAN applied) in SExtractor's NUMBER order; ``rows`` in completion order.
@@ -136,48 +198,13 @@ def order_and_clean(rows: list[dict], height: int, clean: bool, beta: float, cle
     Objects are written (numbered, measured) when the image strip scrolls past their margin (every
     line once the first MEMORY_BUFSIZE lines are read; only at the end for shorter frames), when
     the list holds MEMORY_OBJSTACK objects (the one whose margin ends first), and the rest at the
-    end. Each gets ``_fymin``/``_fymax``: the rows in memory then, which clip its apertures.
+    end (:class:`CleanList`).
     """
-    objects = _ObjectList()
-    out: list[dict] = []
-    tall = height > strip_height
-    start = strip_height - strip_margin
-    if not tall:
-        flush_lines = {height: 0}  # the line after the last: ymin 0
-    else:
-        flush_lines = {line + 1: line - start + 1 for line in range(start - 1, height - strip_margin)}
-    pending = sorted(flush_lines)
-
-    def strip_at(line):  # rows in memory while the scan is on ``line``
-        if not tall:
-            return 0, height
-        y0 = min(max(0, line - start + 1), height - strip_height)
-        return y0, y0 + strip_height
-
-    p = 0
+    objects = CleanList(height, clean, beta, cleanmargin, strip_height, blankh, stack, strip_margin)
     for o in rows:
-        o["_slaves"] = []
-        line = o["_line"]  # the scan line that completed the object
-        while p < len(pending) and pending[p] <= line:
-            ymin = flush_lines[pending[p]]
-            _flush(objects, out, ymin, (ymin, min(ymin + strip_height, height)))
-            p += 1
-        if len(objects) >= stack:
-            # the first object whose margin ends first, from the array (a list built per
-            # newcomer made a full MEMORY_OBJSTACK quadratic in the object count)
-            _write(out, objects.remove(int(np.argmin(objects.xy[:len(objects), 4]))), strip_at(line))
-        if clean and not _clean(o, objects, beta, blankh):
-            continue
-        _margins(o, cleanmargin)
-        objects.append(o)
-    while p < len(pending):
-        ymin = flush_lines[pending[p]]
-        _flush(objects, out, ymin, (ymin, min(ymin + strip_height, height)))
-        p += 1
-    end = (max(0, height - strip_height), height) if tall else (0, height)
-    while len(objects):
-        _write(out, objects.remove(0), end)
-    return out
+        objects.add(o)
+    objects.finish()
+    return objects.out
 
 
 def _write(out: list, o: dict, strip: tuple[int, int]) -> None:

@@ -81,15 +81,23 @@ class Extraction:
     """What one run gives: the maps, the segmentation (SExtractor's NUMBER per pixel) and the columns."""
 
     background: SExBackground
-    segmentation: np.ndarray
+    #: the segmentation as its detected pixels and their NUMBER (rows or the whole map on demand)
+    labels: object
     columns: dict[str, np.ndarray]
     thresh: float
     dthresh: float
     back_value: float | None = None  #: BACK_TYPE MANUAL's level (None: the map)
-    #: the variance per pixel (after scaling and interpolation) when a weight map is used
-    variance: np.ndarray | None = None
     #: the weight scaling factor applied (RESCALE_WEIGHTS) or divided out of the rms (1.0 without one)
     sigfac: float = 1.0
+    #: rows of the variance per pixel (after scaling) when a weight map is used, and the
+    #: interpolation applied to them ((WEIGHT_THRESH, INTERP_MAXXLAG, INTERP_MAXYLAG) or None)
+    variance_rows: object = None
+    interpolation: tuple | None = None
+
+    @property
+    def segmentation(self) -> np.ndarray:
+        """The whole segmentation map (int32), made on demand."""
+        return self.labels.rows(0, self.labels.shape[0])
 
     @property
     def back_level(self) -> np.ndarray:
@@ -98,6 +106,20 @@ class Extraction:
         if self.back_value is not None:
             return np.full(self.background.shape, np.float32(self.back_value))
         return self.background.level()
+
+    @property
+    def variance(self) -> np.ndarray | None:
+        """The whole variance map the extraction used (after scaling and interpolation), made on demand."""
+        if self.variance_rows is None:
+            return None
+        from .weights import InterpolationState
+
+        h, w = self.background.shape
+        var = np.array(self.variance_rows(0, h), np.float32)
+        if self.interpolation is not None:
+            InterpolationState(w).apply(var, var, self.interpolation[0], self.interpolation[1],
+                                        self.interpolation[2], False)
+        return var
 
 
 @njit(cache=True, nogil=True)
@@ -156,7 +178,17 @@ def _above_map(filt, sub, pthr):
     return out
 
 
-def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool = False) -> Extraction:
+def extract(image, s: ExtractSettings, progress=None, consume: bool = False) -> Extraction:
+    """Run SExtractor's detection and measurements on a float image (NaN = no data), or a row
+    source (``.shape`` and ``.read(y0, y1)``: a FITS file read in strips), strip by strip.
+    ``progress(rows_done, rows)`` is called after each block of rows."""
+    from .stream import ArrayRows, extract_rows
+
+    source = image if hasattr(image, "read") and hasattr(image, "shape") else ArrayRows(image)
+    return extract_rows(source, s, progress)
+
+
+def extract_whole_frame(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool = False) -> Extraction:
     """Run SExtractor's detection and measurements on a float image (NaN = no data).
 
     ``consume``: ``image`` is a float32 array the caller gives up; it becomes the
@@ -286,8 +318,15 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool 
             r["CLASS_STAR"] = float(v)
     names = [k for k in (rows[0] if rows else {}) if not k.startswith("_")]
     columns = {k: np.array([r[k] for r in rows]) for k in names}
-    return Extraction(background=bg, segmentation=seg, columns=columns, thresh=thresh, dthresh=dthresh,
-                      back_value=None if s.back_type == "AUTO" else float(s.back_value), variance=var, sigfac=sigfac)
+    class _Frame:
+        shape = seg.shape
+
+        def rows(self, y0, y1):
+            return seg[y0:y1]
+
+    return Extraction(background=bg, labels=_Frame(), columns=columns, thresh=thresh, dthresh=dthresh,
+                      back_value=None if s.back_type == "AUTO" else float(s.back_value), sigfac=sigfac,
+                      variance_rows=None if var is None else (lambda y0, y1: var[y0:y1]))
 
 
 @dataclasses.dataclass

@@ -101,13 +101,9 @@ def weight_scale(bg: SExBackground) -> float:
 
 
 @njit(cache=True, nogil=True)
-def interpolate(sub, var, wthresh, xlag, ylag, allflag):
-    """interpolate(): low-weight pixels (variance ≥ wthresh) take the value and variance of their
-    left neighbour for up to ``xlag`` pixels, then of the pixel above for up to ``ylag`` rows; in place."""
+def _interpolate_rows(sub, var, wthresh, xlag, ylag, allflag, ytimeout, backup, wbackup):
+    """interpolate() over consecutive rows, its per-column state carried in the last three arrays."""
     h, w = sub.shape
-    ytimeout = np.zeros(w, np.int64)
-    backup = np.zeros(w, np.float32)
-    wbackup = np.zeros(w, np.float32)
     for y in range(h):
         xtimeout = 0
         for x in range(w):
@@ -129,6 +125,25 @@ def interpolate(sub, var, wthresh, xlag, ylag, allflag):
             wbackup[x] = var[y, x]
             if allflag:
                 backup[x] = sub[y, x]
+
+
+class InterpolationState:
+    """interpolate() fed a block of rows at a time (the frame top to bottom): what the scan
+    remembers of the rows above."""
+
+    def __init__(self, width: int):
+        self.ytimeout = np.zeros(width, np.int64)
+        self.backup = np.zeros(width, np.float32)
+        self.wbackup = np.zeros(width, np.float32)
+
+    def apply(self, sub, var, wthresh, xlag, ylag, allflag) -> None:
+        _interpolate_rows(sub, var, wthresh, xlag, ylag, allflag, self.ytimeout, self.backup, self.wbackup)
+
+
+def interpolate(sub, var, wthresh, xlag, ylag, allflag):
+    """interpolate(): low-weight pixels (variance ≥ wthresh) take the value and variance of their
+    left neighbour for up to ``xlag`` pixels, then of the pixel above for up to ``ylag`` rows; in place."""
+    InterpolationState(sub.shape[1]).apply(sub, var, wthresh, xlag, ylag, allflag)
 
 
 def low_weight_flags(var: np.ndarray, fvar: np.ndarray, wthresh: np.float32) -> np.ndarray:

@@ -1,0 +1,375 @@
+"""SExtractor's steps run strip by strip, as SExtractor runs them (``scan.c``'s buffers).
+
+The frame is read a block of rows at a time: background subtracted, weights interpolated, filtered,
+thresholded and fed to the one-pass scan. Each object completed by the scan is deblended and
+measured at once (isophotal values), enters CLEAN's list, and is written - numbered and given its
+photometry - when the strip scrolls past it, with the rows then in memory: those of SExtractor's
+MEMORY_BUFSIZE strip. What stays in memory is that strip (the background-subtracted values and the
+map of which detection owns each pixel), the detected pixels and the catalogue's columns: never a
+whole frame. The segmentation is kept as the detected pixels and their NUMBER (:class:`Segmentation`),
+which gives rows or the whole map on demand.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .cleaning import CleanList
+
+#: rows read, filtered and scanned per step (at most this many bytes of float32 per block)
+BLOCK_BYTES = 2 << 20
+
+
+class ArrayRows:
+    """Rows of an in-memory (or memory-mapped) 2-D array as new float32 blocks."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = tuple(int(n) for n in np.shape(array))
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        return np.array(self.array[y0:y1], dtype=np.float32)
+
+
+class Segmentation:
+    """SExtractor's segmentation (CHECKIMAGE_TYPE SEGMENTATION) as its detected pixels: flat indices
+    in raster order and the NUMBER of each (0: detected, not kept)."""
+
+    def __init__(self, shape: tuple[int, int], idx: np.ndarray, number: np.ndarray):
+        self.shape = tuple(shape)
+        self.idx = idx
+        self.number = number
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows [y0, y1) of the map, int32."""
+        w = self.shape[1]
+        out = np.zeros((y1 - y0, w), np.int32)
+        lo, hi = np.searchsorted(self.idx, [y0 * w, y1 * w])
+        out.ravel()[self.idx[lo:hi] - y0 * w] = self.number[lo:hi]
+        return out
+
+    def blocks(self, block_bytes: int = 4 << 20):
+        """The map as consecutive blocks of rows (for a writer that never holds it whole)."""
+        h, w = self.shape
+        step = max(1, block_bytes // max(1, 4 * w))
+        for y0 in range(0, h, step):
+            yield self.rows(y0, min(h, y0 + step))
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.rows(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype)
+
+
+class _StripBuffer:
+    """The rows [y0, y1) SExtractor holds for its photometry: background-subtracted values (NaN where
+    masked or without data), the owner of each detected pixel (0: sky, -1: a detection not complete
+    yet) and, with a weight map, the variance. Rows enter at the bottom; the top is dropped when the
+    buffer is full (one copy per block, never a reallocation)."""
+
+    def __init__(self, width: int, capacity: int, weighted: bool):
+        self.w = width
+        self.cap = capacity
+        self.y0 = self.y1 = 0
+        self.sub = np.empty((capacity, width), np.float32)
+        self.comp = np.empty((capacity, width), np.int32)
+        self.var = np.empty((capacity, width), np.float32) if weighted else np.zeros((0, 0), np.float32)
+
+    def keep_from(self, y: int) -> None:
+        """Drop the rows above ``y``."""
+        k = min(max(0, y - self.y0), self.y1 - self.y0)
+        if k == 0:
+            return
+        n = self.y1 - self.y0 - k
+        for arr in (self.sub, self.comp) + ((self.var,) if self.var.shape[0] else ()):
+            arr[:n] = arr[k:k + n]
+        self.y0 += k
+
+    def push(self, sub: np.ndarray, var: np.ndarray | None) -> None:
+        n = len(sub)
+        if self.y1 - self.y0 + n > self.cap:
+            self.keep_from(self.y1 + n - self.cap)
+        at = self.y1 - self.y0
+        self.sub[at:at + n] = sub
+        self.comp[at:at + n] = 0
+        if var is not None and self.var.shape[0]:
+            self.var[at:at + n] = var
+        self.y1 += n
+
+    def mark(self, y0: int, detected: np.ndarray) -> None:
+        """Detected pixels of rows [y0, y0 + len(detected)) belong to a detection not complete yet."""
+        a = y0 - self.y0
+        self.comp[a:a + len(detected)][detected] = -1
+
+    def set_labels(self, idx: np.ndarray, label) -> None:
+        """``comp`` of the pixels ``idx`` (flat frame indices) that are in the buffer."""
+        idx = idx[(idx >= self.y0 * self.w) & (idx < self.y1 * self.w)]
+        self.comp.ravel()[idx - self.y0 * self.w] = label
+
+    def view(self, fy0: int, fy1: int):
+        """(sub, comp, var) of rows [fy0, fy1), indexed from fy0."""
+        if fy0 < self.y0 or fy1 > self.y1:
+            raise RuntimeError(f"rows {fy0}-{fy1} asked of a strip holding {self.y0}-{self.y1}")
+        a, b = fy0 - self.y0, fy1 - self.y0
+        var = self.var[a:b] if self.var.shape[0] else self.var
+        return self.sub[a:b], self.comp[a:b], var
+
+
+def _segmentation(shape, numbers: list[tuple[np.ndarray, int]]) -> Segmentation:
+    """The written objects' pixels in raster order, with their NUMBER."""
+    if not numbers:
+        return Segmentation(shape, np.zeros(0, np.int64), np.zeros(0, np.int32))
+    idx = np.concatenate([i for i, _ in numbers])
+    number = np.repeat(np.array([n for _, n in numbers], np.int32), [len(i) for i, _ in numbers])
+    numbers.clear()
+    order = np.argsort(idx, kind="stable")
+    return Segmentation(shape, idx[order], number[order])
+
+
+def block_rows(width: int) -> int:
+    return max(16, BLOCK_BYTES // max(1, 4 * width))
+
+
+def mag(flux: float, zp: float) -> float:
+    return -2.5 * math.log10(flux) + zp if flux > 0 else 99.0
+
+
+def extract_rows(source, s, progress=None):
+    """:func:`napari_galseg.sextractor.extract` of a row source (``.shape``, ``.read(y0, y1)`` →
+    new float32 rows): the frame is never held whole."""
+    from .background import sextractor_background_rows
+    from .classstar import class_star
+    from .deblend import GlibcRand, deblend
+    from .extract import (OBJ_MERGED, OBJ_TRUNC, Extraction, _above, _above_map, _clean_margin, _filter,
+                          _isophotal, _Weighted)
+    from .flags import as_flags, combine, merge
+    from .lutz import LutzStream
+    from .measure import measure_strip
+    from .weights import (BIG, InterpolationState, low_weight_flags, read_map, var_threshold, weight_scale,
+                          weight_to_var)
+
+    h, w = source.shape
+    wt = s.weight
+    raw = read_map(wt.image, (h, w), "weight map", "WEIGHT_IMAGE") if wt.on and wt.type != "BACKGROUND" else None
+    wthresh = var_threshold(wt) if wt.on else np.float32(BIG)
+    raw_var = None if raw is None else (lambda y0, y1: weight_to_var(raw[y0:y1], wt.type))
+    bg = sextractor_background_rows(source.read, (h, w), s.back_size, s.back_filtersize, s.back_filtthresh,
+                                    read_var_rows=raw_var, wthresh=wthresh)
+    backsig = bg.backsig
+    sigfac = 1.0
+    var_rows = None  # the variance of rows [y0, y1), as the detection and photometry use it
+    if wt.type == "BACKGROUND":
+        def var_rows(y0, y1):
+            return weight_to_var(bg.rms_rows(y0, y1), "BACKGROUND")
+    elif wt.type == "MAP_RMS":
+        var_rows = raw_var
+    elif raw is not None:  # a variance or weight map is scaled to the image's noise (makeback)
+        sigfac = weight_scale(bg)
+        if wt.rescale:
+            def var_rows(y0, y1):
+                return weight_to_var(raw[y0:y1], wt.type, sigfac)
+        else:
+            var_rows = raw_var
+            backsig = float(np.float32(backsig / np.float32(sigfac)))
+    weighted = var_rows is not None
+    interp = InterpolationState(w) if weighted and wt.interp else None
+    dthresh = s.detect_thresh if s.thresh_absolute else s.detect_thresh * backsig
+    thresh = s.analysis_thresh if s.thresh_absolute else s.analysis_thresh * backsig
+    flagmaps = [as_flags(read_map(f, (h, w), "flag map", "FLAG_IMAGE"), str(f) if not isinstance(f, np.ndarray)
+                         else "flag map") for f in s.flag_images]
+    want_wflags = weighted and s.needs("FLAGS_WEIGHT", "NLOWWEIGHT_ISO", "NLOWDWEIGHT_ISO")
+    gainflag = weighted and wt.gain
+    threshfac = float(np.float32(thresh)) / float(np.float32(backsig)) if backsig > 0.0 else 1.0
+    var_b = backsig * backsig
+    kh = np.shape(s.kernel)[0] if s.kernel is not None else 0
+    margin = kh // 2 + 1  # rows around a block that its filtering (and low-weight dilation) reads
+    blankh = kh // 2 + 1 if kh else 0
+    strip_h = max(s.bufsize, kh)
+    strip_margin = max(1, (kh - 1) // 2 + 1) if kh else 1
+    step = block_rows(w)
+    tall = h > strip_h
+    buf = _StripBuffer(w, (strip_h + step + margin + 1) if tall else h, weighted)
+
+    # what the scan keeps of each detected pixel, in this order (LutzStream's value pools)
+    names = ["val", "cval"] + (["pthr", "pvar"] if weighted else []) + (["wflag"] if want_wflags else [])
+    names += [f"flag{i}" for i in range(len(flagmaps))]
+    scan = LutzStream(w)
+    rng = GlibcRand()
+    n_done = [0]  # completed detections so far (small ones too): detection k owns label k + 1
+    next_branch = [1 << 30]  # deblended branches: labels of their own, above any detection's
+
+    def pasted(o):  # CLEAN pastes a merged object's pixels back: nobody masks them any more
+        idx = o["_idx"]
+        buf.set_labels(idx[idx // w <= o["_paste_row"]], 0)
+
+    def pixel_flags(row, wfl, fmaps):
+        """weight_count() and getflags() of one detection's pixels."""
+        nw = ndw = 0  # without a weight map SExtractor writes zeros
+        if wfl is not None:
+            nw, ndw = int((wfl & 1).astype(bool).sum()), int((wfl & 2).astype(bool).sum())
+        row["NLOWWEIGHT_ISO"], row["NLOWDWEIGHT_ISO"] = nw, ndw
+        row["FLAGS_WEIGHT"] = (1 if nw else 0) | (2 if ndw else 0)
+        row["_imaflags"] = [combine(m, kind) for m, kind in zip(fmaps, s.flag_types)]
+
+    clean = CleanList(h, s.clean, s.clean_param, _clean_margin(s), strip_h, blankh, s.objstack, strip_margin,
+                      on_merge=pasted)
+    written = 0
+    table: list[dict] = []
+    numbers: list[tuple[np.ndarray, int]] = []  # the pixels of each written object and its NUMBER
+
+    def complete(positions, offsets):
+        """Deblend and measure the detections the scan completed; they enter CLEAN's list."""
+        pools = dict(zip(names, scan.values))
+        for k in range(len(offsets) - 1):
+            pos = positions[offsets[k]:offsets[k + 1]]
+            n_done[0] += 1
+            idx = scan.idx[pos]
+            buf.set_labels(idx, n_done[0])
+            if len(pos) < s.minarea:
+                continue
+            ys, xs = idx // w, idx % w
+            val, cval = pools["val"][pos], pools["cval"][pos]
+            opt = _Weighted(pools["pthr"][pos], pools["pvar"][pos], gainflag, threshfac) if weighted else None
+            odthresh = float(opt.pthr.min()) if opt is not None else dthresh
+            wfl = pools["wflag"][pos] if want_wflags else None
+            fmaps = [pools[f"flag{i}"][pos] for i in range(len(flagmaps))]
+            parts = deblend(xs, ys, cval, val, float(np.float32(odthresh)), s.deblend_nthresh, s.deblend_mincont,
+                            s.minarea, rng)
+            line = int(ys.max()) + 1  # the scan line that completes the detection (and its branches)
+            if parts is None:
+                row = _isophotal(n_done[0], ys, xs, val, cval, dthresh, thresh, var_b, s.gain, h, w, s.minarea,
+                                 opt=opt)
+                row["_line"], row["_idx"] = line, idx
+                pixel_flags(row, wfl, fmaps)
+                clean.add(row)
+                continue
+            for pidx, center, ncore in parts:
+                label = next_branch[0]
+                next_branch[0] += 1
+                buf.set_labels(idx[pidx], label)  # each branch masks its siblings in photometry
+                row = _isophotal(label, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var_b, s.gain,
+                                 h, w, s.minarea, center=center, opt=None if opt is None else opt.take(pidx))
+                pixel_flags(row, None if wfl is None else wfl[pidx], [m[pidx] for m in fmaps])
+                core_x, core_y = xs[pidx[:ncore]], ys[pidx[:ncore]]  # the branch's flags come from its core
+                edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
+                row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
+                row["_line"], row["_idx"] = line, idx[pidx]
+                clean.add(row)
+
+    def write_out():
+        """Number and measure the objects CLEAN's list has written since the last call."""
+        nonlocal written
+        new = clean.out[written:]
+        written = len(clean.out)
+        start = 0
+        while start < len(new):  # consecutive objects share the strip they were written with
+            strip = (new[start]["_fymin"], new[start]["_fymax"])
+            end = start + 1
+            while end < len(new) and (new[end]["_fymin"], new[end]["_fymax"]) == strip:
+                end += 1
+            group = new[start:end]
+            base = len(table) + 1
+            for number, r in enumerate(group, base):
+                r["NUMBER"] = number
+                for part in [r, *r["_slaves"]]:
+                    numbers.append((part["_idx"], number))
+                    if part is not r:
+                        r["_imaflags"] = [merge(m, sl, kind) for m, sl, kind in
+                                          zip(r["_imaflags"], part["_imaflags"], s.flag_types)]
+                r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
+                r["MAG_ISO"] = mag(r["FLUX_ISO"], s.mag_zeropoint)
+                r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
+                if flagmaps or s.needs("IMAFLAGS_ISO", "NIMAFLAGS_ISO"):
+                    n_maps = max(len(flagmaps), 1)
+                    r["IMAFLAGS_ISO"] = np.array([f for f, _n in r["_imaflags"]] or [0] * n_maps, np.int64)
+                    r["NIMAFLAGS_ISO"] = np.array([n for _f, n in r["_imaflags"]] or [0] * n_maps, np.int64)
+            sub, comp, var = buf.view(*strip)
+            measure_strip(group, sub, comp, var, strip[0], strip[1], h, bg, s, var_b, gainflag)
+            for r in group:  # only the columns stay
+                table.append({k: v for k, v in r.items() if not k.startswith("_") or k == "_iso"})
+                r.clear()
+            start = end
+
+    # rows [0, ready) are read, background-subtracted, interpolated; `tail` holds the last `margin`
+    # of them (and their variance) for the next block's filtering
+    ready = 0
+    tail_sub = np.zeros((0, w), np.float32)
+    tail_var = np.zeros((0, w), np.float32) if weighted else None
+
+    def prepare(y0, y1):
+        sub = source.read(y0, y1)
+        if s.back_type == "AUTO":
+            bg.subtract_rows(sub, y0)
+        else:
+            sub -= np.float32(s.back_value)
+        var = var_rows(y0, y1).astype(np.float32, copy=True) if weighted else None
+        if interp is not None:
+            interp.apply(sub, var, wthresh, wt.xlag, wt.ylag, True)
+        phot = sub.copy()
+        if weighted:  # low-weight pixels are masked like neighbours' in the photometry
+            np.putmask(phot, var >= wthresh, np.float32(np.nan))
+        buf.push(phot, var)
+        return sub, var
+
+    for c0 in range(0, h, step):
+        c1 = min(h, c0 + step)
+        want = min(h, c1 + margin)
+        new_sub, new_var = prepare(ready, want) if want > ready else (np.zeros((0, w), np.float32), None)
+        win0 = ready - len(tail_sub)
+        win_sub = np.concatenate([tail_sub, new_sub]) if len(tail_sub) else new_sub
+        win_var = (np.concatenate([tail_var, new_var]) if len(tail_var) else new_var) if weighted else None
+        ready = want
+        keep = min(len(win_sub), 2 * margin)
+        tail_sub = win_sub[len(win_sub) - keep:].copy()
+        if weighted:
+            tail_var = win_var[len(win_var) - keep:].copy()
+        # the block's rows, filtered over a window that reaches `margin` rows beyond it (or the edge)
+        a0 = max(0, c0 - margin) - win0
+        a1 = want - win0
+        wsub = win_sub[a0:a1]
+        filt = _filter(wsub, s.kernel, s.kernel_normalise)
+        r0, r1 = c0 - win0 - a0, c1 - win0 - a0
+        bsub, bfilt = wsub[r0:r1], filt[r0:r1]
+        pthr = None
+        if weighted:
+            wvar_win = win_var[a0:a1]
+            fvar = _filter(wvar_win, s.kernel, s.kernel_normalise)
+            if s.thresh_absolute:
+                pthr = np.full((c1 - c0, w), np.float32(dthresh))
+            else:  # scanimage(): thresh = relthresh * sqrt(filtered variance), per pixel
+                with np.errstate(invalid="ignore"):
+                    pthr = (np.float64(np.float32(s.detect_thresh))
+                            * np.sqrt(fvar[r0:r1].astype(np.float64))).astype(np.float32)
+            above = _above_map(bfilt, bsub, pthr)
+        else:
+            above = _above(bfilt, bsub, np.float32(dthresh))
+        values = [bsub, bfilt]
+        if weighted:
+            values += [pthr, wvar_win[r0:r1]]
+            if want_wflags:
+                lo, hi = max(0, r0 - 1), min(len(wvar_win), r1 + 1)
+                values.append(low_weight_flags(wvar_win[lo:hi], fvar[lo:hi], wthresh)[r0 - lo:r1 - lo])
+        values += [fm[c0:c1] for fm in flagmaps]
+        buf.mark(c0, above)  # detected: masked in the photometry until its detection completes
+        positions, offsets = scan.feed(above, *values)
+        complete(positions, offsets)
+        clean.advance(c1)
+        write_out()
+        if progress is not None:
+            progress(c1, h)
+    complete(*scan.finish())
+    clean.finish()
+    write_out()
+
+    seg = _segmentation((h, w), numbers)
+    if s.nnw is not None and table and s.needs("CLASS_STAR"):
+        stars = class_star(s.nnw, np.array([r["_iso"] for r in table]), np.array([r["FLUX_MAX"] for r in table]),
+                           thresh, s.seeing_fwhm, s.pixel_scale)
+        for r, v in zip(table, stars):
+            r["CLASS_STAR"] = float(v)
+    names = [k for k in (table[0] if table else {}) if not k.startswith("_")]
+    columns = {k: np.array([r[k] for r in table]) for k in names}
+    return Extraction(background=bg, labels=seg, columns=columns, thresh=thresh, dthresh=dthresh,
+                      back_value=None if s.back_type == "AUTO" else float(s.back_value), sigfac=sigfac,
+                      variance_rows=var_rows,
+                      interpolation=(wthresh, wt.xlag, wt.ylag) if interp is not None else None)
