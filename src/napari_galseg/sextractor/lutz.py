@@ -214,7 +214,10 @@ def _stream_rows(above, y0, final, sc, marker, start, end, psstack, info_n, info
         for xl in range(w + 1):
             luflag = (not final) and xl < w and above[r, xl]
             newmarker = marker[xl]
-            marker[xl] = M_NONE
+            if newmarker != M_NONE:
+                marker[xl] = M_NONE
+            elif not luflag and cs == NONOBJECT:
+                continue  # sky with nothing pending above: what most pixels are
             if luflag and cs != OBJECT:  # start of a segment
                 cs = OBJECT
                 if ps == OBJECT:
@@ -354,6 +357,15 @@ def _compact_values(values, newpos):
             values[j] = values[i]
 
 
+@njit(cache=True, nogil=True)
+def _gather_rows(rows, idx, p0, p1, base, pool):
+    """``pool[p] = rows[...]`` at frame index ``idx[p]`` (rows start at frame index ``base``)."""
+    w = rows.shape[1]
+    for p in range(p0, p1):
+        q = idx[p] - base
+        pool[p] = rows[q // w, q % w]
+
+
 class LutzStream:
     """:func:`lutz_scan_into` fed a frame in strips of rows, never holding it whole.
 
@@ -451,11 +463,8 @@ class LutzStream:
         self._reserve(int(np.count_nonzero(above_rows)))
         p0 = self.npool
         pos, offsets = self._scan(above_rows, False)
-        if values:
-            local = self._idx[p0:self.npool] - self.rows * self.width
-            ys, xs = np.divmod(local, self.width)
-            for pool, v in zip(self._values, values):
-                pool[p0:self.npool] = np.asarray(v)[ys, xs]
+        for pool, v in zip(self._values, values):
+            _gather_rows(np.asarray(v), self._idx, p0, self.npool, self.rows * self.width, pool)
         self.rows += above_rows.shape[0]
         return pos, offsets
 
