@@ -33,7 +33,8 @@ class FitsRowReader:
     ``with FitsRowReader(array) as rows: strip = rows.read_rows(y0, y1)``; after reading every
     row, :meth:`check_finite` raises :func:`no_finite_pixels_error` when none was finite (the
     check ``read_float32`` makes over the whole frame). ``out`` (an (y1 - y0, width) C-contiguous
-    float32 array) is filled in place instead of a new array.
+    float32 array) is filled in place instead of a new array. One reader serves one thread (it
+    reuses one staging buffer); strips may overlap and come in any order.
     """
 
     def __init__(self, array: FitsArray):
