@@ -19,7 +19,8 @@ from napari_galseg._atomic import atomic_path
 
 from .fits import FitsImage
 
-__all__ = ["fits_row_writer", "label_role", "labels_header", "write_fits", "write_label_strips", "write_labels"]
+__all__ = ["fits_row_writer", "label_role", "labels_header", "write_fits", "write_fits_rows", "write_label_strips",
+           "write_labels"]
 
 
 # Structural and compression keywords that describe the old data layout, never to be copied.
@@ -154,6 +155,36 @@ def write_fits(path: str | os.PathLike, data: Any, header: Any = None, wcs: Any 
             for y0 in range(0, pieces[0].shape[0], step):
                 out.write(np.concatenate([p[y0:y0 + step] for p in pieces], axis=1))
             del pieces
+    return Path(path)
+
+
+def write_fits_rows(path: str | os.PathLike, shape: tuple[int, int], dtype: Any, header: Any,
+                    rows: Iterable[np.ndarray], overwrite: bool = False, wcs: Any = None) -> Path:
+    """Write a 2-D image given as consecutive bands of rows, atomically, never holding the image.
+
+    ``rows`` yields (n, width) arrays top to bottom (a generator may compute each band as it is
+    asked for); the file has the same bytes as ``write_fits(path, image, header=header, wcs=wcs,
+    dtype=dtype)`` of the stacked bands (for a label image give ``labels_header(frame_header)``).
+    The existing-file check comes before the first band is asked for; a band that fails, too few
+    or too many rows leave no file (and any existing one as it was). Each band is converted to
+    big-endian ~4 MiB of rows at a time, so a tall band costs no second copy of itself. A
+    generator is closed at the end, also on failure, so its own clean-up runs.
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    try:
+        with fits_row_writer(path, shape, dtype, header, wcs, overwrite) as out:
+            step = max(1, (4 << 20) // max(1, shape[1] * out.storage.itemsize))
+            for band in rows:
+                band = np.asarray(band)
+                if band.ndim != 2:
+                    raise ValueError(f"a band of rows must be (n, {shape[1]}), got {band.shape}")
+                for y0 in range(0, band.shape[0], step):
+                    out.write(band[y0:y0 + step])
+                del band
+    finally:
+        close = getattr(rows, "close", None)
+        if callable(close):
+            close()
     return Path(path)
 
 
