@@ -12,22 +12,21 @@ import sys
 import numpy as np
 
 
-def read_float32(array) -> np.ndarray:
-    """The whole plane as native float32, read ~16 MiB of rows at a time: one frame in memory,
-    never a big-endian or float64 copy beside it."""
-    h, w = array.shape
-    out = np.empty((h, w), np.float32)
-    step = max(1, (16 << 20) // max(1, 4 * w))
-    finite = False
-    for y0 in range(0, h, step):
-        out[y0:y0 + step] = array[y0:y0 + step]
-        finite = finite or bool(np.isfinite(out[y0:y0 + step]).any())
-    if not finite:
-        from ..io import FitsReadError
+class _Rows:
+    """A FITS plane as the row source SExtractor mode reads strip by strip: a frame without one
+    finite pixel is refused after the background pass, which reads every row."""
 
-        raise FitsReadError(f"HDU {array.hdu} of {array.path} has no finite pixels (all NaN or infinite): "
-                            "nothing to extract.")
-    return out
+    def __init__(self, reader):
+        self.reader = reader
+        self.shape = reader.shape
+        self.checked = False
+
+    def read(self, y0: int, y1: int):
+        rows = self.reader.read_rows(y0, y1)
+        if not self.checked and y1 == self.shape[0]:
+            self.reader.check_finite()
+            self.checked = True
+        return rows
 
 
 def celestial_wcs(header):
@@ -45,7 +44,8 @@ def run_sextractor_mode(args) -> int:
     from ..cli import CliError
     from ..commands.segment import _noise_choice
     from ..io import labels_header, open_fits_array
-    from ..io.write import write_fits
+    from ..io.fits_rows import FitsRowReader
+    from ..io.write import write_fits_rows
     from .config import read_sex
     from .errors import SExtractorInputError
     from .run import run_frame
@@ -61,14 +61,14 @@ def run_sextractor_mode(args) -> int:
         raise CliError(str(exc)) from None
     print(run.report(), file=sys.stderr)
     array, header = open_fits_array(args.image[0], hdu=int(args.hdu) if str(args.hdu or "").isdigit() else args.hdu)
-    data = read_float32(array)
-    try:
-        result = run_frame(run, data, args.catalog, header=header, wcs=celestial_wcs(header),
-                           overwrite=args.overwrite, consume=True)
-    except SExtractorInputError as exc:
-        raise CliError(str(exc)) from None
-    del data
-    write_fits(args.output, result.segmentation, header=labels_header(header), overwrite=args.overwrite)
+    with FitsRowReader(array) as reader:
+        try:
+            result = run_frame(run, _Rows(reader), args.catalog, header=header, wcs=celestial_wcs(header),
+                               overwrite=args.overwrite)
+        except SExtractorInputError as exc:
+            raise CliError(str(exc)) from None
+    write_fits_rows(args.output, result.labels.shape, np.int32, labels_header(header), result.labels.blocks(),
+                    overwrite=args.overwrite)
     n = len(result.columns.get("NUMBER", []))
     print(weights_line(run, used, result), file=sys.stderr)
     print(f"wrote {args.output} and {args.catalog} ({n} sources, {run.catalog_type})", file=sys.stderr)

@@ -178,7 +178,7 @@ def _above_map(filt, sub, pthr):
     return out
 
 
-def extract(image, s: ExtractSettings, progress=None, consume: bool = False) -> Extraction:
+def extract(image, s: ExtractSettings, progress=None) -> Extraction:
     """Run SExtractor's detection and measurements on a float image (NaN = no data), or a row
     source (``.shape`` and ``.read(y0, y1)``: a FITS file read in strips), strip by strip.
     ``progress(rows_done, rows)`` is called after each block of rows."""

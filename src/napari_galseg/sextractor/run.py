@@ -32,12 +32,11 @@ def summary_cards(run: SexRun, result) -> dict:
     }
 
 
-def run_frame(run: SexRun, image: np.ndarray, catalog_path, *, header=None, wcs=None, overwrite=True,
-              consume: bool = False):
-    """Extract ``image`` with ``run``'s settings and write its catalogue; the extraction.
-    ``consume``: a float32 ``image`` the caller gives up is background-subtracted in place."""
-    if np.ndim(image) != 2:
-        raise SExtractorInputError(f"SExtractor mode needs a 2-D image, got shape {np.shape(image)}")
+def run_frame(run: SexRun, image, catalog_path, *, header=None, wcs=None, overwrite=True, progress=None):
+    """Extract ``image`` (an array, or a row source: ``.shape`` and ``.read(y0, y1)``) with ``run``'s
+    settings and write its catalogue; the extraction. ``progress(rows_done, rows)`` follows the scan."""
+    if len(image.shape) != 2:
+        raise SExtractorInputError(f"SExtractor mode needs a 2-D image, got shape {tuple(image.shape)}")
     settings = run.settings
     for key, field in ((run.gain_key, "gain"), (run.satur_key, "satur_level")):
         # SExtractor takes GAIN and SATUR_LEVEL from the frame's header when it has them
@@ -51,7 +50,7 @@ def run_frame(run: SexRun, image: np.ndarray, catalog_path, *, header=None, wcs=
 
             scale = float(np.sqrt(np.prod(proj_plane_pixel_scales(wcs.celestial))) * 3600.0)
         settings = dataclasses.replace(settings, pixel_scale=scale)
-    result = extract(image, settings, consume=consume)
+    result = extract(image, settings, progress)
     cols = catalog_columns(result.columns, run.params, wcs)
     if run.catalog_type != "NONE":
         write_catalog(cols, catalog_path, run.catalog_type, image_header=header, info=summary_cards(run, result),

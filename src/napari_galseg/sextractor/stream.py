@@ -33,20 +33,20 @@ class ArrayRows:
 
 
 class Segmentation:
-    """SExtractor's segmentation (CHECKIMAGE_TYPE SEGMENTATION) as its detected pixels: flat indices
-    in raster order and the NUMBER of each (0: detected, not kept)."""
+    """SExtractor's segmentation (CHECKIMAGE_TYPE SEGMENTATION) as the written objects' pixels: each
+    ``flat index << 32 | NUMBER`` in raster order (one int64 per pixel, sorted in place)."""
 
-    def __init__(self, shape: tuple[int, int], idx: np.ndarray, number: np.ndarray):
+    def __init__(self, shape: tuple[int, int], packed: np.ndarray):
         self.shape = tuple(shape)
-        self.idx = idx
-        self.number = number
+        self.packed = packed
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Rows [y0, y1) of the map, int32."""
         w = self.shape[1]
         out = np.zeros((y1 - y0, w), np.int32)
-        lo, hi = np.searchsorted(self.idx, [y0 * w, y1 * w])
-        out.ravel()[self.idx[lo:hi] - y0 * w] = self.number[lo:hi]
+        lo, hi = np.searchsorted(self.packed, [np.int64(y0 * w) << 32, np.int64(y1 * w) << 32])
+        part = self.packed[lo:hi]
+        out.ravel()[(part >> 32) - y0 * w] = (part & 0xFFFFFFFF).astype(np.int32)
         return out
 
     def blocks(self, block_bytes: int = 4 << 20):
@@ -56,9 +56,32 @@ class Segmentation:
         for y0 in range(0, h, step):
             yield self.rows(y0, min(h, y0 + step))
 
-    def __array__(self, dtype=None, copy=None):
-        out = self.rows(0, self.shape[0])
-        return out if dtype is None else out.astype(dtype)
+
+class _Columns:
+    """The catalogue's columns, gathered row by row and kept as arrays every few thousand rows
+    (a dictionary per source would hold ~3 kB each)."""
+
+    def __init__(self, every: int = 4096):
+        self.every = every
+        self.pending: list[dict] = []
+        self.chunks: dict[str, list[np.ndarray]] = {}
+        self.n = 0
+
+    def add(self, row: dict) -> None:
+        self.pending.append({k: v for k, v in row.items() if not k.startswith("_") or k == "_iso"})
+        self.n += 1
+        if len(self.pending) >= self.every:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            for k in self.pending[0]:
+                self.chunks.setdefault(k, []).append(np.array([r[k] for r in self.pending]))
+            self.pending = []
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        self._flush()
+        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in self.chunks.items()}
 
 
 class _StripBuffer:
@@ -116,14 +139,15 @@ class _StripBuffer:
 
 
 def _segmentation(shape, numbers: list[tuple[np.ndarray, int]]) -> Segmentation:
-    """The written objects' pixels in raster order, with their NUMBER."""
-    if not numbers:
-        return Segmentation(shape, np.zeros(0, np.int64), np.zeros(0, np.int32))
-    idx = np.concatenate([i for i, _ in numbers])
-    number = np.repeat(np.array([n for _, n in numbers], np.int32), [len(i) for i, _ in numbers])
-    numbers.clear()
-    order = np.argsort(idx, kind="stable")
-    return Segmentation(shape, idx[order], number[order])
+    """The written objects' pixels in raster order, with their NUMBER (``numbers`` is emptied)."""
+    packed = np.empty(sum(len(i) for i, _ in numbers), np.int64)
+    at = 0
+    while numbers:
+        idx, number = numbers.pop()
+        packed[at:at + len(idx)] = (idx.astype(np.int64) << 32) | number
+        at += len(idx)
+    packed.sort()
+    return Segmentation(shape, packed)
 
 
 def block_rows(width: int) -> int:
@@ -214,7 +238,7 @@ def extract_rows(source, s, progress=None):
     clean = CleanList(h, s.clean, s.clean_param, _clean_margin(s), strip_h, blankh, s.objstack, strip_margin,
                       on_merge=pasted)
     written = 0
-    table: list[dict] = []
+    table = _Columns()
     numbers: list[tuple[np.ndarray, int]] = []  # the pixels of each written object and its NUMBER
 
     def complete(positions, offsets):
@@ -268,7 +292,7 @@ def extract_rows(source, s, progress=None):
             while end < len(new) and (new[end]["_fymin"], new[end]["_fymax"]) == strip:
                 end += 1
             group = new[start:end]
-            base = len(table) + 1
+            base = table.n + 1
             for number, r in enumerate(group, base):
                 r["NUMBER"] = number
                 for part in [r, *r["_slaves"]]:
@@ -286,7 +310,7 @@ def extract_rows(source, s, progress=None):
             sub, comp, var = buf.view(*strip)
             measure_strip(group, sub, comp, var, strip[0], strip[1], h, bg, s, var_b, gainflag)
             for r in group:  # only the columns stay
-                table.append({k: v for k, v in r.items() if not k.startswith("_") or k == "_iso"})
+                table.add(r)
                 r.clear()
             start = end
 
@@ -361,14 +385,13 @@ def extract_rows(source, s, progress=None):
     clean.finish()
     write_out()
 
+    del buf, scan
     seg = _segmentation((h, w), numbers)
-    if s.nnw is not None and table and s.needs("CLASS_STAR"):
-        stars = class_star(s.nnw, np.array([r["_iso"] for r in table]), np.array([r["FLUX_MAX"] for r in table]),
-                           thresh, s.seeing_fwhm, s.pixel_scale)
-        for r, v in zip(table, stars):
-            r["CLASS_STAR"] = float(v)
-    names = [k for k in (table[0] if table else {}) if not k.startswith("_")]
-    columns = {k: np.array([r[k] for r in table]) for k in names}
+    columns = table.arrays()
+    iso = columns.pop("_iso", None)
+    if s.nnw is not None and iso is not None and s.needs("CLASS_STAR"):
+        columns["CLASS_STAR"] = class_star(s.nnw, iso, columns["FLUX_MAX"], thresh, s.seeing_fwhm,
+                                           s.pixel_scale).astype(np.float64)
     return Extraction(background=bg, labels=seg, columns=columns, thresh=thresh, dthresh=dthresh,
                       back_value=None if s.back_type == "AUTO" else float(s.back_value), sigfac=sigfac,
                       variance_rows=var_rows,

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from ..progress import reporter
 from ..sextractor import SexRun, catalog_columns, run_frame
 from ..sextractor.table import flat_columns, source_positions
 from ._catalog_layers import show_catalog_layer
@@ -50,15 +51,25 @@ def start_run(widget, run: SexRun, field_of_view: bool):
     header = image_layer.metadata.get("header")
     wcs = _crop_wcs(image_layer.metadata.get("wcs"), region)
     quiet = dataclasses.replace(run, catalog_type="NONE")  # no file: the catalogue goes to the layers
+    report = reporter(widget._relay, widget._cancel_event)
+    use_rms = rms is not None and not run.settings.weight.on
 
     def work():
         crop = np.asarray(image[region], dtype=np.float32)
-        result = run_frame(quiet, crop, None, header=header, wcs=wcs)
+        this = quiet
+        if use_rms:  # the noise layer is the weight map, as `--rms` is on the command line
+            weight = dataclasses.replace(run.settings.weight, type="MAP_RMS",
+                                         image=np.asarray(rms[region], dtype=np.float32))
+            this = dataclasses.replace(quiet, settings=dataclasses.replace(run.settings, weight=weight))
+        result = run_frame(this, crop, None, header=header, wcs=wcs,
+                           progress=lambda done, total: report(done, total, f"SExtractor mode: row {done} of {total}"))
         table = flat_columns(catalog_columns(result.columns, run.params, wcs))
         return result.segmentation, source_positions(result.columns), table, marker_sizes(result.columns)
 
     def done(out):
-        show_result(widget, run, out, image_layer, region, field_of_view, rms is not None)
+        show_result(widget, run, out, image_layer, region, field_of_view, rms is not None and not use_rms)
+        if use_rms:
+            widget.status.value += "\nweights: the noise layer, as WEIGHT_TYPE MAP_RMS (thresholds follow it)"
 
     return widget._start(work, done)
 
@@ -82,7 +93,8 @@ def show_result(widget, run: SexRun, out, image_layer, region, field_of_view: bo
                            f"— {outcome}; the table lists the catalogue")
     notes = [f"not reproduced: {key}: {why}" for key, why in run.not_reproduced.items()]
     if had_rms:
-        notes.append("the rms layer is not used in SExtractor mode: thresholds are on the background's rms")
+        notes.append(f"the noise layer is not used: the .sex file's WEIGHT_TYPE {run.settings.weight.type} gives "
+                     "the weights")
     if field_of_view:
         notes.append("field of view: X_IMAGE / Y_IMAGE count from the view's corner")
     if notes:
