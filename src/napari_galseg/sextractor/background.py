@@ -6,7 +6,9 @@ histogram (the median alone when the distribution is skewed). Meshes with fewer 
 pixels valid are filled from the nearest valid ones; the mesh map is median-filtered over
 BACK_FILTERSIZE meshes where the change exceeds BACK_FILTTHRESH, and interpolated with SExtractor's
 natural bicubic spline. The float32/float64 mix of the C code is kept so the maps agree to
-rounding, not only in distribution.
+rounding, not only in distribution. The frame is read one band of meshes at a time
+(:func:`sextractor_background_rows`) and the maps are made a strip of rows at a time
+(``level_rows``, ``rms_rows``, ``subtract_rows``), so a frame need never be held whole.
 """
 from __future__ import annotations
 
@@ -271,73 +273,52 @@ def _filter_meshes(back: np.ndarray, sigma: np.ndarray, fsize: tuple[int, int], 
     return back2, sigma2, float(backmean), float(backsig)
 
 
-def _spline_coefficients(nodes: np.ndarray) -> np.ndarray:
-    """Second derivatives of a natural cubic spline through ``nodes`` along axis 0 (makebackspline)."""
-    n = nodes.shape[0]
-    d = np.zeros_like(nodes, dtype=np.float32)
+@njit(cache=True, nogil=True)
+def _spline_coefficients(nodes):
+    """makebackspline(): second derivatives of a natural cubic spline through each column of the
+    float32 ``nodes`` (along axis 0), float32 throughout but for the final division by 6.0."""
+    n, m = nodes.shape
+    d = np.zeros((n, m), np.float32)
     if n < 2:
         return d
-    u = np.zeros((max(n - 1, 1),) + nodes.shape[1:], np.float32)
-    for y in range(1, n - 1):
-        temp = np.float32(-1) / (d[y - 1] + np.float32(4))
-        d[y] = temp
-        u[y] = temp * (u[y - 1] - 6 * (nodes[y + 1] + nodes[y - 1] - 2 * nodes[y]))
-    d[n - 1] = 0.0
-    for y in range(n - 2, 0, -1):
-        d[y] = ((d[y] * d[y + 1] + u[y]).astype(np.float64) / 6.0).astype(np.float32)  # C divides by 6.0 in double
+    u = np.zeros((n, m), np.float32)
+    for c in range(m):
+        for y in range(1, n - 1):
+            temp = np.float32(-1.0) / (d[y - 1, c] + np.float32(4.0))
+            d[y, c] = temp
+            curv = nodes[y + 1, c] + nodes[y - 1, c] - np.float32(2.0) * nodes[y, c]
+            u[y, c] = temp * (u[y - 1, c] - np.float32(6.0) * curv)
+        d[n - 1, c] = 0.0
+        for y in range(n - 2, 0, -1):
+            d[y, c] = np.float32(np.float64(d[y, c] * d[y + 1, c] + u[y, c]) / 6.0)
     return d
 
 
-def _interpolate(nodes: np.ndarray, dnodes: np.ndarray, shape: tuple[int, int], bw: int, bh: int) -> np.ndarray:
-    """The full-resolution map of subbackline()/backrmsline()."""
-    out = np.empty(shape, np.float32)
-    for y0, y1, block in _interpolated_rows(nodes, dnodes, shape, bw, bh):
-        out[y0:y1] = block
-    return out
-
-
-def _interpolated_rows(nodes: np.ndarray, dnodes: np.ndarray, shape: tuple[int, int], bw: int, bh: int,
-                       block_bytes: int = 4 << 20):
-    """The map of :func:`_interpolate` as ``(y0, y1, rows)`` blocks of ~``block_bytes``: spline
-    along y at each node column, then a natural spline along x through the interpolated nodes.
-    Each pixel's arithmetic is the same whatever the block; only the full-width temporaries stay
-    small (a whole-frame expression held ~8 frames at once)."""
-    height, width = shape
-    nby, nbx = nodes.shape
-    step = max(1, block_bytes // max(1, 4 * width))
-    # along y: per image row, the interpolated node row
-    if nby > 1:
-        y = np.arange(height, dtype=np.float32)
-        dy = y / np.float32(bh) - np.float32(0.5)
-        yl = dy.astype(np.int64)  # (int) truncates toward zero
-        dy = (dy - yl.astype(np.float32)).astype(np.float32)  # float32 throughout, as subbackline()
-        low = yl < 0
-        yl[low] = 0
-        dy[low] -= 1.0
-        high = yl >= nby - 1
-        yl[high] = 0 if nby < 2 else nby - 2
-        dy[high] += 1.0
-        cdy = 1 - dy
-        dy3 = dy * dy * dy - dy
-        cdy3 = cdy * cdy * cdy - cdy
-        rows = (cdy[:, None] * nodes[yl] + dy[:, None] * nodes[yl + 1] + cdy3[:, None] * dnodes[yl]
-                + dy3[:, None] * dnodes[yl + 1]).astype(np.float32)
-        drows = _spline_coefficients(rows.T).T if nbx > 1 else np.zeros_like(rows)
-    else:
-        rows = np.repeat(nodes, height, axis=0)
-        drows = np.repeat(dnodes, height, axis=0)
-    if nbx == 1 or bw == 1:
-        for y0 in range(0, height, step):
-            y1 = min(height, y0 + step)
-            yield y0, y1, np.broadcast_to(rows[y0:y1, :1] if nbx == 1 else rows[y0:y1, :width], (y1 - y0, width))
+@njit(cache=True, nogil=True)
+def _line_spline(row, drow):
+    """The second derivatives of a natural spline through one interpolated node row (along x)."""
+    n = row.size
+    drow[:] = 0.0
+    if n < 2:
         return
-    # along x: the same node index and dx for every row (subbackline's walk)
-    xstep = np.float32(1.0 / bw)
-    changepoint = bw // 2
-    dx = np.float32((xstep - 1) / 2)
-    dx0 = np.float32(((bw + 1) % 2) * xstep / 2)
+    u = np.zeros(n, np.float32)
+    for x in range(1, n - 1):
+        temp = np.float32(-1.0) / (drow[x - 1] + np.float32(4.0))
+        drow[x] = temp
+        u[x] = temp * (u[x - 1] - np.float32(6.0) * (row[x + 1] + row[x - 1] - np.float32(2.0) * row[x]))
+    for x in range(n - 2, 0, -1):
+        drow[x] = np.float32(np.float64(drow[x] * drow[x + 1] + u[x]) / 6.0)
+
+
+@njit(cache=True, nogil=True)
+def _x_walk(width, bw, nbx):
+    """subbackline()'s walk along x: the left node and the float32 offset of every column."""
     lo = np.empty(width, np.int64)
     dxs = np.empty(width, np.float32)
+    xstep = np.float32(1.0 / bw)
+    changepoint = bw // 2
+    dx = np.float32((xstep - np.float32(1.0)) / np.float32(2.0))
+    dx0 = np.float32(np.float32((bw + 1) % 2) * xstep / np.float32(2.0))
     xnode = 0
     i = 0
     node = 0
@@ -352,12 +333,61 @@ def _interpolated_rows(nodes: np.ndarray, dnodes: np.ndarray, shape: tuple[int, 
             i = 0
         i += 1
         dx = np.float32(dx + xstep)
-    cdx = 1 - dxs
-    cdx3, dxs3 = cdx * cdx - 1, dxs * dxs - 1
-    for y0 in range(0, height, step):
-        y1 = min(height, y0 + step)
-        yield y0, y1, (cdx * (rows[y0:y1, lo] + cdx3 * drows[y0:y1, lo])
-                       + dxs * (rows[y0:y1, lo + 1] + dxs3 * drows[y0:y1, lo + 1]))
+    return lo, dxs
+
+
+@njit(cache=True, nogil=True)
+def _spline_rows(nodes, y0, out, bw, bh, subtract):
+    """Rows [y0, y0 + len(out)) of the full-resolution map interpolated from the mesh ``nodes``
+    (subbackline()/backrmsline()): per row, SExtractor's natural spline along y at each node
+    column, then a natural spline along x through those values. Written into ``out`` (or
+    subtracted from it when ``subtract``). Every row is computed on its own, so a row's value does
+    not depend on the block it is asked in."""
+    nby, nbx = nodes.shape
+    nrows, width = out.shape
+    dnodes = _spline_coefficients(nodes)
+    lo, dxs = _x_walk(width, bw, nbx)
+    one = np.float32(1.0)
+    row = np.empty(nbx, np.float32)
+    drow = np.zeros(nbx, np.float32)
+    for r in range(nrows):
+        if nby > 1:
+            dy = np.float32(np.float32(y0 + r) / np.float32(bh)) - np.float32(0.5)
+            yl = int(dy)  # (int) truncates toward zero
+            dy = np.float32(dy - np.float32(yl))
+            if yl < 0:
+                yl = 0
+                dy = np.float32(dy - one)
+            if yl >= nby - 1:
+                yl = nby - 2
+                dy = np.float32(dy + one)
+            cdy = np.float32(one - dy)
+            dy3 = np.float32(np.float32(dy * dy) * dy) - dy
+            cdy3 = np.float32(np.float32(cdy * cdy) * cdy) - cdy
+            for c in range(nbx):
+                row[c] = (cdy * nodes[yl, c] + dy * nodes[yl + 1, c] + cdy3 * dnodes[yl, c]
+                          + dy3 * dnodes[yl + 1, c])
+            if nbx > 1:
+                _line_spline(row, drow)
+        else:  # no spline along y, and none along x either (dnodes is zero): as back.c
+            for c in range(nbx):
+                row[c] = nodes[0, c]
+                drow[c] = dnodes[0, c]
+        for j in range(width):
+            if nbx == 1:
+                v = row[0]
+            elif bw == 1:
+                v = row[j]
+            else:
+                k = lo[j]
+                dx = dxs[j]
+                cdx = np.float32(one - dx)
+                v = (cdx * (row[k] + (cdx * cdx - one) * drow[k])
+                     + dx * (row[k + 1] + (dx * dx - one) * drow[k + 1]))
+            if subtract:
+                out[r, j] -= v
+            else:
+                out[r, j] = v
 
 
 @dataclasses.dataclass
@@ -376,17 +406,37 @@ class SExBackground:
 
     def level(self) -> np.ndarray:
         """The full-resolution background (CHECKIMAGE_TYPE BACKGROUND)."""
-        return _interpolate(self.back, _spline_coefficients(self.back), self.shape, self.bw, self.bh)
+        return self.level_rows(0, self.shape[0])
 
-    def subtract_from(self, image: np.ndarray) -> None:
-        """``image -= level()`` in place, a block of rows at a time (the map is never held whole)."""
-        for y0, y1, block in _interpolated_rows(self.back, _spline_coefficients(self.back), self.shape, self.bw,
-                                                self.bh):
-            image[y0:y1] -= block
+    def level_rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows [y0, y1) of :meth:`level`, the same bits, computed for those rows only."""
+        return self._rows(self.back, y0, y1)
 
     def rms(self) -> np.ndarray:
         """The full-resolution background rms (CHECKIMAGE_TYPE BACKGROUND_RMS)."""
-        return _interpolate(self.sigma, _spline_coefficients(self.sigma), self.shape, self.bw, self.bh)
+        return self.rms_rows(0, self.shape[0])
+
+    def rms_rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows [y0, y1) of :meth:`rms`, the same bits, computed for those rows only."""
+        return self._rows(self.sigma, y0, y1)
+
+    def subtract_from(self, image: np.ndarray) -> None:
+        """``image -= level()`` in place, row by row (the map is never held)."""
+        self.subtract_rows(image, 0)
+
+    def subtract_rows(self, block: np.ndarray, y0: int) -> None:
+        """``block -= level()[y0:y0 + len(block)]`` in place, for a strip of the frame's rows."""
+        if block.ndim != 2 or block.shape[1] != self.shape[1] or not 0 <= y0 <= self.shape[0] - block.shape[0]:
+            raise ValueError(f"rows [{y0}, {y0 + len(block)}) of width {block.shape[-1]} are not inside a "
+                             f"background of shape {self.shape}")
+        _spline_rows(np.ascontiguousarray(self.back, np.float32), int(y0), block, self.bw, self.bh, True)
+
+    def _rows(self, nodes: np.ndarray, y0: int, y1: int) -> np.ndarray:
+        if not 0 <= y0 <= y1 <= self.shape[0]:
+            raise ValueError(f"rows [{y0}, {y1}) are not inside a background of shape {self.shape}")
+        out = np.empty((y1 - y0, self.shape[1]), np.float32)
+        _spline_rows(np.ascontiguousarray(nodes, np.float32), int(y0), out, self.bw, self.bh, False)
+        return out
 
     def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """back(): bilinear interpolation between mesh centres at integer pixels (the BACKGROUND column)."""
@@ -420,18 +470,52 @@ def sextractor_background(image: np.ndarray, back_size=(64, 64), filter_size=(3,
     above ``wthresh`` are left out of the statistics and the map's own mesh modes are kept in
     ``var_back``. Images wider than ~16000 px make SExtractor sample every other line of each mesh
     row for its first statistics (BACK_BUFSIZE); this follows the exhaustive path for every size.
+    This is :func:`sextractor_background_rows` slicing ``image`` (no whole-frame copy).
     """
-    img = np.asarray(image, dtype=np.float32)
-    if not np.isfinite(img).all():  # no-data pixels take no part in the mesh statistics
-        img = np.where(np.isfinite(img), img, np.float32(-BIG))
-    ny, nx = img.shape
+    if not hasattr(image, "shape"):
+        image = np.asarray(image, np.float32)
+    if var is not None and not hasattr(var, "shape"):
+        var = np.asarray(var, np.float32)
+    return sextractor_background_rows(lambda y0, y1: image[y0:y1], image.shape, back_size, filter_size,
+                                      filter_thresh, pearson, None if var is None else (lambda y0, y1: var[y0:y1]),
+                                      wthresh)
+
+
+def sextractor_background_rows(read_rows, shape: tuple[int, int], back_size=(64, 64), filter_size=(3, 3),
+                               filter_thresh: float = 0.0, pearson: float = 2.5, read_var_rows=None,
+                               wthresh: float = BIG) -> SExBackground:
+    """:func:`sextractor_background` of a frame read one band of meshes at a time.
+
+    ``read_rows(y0, y1)`` gives the image rows [y0, y1) (float32, NaN = no data); ``read_var_rows``
+    the variance map's, or None. Each band (BACK_SIZE rows; the last one shorter) is read once and
+    dropped after its mesh statistics, so only the mesh maps outlive it: the whole frame is never
+    held. The result is the same, bit for bit, as the whole-frame function's.
+    """
+    ny, nx = (int(n) for n in shape)
     bw = min(int(back_size[0]), nx)
     bh = min(int(back_size[1]), ny)
-    weighted = var is not None
-    wimg = np.asarray(var, np.float32) if weighted else img[:1, :1]
-    back, sigma, wback, wsigma = _mesh_map(img, wimg, np.float32(wthresh), weighted, bw, bh, float(pearson))
+    nby, nbx = (ny - 1) // bh + 1, (nx - 1) // bw + 1
+    weighted = read_var_rows is not None
+    maps = [np.empty((nby, nbx), np.float32) for _ in range(4)]  # back, sigma, wback, wsigma
+    for j in range(nby):
+        y0, y1 = j * bh, min((j + 1) * bh, ny)
+        band = _band(read_rows, y0, y1, nx, "image")
+        if not np.isfinite(band).all():  # no-data pixels take no part in the mesh statistics
+            band = np.where(np.isfinite(band), band, np.float32(-BIG))
+        wband = _band(read_var_rows, y0, y1, nx, "variance map") if weighted else band[:1, :1]
+        for m, band_map in zip(maps, _mesh_map(band, wband, np.float32(wthresh), weighted, bw, bh, float(pearson))):
+            m[j] = band_map[0]
+        del band, wband
+    back, sigma, wback, wsigma = maps
     fsize = (int(filter_size[0]), int(filter_size[1]))
     back, sigma, backmean, backsig = _filter_meshes(back, sigma, fsize, float(filter_thresh))
     var_back = _filter_meshes(wback, wsigma, fsize, float(filter_thresh))[0] if weighted else None
     return SExBackground(back=back, sigma=sigma, backmean=backmean, backsig=backsig, bw=bw, bh=bh, shape=(ny, nx),
                          var_back=var_back)
+
+
+def _band(read_rows, y0: int, y1: int, nx: int, what: str) -> np.ndarray:
+    band = np.asarray(read_rows(y0, y1), np.float32)
+    if band.shape != (y1 - y0, nx):
+        raise ValueError(f"the {what}'s rows [{y0}, {y1}) came back with shape {band.shape}, not {(y1 - y0, nx)}")
+    return band
