@@ -21,9 +21,8 @@ from .classstar import class_star, iso_areas
 from .cleaning import order_and_clean
 from .deblend import GlibcRand, deblend, moments, pairwise_sum
 from .flags import as_flags, combine, merge
-from .growth import growth_radii, windowed_position
 from .lutz import links_to_labels, lutz_scan_into, pixel_lists
-from .photometry import aperture_flux, auto_flux
+from .measure import STEP_APER, STEP_AUTO, STEP_GROWTH, STEP_WINPOS, Objects, PhotSettings, measure
 from .weights import BIG, WeightSettings, interpolate, low_weight_flags, read_map, var_threshold, weight_scale, weight_to_var
 
 OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
@@ -71,6 +70,8 @@ class ExtractSettings:
     #: FLAG_IMAGE (paths or integer arrays) and their FLAG_TYPE
     flag_images: tuple = ()
     flag_types: tuple[str, ...] = ()
+    #: threads for the photometry (0: every core this process may use)
+    threads: int = 0
 
     def needs(self, *names: str) -> bool:
         return self.wanted is None or any(n in self.wanted for n in names)
@@ -502,57 +503,51 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea
     }
 
 
-def _mag(flux):
-    return -2.5 * math.log10(flux) if flux > 0.0 else None
-
-
 def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: float, wvar: np.ndarray,
                 gainflag: bool) -> None:
-    """BACKGROUND, apertures, AUTO and the FLAGS of each row (endobject())."""
+    """BACKGROUND, apertures, AUTO, FLUX_RADIUS, XWIN/YWIN and the FLAGS of each row (endobject()),
+    measured in threads (``measure``), each object on the rows in memory when SExtractor measures it."""
     zp = s.mag_zeropoint
-    sub_nan = sub  # NaN where the frame has no data
+    if not rows:
+        return
     # back() at every object's nearest pixel in one call (the same arithmetic per element)
     backs = bg.at(np.array([int(r["_mx"] + 0.5) for r in rows], np.int64),
-                  np.array([int(r["_my"] + 0.5) for r in rows], np.int64)) if rows else []
-    for r, bkg in zip(rows, backs):
-        mx, my = r["_mx"], r["_my"]
-        flag = r["_flag"]
+                  np.array([int(r["_my"] + 0.5) for r in rows], np.int64))
+    aper = s.needs("FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER")
+    growth = s.needs("FLUX_RADIUS", "XWIN_IMAGE", "YWIN_IMAGE")
+    auto = growth or s.needs("FLUX_AUTO", "FLUXERR_AUTO", "MAG_AUTO", "MAGERR_AUTO", "KRON_RADIUS")
+    winpos = growth and s.needs("XWIN_IMAGE", "YWIN_IMAGE")
+    steps = (STEP_APER if aper else 0) | (STEP_AUTO if auto else 0) | (STEP_GROWTH if growth else 0) \
+        | (STEP_WINPOS if winpos else 0)
+    p = PhotSettings(tuple(s.apertures), tuple(s.fluxfrac), s.autoparams, s.autoapers, var, s.gain, s.mask_correct,
+                     bool(gainflag), steps)
+
+    def col(key):
+        return np.array([r[key] for r in rows], np.float64)
+
+    objs = Objects(np.array([r["_cid"] for r in rows], np.int64), col("_mx"), col("_my"), col("A_IMAGE"),
+                   col("B_IMAGE"), col("CXX_IMAGE"), col("CYY_IMAGE"), col("CXY_IMAGE"), col("X_IMAGE"),
+                   col("Y_IMAGE"), np.array([r.get("_fymin", 0) for r in rows], np.int64),
+                   np.array([r.get("_fymax", sub.shape[0]) for r in rows], np.int64))  # the rows in memory
+    m = measure(sub, comp, wvar, 0, objs, p, threads=s.threads)
+    for i, (r, bkg) in enumerate(zip(rows, backs)):
         bkg = float(bkg)
         r["BACKGROUND"] = bkg
-        own = r["_cid"]
-        fy0, fy1 = r.get("_fymin", 0), r.get("_fymax", sub.shape[0])  # the rows in memory when measured
-        if s.needs("FLUX_APER", "FLUXERR_APER", "MAG_APER", "MAGERR_APER"):
-            fl, fe = [], []
-            for d in s.apertures:
-                f, e, fg = aperture_flux(sub_nan, comp, own, mx, my, float(d), var, s.gain, s.mask_correct, fy0, fy1,
-                                         wvar, gainflag)
-                fl.append(f)
-                fe.append(e)
-                flag |= fg
-            r["FLUX_APER"] = np.array(fl)
-            r["FLUXERR_APER"] = np.array(fe)
-            r["MAG_APER"] = np.array([(-2.5 * math.log10(f) + zp) if f > 0 else 99.0 for f in fl])
-            r["MAGERR_APER"] = np.array([1.086 * e / f if f > 0 else 99.0 for f, e in zip(fl, fe)])
-        growth = s.needs("FLUX_RADIUS", "XWIN_IMAGE", "YWIN_IMAGE")
-        if growth or s.needs("FLUX_AUTO", "FLUXERR_AUTO", "MAG_AUTO", "MAGERR_AUTO", "KRON_RADIUS"):
-            tv, err, kron, fg = auto_flux(sub_nan, comp, own, mx, my, r["A_IMAGE"], r["B_IMAGE"],
-                                          r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.autoparams[0],
-                                          s.autoparams[1], s.autoapers[0], s.autoapers[1], var, s.gain,
-                                          s.mask_correct, fy0, fy1, wvar, gainflag)
-            flag |= fg
-            r["FLUX_AUTO"], r["FLUXERR_AUTO"], r["KRON_RADIUS"] = tv, err, kron
+        if aper:
+            fl, fe = m.flux_aper[i], m.fluxerr_aper[i]
+            r["FLUX_APER"], r["FLUXERR_APER"] = fl, fe
+            r["MAG_APER"] = np.array([(-2.5 * math.log10(f) + zp) if f > 0 else 99.0 for f in fl.tolist()])
+            r["MAGERR_APER"] = np.array([1.086 * e / f if f > 0 else 99.0 for f, e in zip(fl.tolist(), fe.tolist())])
+        if auto:
+            tv, err = float(m.flux_auto[i]), float(m.fluxerr_auto[i])
+            r["FLUX_AUTO"], r["FLUXERR_AUTO"], r["KRON_RADIUS"] = tv, err, float(m.kron_radius[i])
             r["MAG_AUTO"] = -2.5 * math.log10(tv) + zp if tv > 0 else 99.0
             r["MAGERR_AUTO"] = 1.086 * err / tv if tv > 0 else 99.0
         if growth:
-            radii, hl, fg = growth_radii(sub_nan, comp, own, mx, my, r["A_IMAGE"], s.autoapers[0], r["FLUX_AUTO"],
-                                         np.asarray(s.fluxfrac, np.float64), s.mask_correct, fy0, fy1)
-            flag |= fg
-            r["FLUX_RADIUS"] = radii
-            if s.needs("XWIN_IMAGE", "YWIN_IMAGE"):
-                xw, yw, fg = windowed_position(sub_nan, comp, own, r["X_IMAGE"], r["Y_IMAGE"], hl,
-                                               r["CXX_IMAGE"], r["CYY_IMAGE"], r["CXY_IMAGE"], s.mask_correct, fy0, fy1)
-                flag |= fg
-                r["XWIN_IMAGE"], r["YWIN_IMAGE"] = xw, yw
+            r["FLUX_RADIUS"] = m.flux_radius[i]
+        if winpos:
+            r["XWIN_IMAGE"], r["YWIN_IMAGE"] = float(m.xwin[i]), float(m.ywin[i])
+        flag = r["_flag"] | int(m.flags[i])
         if r["FLUX_MAX"] + bkg >= s.satur_level:
             flag |= OBJ_SATUR
         r["FLAGS"] = flag

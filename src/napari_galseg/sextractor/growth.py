@@ -3,7 +3,8 @@
 The growth curve bins the light in 64 rings out to 6·A_IMAGE, oversampling 5×5 the pixels near a
 ring boundary; FLUX_RADIUS interpolates it at PHOT_FLUXFRAC × FLUX_AUTO. The windowed centroid
 iterates a Gaussian-weighted barycentre (σ from the half-light radius, 11×11 oversampling at the
-window's edge). Neighbours are masked as for the apertures.
+window's edge). Neighbours are masked as for the apertures, and ``sub``/``seg`` hold only the
+object's strip rows [fy0, fy1) (see ``photometry``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .photometry import _clamp_box, _corrected, _masked, _subpixel_area
+from .photometry import _clamp_box, _corrected, _masked, _subpixel_area, subpixel_areas
 
 GROWTH_NSTEP = 64
 GROWTH_OVERSAMP = 5
@@ -41,8 +42,12 @@ def _radius(growth, step, rlim, tv):
 
 @njit(cache=True, nogil=True)
 def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct, fy0, fy1):
-    """makeavergrowth(): (FLUX_RADIUS per fraction, the half-light radius, flag)."""
-    h, w = sub.shape
+    """makeavergrowth(): (FLUX_RADIUS per fraction, the half-light radius, flag).
+
+    Only the order of the additions into each ring fixes the bits, so what does not add is skipped:
+    pixels whose every sub-pixel lies beyond the last ring, and the sub-pixel columns' dx², the
+    same in each sub-row, are computed once per pixel."""
+    w = sub.shape[1]
     flag = 0
     growth = np.zeros(GROWTH_NSTEP)
     rlim = GROWTH_NSIG * a
@@ -57,6 +62,10 @@ def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct,
     scale = 1.0 / GROWTH_OVERSAMP
     scale2 = scale * scale
     offset = 0.5 * (scale - 1.0)
+    # a pixel's sub-pixels lie within 0.4·√2 < 0.6 of its centre: beyond rlim + 0.6 none is in a ring
+    # (the margin dwarfs the rounding of r · stepdens)
+    rskip2 = (rlim + 0.6) * (rlim + 0.6)
+    dx2 = np.empty(GROWTH_OVERSAMP)
     xmin = int(mx - raper + 0.499999)
     xmax = int(mx + raper + 1.499999)
     ymin = int(my - raper + 0.499999)
@@ -68,23 +77,25 @@ def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct,
             dx = x - mx
             dy = y - my
             r2 = dx * dx + dy * dy
-            if r2 < rextlim2:
-                pix = float(sub[y, x])
-                if _masked(seg, own, y, x) or math.isnan(pix):
+            if r2 < rextlim2 and r2 <= rskip2:
+                pix = float(sub[y - fy0, x])
+                if _masked(seg, own, y - fy0, x) or math.isnan(pix):
                     pix = _corrected(sub, seg, own, mx, my, x, y, correct, fy0, fy1)
                 r = math.sqrt(r2)
                 d = r - step * math.floor(r / step)  # fmod for r >= 0
                 if d < prevbinmargin or d > nextbinmargin:
-                    dx += offset
+                    dx1 = dx + offset
+                    for k in range(GROWTH_OVERSAMP):
+                        dx2[k] = dx1 * dx1
+                        dx1 += scale
                     dy += offset
+                    v = scale2 * pix
                     for _sy in range(GROWTH_OVERSAMP):
-                        dx1 = dx
                         dy2 = dy * dy
-                        for _sx in range(GROWTH_OVERSAMP):
-                            j = int(math.sqrt(dx1 * dx1 + dy2) * stepdens)
+                        for k in range(GROWTH_OVERSAMP):
+                            j = int(math.sqrt(dx2[k] + dy2) * stepdens)
                             if j < GROWTH_NSTEP:
-                                growth[j] += scale2 * pix
-                            dx1 += scale
+                                growth[j] += v
                         dy += scale
                 else:
                     j = int(r * stepdens)
@@ -107,7 +118,7 @@ def growth_radii(sub, seg, own, mx, my, a, autoaper0, flux_auto, fracs, correct,
 def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, correct, fy0, fy1):
     """compute_winpos(): (XWIN, YWIN) 1-based, and the flag; back to (posx, posy) where SExtractor
     reverts (no flux, negative moments, or a shift outside the isophotal 1σ ellipse)."""
-    h, w = sub.shape
+    w = sub.shape[1]
     flag = 0
     sig = np.float32(hl_radius * 2.0 / 2.35)
     # a zero half-light radius: C's 1/0 is infinite (and the window empty), Python's would raise
@@ -120,6 +131,8 @@ def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, corre
     scale = np.float32(1.0 / WINPOS_OVERSAMP)
     scale2 = scale * scale
     offset = np.float32(0.5 * (scale - 1.0))
+    areas = subpixel_areas(scale2, WINPOS_OVERSAMP)
+    dx2 = np.empty(WINPOS_OVERSAMP, np.float32)
     mx = posx - 1.0
     my = posy - 1.0
     for _i in range(WINPOS_NITERMAX):
@@ -142,12 +155,12 @@ def windowed_position(sub, seg, own, posx, posy, hl_radius, cxx, cyy, cxy, corre
                 r2 = dx * dx + dy * dy
                 if r2 < rextlim2:
                     if r2 > rintlim2:
-                        locarea = _subpixel_area(dx, dy, offset, scale, scale2, raper2, WINPOS_OVERSAMP)
+                        locarea = _subpixel_area(dx, dy, offset, scale, raper2, WINPOS_OVERSAMP, areas, dx2)
                     else:
                         locarea = np.float32(1.0)
                     locarea *= np.float32(math.exp(-r2 * invtwosig2))
-                    pix = float(sub[y, x])
-                    if _masked(seg, own, y, x) or math.isnan(pix):
+                    pix = float(sub[y - fy0, x])
+                    if _masked(seg, own, y - fy0, x) or math.isnan(pix):
                         pix = _corrected(sub, seg, own, mx, my, x, y, correct, fy0, fy1)
                     locpix = locarea * pix
                     tv += locpix
