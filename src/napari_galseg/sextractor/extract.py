@@ -504,9 +504,10 @@ def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea
 
 
 def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: float, wvar: np.ndarray,
-                gainflag: bool) -> None:
+                gainflag: bool, oy: int = 0) -> None:
     """BACKGROUND, apertures, AUTO, FLUX_RADIUS, XWIN/YWIN and the FLAGS of each row (endobject()),
-    measured in threads (``measure``), each object on the rows in memory when SExtractor measures it."""
+    measured in threads (``measure``), each object on the rows in memory when SExtractor measures it.
+    ``sub``, ``comp`` and ``wvar`` (if any) hold the frame's rows from ``oy`` on."""
     zp = s.mag_zeropoint
     if not rows:
         return
@@ -529,7 +530,7 @@ def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: flo
                    col("B_IMAGE"), col("CXX_IMAGE"), col("CYY_IMAGE"), col("CXY_IMAGE"), col("X_IMAGE"),
                    col("Y_IMAGE"), np.array([r.get("_fymin", 0) for r in rows], np.int64),
                    np.array([r.get("_fymax", sub.shape[0]) for r in rows], np.int64))  # the rows in memory
-    m = measure(sub, comp, wvar, 0, objs, p, threads=s.threads)
+    m = measure(sub, comp, wvar, oy, objs, p, threads=s.threads)
     for i, (r, bkg) in enumerate(zip(rows, backs)):
         bkg = float(bkg)
         r["BACKGROUND"] = bkg

@@ -165,10 +165,9 @@ def extract_rows(source, s, progress=None):
     from .classstar import class_star
     from .deblend import GlibcRand, deblend
     from .extract import (OBJ_MERGED, OBJ_TRUNC, Extraction, _above, _above_map, _clean_margin, _filter,
-                          _isophotal, _Weighted)
+                          _isophotal, _photometry, _Weighted)
     from .flags import as_flags, combine, merge
     from .lutz import LutzStream
-    from .measure import measure_strip
     from .weights import (BIG, InterpolationState, low_weight_flags, read_map, var_threshold, weight_scale,
                           weight_to_var)
 
@@ -281,38 +280,31 @@ def extract_rows(source, s, progress=None):
                 clean.add(row)
 
     def write_out():
-        """Number and measure the objects CLEAN's list has written since the last call."""
+        """Number and measure the objects CLEAN's list has written since the last call, each on
+        the rows in memory when it was written (its ``_fymin``/``_fymax``, all in the buffer)."""
         nonlocal written
         new = clean.out[written:]
         written = len(clean.out)
-        start = 0
-        while start < len(new):  # consecutive objects share the strip they were written with
-            strip = (new[start]["_fymin"], new[start]["_fymax"])
-            end = start + 1
-            while end < len(new) and (new[end]["_fymin"], new[end]["_fymax"]) == strip:
-                end += 1
-            group = new[start:end]
-            base = table.n + 1
-            for number, r in enumerate(group, base):
-                r["NUMBER"] = number
-                for part in [r, *r["_slaves"]]:
-                    numbers.append((part["_idx"], number))
-                    if part is not r:
-                        r["_imaflags"] = [merge(m, sl, kind) for m, sl, kind in
-                                          zip(r["_imaflags"], part["_imaflags"], s.flag_types)]
-                r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
-                r["MAG_ISO"] = mag(r["FLUX_ISO"], s.mag_zeropoint)
-                r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
-                if flagmaps or s.needs("IMAFLAGS_ISO", "NIMAFLAGS_ISO"):
-                    n_maps = max(len(flagmaps), 1)
-                    r["IMAFLAGS_ISO"] = np.array([f for f, _n in r["_imaflags"]] or [0] * n_maps, np.int64)
-                    r["NIMAFLAGS_ISO"] = np.array([n for _f, n in r["_imaflags"]] or [0] * n_maps, np.int64)
-            sub, comp, var = buf.view(*strip)
-            measure_strip(group, sub, comp, var, strip[0], strip[1], h, bg, s, var_b, gainflag)
-            for r in group:  # only the columns stay
-                table.add(r)
-                r.clear()
-            start = end
+        for number, r in enumerate(new, table.n + 1):
+            r["NUMBER"] = number
+            for part in [r, *r["_slaves"]]:
+                numbers.append((part["_idx"], number))
+                if part is not r:
+                    r["_imaflags"] = [merge(m, sl, kind) for m, sl, kind in
+                                      zip(r["_imaflags"], part["_imaflags"], s.flag_types)]
+            r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
+            r["MAG_ISO"] = mag(r["FLUX_ISO"], s.mag_zeropoint)
+            r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
+        n = buf.y1 - buf.y0
+        _photometry(new, buf.sub[:n], buf.comp[:n], bg, s, var_b, buf.var[:n] if weighted else buf.var, gainflag,
+                    buf.y0)
+        for r in new:
+            if flagmaps or s.needs("IMAFLAGS_ISO", "NIMAFLAGS_ISO"):
+                n_maps = max(len(flagmaps), 1)
+                r["IMAFLAGS_ISO"] = np.array([f for f, _n in r["_imaflags"]] or [0] * n_maps, np.int64)
+                r["NIMAFLAGS_ISO"] = np.array([n for _f, n in r["_imaflags"]] or [0] * n_maps, np.int64)
+            table.add(r)  # only the columns stay
+            r.clear()
 
     # rows [0, ready) are read, background-subtracted, interpolated; `tail` holds the last `margin`
     # of them (and their variance) for the next block's filtering
