@@ -424,14 +424,14 @@ def run(args: argparse.Namespace) -> int:
 def _noise_choice(args) -> None:
     """--rms, --variance or --weight (one kind) and --weight-type as ``args.rms`` (the noise files)
     and ``args.noise_kind``; an unknown or contradicting weight type stops here."""
-    from ..frames import noise_kind
-
     given = {kind: paths for kind, paths in (("rms", args.rms), ("variance", args.variance), ("weight", args.weight))
              if paths}
     if len(given) > 1:
         raise _error(f"give one kind of noise map, got {' and '.join('--' + k for k in given)}")
     kind = next(iter(given), None)
     if args.weight_type:
+        from ..frames import noise_kind  # the frames package (scipy, dask) only when it is needed
+
         try:
             typed = noise_kind(args.weight_type)
         except ValueError as exc:
