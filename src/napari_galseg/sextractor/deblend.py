@@ -316,6 +316,34 @@ def _local_maxima(submap, cval, xs, ys, sx, sy):
 
 
 @njit(cache=True, nogil=True)
+def _several_maxima(xs, ys, cval, offsets):
+    """:func:`_local_maxima` >= 2 for each detection ``offsets[k]:offsets[k + 1]`` of the
+    concatenated pixel arrays, in one call."""
+    n = len(offsets) - 1
+    out = np.zeros(n, np.bool_)
+    for k in range(n):
+        lo, hi = offsets[k], offsets[k + 1]
+        oxs, oys, ocv = xs[lo:hi], ys[lo:hi], cval[lo:hi]
+        sx, sy = oxs.min(), oys.min()
+        submap = np.full((oys.max() - sy + 1, oxs.max() - sx + 1), -1, np.int64)
+        for i in range(hi - lo):
+            submap[oys[i] - sy, oxs[i] - sx] = i
+        out[k] = _local_maxima(submap, ocv, oxs, oys, sx, sy) >= 2
+    return out
+
+
+def may_split(xs, ys, cval, offsets, nthresh: int, mincont: float) -> np.ndarray:
+    """Which detections (pixels ``offsets[k]:offsets[k + 1]`` of the concatenated arrays, ``cval``
+    filtered) :func:`deblend` may split: the others, with a single local maximum, it returns
+    whole before drawing any random number, so the driver need not call it for them."""
+    n = len(offsets) - 1
+    if nthresh < 2 or mincont >= 1.0 or n <= 0:
+        return np.zeros(max(n, 0), np.bool_)
+    return _several_maxima(np.asarray(xs, np.int64), np.asarray(ys, np.int64), np.asarray(cval, np.float32),
+                           np.asarray(offsets, np.int64))
+
+
+@njit(cache=True, nogil=True)
 def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_flux, root_peak, dthresh0):
     """parcelout()'s tree and its choice of branches, compiled (a Python tree of objects was most
     of the deblending time). The objects of every level are kept in flat arrays (pixel indices in
