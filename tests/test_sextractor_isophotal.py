@@ -194,3 +194,55 @@ def test_may_split_is_deblends_early_exit():
     assert got.tolist() == want and any(want) and not all(want)
     assert not may_split(xs, ys, cval, offsets, 1, 0.005).any()
     assert not may_split(xs, ys, cval, offsets, 32, 1.0).any()
+
+
+def _deblend_before(xs, ys, cval, dval, dthresh0, nthresh, mincont, minarea, rng):
+    """deblend() as it was: its front in Python (the levels with Python's **)."""
+    from napari_galseg.sextractor.deblend import MAXDEBAREA, _gatherup, _Obj, _parcel
+
+    xs, ys, cval = xs.astype(np.int64), ys.astype(np.int64), cval.astype(np.float32)
+    sx, sy = int(xs.min()), int(ys.min())
+    submap = np.full((int(ys.max()) - sy + 1, int(xs.max()) - sx + 1), -1, np.int64)
+    submap[ys - sy, xs - sx] = np.arange(len(xs))
+    if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
+        return None
+    root_flux = float(np.float32(cval.astype(np.float64).sum()))
+    peak = float(cval.max())
+    thresholds = np.array([np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
+                           for k in range(nthresh)], np.float32)
+    split, chosen, pix, start, end, flux, fpeak, fthresh = _parcel(
+        submap, cval, xs, ys, sx, sy, thresholds, root_flux * mincont, min(minarea, MAXDEBAREA), root_flux, peak,
+        float(dthresh0))
+    if not split:
+        return None
+    branches = [_Obj(pix[start[j]:end[j]], flux[j], fpeak[j], (0, 0, 0, 0), float(fthresh[j])) for j in chosen]
+    return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng)
+
+
+@pytest.mark.parametrize("nthresh,mincont", [(32, 0.005), (8, 0.05), (64, 0.0001)])
+def test_compiled_deblend_front_is_the_python_one(nthresh, mincont):
+    """The same branches and the same random draws, detection after detection."""
+    from napari_galseg.sextractor.deblend import GlibcRand, deblend
+    from napari_galseg.sextractor.lutz import lutz_scan, pixel_lists
+
+    image = make_field(256, 7, psf_fwhm=3.0, galaxy_density=8000).image.astype(np.float32)
+    sub = image - np.median(image)
+    filt = extract_mod._filter(sub, ExtractSettings().kernel, True)
+    dthresh = 1.5 * float(np.std(sub[:40, :40]))
+    first, counts, nextpix = lutz_scan(filt > dthresh)
+    flat, offsets = pixel_lists(first, counts, nextpix, 5)
+    ys, xs = flat // 256, flat % 256
+    new_rng, old_rng = GlibcRand(), GlibcRand()
+    nsplit = 0
+    for k in range(len(offsets) - 1):
+        sl = slice(offsets[k], offsets[k + 1])
+        args = (xs[sl], ys[sl], filt[ys[sl], xs[sl]], sub[ys[sl], xs[sl]], dthresh, nthresh, mincont, 5)
+        new, old = deblend(*args, new_rng), _deblend_before(*args, old_rng)
+        assert (new is None) == (old is None)
+        if new is not None:
+            nsplit += 1
+            assert len(new) == len(old)
+            for (pn, cn, nn), (po, co, no) in zip(new, old):
+                assert np.array_equal(pn, po) and cn == co and nn == no
+    assert nsplit > 0
+    assert new_rng() == old_rng()

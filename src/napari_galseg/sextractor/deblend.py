@@ -437,6 +437,33 @@ def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_
     return not ok[0], chosen[:nchosen], pix[:npix], start[:nobj], end[:nobj], flux[:nobj], fpeak[:nobj], fthresh[:nobj]
 
 
+@njit(cache=True, nogil=True)
+def _front(xs, ys, cval, dthresh0, expo, mincont, deb_minarea):
+    """deblend()'s start, compiled: the detection's map, its local maxima (with one, nothing can
+    split: every part above any threshold holds its own), its flux, peak and levels, then
+    :func:`_parcel`. ``expo``: k / nthresh, given at run time so that each level is the C
+    library's pow() as Python's ** computes it (0 < ``dthresh0`` < inf)."""
+    n = len(xs)
+    sx, sy = xs.min(), ys.min()
+    submap = np.full((ys.max() - sy + 1, xs.max() - sx + 1), -1, np.int64)
+    for i in range(n):
+        submap[ys[i] - sy, xs[i] - sx] = i
+    if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
+        e = np.zeros(1, np.int64)[:0]
+        f = np.zeros(1, np.float64)[:0]
+        return False, e, e, e, e, f, f, f
+    c64 = np.empty(n, np.float64)
+    for i in range(n):
+        c64[i] = cval[i]
+    root_flux = np.float64(np.float32(pairwise_sum(c64, 0, n)))
+    peak = np.float64(cval.max())
+    thresholds = np.empty(len(expo), np.float32)
+    for k in range(len(expo)):
+        thresholds[k] = np.float32(dthresh0 * (peak / dthresh0) ** expo[k]) if peak > 0.0 else np.float32(dthresh0)
+    return _parcel(submap, cval, xs, ys, sx, sy, thresholds, root_flux * mincont, deb_minarea, root_flux, peak,
+                   dthresh0)
+
+
 def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
@@ -446,22 +473,26 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
     """
     if nthresh < 2 or mincont >= 1.0:
         return None
-    xs = xs.astype(np.int64)
-    ys = ys.astype(np.int64)
-    cval = cval.astype(np.float32)
-    sx, sy = int(xs.min()), int(ys.min())
-    submap = np.full((int(ys.max()) - sy + 1, int(xs.max()) - sx + 1), -1, np.int64)
-    submap[ys - sy, xs - sx] = np.arange(len(xs))
-    if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
-        # every part above any threshold holds its own local maximum: with one, nothing can split
-        return None
-    root_flux = float(np.float32(cval.astype(np.float64).sum()))
-    peak = float(cval.max())
-    value0 = root_flux * mincont
-    thresholds = np.array([np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
-                           for k in range(nthresh)], np.float32)  # Python's pow, as before; [0] unused
-    split, chosen, pix, start, end, flux, fpeak, fthresh = _parcel(
-        submap, cval, xs, ys, sx, sy, thresholds, value0, min(minarea, MAXDEBAREA), root_flux, peak, float(dthresh0))
+    xs = np.asarray(xs, np.int64)
+    ys = np.asarray(ys, np.int64)
+    cval = np.asarray(cval, np.float32)
+    deb_minarea = min(minarea, MAXDEBAREA)
+    if 0.0 < dthresh0 < math.inf:
+        split, chosen, pix, start, end, flux, fpeak, fthresh = _front(
+            xs, ys, cval, float(dthresh0), np.arange(nthresh) / nthresh, float(mincont), deb_minarea)
+    else:  # Python's ** (a complex or an error for such thresholds, as before)
+        sx, sy = int(xs.min()), int(ys.min())
+        submap = np.full((int(ys.max()) - sy + 1, int(xs.max()) - sx + 1), -1, np.int64)
+        submap[ys - sy, xs - sx] = np.arange(len(xs))
+        if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
+            return None
+        root_flux = float(np.float32(cval.astype(np.float64).sum()))
+        peak = float(cval.max())
+        thresholds = np.array([np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
+                               for k in range(nthresh)], np.float32)  # [0] unused
+        split, chosen, pix, start, end, flux, fpeak, fthresh = _parcel(
+            submap, cval, xs, ys, sx, sy, thresholds, root_flux * mincont, deb_minarea, root_flux, peak,
+            float(dthresh0))
     if not split:
         return None
     branches = [_Obj(pix[start[j]:end[j]], flux[j], fpeak[j], (0, 0, 0, 0), float(fthresh[j])) for j in chosen]
