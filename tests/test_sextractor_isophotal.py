@@ -197,7 +197,7 @@ def test_may_split_is_deblends_early_exit():
 
 
 def _deblend_before(xs, ys, cval, dval, dthresh0, nthresh, mincont, minarea, rng):
-    """deblend() as it was: its front in Python (the levels with Python's **)."""
+    """deblend() as it was: its front in Python (the levels with Python's **), every part cut."""
     from napari_galseg.sextractor.deblend import MAXDEBAREA, _gatherup, _Obj, _parcel
 
     xs, ys, cval = xs.astype(np.int64), ys.astype(np.int64), cval.astype(np.float32)
@@ -212,7 +212,7 @@ def _deblend_before(xs, ys, cval, dval, dthresh0, nthresh, mincont, minarea, rng
                            for k in range(nthresh)], np.float32)
     split, chosen, pix, start, end, flux, fpeak, fthresh = _parcel(
         submap, cval, xs, ys, sx, sy, thresholds, root_flux * mincont, min(minarea, MAXDEBAREA), root_flux, peak,
-        float(dthresh0))
+        float(dthresh0), np.ones(len(xs), bool))  # every part cut, none left whole for its single maximum
     if not split:
         return None
     branches = [_Obj(pix[start[j]:end[j]], flux[j], fpeak[j], (0, 0, 0, 0), float(fthresh[j])) for j in chosen]
@@ -220,12 +220,13 @@ def _deblend_before(xs, ys, cval, dval, dthresh0, nthresh, mincont, minarea, rng
 
 
 @pytest.mark.parametrize("nthresh,mincont", [(32, 0.005), (8, 0.05), (64, 0.0001)])
-def test_compiled_deblend_front_is_the_python_one(nthresh, mincont):
+@pytest.mark.parametrize("seed,fwhm,density", [(7, 3.0, 8000), (8, 2.0, 4000)])
+def test_compiled_deblend_front_is_the_python_one(nthresh, mincont, seed, fwhm, density):
     """The same branches and the same random draws, detection after detection."""
     from napari_galseg.sextractor.deblend import GlibcRand, deblend
     from napari_galseg.sextractor.lutz import lutz_scan, pixel_lists
 
-    image = make_field(256, 7, psf_fwhm=3.0, galaxy_density=8000).image.astype(np.float32)
+    image = make_field(256, seed, psf_fwhm=fwhm, galaxy_density=density).image.astype(np.float32)
     sub = image - np.median(image)
     filt = extract_mod._filter(sub, ExtractSettings().kernel, True)
     dthresh = 1.5 * float(np.std(sub[:40, :40]))
@@ -244,5 +245,5 @@ def test_compiled_deblend_front_is_the_python_one(nthresh, mincont):
             assert len(new) == len(old)
             for (pn, cn, nn), (po, co, no) in zip(new, old):
                 assert np.array_equal(pn, po) and cn == co and nn == no
-    assert nsplit > 0
+    assert nsplit > 0, nsplit
     assert new_rng() == old_rng()
