@@ -98,9 +98,10 @@ def test_batched_rows_equal_the_per_detection_rows(monkeypatch, seed, fwhm, dens
 
 @pytest.mark.parametrize("wtype,gain", [("MAP_RMS", True), ("MAP_VAR", False), ("MAP_WEIGHT", True)])
 def test_batched_rows_with_a_weight_map(monkeypatch, wtype, gain):
-    f = make_field(256, 4, psf_fwhm=3.0, galaxy_density=3000)
+    f = make_field(256, 4, psf_fwhm=3.0, galaxy_density=6000)
     image = f.image.astype(np.float32)
-    rms = np.full(image.shape, 0.5, np.float32) * np.float32(np.std(image[:20, :20]) / 0.5 + 0.01)
+    sig = float(np.median(np.abs(image - np.median(image)))) * 1.4826
+    rms = np.full(image.shape, sig, np.float32) * np.linspace(0.8, 1.6, 256, dtype=np.float32)  # a gradient
     rms[:, 128:] *= 2
     rng = np.random.default_rng(4)
     image[:, 128:] += (rng.normal(size=(256, 128)) * rms[:, 128:] * np.sqrt(3)).astype(np.float32)
@@ -109,14 +110,19 @@ def test_batched_rows_with_a_weight_map(monkeypatch, wtype, gain):
     raw[100:120, 50:60] = 0.0 if wtype == "MAP_WEIGHT" else 1e31  # no data
     s = ExtractSettings(apertures=(4.0,), deblend_mincont=0.005, gain=2.0,
                         weight=WeightSettings(type=wtype, image=raw, gain=gain))
-    _compare(monkeypatch, image, s)
+    rows = _compare(monkeypatch, image, s)
+    assert len({r["_dthresh"] for r in rows}) > 20  # each detection's own threshold
+    assert any(r["_flag"] & extract_mod.OBJ_MERGED for r in rows)
 
 
-def test_batched_rows_without_a_filter_and_absolute_threshold(monkeypatch):
+def test_batched_rows_without_a_filter_absolute_threshold_and_flag_maps(monkeypatch):
     image = make_field(256, 5, psf_fwhm=2.5, galaxy_density=4000).image.astype(np.float32)
     sig = float(np.std(image[:30, :30]))
+    fl = np.zeros(image.shape, np.int32)
+    fl[:, :90] |= 1
+    fl[np.random.default_rng(5).random(fl.shape) < 0.05] |= 4
     s = ExtractSettings(kernel=None, thresh_absolute=True, detect_thresh=2 * sig, analysis_thresh=2.5 * sig,
-                        deblend_mincont=0.01)
+                        deblend_mincont=0.01, flag_images=(fl, fl * 3), flag_types=("OR", "MAX"))
     _compare(monkeypatch, image, s)
 
 
