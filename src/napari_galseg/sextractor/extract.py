@@ -225,7 +225,8 @@ def extract(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool 
     rows = []
     rng = GlibcRand()
     next_id = len(first) + 1
-    ys_all, xs_all = flat // w, flat % w  # every detection's pixels, in list order, one after another
+    ys_all, xs_all = np.divmod(flat, w)  # every detection's pixels, in list order, one after another
+    del flat
     val_all, cval_all = sub[ys_all, xs_all], filt[ys_all, xs_all]
     pthr_all = pvar_all = None
     if var is not None:
