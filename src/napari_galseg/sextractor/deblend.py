@@ -316,12 +316,58 @@ def _local_maxima(submap, cval, xs, ys, sx, sy):
 
 
 @njit(cache=True, nogil=True)
-def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_flux, root_peak, dthresh0):
+def _maxima_map(submap, cval, xs, ys, sx, sy):
+    """Which pixels are at least as high as all their 8 neighbours within the detection: every
+    part above a threshold holds one (its highest pixel), so a part with a single one cannot split."""
+    h, w = submap.shape
+    out = np.ones(len(xs), np.bool_)
+    for i in range(len(xs)):
+        y0, x0 = ys[i] - sy, xs[i] - sx
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                y, x = y0 + dy, x0 + dx
+                if (dy or dx) and 0 <= y < h and 0 <= x < w and submap[y, x] >= 0 and cval[submap[y, x]] > cval[i]:
+                    out[i] = False
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _several_maxima(xs, ys, cval, offsets):
+    """:func:`_local_maxima` >= 2 for each detection ``offsets[k]:offsets[k + 1]`` of the
+    concatenated pixel arrays, in one call."""
+    n = len(offsets) - 1
+    out = np.zeros(n, np.bool_)
+    for k in range(n):
+        lo, hi = offsets[k], offsets[k + 1]
+        oxs, oys, ocv = xs[lo:hi], ys[lo:hi], cval[lo:hi]
+        sx, sy = oxs.min(), oys.min()
+        submap = np.full((oys.max() - sy + 1, oxs.max() - sx + 1), -1, np.int64)
+        for i in range(hi - lo):
+            submap[oys[i] - sy, oxs[i] - sx] = i
+        out[k] = _local_maxima(submap, ocv, oxs, oys, sx, sy) >= 2
+    return out
+
+
+def may_split(xs, ys, cval, offsets, nthresh: int, mincont: float) -> np.ndarray:
+    """Which detections (pixels ``offsets[k]:offsets[k + 1]`` of the concatenated arrays, ``cval``
+    filtered) :func:`deblend` may split: the others, with a single local maximum, it returns
+    whole before drawing any random number, so the driver need not call it for them."""
+    n = len(offsets) - 1
+    if nthresh < 2 or mincont >= 1.0 or n <= 0:
+        return np.zeros(max(n, 0), np.bool_)
+    return _several_maxima(np.asarray(xs, np.int64), np.asarray(ys, np.int64), np.asarray(cval, np.float32),
+                           np.asarray(offsets, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_flux, root_peak, dthresh0, ismax):
     """parcelout()'s tree and its choice of branches, compiled (a Python tree of objects was most
     of the deblending time). The objects of every level are kept in flat arrays (pixel indices in
     list order, flux, peak, threshold, box, the range of their children one level up); levels stop
-    once no part holds more than ``value0`` above its threshold. Returns whether the detection
-    splits, the chosen branches in SExtractor's order, and the object arrays."""
+    once no part holds more than ``value0`` above its threshold. A part holding fewer than two of
+    the local maxima ``ismax`` is not cut further: it has one part at most at each level above,
+    so no choice below it can change (all True: every part is cut, as SExtractor does). Returns
+    whether the detection splits, the chosen branches in SExtractor's order, and the object arrays."""
     n = len(xs)
     nthresh = len(thresholds)
     cap = 64
@@ -333,12 +379,14 @@ def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_
     box = np.empty((cap, 4), np.int64)
     kid_lo = np.zeros(cap, np.int64)
     kid_hi = np.zeros(cap, np.int64)
+    nmax = np.empty(cap, np.int64)  # local maxima held (2: two or more)
     pix = np.empty(2 * n + 16, np.int64)
     for i in range(n):
         pix[i] = i
     npix = n
     start[0], end[0], flux[0], fpeak[0], fthresh[0] = 0, n, root_flux, root_peak, dthresh0
     box[0, 0], box[0, 1], box[0, 2], box[0, 3] = xs.min(), xs.max(), ys.min(), ys.max()
+    nmax[0] = min(ismax.sum(), 2)
     nobj = 1
     level_lo = np.zeros(nthresh + 1, np.int64)
     level_hi = np.zeros(nthresh + 1, np.int64)
@@ -351,6 +399,9 @@ def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_
         new_owner = np.full(n, -1, np.int64)
         for gi in range(level_lo[k - 1], level_hi[k - 1]):
             pi = gi - level_lo[k - 1]
+            if nmax[gi] < 2:
+                kid_lo[gi], kid_hi[gi] = nobj, nobj
+                continue
             idx, offs, pflux, pk, boxes = _sub_level(submap, cval, xs, ys, sx, sy, box[gi, 0], box[gi, 1],
                                                      box[gi, 2], box[gi, 3], thresh, deb_minarea)
             kid_lo[gi] = nobj
@@ -368,12 +419,17 @@ def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_
                     box = np.concatenate((box, np.empty((nobj, 4), np.int64)))
                     kid_lo = np.concatenate((kid_lo, np.zeros(nobj, np.int64)))
                     kid_hi = np.concatenate((kid_hi, np.zeros(nobj, np.int64)))
+                    nmax = np.concatenate((nmax, np.empty(nobj, np.int64)))
                 if npix + m > len(pix):
                     pix = np.concatenate((pix, np.empty(max(npix + m, len(pix)), np.int64)))
+                nm = 0
                 for t in range(m):
                     i = idx[offs[q] + t]
                     pix[npix + t] = i
                     new_owner[i] = nobj - new_lo
+                    if ismax[i]:
+                        nm += 1
+                nmax[nobj] = min(nm, 2)
                 start[nobj], end[nobj] = npix, npix + m
                 npix += m
                 flux[nobj], fpeak[nobj], fthresh[nobj] = pflux[q], pk[q], thresh
@@ -409,6 +465,34 @@ def _parcel(submap, cval, xs, ys, sx, sy, thresholds, value0, deb_minarea, root_
     return not ok[0], chosen[:nchosen], pix[:npix], start[:nobj], end[:nobj], flux[:nobj], fpeak[:nobj], fthresh[:nobj]
 
 
+@njit(cache=True, nogil=True)
+def _front(xs, ys, cval, dthresh0, expo, mincont, deb_minarea):
+    """deblend()'s start, compiled: the detection's map, its local maxima (with one, nothing can
+    split: every part above any threshold holds its own), its flux, peak and levels, then
+    :func:`_parcel`. ``expo``: k / nthresh, given at run time so that each level is the C
+    library's pow() as Python's ** computes it (0 < ``dthresh0`` < inf)."""
+    n = len(xs)
+    sx, sy = xs.min(), ys.min()
+    submap = np.full((ys.max() - sy + 1, xs.max() - sx + 1), -1, np.int64)
+    for i in range(n):
+        submap[ys[i] - sy, xs[i] - sx] = i
+    ismax = _maxima_map(submap, cval, xs, ys, sx, sy)
+    if ismax.sum() < 2:
+        e = np.zeros(1, np.int64)[:0]
+        f = np.zeros(1, np.float64)[:0]
+        return False, e, e, e, e, f, f, f
+    c64 = np.empty(n, np.float64)
+    for i in range(n):
+        c64[i] = cval[i]
+    root_flux = np.float64(np.float32(pairwise_sum(c64, 0, n)))
+    peak = np.float64(cval.max())
+    thresholds = np.empty(len(expo), np.float32)
+    for k in range(len(expo)):
+        thresholds[k] = np.float32(dthresh0 * (peak / dthresh0) ** expo[k]) if peak > 0.0 else np.float32(dthresh0)
+    return _parcel(submap, cval, xs, ys, sx, sy, thresholds, root_flux * mincont, deb_minarea, root_flux, peak,
+                   dthresh0, ismax)
+
+
 def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
@@ -418,22 +502,27 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
     """
     if nthresh < 2 or mincont >= 1.0:
         return None
-    xs = xs.astype(np.int64)
-    ys = ys.astype(np.int64)
-    cval = cval.astype(np.float32)
-    sx, sy = int(xs.min()), int(ys.min())
-    submap = np.full((int(ys.max()) - sy + 1, int(xs.max()) - sx + 1), -1, np.int64)
-    submap[ys - sy, xs - sx] = np.arange(len(xs))
-    if _local_maxima(submap, cval, xs, ys, sx, sy) < 2:
-        # every part above any threshold holds its own local maximum: with one, nothing can split
-        return None
-    root_flux = float(np.float32(cval.astype(np.float64).sum()))
-    peak = float(cval.max())
-    value0 = root_flux * mincont
-    thresholds = np.array([np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
-                           for k in range(nthresh)], np.float32)  # Python's pow, as before; [0] unused
-    split, chosen, pix, start, end, flux, fpeak, fthresh = _parcel(
-        submap, cval, xs, ys, sx, sy, thresholds, value0, min(minarea, MAXDEBAREA), root_flux, peak, float(dthresh0))
+    xs = np.asarray(xs, np.int64)
+    ys = np.asarray(ys, np.int64)
+    cval = np.asarray(cval, np.float32)
+    deb_minarea = min(minarea, MAXDEBAREA)
+    if 0.0 < dthresh0 < math.inf:
+        split, chosen, pix, start, end, flux, fpeak, fthresh = _front(
+            xs, ys, cval, float(dthresh0), np.arange(nthresh) / nthresh, float(mincont), deb_minarea)
+    else:  # Python's ** (a complex or an error for such thresholds, as before)
+        sx, sy = int(xs.min()), int(ys.min())
+        submap = np.full((int(ys.max()) - sy + 1, int(xs.max()) - sx + 1), -1, np.int64)
+        submap[ys - sy, xs - sx] = np.arange(len(xs))
+        ismax = _maxima_map(submap, cval, xs, ys, sx, sy)
+        if ismax.sum() < 2:
+            return None
+        root_flux = float(np.float32(cval.astype(np.float64).sum()))
+        peak = float(cval.max())
+        thresholds = np.array([np.float32(dthresh0 * (peak / dthresh0) ** (k / nthresh) if peak > 0.0 else dthresh0)
+                               for k in range(nthresh)], np.float32)  # [0] unused
+        split, chosen, pix, start, end, flux, fpeak, fthresh = _parcel(
+            submap, cval, xs, ys, sx, sy, thresholds, root_flux * mincont, deb_minarea, root_flux, peak,
+            float(dthresh0), ismax)
     if not split:
         return None
     branches = [_Obj(pix[start[j]:end[j]], flux[j], fpeak[j], (0, 0, 0, 0), float(fthresh[j])) for j in chosen]

@@ -17,10 +17,11 @@ import numpy as np
 from numba import njit
 
 from .background import SExBackground, sextractor_background
-from .classstar import class_star, iso_areas
+from .classstar import class_star
 from .cleaning import order_and_clean
-from .deblend import GlibcRand, deblend, moments, pairwise_sum
+from .deblend import GlibcRand, deblend, may_split
 from .flags import as_flags, combine, merge
+from .isophotal import isophotal_rows
 from .lutz import links_to_labels, lutz_scan_into, pixel_lists
 from .measure import STEP_APER, STEP_AUTO, STEP_GROWTH, STEP_WINPOS, Objects, PhotSettings, measure
 from .weights import BIG, WeightSettings, interpolate, low_weight_flags, read_map, var_threshold, weight_scale, weight_to_var
@@ -257,32 +258,66 @@ def extract_whole_frame(image: np.ndarray, s: ExtractSettings, progress=None, co
     rows = []
     rng = GlibcRand()
     next_id = len(first) + 1
-    for k in range(len(offsets) - 1):
-        idx = flat[offsets[k]:offsets[k + 1]]
-        ys, xs = idx // w, idx % w
-        val, cval = sub[ys, xs], filt[ys, xs]
-        opt = _Weighted(pthr[ys, xs], wvar[ys, xs], gainflag, threshfac) if var is not None else None
-        odthresh = float(opt.pthr.min()) if opt is not None else dthresh
-        parts = deblend(xs, ys, cval, val, float(np.float32(odthresh)), s.deblend_nthresh, s.deblend_mincont,
-                        s.minarea, rng)
-        line = int(ys.max()) + 1  # the scan line that completes the detection (and its branches)
-        if parts is None:
-            rows.append(_isophotal(int(comp[ys[0], xs[0]]), ys, xs, val, cval, dthresh, thresh, var_b, s.gain, h, w,
-                                   s.minarea, opt=opt))
-            rows[-1]["_line"] = line
-            _pixel_flags(rows[-1], ys, xs, wflags, flagmaps, s.flag_types)
-            continue
+    ys_all, xs_all = np.divmod(flat, w)  # every detection's pixels, in list order, one after another
+    del flat
+    val_all, cval_all = sub[ys_all, xs_all], filt[ys_all, xs_all]
+    pthr_all = pvar_all = None
+    if var is not None:
+        pthr_all, pvar_all = pthr[ys_all, xs_all], wvar[ys_all, xs_all]
+    iso_args = (dthresh, thresh, var_b, s.gain, h, w, s.minarea)
+    iso_opts = dict(gainflag=gainflag, threshfac=threshfac)
+    # deblend() in NUMBER order (its random draws), only for the detections with several local maxima
+    split = {}
+    for k in np.flatnonzero(may_split(xs_all, ys_all, cval_all, offsets, s.deblend_nthresh,
+                                      s.deblend_mincont)).tolist():
+        lo, hi = int(offsets[k]), int(offsets[k + 1])
+        odthresh = float(pthr_all[lo:hi].min()) if var is not None else dthresh
+        parts = deblend(xs_all[lo:hi], ys_all[lo:hi], cval_all[lo:hi], val_all[lo:hi], float(np.float32(odthresh)),
+                        s.deblend_nthresh, s.deblend_mincont, s.minarea, rng)
+        if parts is not None:
+            split[k] = parts
+    # the isophotal measurements of the whole detections, then of the branches, in one call each
+    is_whole = np.ones(len(offsets) - 1, bool)
+    is_whole[list(split)] = False
+    whole = np.flatnonzero(is_whole)
+    cids = comp[ys_all[offsets[whole]], xs_all[offsets[whole]]].tolist()
+    whole_rows = iter(isophotal_rows(cids, xs_all, ys_all, val_all, cval_all, offsets, *iso_args, objects=whole,
+                                     pthr=pthr_all, pvar=pvar_all, **iso_opts))
+    sel, boff, bids, centers, cores = [], [0], [], [], []
+    for k, parts in split.items():
         for pidx, center, ncore in parts:
-            comp[ys[pidx], xs[pidx]] = next_id  # each branch masks its siblings in photometry
-            row = _isophotal(next_id, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var_b, s.gain,
-                             h, w, s.minarea, center=center, opt=None if opt is None else opt.take(pidx))
-            _pixel_flags(row, ys[pidx], xs[pidx], wflags, flagmaps, s.flag_types)
-            core_x, core_y = xs[pidx[:ncore]], ys[pidx[:ncore]]  # the branch's flags come from its core
+            g = int(offsets[k]) + pidx
+            comp[ys_all[g], xs_all[g]] = next_id  # each branch masks its siblings in photometry
+            sel.append(g)
+            boff.append(boff[-1] + len(g))
+            bids.append(next_id)
+            centers.append(center)
+            cores.append(g[:ncore])
+            next_id += 1
+    g = np.concatenate(sel) if sel else np.zeros(0, np.int64)
+    branch_rows = iter(isophotal_rows(bids, xs_all[g], ys_all[g], val_all[g], cval_all[g], boff, *iso_args,
+                                      centers=centers, pthr=None if var is None else pthr_all[g],
+                                      pvar=None if var is None else pvar_all[g], **iso_opts))
+    del val_all, cval_all, pthr_all, pvar_all, sel, g
+    cores = iter(cores)
+    for k in range(len(offsets) - 1):
+        parts = split.get(k)
+        if parts is None:
+            row = next(whole_rows)
+            row["_line"] = row["_ymax"] + 1  # the scan line that completes the detection
+            _pixel_flags(row, row["_ys"], row["_xs"], wflags, flagmaps, s.flag_types)
+            rows.append(row)
+            continue
+        line = int(ys_all[offsets[k]:offsets[k + 1]].max()) + 1  # the detection's, for each of its branches
+        for _ in parts:
+            row = next(branch_rows)
+            _pixel_flags(row, row["_ys"], row["_xs"], wflags, flagmaps, s.flag_types)
+            core = next(cores)
+            core_x, core_y = xs_all[core], ys_all[core]  # the branch's flags come from its core
             edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
             row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
             row["_line"] = line
             rows.append(row)
-            next_id += 1
     blankh = np.shape(s.kernel)[0] // 2 + 1 if s.kernel is not None else 0
     convh = np.shape(s.kernel)[0] if s.kernel is not None else 0
     strip_margin = max(1, (convh - 1) // 2 + 1) if convh else 1
@@ -330,19 +365,6 @@ def extract_whole_frame(image: np.ndarray, s: ExtractSettings, progress=None, co
                       variance_rows=None if var is None else (lambda y0, y1: var[y0:y1]))
 
 
-@dataclasses.dataclass
-class _Weighted:
-    """One detection's per-pixel detection thresholds and variances, in pixel-list order."""
-
-    pthr: np.ndarray
-    pvar: np.ndarray
-    gainflag: bool
-    threshfac: float
-
-    def take(self, idx) -> _Weighted:
-        return _Weighted(self.pthr[idx], self.pvar[idx], self.gainflag, self.threshfac)
-
-
 def _pixel_flags(row: dict, ys, xs, wflags, flagmaps, flag_types) -> None:
     """weight_count() and getflags() of one detection's pixels."""
     nw = ndw = 0  # without a weight map SExtractor writes zeros
@@ -361,146 +383,6 @@ def _clean_margin(s: ExtractSettings) -> int:
     return max([int((d + 1) / 2) + 1 for d in s.apertures] + [0])
 
 
-@njit(cache=True, nogil=True)
-def _mthresh(cval, dthresh, minarea):
-    """examineiso()'s CLEAN level: its heap of the minarea highest filtered values above the
-    threshold, replayed step by step (it skips the pixel after the first minarea, and its sift-down
-    is off by one, so the value is not exactly the minarea-th highest); pixels in raster order.
-    ``dthresh``: float32, one threshold for all pixels or (a weight map's) one per pixel."""
-    n = len(cval)
-    if n < minarea:
-        return 0.0
-    one = len(dthresh) == 1
-    t = np.empty(n, np.float64)
-    for i in range(n):
-        d = dthresh[0] if one else dthresh[i]
-        t[i] = np.float64(np.float32(cval[i] - d))  # float32 differences, as the C code
-    heap = t[:minarea].copy()
-    for q in range(minarea, n):
-        tpix = t[q]
-        if q == minarea:  # sorted only once a pixel beyond the first minarea comes
-            heap.sort()
-            continue
-        if tpix > heap[0]:
-            heap[0] = tpix
-            j = 0
-            while True:
-                k = (j + 1) << 1
-                if k > minarea:
-                    break
-                hk = k
-                if k != minarea and heap[hk - 1] > heap[hk]:
-                    hk += 1
-                    k += 1
-                hk -= 1
-                if heap[j] <= heap[hk]:
-                    break
-                heap[j], heap[hk] = heap[hk], heap[j]
-                j = k
-    return heap[0]
-
-
-@njit(cache=True, nogil=True)
-def _error_sums(xs, ys, cval, val, mx, my, var, gain, pvar, gainflag):
-    """FLUX_ISO, its variance and examineiso()'s position-error sums, with numpy's pairwise float64
-    sums. ``pvar``: the weight map's variance of each pixel (empty without one): the flux variance
-    is their sum, plus with ``gainflag`` (WEIGHT_GAIN) each positive pixel's photon noise scaled by
-    its variance over the background's ``var``."""
-    n = len(xs)
-    v = np.empty(n, np.float64)
-    for i in range(n):
-        v[i] = np.float64(val[i])
-    flux = pairwise_sum(v, 0, n)
-    if len(pvar) == 0:
-        sigtv = var * n
-        if gain > 0.0 and flux > 0.0:
-            sigtv += flux / gain
-    else:
-        pv = np.empty(n, np.float64)
-        for i in range(n):
-            pv[i] = np.float64(pvar[i])
-        sigtv = pairwise_sum(pv, 0, n)
-        if gainflag and gain > 0.0:
-            for i in range(n):
-                v[i] = (v[i] if v[i] > 0.0 else 0.0) / gain * pv[i] / var
-            sigtv += pairwise_sum(v, 0, n)
-        elif gain > 0.0 and flux > 0.0:
-            sigtv += flux / gain
-    err = np.empty(n, np.float64)
-    for i in range(n):
-        c = np.float64(cval[i])
-        err[i] = var + (c / gain if c > 0.0 else 0.0) if gain > 0.0 else var
-    for i in range(n):
-        dx = xs[i] - mx
-        v[i] = err[i] * dx * dx
-    sxx = pairwise_sum(v, 0, n)
-    for i in range(n):
-        dy = ys[i] - my
-        v[i] = err[i] * dy * dy
-    syy = pairwise_sum(v, 0, n)
-    for i in range(n):
-        v[i] = err[i] * (xs[i] - mx) * (ys[i] - my)
-    sxy = pairwise_sum(v, 0, n)
-    return flux, sigtv, sxx, syy, sxy, pairwise_sum(err, 0, n)
-
-
-def _isophotal(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea, center=None,
-               opt: _Weighted | None = None) -> dict:
-    """preanalyse(ANALYSE_FULL|ANALYSE_ROBUST) and examineiso() of one detection; ``center``: the
-    core centre of a deblended branch (its moments are taken about it). With a weight map
-    (``opt``) the detection threshold is the lowest of its pixels', the analysis threshold and the
-    isophotal flux error follow each pixel's variance."""
-    pdthresh = dthresh
-    if opt is not None:
-        dthresh = float(opt.pthr.min())
-        pdthresh = opt.pthr
-    mo = moments(xs, ys, cval, val, dthresh, center)
-    rv = mo["rv"]
-    mx, my, xm2, ym2, xym, a, b = mo["mx"], mo["my"], mo["xm2"], mo["ym2"], mo["xym"], mo["a"], mo["b"]
-    singu, theta = mo["singu"], mo["theta"]
-    temp2 = xm2 * ym2 - xym * xym
-    xmin, ymin = int(xs.min()), int(ys.min())
-    pvar = np.zeros(0, np.float32) if opt is None else opt.pvar
-    flux, sigtv, sxx, syy, sxy, serr = _error_sums(xs, ys, cval, val, float(mx), float(my), float(var), float(gain),
-                                                   pvar, opt is not None and opt.gainflag)
-    athresh = np.float32(thresh)
-    if opt is None:
-        above = val > athresh
-    else:
-        pa = (opt.threshfac * np.sqrt(opt.pvar.astype(np.float64))).astype(np.float32)
-        athresh = pa.min()
-        above = val > pa
-    # position errors (examineiso, errflag)
-    fdflux2 = float(np.float32(rv)) ** 2
-    emx2 = sxx / fdflux2
-    emy2 = syy / fdflux2
-    emxy = sxy / fdflux2
-    esum = serr * 0.08333 / fdflux2
-    if singu and emx2 * emy2 - emxy * emxy < esum * esum:
-        emx2 += esum
-        emy2 += esum
-    peak = float(val.max())
-    abcor = float(np.float32(mo["abcor"]))
-    flag = OBJ_TRUNC if (xs.min() == 0 or xs.max() == w - 1 or ys.min() == 0 or ys.max() == h - 1) else 0
-    last = ys == ys.max()
-    return {
-        "_cid": cid, "_ys": ys, "_xs": xs, "_ymax": int(ys.max()), "_xend": int(xs[last].max()),
-        "_mx": mx, "_my": my, "_flag": flag, "_fdflux": float(np.float32(rv)), "_fdnpix": len(val),
-        "_abcor": abcor, "_iso": iso_areas(val, peak, float(athresh)), "_dthresh": dthresh,
-        "_mthresh": float(_mthresh(cval, np.atleast_1d(np.asarray(pdthresh, np.float32)), minarea)), "_fluxvar": sigtv,
-        "X_IMAGE": mx + 1.0, "Y_IMAGE": my + 1.0,
-        "X2_IMAGE": xm2, "Y2_IMAGE": ym2, "XY_IMAGE": xym,
-        "ERRX2_IMAGE": emx2, "ERRY2_IMAGE": emy2, "ERRXY_IMAGE": emxy,
-        "A_IMAGE": a, "B_IMAGE": b, "THETA_IMAGE": float(np.float32(theta * 180.0 / PI)),
-        "CXX_IMAGE": float(np.float32(ym2 / temp2)), "CYY_IMAGE": float(np.float32(xm2 / temp2)),
-        "CXY_IMAGE": float(np.float32(-2 * xym / temp2)),
-        "ELONGATION": a / b if b > 0 else 0.0, "ELLIPTICITY": 1 - b / a if a > 0 else 0.0,
-        "ISOAREA_IMAGE": int(above.sum()), "ISOAREAF_IMAGE": int(len(val)),
-        "FLUX_ISO": flux, "FLUX_MAX": peak,
-        "THRESHOLD": float(np.float32(dthresh)),
-        "XMIN_IMAGE": xmin + 1, "YMIN_IMAGE": ymin + 1, "XMAX_IMAGE": int(xs.max()) + 1, "YMAX_IMAGE": int(ys.max()) + 1,
-        "XPEAK_IMAGE": int(xs[np.argmax(cval)]) + 1, "YPEAK_IMAGE": int(ys[np.argmax(cval)]) + 1,
-    }
 
 
 def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: float, wvar: np.ndarray,

@@ -105,7 +105,9 @@ class _StripBuffer:
             return
         n = self.y1 - self.y0 - k
         for arr in (self.sub, self.comp) + ((self.var,) if self.var.shape[0] else ()):
-            arr[:n] = arr[k:k + n]
+            for a in range(0, n, k):  # k rows at a time: source and target never overlap (no temporary)
+                b = min(n, a + k)
+                arr[a:b] = arr[a + k:b + k]
         self.y0 += k
 
     def push(self, sub: np.ndarray, var: np.ndarray | None) -> None:
@@ -126,8 +128,12 @@ class _StripBuffer:
 
     def set_labels(self, idx: np.ndarray, label) -> None:
         """``comp`` of the pixels ``idx`` (flat frame indices) that are in the buffer."""
-        idx = idx[(idx >= self.y0 * self.w) & (idx < self.y1 * self.w)]
-        self.comp.ravel()[idx - self.y0 * self.w] = label
+        inside = (idx >= self.y0 * self.w) & (idx < self.y1 * self.w)
+        self.comp.ravel()[idx[inside] - self.y0 * self.w] = label if np.ndim(label) == 0 else label[inside]
+
+    def close(self) -> None:
+        """Give the strip's memory back (the extraction has measured everything)."""
+        self.sub = self.comp = self.var = np.zeros((0, 0), np.float32)
 
     def view(self, fy0: int, fy1: int):
         """(sub, comp, var) of rows [fy0, fy1), indexed from fy0."""
@@ -163,13 +169,12 @@ def extract_rows(source, s, progress=None):
     new float32 rows): the frame is never held whole."""
     from .background import sextractor_background_rows
     from .classstar import class_star
-    from .deblend import GlibcRand, deblend
-    from .extract import (OBJ_MERGED, OBJ_TRUNC, Extraction, _above, _above_map, _clean_margin, _filter,
-                          _isophotal, _photometry, _Weighted)
+    from .deblend import GlibcRand, deblend, may_split
+    from .extract import OBJ_MERGED, OBJ_TRUNC, Extraction, _above, _above_map, _clean_margin, _filter, _photometry
     from .flags import as_flags, combine, merge
+    from .isophotal import isophotal_rows
     from .lutz import LutzStream
-    from .weights import (BIG, InterpolationState, low_weight_flags, read_map, var_threshold, weight_scale,
-                          weight_to_var)
+    from .weights import BIG, InterpolationState, low_weight_flags, read_map, var_threshold, weight_scale, weight_to_var
 
     h, w = source.shape
     wt = s.weight
@@ -217,6 +222,7 @@ def extract_rows(source, s, progress=None):
     names = ["val", "cval"] + (["pthr", "pvar"] if weighted else []) + (["wflag"] if want_wflags else [])
     names += [f"flag{i}" for i in range(len(flagmaps))]
     scan = LutzStream(w)
+    idx_type = np.int32 if h * w < 2 ** 31 else np.int64  # the kept pixels' frame indices
     rng = GlibcRand()
     n_done = [0]  # completed detections so far (small ones too): detection k owns label k + 1
     next_branch = [1 << 30]  # deblended branches: labels of their own, above any detection's
@@ -241,42 +247,76 @@ def extract_rows(source, s, progress=None):
     numbers: list[tuple[np.ndarray, int]] = []  # the pixels of each written object and its NUMBER
 
     def complete(positions, offsets):
-        """Deblend and measure the detections the scan completed; they enter CLEAN's list."""
-        pools = dict(zip(names, scan.values))
-        for k in range(len(offsets) - 1):
-            pos = positions[offsets[k]:offsets[k + 1]]
-            n_done[0] += 1
-            idx = scan.idx[pos]
-            buf.set_labels(idx, n_done[0])
-            if len(pos) < s.minarea:
-                continue
-            ys, xs = idx // w, idx % w
-            val, cval = pools["val"][pos], pools["cval"][pos]
-            opt = _Weighted(pools["pthr"][pos], pools["pvar"][pos], gainflag, threshfac) if weighted else None
-            odthresh = float(opt.pthr.min()) if opt is not None else dthresh
-            wfl = pools["wflag"][pos] if want_wflags else None
-            fmaps = [pools[f"flag{i}"][pos] for i in range(len(flagmaps))]
-            parts = deblend(xs, ys, cval, val, float(np.float32(odthresh)), s.deblend_nthresh, s.deblend_mincont,
-                            s.minarea, rng)
-            line = int(ys.max()) + 1  # the scan line that completes the detection (and its branches)
+        """Deblend and measure the detections the scan completed (in one compiled call for the whole
+        ones, one for the branches); they enter CLEAN's list in completion order."""
+        n = len(offsets) - 1
+        if n == 0:
+            return
+        counts = np.diff(offsets)
+        first = n_done[0] + 1  # detection k owns label first + k (small ones too: they mask neighbours)
+        n_done[0] += n
+        buf.set_labels(scan.idx[positions], np.repeat(np.arange(first, first + n, dtype=np.int32), counts))
+        kept = np.flatnonzero(counts >= s.minarea)
+        if len(kept) == 0:
+            return
+        koff = np.zeros(len(kept) + 1, np.int64)
+        np.cumsum(counts[kept], out=koff[1:])
+        kpos = np.concatenate([positions[offsets[k]:offsets[k + 1]] for k in kept])
+        pools = dict(zip(names, (v[kpos] for v in scan.values)))
+        kidx = scan.idx[kpos].astype(idx_type)
+        del kpos
+        ys, xs = np.divmod(kidx.astype(np.int64), w)
+        val, cval = pools["val"], pools["cval"]
+        pthr, pvar = (pools["pthr"], pools["pvar"]) if weighted else (None, None)
+        # deblend() in completion order (its random draws), only for detections with several maxima
+        split = {}
+        for j in np.flatnonzero(may_split(xs, ys, cval, koff, s.deblend_nthresh, s.deblend_mincont)).tolist():
+            lo, hi = int(koff[j]), int(koff[j + 1])
+            odthresh = float(pthr[lo:hi].min()) if weighted else dthresh
+            parts = deblend(xs[lo:hi], ys[lo:hi], cval[lo:hi], val[lo:hi], float(np.float32(odthresh)),
+                            s.deblend_nthresh, s.deblend_mincont, s.minarea, rng)
+            if parts is not None:
+                split[j] = parts
+        iso_args = (dthresh, thresh, var_b, s.gain, h, w, s.minarea)
+        iso_opts = dict(gainflag=gainflag, threshfac=threshfac)
+        whole = np.array([j for j in range(len(kept)) if j not in split], np.int64)
+        whole_rows = iter(isophotal_rows((first + kept[whole]).tolist(), xs, ys, val, cval, koff, *iso_args,
+                                         objects=whole, pthr=pthr, pvar=pvar, **iso_opts))
+        sel, boff, bids, centers, cores = [], [0], [], [], []
+        for j, parts in split.items():
+            for pidx, center, ncore in parts:
+                g = int(koff[j]) + pidx
+                bids.append(next_branch[0])
+                buf.set_labels(kidx[g], next_branch[0])  # each branch masks its siblings in photometry
+                next_branch[0] += 1
+                sel.append(g)
+                boff.append(boff[-1] + len(g))
+                centers.append(center)
+                cores.append(g[:ncore])
+        g = np.concatenate(sel) if sel else np.zeros(0, np.int64)
+        branch_rows = iter(isophotal_rows(bids, xs[g], ys[g], val[g], cval[g], boff, *iso_args, centers=centers,
+                                          pthr=None if pthr is None else pthr[g],
+                                          pvar=None if pvar is None else pvar[g], **iso_opts))
+        wfl = pools["wflag"] if want_wflags else None
+        fmaps = [pools[f"flag{i}"] for i in range(len(flagmaps))]
+        sel, cores = iter(sel), iter(cores)
+        for j in range(len(kept)):
+            lo, hi = int(koff[j]), int(koff[j + 1])
+            parts = split.get(j)
             if parts is None:
-                row = _isophotal(n_done[0], ys, xs, val, cval, dthresh, thresh, var_b, s.gain, h, w, s.minarea,
-                                 opt=opt)
-                row["_line"], row["_idx"] = line, idx
-                pixel_flags(row, wfl, fmaps)
+                row = next(whole_rows)
+                row["_line"], row["_idx"] = row["_ymax"] + 1, kidx[lo:hi]  # the line that completed it
+                pixel_flags(row, None if wfl is None else wfl[lo:hi], [m[lo:hi] for m in fmaps])
                 clean.add(row)
                 continue
-            for pidx, center, ncore in parts:
-                label = next_branch[0]
-                next_branch[0] += 1
-                buf.set_labels(idx[pidx], label)  # each branch masks its siblings in photometry
-                row = _isophotal(label, ys[pidx], xs[pidx], val[pidx], cval[pidx], dthresh, thresh, var_b, s.gain,
-                                 h, w, s.minarea, center=center, opt=None if opt is None else opt.take(pidx))
-                pixel_flags(row, None if wfl is None else wfl[pidx], [m[pidx] for m in fmaps])
-                core_x, core_y = xs[pidx[:ncore]], ys[pidx[:ncore]]  # the branch's flags come from its core
+            line = int(ys[lo:hi].max()) + 1  # the detection's, for each of its branches
+            for _ in parts:
+                row, gb, core = next(branch_rows), next(sel), next(cores)
+                pixel_flags(row, None if wfl is None else wfl[gb], [m[gb] for m in fmaps])
+                core_x, core_y = xs[core], ys[core]  # the branch's flags come from its core
                 edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
                 row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
-                row["_line"], row["_idx"] = line, idx[pidx]
+                row["_line"], row["_idx"] = line, kidx[gb]
                 clean.add(row)
 
     def write_out():
@@ -377,7 +417,7 @@ def extract_rows(source, s, progress=None):
     clean.finish()
     write_out()
 
-    del buf, scan
+    buf.close()
     seg = _segmentation((h, w), numbers)
     columns = table.arrays()
     iso = columns.pop("_iso", None)
