@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -497,15 +498,27 @@ def sextractor_background_rows(read_rows, shape: tuple[int, int], back_size=(64,
     nby, nbx = (ny - 1) // bh + 1, (nx - 1) // bw + 1
     weighted = read_var_rows is not None
     maps = [np.empty((nby, nbx), np.float32) for _ in range(4)]  # back, sigma, wback, wsigma
-    for j in range(nby):
-        y0, y1 = j * bh, min((j + 1) * bh, ny)
-        band = _band(read_rows, y0, y1, nx, "image")
-        if not np.isfinite(band).all():  # no-data pixels take no part in the mesh statistics
-            band = np.where(np.isfinite(band), band, np.float32(-BIG))
-        wband = _band(read_var_rows, y0, y1, nx, "variance map") if weighted else band[:1, :1]
-        for m, band_map in zip(maps, _mesh_map(band, wband, np.float32(wthresh), weighted, bw, bh, float(pearson))):
+
+    def collect(j, future):
+        for m, band_map in zip(maps, future.result()):
             m[j] = band_map[0]
-        del band, wband
+
+    # a band's statistics (compiled, without the GIL) run in a second thread while the next is read
+    with ThreadPoolExecutor(1) as pool:
+        running = []
+        for j in range(nby):
+            y0, y1 = j * bh, min((j + 1) * bh, ny)
+            band = _band(read_rows, y0, y1, nx, "image")
+            if not np.isfinite(band).all():  # no-data pixels take no part in the mesh statistics
+                band = np.where(np.isfinite(band), band, np.float32(-BIG))
+            wband = _band(read_var_rows, y0, y1, nx, "variance map") if weighted else band[:1, :1]
+            running.append((j, pool.submit(_mesh_map, band, wband, np.float32(wthresh), weighted, bw, bh,
+                                           float(pearson))))
+            del band, wband
+            if len(running) > 1:
+                collect(*running.pop(0))
+        for item in running:
+            collect(*item)
     back, sigma, wback, wsigma = maps
     fsize = (int(filter_size[0]), int(filter_size[1]))
     back, sigma, backmean, backsig = _filter_meshes(back, sigma, fsize, float(filter_thresh))

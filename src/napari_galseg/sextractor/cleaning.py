@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 CLEAN_ZONE = 10.0
 MARGIN_SCALE = 2.0
@@ -83,12 +84,25 @@ class _ObjectList:
 
     def near(self, o) -> np.ndarray:
         """Indices (ascending) within CLEAN_ZONE × (A + A') of ``o``, in SExtractor's float32."""
-        n = len(self.items)
-        xy = self.xy[:n]
-        dx = (o["_mx"] - xy[:, 0]).astype(np.float32)
-        dy = (o["_my"] - xy[:, 1]).astype(np.float32)
-        rlim = (np.float32(o["A_IMAGE"]) + xy[:, 2].astype(np.float32)) ** 2
-        return np.nonzero(dx * dx + dy * dy < rlim * np.float32(CLEAN_ZONE * CLEAN_ZONE))[0]
+        return _near(self.xy, len(self.items), float(o["_mx"]), float(o["_my"]), float(o["A_IMAGE"]))
+
+
+@njit(cache=True, nogil=True)
+def _near(xy, n, mx, my, a):
+    """:meth:`_ObjectList.near` compiled: each step rounded to float32 as numpy does it."""
+    out = np.empty(n, np.int64)
+    k = 0
+    fa = np.float32(a)
+    zone = np.float32(CLEAN_ZONE * CLEAN_ZONE)
+    for i in range(n):
+        dx = np.float32(mx - xy[i, 0])
+        dy = np.float32(my - xy[i, 1])
+        r = np.float32(fa + np.float32(xy[i, 2]))
+        rlim = np.float32(r * r)
+        if np.float32(np.float32(dx * dx) + np.float32(dy * dy)) < np.float32(rlim * zone):
+            out[k] = i
+            k += 1
+    return out[:k]
 
 
 def _clean(objin, objects: _ObjectList, beta, blankh, on_merge=None) -> bool:

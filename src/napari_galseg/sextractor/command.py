@@ -12,6 +12,19 @@ import sys
 import numpy as np
 
 
+def one_malloc_arena() -> None:
+    """glibc gives each thread that allocates its own malloc arena, and the extraction's worker
+    threads (photometry, deblending, filtering) would each keep freed memory resident beside the
+    main one. A command-line run asks for one arena, as a single-threaded C program has (no effect
+    outside glibc)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, 1)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 class _Rows:
     """A FITS plane as the row source SExtractor mode reads strip by strip: a frame without one
     finite pixel is refused after the background pass, which reads every row."""
@@ -60,6 +73,7 @@ def run_sextractor_mode(args) -> int:
     except SExtractorInputError as exc:
         raise CliError(str(exc)) from None
     print(run.report(), file=sys.stderr)
+    one_malloc_arena()
     array, header = open_fits_array(args.image[0], hdu=int(args.hdu) if str(args.hdu or "").isdigit() else args.hdu)
     with FitsRowReader(array) as reader:
         try:

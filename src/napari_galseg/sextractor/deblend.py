@@ -493,13 +493,26 @@ def _front(xs, ys, cval, dthresh0, expo, mincont, deb_minarea):
                    dthresh0, ismax)
 
 
-def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand):
+def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, minarea: int, rng: GlibcRand,
+            front=False):
     """parcelout() + gatherup() of one detection (pixel arrays in list order).
 
     None when it stays whole, else the branches: (pixel indices in list order, core centre, the
     number of core pixels, which come first). Levels stop being built once no part at a level holds more than DEBLEND_MINCONT above its
-    threshold: parts of higher levels hold less, so no branch below could split.
+    threshold: parts of higher levels hold less, so no branch below could split. ``front``: what
+    :func:`deblend_front` gave for this detection, if it was already run (in another thread).
     """
+    if front is False:
+        front = deblend_front(xs, ys, cval, dthresh0, nthresh, mincont, minarea)
+    if front is None:
+        return None
+    return _gatherup(front, np.asarray(xs, np.int64), np.asarray(ys, np.int64), np.asarray(cval, np.float32), dval,
+                     dthresh0, rng)
+
+
+def deblend_front(xs, ys, cval, dthresh0: float, nthresh: int, mincont: float, minarea: int):
+    """parcelout() of one detection: its branches before gatherup(), or None when it stays whole.
+    Draws no random number, so it may run in any order or thread (the compiled part frees the GIL)."""
     if nthresh < 2 or mincont >= 1.0:
         return None
     xs = np.asarray(xs, np.int64)
@@ -525,8 +538,7 @@ def deblend(xs, ys, cval, dval, dthresh0: float, nthresh: int, mincont: float, m
             float(dthresh0), ismax)
     if not split:
         return None
-    branches = [_Obj(pix[start[j]:end[j]], flux[j], fpeak[j], (0, 0, 0, 0), float(fthresh[j])) for j in chosen]
-    return _gatherup(branches, xs, ys, cval, dval, dthresh0, rng)
+    return [_Obj(pix[start[j]:end[j]], flux[j], fpeak[j], (0, 0, 0, 0), float(fthresh[j])) for j in chosen]
 
 
 def _gatherup(branches, xs, ys, cval, dval, dthresh0, rng):

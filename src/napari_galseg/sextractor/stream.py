@@ -12,6 +12,8 @@ which gives rows or the whole map on demand.
 from __future__ import annotations
 
 import math
+import operator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -57,31 +59,43 @@ class Segmentation:
             yield self.rows(y0, min(h, y0 + step))
 
 
+#: the columns kept whatever the .param file asks: the viewer's markers and CLASS_STAR's inputs
+KEPT = frozenset({"NUMBER", "X_IMAGE", "Y_IMAGE", "A_IMAGE", "B_IMAGE", "THETA_IMAGE", "FLUX_MAX"})
+
+
 class _Columns:
-    """The catalogue's columns, gathered row by row and kept as arrays every few thousand rows
+    """The catalogue's columns, gathered row by row and kept as arrays every few hundred rows
     (a dictionary per source would hold ~3 kB each)."""
 
-    def __init__(self, every: int = 4096):
+    def __init__(self, wanted=None, every: int = 256):
         self.every = every
-        self.pending: list[dict] = []
-        self.chunks: dict[str, list[np.ndarray]] = {}
+        self.wanted = None if wanted is None else set(wanted) | KEPT
+        self.keys: list[str] | None = None
+        self.pending: list[tuple] = []
+        self.chunks: list[list[np.ndarray]] = []
         self.n = 0
 
     def add(self, row: dict) -> None:
-        self.pending.append({k: v for k, v in row.items() if not k.startswith("_") or k == "_iso"})
+        if self.keys is None:
+            self.keys = [k for k in row if k == "_iso" or not k.startswith("_")
+                         and (self.wanted is None or k in self.wanted)]
+            self.chunks = [[] for _ in self.keys]
+            self._get = operator.itemgetter(*self.keys)
+        values = self._get(row)
+        self.pending.append(values if len(self.keys) > 1 else (values,))
         self.n += 1
         if len(self.pending) >= self.every:
             self._flush()
 
     def _flush(self) -> None:
         if self.pending:
-            for k in self.pending[0]:
-                self.chunks.setdefault(k, []).append(np.array([r[k] for r in self.pending]))
+            for i, chunks in enumerate(self.chunks):
+                chunks.append(np.array([r[i] for r in self.pending]))
             self.pending = []
 
     def arrays(self) -> dict[str, np.ndarray]:
         self._flush()
-        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in self.chunks.items()}
+        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in zip(self.keys or [], self.chunks)}
 
 
 class _StripBuffer:
@@ -90,7 +104,8 @@ class _StripBuffer:
     yet) and, with a weight map, the variance. Rows enter at the bottom; the top is dropped when the
     buffer is full (one copy per block, never a reallocation)."""
 
-    def __init__(self, width: int, capacity: int, weighted: bool):
+    def __init__(self, width: int, capacity: int, weighted: bool, pool: ThreadPoolExecutor | None = None):
+        self.pool = pool
         self.w = width
         self.cap = capacity
         self.y0 = self.y1 = 0
@@ -104,10 +119,19 @@ class _StripBuffer:
         if k == 0:
             return
         n = self.y1 - self.y0 - k
-        for arr in (self.sub, self.comp) + ((self.var,) if self.var.shape[0] else ()):
+
+        def shift(arr):
             for a in range(0, n, k):  # k rows at a time: source and target never overlap (no temporary)
                 b = min(n, a + k)
                 arr[a:b] = arr[a + k:b + k]
+
+        arrays = (self.sub, self.comp) + ((self.var,) if self.var.shape[0] else ())
+        if self.pool is None:
+            for arr in arrays:
+                shift(arr)
+        else:  # numpy copies without the GIL: the arrays move side by side
+            for f in [self.pool.submit(shift, arr) for arr in arrays]:
+                f.result()
         self.y0 += k
 
     def push(self, sub: np.ndarray, var: np.ndarray | None) -> None:
@@ -156,6 +180,27 @@ def _segmentation(shape, numbers: list[tuple[np.ndarray, int]]) -> Segmentation:
     return Segmentation(shape, packed)
 
 
+def _filter_block(window: np.ndarray, r0: int, r1: int, s, pool) -> np.ndarray:
+    """Rows [r0, r1) of the filtered ``window`` (which reaches the kernel's half-height beyond them,
+    or the frame's edge), each half in its own thread: the same sums as filtering it whole."""
+    from .extract import _filter
+
+    if s.kernel is None:
+        return window[r0:r1]
+    half = np.shape(s.kernel)[0] // 2
+
+    def rows(a, b):
+        lo, hi = max(0, a - half), min(len(window), b + half)
+        return _filter(window[lo:hi], s.kernel, s.kernel_normalise)[a - lo:b - lo]
+
+    mid = (r0 + r1) // 2
+    if r1 - r0 < 32:
+        return rows(r0, r1)
+    top = pool.submit(rows, r0, mid)
+    bottom = rows(mid, r1)
+    return np.concatenate([top.result(), bottom])
+
+
 def block_rows(width: int) -> int:
     return max(16, BLOCK_BYTES // max(1, 4 * width))
 
@@ -169,7 +214,7 @@ def extract_rows(source, s, progress=None):
     new float32 rows): the frame is never held whole."""
     from .background import sextractor_background_rows
     from .classstar import class_star
-    from .deblend import GlibcRand, deblend, may_split
+    from .deblend import GlibcRand, deblend, deblend_front, may_split
     from .extract import OBJ_MERGED, OBJ_TRUNC, Extraction, _above, _above_map, _clean_margin, _filter, _photometry
     from .flags import as_flags, combine, merge
     from .isophotal import isophotal_rows
@@ -216,7 +261,8 @@ def extract_rows(source, s, progress=None):
     strip_margin = max(1, (kh - 1) // 2 + 1) if kh else 1
     step = block_rows(w)
     tall = h > strip_h
-    buf = _StripBuffer(w, (strip_h + step + margin + 1) if tall else h, weighted)
+    pool = ThreadPoolExecutor(2)  # the compiled steps that free the GIL, two at a time
+    buf = _StripBuffer(w, (strip_h + step) if tall else h, weighted, pool)
 
     # what the scan keeps of each detected pixel, in this order (LutzStream's value pools)
     names = ["val", "cval"] + (["pthr", "pvar"] if weighted else []) + (["wflag"] if want_wflags else [])
@@ -243,7 +289,7 @@ def extract_rows(source, s, progress=None):
     clean = CleanList(h, s.clean, s.clean_param, _clean_margin(s), strip_h, blankh, s.objstack, strip_margin,
                       on_merge=pasted)
     written = 0
-    table = _Columns()
+    table = _Columns(s.wanted)
     numbers: list[tuple[np.ndarray, int]] = []  # the pixels of each written object and its NUMBER
 
     def complete(positions, offsets):
@@ -270,11 +316,22 @@ def extract_rows(source, s, progress=None):
         pthr, pvar = (pools["pthr"], pools["pvar"]) if weighted else (None, None)
         # deblend() in completion order (its random draws), only for detections with several maxima
         split = {}
-        for j in np.flatnonzero(may_split(xs, ys, cval, koff, s.deblend_nthresh, s.deblend_mincont)).tolist():
+        cands = np.flatnonzero(may_split(xs, ys, cval, koff, s.deblend_nthresh, s.deblend_mincont)).tolist()
+        odthresh = [float(np.float32(pthr[koff[j]:koff[j + 1]].min() if weighted else dthresh)) for j in cands]
+
+        def front(i):  # parcelout() draws no random number: the candidates may go in any order
+            j = cands[i]
             lo, hi = int(koff[j]), int(koff[j + 1])
-            odthresh = float(pthr[lo:hi].min()) if weighted else dthresh
-            parts = deblend(xs[lo:hi], ys[lo:hi], cval[lo:hi], val[lo:hi], float(np.float32(odthresh)),
-                            s.deblend_nthresh, s.deblend_mincont, s.minarea, rng)
+            return deblend_front(xs[lo:hi], ys[lo:hi], cval[lo:hi], odthresh[i], s.deblend_nthresh,
+                                 s.deblend_mincont, s.minarea)
+
+        fronts = pool.map(front, range(len(cands))) if len(cands) > 4 else map(front, range(len(cands)))
+        for i, (j, fr) in enumerate(zip(cands, fronts)):
+            if fr is None:
+                continue
+            lo, hi = int(koff[j]), int(koff[j + 1])
+            parts = deblend(xs[lo:hi], ys[lo:hi], cval[lo:hi], val[lo:hi], odthresh[i], s.deblend_nthresh,
+                            s.deblend_mincont, s.minarea, rng, front=fr)
             if parts is not None:
                 split[j] = parts
         iso_args = (dthresh, thresh, var_b, s.gain, h, w, s.minarea)
@@ -346,11 +403,11 @@ def extract_rows(source, s, progress=None):
             table.add(r)  # only the columns stay
             r.clear()
 
-    # rows [0, ready) are read, background-subtracted, interpolated; `tail` holds the last `margin`
-    # of them (and their variance) for the next block's filtering
-    ready = 0
-    tail_sub = np.zeros((0, w), np.float32)
-    tail_var = np.zeros((0, w), np.float32) if weighted else None
+    # rows [0, ready) are read, background-subtracted and interpolated (and in the strip buffer);
+    # rows [win0, ready) of them (and their variance) are kept for the blocks' filtering
+    ready = win0 = 0
+    win_sub = np.zeros((0, w), np.float32)
+    win_var = np.zeros((0, w), np.float32) if weighted else None
 
     def prepare(y0, y1):
         sub = source.read(y0, y1)
@@ -370,22 +427,20 @@ def extract_rows(source, s, progress=None):
     for c0 in range(0, h, step):
         c1 = min(h, c0 + step)
         want = min(h, c1 + margin)
-        new_sub, new_var = prepare(ready, want) if want > ready else (np.zeros((0, w), np.float32), None)
-        win0 = ready - len(tail_sub)
-        win_sub = np.concatenate([tail_sub, new_sub]) if len(tail_sub) else new_sub
-        win_var = (np.concatenate([tail_var, new_var]) if len(tail_var) else new_var) if weighted else None
-        ready = want
-        keep = min(len(win_sub), 2 * margin)
-        tail_sub = win_sub[len(win_sub) - keep:].copy()
-        if weighted:
-            tail_var = win_var[len(win_var) - keep:].copy()
+        if tall and ready == 0:  # SExtractor reads its first strip whole before it scans
+            want = min(h, max(want, strip_h + margin))
+        if want > ready:
+            new_sub, new_var = prepare(ready, want)
+            win_sub = np.concatenate([win_sub, new_sub]) if len(win_sub) else new_sub
+            if weighted:
+                win_var = np.concatenate([win_var, new_var]) if len(win_var) else new_var
+            ready = want
         # the block's rows, filtered over a window that reaches `margin` rows beyond it (or the edge)
         a0 = max(0, c0 - margin) - win0
-        a1 = want - win0
+        a1 = min(h, c1 + margin) - win0
         wsub = win_sub[a0:a1]
-        filt = _filter(wsub, s.kernel, s.kernel_normalise)
         r0, r1 = c0 - win0 - a0, c1 - win0 - a0
-        bsub, bfilt = wsub[r0:r1], filt[r0:r1]
+        bsub, bfilt = wsub[r0:r1], _filter_block(wsub, r0, r1, s, pool)
         pthr = None
         if weighted:
             wvar_win = win_var[a0:a1]
@@ -408,6 +463,11 @@ def extract_rows(source, s, progress=None):
         values += [fm[c0:c1] for fm in flagmaps]
         buf.mark(c0, above)  # detected: masked in the photometry until its detection completes
         positions, offsets = scan.feed(above, *values)
+        drop = max(0, c1 - margin - win0)  # the next block's window starts `margin` rows above it
+        win_sub = win_sub[drop:]
+        if weighted:
+            win_var = win_var[drop:]
+        win0 += drop
         complete(positions, offsets)
         clean.advance(c1)
         write_out()
@@ -418,6 +478,7 @@ def extract_rows(source, s, progress=None):
     write_out()
 
     buf.close()
+    pool.shutdown()
     seg = _segmentation((h, w), numbers)
     columns = table.arrays()
     iso = columns.pop("_iso", None)
