@@ -1,4 +1,5 @@
-"""FitsRowReader and write_fits_rows: bit for bit what read_float32 and write_fits give, strip by strip."""
+"""FitsRowReader and write_fits_rows: bit for bit what the whole-plane read (``read_float32``, the
+reading SExtractor mode had before it read strips) and write_fits give, strip by strip."""
 from __future__ import annotations
 
 import gzip
@@ -11,11 +12,26 @@ from napari_galseg._atomic import FileExistsClearError
 from napari_galseg.io import FitsReadError, labels_header, open_fits_array
 from napari_galseg.io.fits_rows import FitsRowReader
 from napari_galseg.io.write import write_fits, write_fits_rows
-from napari_galseg.sextractor.command import read_float32
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 
 _RAW = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+def read_float32(array) -> np.ndarray:
+    """The reference: the whole plane as native float32 through FitsArray, ~16 MiB of rows at a time."""
+    from napari_galseg.io.fits_rows import no_finite_pixels_error
+
+    h, w = array.shape
+    out = np.empty((h, w), np.float32)
+    step = max(1, (16 << 20) // max(1, 4 * w))
+    finite = False
+    for y0 in range(0, h, step):
+        out[y0:y0 + step] = array[y0:y0 + step]
+        finite = finite or bool(np.isfinite(out[y0:y0 + step]).any())
+    if not finite:
+        raise no_finite_pixels_error(array)
+    return out
 
 
 def _write_raw(path, stored: np.ndarray, bitpix: int, cards=(), extension: bool = False, gz: bool = False):

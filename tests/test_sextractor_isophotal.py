@@ -3,8 +3,8 @@ code gave, bit for bit: every row's keys in the same order, the same values and 
 
 Each field runs through ``extract`` twice: as it is, and with ``isophotal_rows`` replaced by a loop of
 :func:`isophotal_row` (the per-detection numpy code) and every detection sent through ``deblend``
-(which returns early itself when it cannot split). The rows given to CLEAN are caught and compared,
-then the columns and the segmentation.
+(which returns early itself when it cannot split). The rows given to CLEAN's list are caught and
+compared, then the columns and the segmentation.
 """
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ import pytest
 
 from napari_galseg.sextractor import ExtractSettings, extract
 from napari_galseg.sextractor.classstar import NISO
+from napari_galseg.sextractor.extract import OBJ_MERGED, _filter
 from napari_galseg.sextractor.deblend import _local_maxima, may_split
 from napari_galseg.sextractor.isophotal import _ISO_EXPO, _Weighted, isophotal_row, isophotal_rows
 from napari_galseg.sextractor.weights import WeightSettings
 from napari_galseg.synth import make_field
 
-extract_mod = importlib.import_module("napari_galseg.sextractor.extract")
+cleaning = importlib.import_module("napari_galseg.sextractor.cleaning")
+isophotal_mod = importlib.import_module("napari_galseg.sextractor.isophotal")
+deblend_mod = importlib.import_module("napari_galseg.sextractor.deblend")
 
 
 def _rows_one_by_one(cids, xs, ys, val, cval, offsets, dthresh, thresh, var, gain, h, w, minarea, *, objects=None,
@@ -42,19 +45,19 @@ def _every(xs, ys, cval, offsets, nthresh, mincont):
 
 def _run(monkeypatch, image, settings, reference: bool):
     caught = []
-    clean = extract_mod.order_and_clean
+    add = cleaning.CleanList.add
 
-    def catch(rows, *args):
-        caught.append([dict(r) for r in rows])
-        return clean(rows, *args)
+    def catch(self, row):
+        caught.append(dict(row))
+        return add(self, row)
 
     with monkeypatch.context() as m:
-        m.setattr(extract_mod, "order_and_clean", catch)
+        m.setattr(cleaning.CleanList, "add", catch)
         if reference:
-            m.setattr(extract_mod, "isophotal_rows", _rows_one_by_one)
-            m.setattr(extract_mod, "may_split", _every)
+            m.setattr(isophotal_mod, "isophotal_rows", _rows_one_by_one)
+            m.setattr(deblend_mod, "may_split", _every)
         res = extract(image.copy(), settings)
-    return caught[0], res
+    return caught, res
 
 
 def _same(a, b) -> bool:
@@ -93,7 +96,7 @@ def test_batched_rows_equal_the_per_detection_rows(monkeypatch, seed, fwhm, dens
                         clean=seed != 3)
     rows = _compare(monkeypatch, image, s)
     if mincont < 1.0:
-        assert any(r["_flag"] & extract_mod.OBJ_MERGED for r in rows)  # deblended branches were measured
+        assert any(r["_flag"] & OBJ_MERGED for r in rows)  # deblended branches were measured
 
 
 @pytest.mark.parametrize("wtype,gain", [("MAP_RMS", True), ("MAP_VAR", False), ("MAP_WEIGHT", True)])
@@ -112,7 +115,7 @@ def test_batched_rows_with_a_weight_map(monkeypatch, wtype, gain):
                         weight=WeightSettings(type=wtype, image=raw, gain=gain))
     rows = _compare(monkeypatch, image, s)
     assert len({r["_dthresh"] for r in rows}) > 20  # each detection's own threshold
-    assert any(r["_flag"] & extract_mod.OBJ_MERGED for r in rows)
+    assert any(r["_flag"] & OBJ_MERGED for r in rows)
 
 
 def test_batched_rows_without_a_filter_absolute_threshold_and_flag_maps(monkeypatch):
@@ -181,7 +184,7 @@ def test_may_split_is_deblends_early_exit():
     image = make_field(256, 6, psf_fwhm=3.0, galaxy_density=5000).image.astype(np.float32)
     s = ExtractSettings()
     sub = image - np.median(image)
-    filt = extract_mod._filter(sub, s.kernel, True)
+    filt = _filter(sub, s.kernel, True)
     above = filt > 1.5 * np.std(sub[:40, :40])
     from napari_galseg.sextractor.lutz import lutz_scan, pixel_lists
 
@@ -234,7 +237,7 @@ def test_compiled_deblend_front_is_the_python_one(nthresh, mincont, seed, fwhm, 
 
     image = make_field(256, seed, psf_fwhm=fwhm, galaxy_density=density).image.astype(np.float32)
     sub = image - np.median(image)
-    filt = extract_mod._filter(sub, ExtractSettings().kernel, True)
+    filt = _filter(sub, ExtractSettings().kernel, True)
     dthresh = 1.5 * float(np.std(sub[:40, :40]))
     first, counts, nextpix = lutz_scan(filt > dthresh)
     flat, offsets = pixel_lists(first, counts, nextpix, 5)

@@ -135,13 +135,21 @@ def _clean(objin, objects: _ObjectList, beta, blankh, on_merge=None) -> bool:
     return True
 
 
+@njit(cache=True, nogil=True)
+def _margin(cxx, cyy, cxy, height):
+    """addcleanobj()'s margin in rows, in float32 step by step as the C code (and numpy) rounds it."""
+    f32 = np.float32
+    cxx, cyy, cxy = f32(cxx), f32(cyy), f32(cxy)
+    hh1 = f32(cyy - f32(f32(cxy * cxy) / f32(f32(4.0) * cxx)))
+    hh1 = f32(1.0 / math.sqrt(np.float64(f32(f32(3.0) * hh1)))) if hh1 > 0.0 else f32(0.0)
+    hh2 = f32(np.float64(height) + 1.0)
+    top = hh2 if hh2 > hh1 else hh1
+    return int(f32(f32(f32(top * f32(MARGIN_SCALE)) + f32(MARGIN_OFFSET)) + f32(0.49999)))
+
+
 def _margins(o, cleanmargin: int) -> None:
     """addcleanobj(): the rows over which the object stays in the list."""
-    cxx, cyy, cxy = (np.float32(o[k]) for k in ("CXX_IMAGE", "CYY_IMAGE", "CXY_IMAGE"))
-    hh1 = np.float32(cyy - cxy * cxy / (np.float32(4.0) * cxx))
-    hh1 = np.float32(1 / math.sqrt(3 * hh1)) if hh1 > 0.0 else np.float32(0.0)
-    hh2 = np.float32(o["YMAX_IMAGE"] - o["YMIN_IMAGE"] + 1.0)
-    margin = int(max(hh1, hh2) * MARGIN_SCALE + MARGIN_OFFSET + 0.49999)
+    margin = _margin(o["CXX_IMAGE"], o["CYY_IMAGE"], o["CXY_IMAGE"], o["YMAX_IMAGE"] - o["YMIN_IMAGE"])
     ymin, ymax = o["YMIN_IMAGE"] - 1, o["YMAX_IMAGE"] - 1
     o["_ycmax"] = max(ymax + margin, int(o["_my"] + 0.49999) + cleanmargin)
     o["_ycmin"] = min(ymin - margin, int(o["_my"] + 0.49999) - cleanmargin)
@@ -203,22 +211,6 @@ class CleanList:
         end = (max(0, self.height - self.strip_height), self.height) if self.tall else (0, self.height)
         while len(self.objects):
             _write(self.out, self.objects.remove(0), end)
-
-
-def order_and_clean(rows: list[dict], height: int, clean: bool, beta: float, cleanmargin: int,
-                    strip_height: int, blankh: int, stack: int = 3000, strip_margin: int = 1) -> list[dict]:
-    """The kept objects (CLEAN applied) in SExtractor's NUMBER order; ``rows`` in completion order.
-
-    Objects are written (numbered, measured) when the image strip scrolls past their margin (every
-    line once the first MEMORY_BUFSIZE lines are read; only at the end for shorter frames), when
-    the list holds MEMORY_OBJSTACK objects (the one whose margin ends first), and the rest at the
-    end (:class:`CleanList`).
-    """
-    objects = CleanList(height, clean, beta, cleanmargin, strip_height, blankh, stack, strip_margin)
-    for o in rows:
-        objects.add(o)
-    objects.finish()
-    return objects.out
 
 
 def _write(out: list, o: dict, strip: tuple[int, int]) -> None:

@@ -1,5 +1,5 @@
-"""SExtractor's detection and isophotal measurements (``scan.c``, ``analyse.c``), and the driver
-that runs deblending, CLEAN and the photometry in SExtractor's order.
+"""SExtractor mode's settings, its result and the steps the strip driver (:mod:`.stream`) calls:
+detection (``scan.c``) and the photometry of the objects CLEAN's list writes (``analyse.c``).
 
 Detection: the background-subtracted image correlated with the ``.conv`` kernel divided by the sum
 of its absolute values (zero outside the frame), pixels above DETECT_THRESH × the *global*
@@ -16,15 +16,9 @@ import math
 import numpy as np
 from numba import njit
 
-from .background import SExBackground, sextractor_background
-from .classstar import class_star
-from .cleaning import order_and_clean
-from .deblend import GlibcRand, deblend, may_split
-from .flags import as_flags, combine, merge
-from .isophotal import isophotal_rows
-from .lutz import links_to_labels, lutz_scan_into, pixel_lists
+from .background import SExBackground
 from .measure import STEP_APER, STEP_AUTO, STEP_GROWTH, STEP_WINPOS, Objects, PhotSettings, measure
-from .weights import BIG, WeightSettings, interpolate, low_weight_flags, read_map, var_threshold, weight_scale, weight_to_var
+from .weights import WeightSettings
 
 OBJ_MERGED, OBJ_SATUR, OBJ_TRUNC = 2, 4, 8
 PI = 3.1415926535898  # SExtractor's value (define.h)
@@ -188,192 +182,6 @@ def extract(image, s: ExtractSettings, progress=None) -> Extraction:
 
     source = image if hasattr(image, "read") and hasattr(image, "shape") else ArrayRows(image)
     return extract_rows(source, s, progress)
-
-
-def extract_whole_frame(image: np.ndarray, s: ExtractSettings, progress=None, consume: bool = False) -> Extraction:
-    """Run SExtractor's detection and measurements on a float image (NaN = no data).
-
-    ``consume``: ``image`` is a float32 array the caller gives up; it becomes the
-    background-subtracted frame in place (one whole frame less at the peak)."""
-    if consume and isinstance(image, np.ndarray) and image.dtype == np.float32 and image.flags.writeable:
-        sub = image
-    else:
-        sub = np.array(image, dtype=np.float32)
-    wt = s.weight
-    raw = read_map(wt.image, sub.shape, "weight map", "WEIGHT_IMAGE") if wt.on and wt.type != "BACKGROUND" else None
-    wthresh = var_threshold(wt) if wt.on else np.float32(BIG)
-    var0 = weight_to_var(raw, wt.type) if raw is not None else None
-    bg = sextractor_background(sub, s.back_size, s.back_filtersize, s.back_filtthresh, var=var0, wthresh=wthresh)
-    if s.back_type == "AUTO":
-        bg.subtract_from(sub)  # float32 pixel minus float32 level, as before, a block of rows at a time
-    else:
-        sub -= np.float32(s.back_value)
-    backsig = bg.backsig
-    var, sigfac = None, 1.0
-    if wt.type == "BACKGROUND":
-        var = weight_to_var(bg.rms(), "BACKGROUND")
-    elif wt.type == "MAP_RMS":
-        var = var0
-    elif raw is not None:  # a variance or weight map is scaled to the image's noise (makeback)
-        sigfac = weight_scale(bg)
-        if wt.rescale:
-            var = weight_to_var(raw, wt.type, sigfac)
-        else:
-            var, backsig = var0, float(np.float32(backsig / np.float32(sigfac)))
-    del raw, var0  # var is a new array (weight_to_var's), which interpolation may change in place
-    if var is not None and wt.interp:
-        interpolate(sub, var, wthresh, wt.xlag, wt.ylag, True)
-    filt = _filter(sub, s.kernel, s.kernel_normalise)
-    dthresh = s.detect_thresh if s.thresh_absolute else s.detect_thresh * backsig
-    thresh = s.analysis_thresh if s.thresh_absolute else s.analysis_thresh * backsig
-    fvar = pthr = wflags = None
-    if var is not None:
-        fvar = _filter(var, s.kernel, s.kernel_normalise)
-        if s.thresh_absolute:
-            pthr = np.full(sub.shape, np.float32(dthresh))
-        else:  # scanimage(): thresh = relthresh * sqrt(filtered variance), per pixel
-            with np.errstate(invalid="ignore"):
-                pthr = (np.float64(np.float32(s.detect_thresh)) * np.sqrt(fvar.astype(np.float64))).astype(np.float32)
-        above = _above_map(filt, sub, pthr)
-        if s.needs("FLAGS_WEIGHT", "NLOWWEIGHT_ISO", "NLOWDWEIGHT_ISO"):
-            wflags = low_weight_flags(var, fvar, wthresh)
-        del fvar
-    else:
-        above = _above(filt, sub, np.float32(dthresh))
-    h, w = sub.shape
-    flagmaps = [as_flags(read_map(f, (h, w), "flag map", "FLAG_IMAGE"), str(f) if not isinstance(f, np.ndarray)
-                         else "flag map") for f in s.flag_images]
-    wvar = var if var is not None else np.zeros((0, 0), np.float32)
-    gainflag = var is not None and wt.gain
-    threshfac = float(np.float32(thresh)) / float(np.float32(backsig)) if backsig > 0.0 else 1.0
-    var_b = backsig * backsig
-    # SExtractor's scan gives the completion order (NUMBER) and each object's pixel-list order
-    links = np.full(h * w, -1, np.int32 if h * w < 2**31 else np.int64)
-    first, counts, nextpix = lutz_scan_into(above, links)
-    del above
-    flat, offsets = pixel_lists(first, counts, nextpix, s.minarea)
-    # the links become the component map (8-connected, each branch later gets an id of its own)
-    comp = links_to_labels(first, links).reshape(h, w)
-    del nextpix, links
-    rows = []
-    rng = GlibcRand()
-    next_id = len(first) + 1
-    ys_all, xs_all = np.divmod(flat, w)  # every detection's pixels, in list order, one after another
-    del flat
-    val_all, cval_all = sub[ys_all, xs_all], filt[ys_all, xs_all]
-    pthr_all = pvar_all = None
-    if var is not None:
-        pthr_all, pvar_all = pthr[ys_all, xs_all], wvar[ys_all, xs_all]
-    iso_args = (dthresh, thresh, var_b, s.gain, h, w, s.minarea)
-    iso_opts = dict(gainflag=gainflag, threshfac=threshfac)
-    # deblend() in NUMBER order (its random draws), only for the detections with several local maxima
-    split = {}
-    for k in np.flatnonzero(may_split(xs_all, ys_all, cval_all, offsets, s.deblend_nthresh,
-                                      s.deblend_mincont)).tolist():
-        lo, hi = int(offsets[k]), int(offsets[k + 1])
-        odthresh = float(pthr_all[lo:hi].min()) if var is not None else dthresh
-        parts = deblend(xs_all[lo:hi], ys_all[lo:hi], cval_all[lo:hi], val_all[lo:hi], float(np.float32(odthresh)),
-                        s.deblend_nthresh, s.deblend_mincont, s.minarea, rng)
-        if parts is not None:
-            split[k] = parts
-    # the isophotal measurements of the whole detections, then of the branches, in one call each
-    is_whole = np.ones(len(offsets) - 1, bool)
-    is_whole[list(split)] = False
-    whole = np.flatnonzero(is_whole)
-    cids = comp[ys_all[offsets[whole]], xs_all[offsets[whole]]].tolist()
-    whole_rows = iter(isophotal_rows(cids, xs_all, ys_all, val_all, cval_all, offsets, *iso_args, objects=whole,
-                                     pthr=pthr_all, pvar=pvar_all, **iso_opts))
-    sel, boff, bids, centers, cores = [], [0], [], [], []
-    for k, parts in split.items():
-        for pidx, center, ncore in parts:
-            g = int(offsets[k]) + pidx
-            comp[ys_all[g], xs_all[g]] = next_id  # each branch masks its siblings in photometry
-            sel.append(g)
-            boff.append(boff[-1] + len(g))
-            bids.append(next_id)
-            centers.append(center)
-            cores.append(g[:ncore])
-            next_id += 1
-    g = np.concatenate(sel) if sel else np.zeros(0, np.int64)
-    branch_rows = iter(isophotal_rows(bids, xs_all[g], ys_all[g], val_all[g], cval_all[g], boff, *iso_args,
-                                      centers=centers, pthr=None if var is None else pthr_all[g],
-                                      pvar=None if var is None else pvar_all[g], **iso_opts))
-    del val_all, cval_all, pthr_all, pvar_all, sel, g
-    cores = iter(cores)
-    for k in range(len(offsets) - 1):
-        parts = split.get(k)
-        if parts is None:
-            row = next(whole_rows)
-            row["_line"] = row["_ymax"] + 1  # the scan line that completes the detection
-            _pixel_flags(row, row["_ys"], row["_xs"], wflags, flagmaps, s.flag_types)
-            rows.append(row)
-            continue
-        line = int(ys_all[offsets[k]:offsets[k + 1]].max()) + 1  # the detection's, for each of its branches
-        for _ in parts:
-            row = next(branch_rows)
-            _pixel_flags(row, row["_ys"], row["_xs"], wflags, flagmaps, s.flag_types)
-            core = next(cores)
-            core_x, core_y = xs_all[core], ys_all[core]  # the branch's flags come from its core
-            edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
-            row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
-            row["_line"] = line
-            rows.append(row)
-    blankh = np.shape(s.kernel)[0] // 2 + 1 if s.kernel is not None else 0
-    convh = np.shape(s.kernel)[0] if s.kernel is not None else 0
-    strip_margin = max(1, (convh - 1) // 2 + 1) if convh else 1
-    rows = order_and_clean(rows, h, s.clean, s.clean_param, _clean_margin(s), max(s.bufsize, convh), blankh,
-                           s.objstack, strip_margin)
-    # the filtered frame is read no more: its memory takes the segmentation (one frame less)
-    seg = filt.view(np.int32) if filt is not sub and filt.dtype == np.float32 else np.zeros(sub.shape, np.int32)
-    del filt
-    seg[:] = 0
-    for number, r in enumerate(rows, 1):
-        r["NUMBER"] = number
-        for part in [r, *r["_slaves"]]:
-            seg[part["_ys"], part["_xs"]] = number
-            if part is not r:  # SExtractor pastes a cleaned object's pixels back: nobody masks them
-                back = part["_ys"] <= part["_paste_row"]
-                comp[part["_ys"][back], part["_xs"][back]] = 0
-        r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
-        r["MAG_ISO"] = -2.5 * math.log10(r["FLUX_ISO"]) + s.mag_zeropoint if r["FLUX_ISO"] > 0 else 99.0
-        r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
-    if var is not None:  # low-weight pixels are masked like neighbours' (in place: sub is read no more)
-        np.putmask(sub, var >= wthresh, np.float32(np.nan))
-    _photometry(rows, sub, comp, bg, s, var_b, wvar, gainflag)
-    for r in rows:  # CLEAN's merges (mergeflags) and the columns of the flag maps
-        for part in r["_slaves"]:
-            r["_imaflags"] = [merge(m, sl, k) for m, sl, k in zip(r["_imaflags"], part["_imaflags"], s.flag_types)]
-        if flagmaps or s.needs("IMAFLAGS_ISO", "NIMAFLAGS_ISO"):
-            n_maps = max(len(flagmaps), 1)
-            r["IMAFLAGS_ISO"] = np.array([f for f, _n in r["_imaflags"]] or [0] * n_maps, np.int64)
-            r["NIMAFLAGS_ISO"] = np.array([n for _f, n in r["_imaflags"]] or [0] * n_maps, np.int64)
-    if s.nnw is not None and rows and s.needs("CLASS_STAR"):
-        stars = class_star(s.nnw, np.array([r["_iso"] for r in rows]), np.array([r["FLUX_MAX"] for r in rows]),
-                           thresh, s.seeing_fwhm, s.pixel_scale)
-        for r, v in zip(rows, stars):
-            r["CLASS_STAR"] = float(v)
-    names = [k for k in (rows[0] if rows else {}) if not k.startswith("_")]
-    columns = {k: np.array([r[k] for r in rows]) for k in names}
-    class _Frame:
-        shape = seg.shape
-
-        def rows(self, y0, y1):
-            return seg[y0:y1]
-
-    return Extraction(background=bg, labels=_Frame(), columns=columns, thresh=thresh, dthresh=dthresh,
-                      back_value=None if s.back_type == "AUTO" else float(s.back_value), sigfac=sigfac,
-                      variance_rows=None if var is None else (lambda y0, y1: var[y0:y1]))
-
-
-def _pixel_flags(row: dict, ys, xs, wflags, flagmaps, flag_types) -> None:
-    """weight_count() and getflags() of one detection's pixels."""
-    nw = ndw = 0  # without a weight map SExtractor writes zeros
-    if wflags is not None:
-        f = wflags[ys, xs]
-        nw, ndw = int((f & 1).astype(bool).sum()), int((f & 2).astype(bool).sum())
-    row["NLOWWEIGHT_ISO"], row["NLOWDWEIGHT_ISO"] = nw, ndw
-    row["FLAGS_WEIGHT"] = (1 if nw else 0) | (2 if ndw else 0)
-    row["_imaflags"] = [combine(m[ys, xs], k) for m, k in zip(flagmaps, flag_types)]
 
 
 def _clean_margin(s: ExtractSettings) -> int:

@@ -63,6 +63,18 @@ class Segmentation:
 KEPT = frozenset({"NUMBER", "X_IMAGE", "Y_IMAGE", "A_IMAGE", "B_IMAGE", "THETA_IMAGE", "FLUX_MAX"})
 
 
+#: what CLEAN, the photometry and the written columns read of a detection, whatever the .param file asks
+NEEDED = KEPT | {"CXX_IMAGE", "CYY_IMAGE", "CXY_IMAGE", "XMIN_IMAGE", "YMIN_IMAGE", "XMAX_IMAGE", "YMAX_IMAGE",
+                 "FLUX_ISO", "ISOAREAF_IMAGE"}
+
+
+def _slim(row: dict, keep) -> dict:
+    """A detection's row without what no later step reads (its pixel coordinates, the columns no
+    one asked for): thousands wait in CLEAN's list at once."""
+    return {k: v for k, v in row.items()
+            if (k not in ("_ys", "_xs") if k[0] == "_" else keep is None or k in keep)}
+
+
 class _Columns:
     """The catalogue's columns, gathered row by row and kept as arrays every few hundred rows
     (a dictionary per source would hold ~3 kB each)."""
@@ -290,6 +302,7 @@ def extract_rows(source, s, progress=None):
                       on_merge=pasted)
     written = 0
     table = _Columns(s.wanted)
+    keep = None if s.wanted is None else set(s.wanted) | NEEDED
     numbers: list[tuple[np.ndarray, int]] = []  # the pixels of each written object and its NUMBER
 
     def complete(positions, offsets):
@@ -364,7 +377,7 @@ def extract_rows(source, s, progress=None):
                 row = next(whole_rows)
                 row["_line"], row["_idx"] = row["_ymax"] + 1, kidx[lo:hi]  # the line that completed it
                 pixel_flags(row, None if wfl is None else wfl[lo:hi], [m[lo:hi] for m in fmaps])
-                clean.add(row)
+                clean.add(_slim(row, keep))
                 continue
             line = int(ys[lo:hi].max()) + 1  # the detection's, for each of its branches
             for _ in parts:
@@ -374,7 +387,7 @@ def extract_rows(source, s, progress=None):
                 edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
                 row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
                 row["_line"], row["_idx"] = line, kidx[gb]
-                clean.add(row)
+                clean.add(_slim(row, keep))
 
     def write_out():
         """Number and measure the objects CLEAN's list has written since the last call, each on
