@@ -503,8 +503,8 @@ def sextractor_background_rows(read_rows, shape: tuple[int, int], back_size=(64,
         for m, band_map in zip(maps, future.result()):
             m[j] = band_map[0]
 
-    # a band's statistics (compiled, without the GIL) run in a second thread while the next is read
-    with ThreadPoolExecutor(1) as pool:
+    # the bands' statistics (compiled, without the GIL) run two at a time while the next is read
+    with ThreadPoolExecutor(2) as pool:
         running = []
         for j in range(nby):
             y0, y1 = j * bh, min((j + 1) * bh, ny)
@@ -515,7 +515,7 @@ def sextractor_background_rows(read_rows, shape: tuple[int, int], back_size=(64,
             running.append((j, pool.submit(_mesh_map, band, wband, np.float32(wthresh), weighted, bw, bh,
                                            float(pearson))))
             del band, wband
-            if len(running) > 1:
+            if len(running) > 2:
                 collect(*running.pop(0))
         for item in running:
             collect(*item)

@@ -220,7 +220,7 @@ def _photometry(rows, sub, comp, bg: SExBackground, s: ExtractSettings, var: flo
                    col("B_IMAGE"), col("CXX_IMAGE"), col("CYY_IMAGE"), col("CXY_IMAGE"), col("X_IMAGE"),
                    col("Y_IMAGE"), np.array([r.get("_fymin", 0) for r in rows], np.int64),
                    np.array([r.get("_fymax", sub.shape[0]) for r in rows], np.int64))  # the rows in memory
-    m = measure(sub, comp, wvar, oy, objs, p, threads=s.threads)
+    m = measure(sub, comp, wvar, oy, objs, p, threads=s.threads, block=16)
     for i, (r, bkg) in enumerate(zip(rows, backs)):
         bkg = float(bkg)
         r["BACKGROUND"] = bkg

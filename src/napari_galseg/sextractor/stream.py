@@ -68,11 +68,20 @@ NEEDED = KEPT | {"CXX_IMAGE", "CYY_IMAGE", "CXY_IMAGE", "XMIN_IMAGE", "YMIN_IMAG
                  "FLUX_ISO", "ISOAREAF_IMAGE"}
 
 
-def _slim(row: dict, keep) -> dict:
+class _Slim:
     """A detection's row without what no later step reads (its pixel coordinates, the columns no
-    one asked for): thousands wait in CLEAN's list at once."""
-    return {k: v for k, v in row.items()
-            if (k not in ("_ys", "_xs") if k[0] == "_" else keep is None or k in keep)}
+    one asked for): thousands wait in CLEAN's list at once. Every row has the same keys."""
+
+    def __init__(self, keep):
+        self.keep = keep
+        self.keys = None
+
+    def __call__(self, row: dict) -> dict:
+        if self.keys is None:
+            self.keys = [k for k in row if (k not in ("_ys", "_xs") if k[0] == "_"
+                                            else self.keep is None or k in self.keep)]
+            self.get = operator.itemgetter(*self.keys)
+        return dict(zip(self.keys, self.get(row)))
 
 
 class _Columns:
@@ -302,7 +311,7 @@ def extract_rows(source, s, progress=None):
                       on_merge=pasted)
     written = 0
     table = _Columns(s.wanted)
-    keep = None if s.wanted is None else set(s.wanted) | NEEDED
+    slim = _Slim(None if s.wanted is None else set(s.wanted) | NEEDED)
     numbers: list[tuple[np.ndarray, int]] = []  # the pixels of each written object and its NUMBER
 
     def complete(positions, offsets):
@@ -377,7 +386,7 @@ def extract_rows(source, s, progress=None):
                 row = next(whole_rows)
                 row["_line"], row["_idx"] = row["_ymax"] + 1, kidx[lo:hi]  # the line that completed it
                 pixel_flags(row, None if wfl is None else wfl[lo:hi], [m[lo:hi] for m in fmaps])
-                clean.add(_slim(row, keep))
+                clean.add(slim(row))
                 continue
             line = int(ys[lo:hi].max()) + 1  # the detection's, for each of its branches
             for _ in parts:
@@ -387,14 +396,21 @@ def extract_rows(source, s, progress=None):
                 edge = core_x.min() == 0 or core_x.max() == w - 1 or core_y.min() == 0 or core_y.max() == h - 1
                 row["_flag"] = (row["_flag"] & ~OBJ_TRUNC) | (OBJ_TRUNC if edge else 0) | OBJ_MERGED
                 row["_line"], row["_idx"] = line, kidx[gb]
-                clean.add(_slim(row, keep))
+                clean.add(slim(row))
 
     def write_out():
         """Number and measure the objects CLEAN's list has written since the last call, each on
         the rows in memory when it was written (its ``_fymin``/``_fymax``, all in the buffer)."""
         nonlocal written
         new = clean.out[written:]
-        written = len(clean.out)
+        # SExtractor reads its first strip whole before it scans: an object its full list writes
+        # before the scan is that far waits until those rows are read (all in order)
+        ready_now = next((i for i, r in enumerate(new) if r["_fymax"] > buf.y1), len(new))
+        new = new[:ready_now]
+        written += len(new)
+        if written > 4096:  # the measured ones leave the list
+            del clean.out[:written]
+            written = 0
         for number, r in enumerate(new, table.n + 1):
             r["NUMBER"] = number
             for part in [r, *r["_slaves"]]:
@@ -422,7 +438,9 @@ def extract_rows(source, s, progress=None):
     win_sub = np.zeros((0, w), np.float32)
     win_var = np.zeros((0, w), np.float32) if weighted else None
 
-    def prepare(y0, y1):
+    def load(y0, y1):
+        """Rows [y0, y1) read, background-subtracted, interpolated, and their masked copy for the
+        photometry. Called in order, one call at a time (the interpolation carries state)."""
         sub = source.read(y0, y1)
         if s.back_type == "AUTO":
             bg.subtract_rows(sub, y0)
@@ -434,64 +452,71 @@ def extract_rows(source, s, progress=None):
         phot = sub.copy()
         if weighted:  # low-weight pixels are masked like neighbours' in the photometry
             np.putmask(phot, var >= wthresh, np.float32(np.nan))
-        buf.push(phot, var)
-        return sub, var
+        return sub, var, phot
 
-    for c0 in range(0, h, step):
-        c1 = min(h, c0 + step)
-        want = min(h, c1 + margin)
-        if tall and ready == 0:  # SExtractor reads its first strip whole before it scans
-            want = min(h, max(want, strip_h + margin))
-        if want > ready:
-            new_sub, new_var = prepare(ready, want)
-            win_sub = np.concatenate([win_sub, new_sub]) if len(win_sub) else new_sub
+    blocks = [(c0, min(h, c0 + step)) for c0 in range(0, h, step)]
+    wants = [min(h, c1 + margin) for _c0, c1 in blocks]  # rows a block's filtering needs read
+    reader = ThreadPoolExecutor(1)  # the next block's rows are read while this one is measured
+    try:
+        coming = reader.submit(load, 0, wants[0])
+        for i, (c0, c1) in enumerate(blocks):
+            want = wants[i]
+            if want > ready:
+                new_sub, new_var, phot = coming.result()
+                buf.push(phot, new_var)
+                del phot
+                win_sub = np.concatenate([win_sub, new_sub]) if len(win_sub) else new_sub
+                if weighted:
+                    win_var = np.concatenate([win_var, new_var]) if len(win_var) else new_var
+                ready = want
+                if i + 1 < len(blocks) and wants[i + 1] > ready:
+                    coming = reader.submit(load, ready, wants[i + 1])
+            # the block's rows, filtered over a window that reaches `margin` rows beyond it (or the edge)
+            a0 = max(0, c0 - margin) - win0
+            a1 = min(h, c1 + margin) - win0
+            wsub = win_sub[a0:a1]
+            r0, r1 = c0 - win0 - a0, c1 - win0 - a0
+            bsub, bfilt = wsub[r0:r1], _filter_block(wsub, r0, r1, s, pool)
+            pthr = None
             if weighted:
-                win_var = np.concatenate([win_var, new_var]) if len(win_var) else new_var
-            ready = want
-        # the block's rows, filtered over a window that reaches `margin` rows beyond it (or the edge)
-        a0 = max(0, c0 - margin) - win0
-        a1 = min(h, c1 + margin) - win0
-        wsub = win_sub[a0:a1]
-        r0, r1 = c0 - win0 - a0, c1 - win0 - a0
-        bsub, bfilt = wsub[r0:r1], _filter_block(wsub, r0, r1, s, pool)
-        pthr = None
-        if weighted:
-            wvar_win = win_var[a0:a1]
-            fvar = _filter(wvar_win, s.kernel, s.kernel_normalise)
-            if s.thresh_absolute:
-                pthr = np.full((c1 - c0, w), np.float32(dthresh))
-            else:  # scanimage(): thresh = relthresh * sqrt(filtered variance), per pixel
-                with np.errstate(invalid="ignore"):
-                    pthr = (np.float64(np.float32(s.detect_thresh))
-                            * np.sqrt(fvar[r0:r1].astype(np.float64))).astype(np.float32)
-            above = _above_map(bfilt, bsub, pthr)
-        else:
-            above = _above(bfilt, bsub, np.float32(dthresh))
-        values = [bsub, bfilt]
-        if weighted:
-            values += [pthr, wvar_win[r0:r1]]
-            if want_wflags:
-                lo, hi = max(0, r0 - 1), min(len(wvar_win), r1 + 1)
-                values.append(low_weight_flags(wvar_win[lo:hi], fvar[lo:hi], wthresh)[r0 - lo:r1 - lo])
-        values += [fm[c0:c1] for fm in flagmaps]
-        buf.mark(c0, above)  # detected: masked in the photometry until its detection completes
-        positions, offsets = scan.feed(above, *values)
-        drop = max(0, c1 - margin - win0)  # the next block's window starts `margin` rows above it
-        win_sub = win_sub[drop:]
-        if weighted:
-            win_var = win_var[drop:]
-        win0 += drop
-        complete(positions, offsets)
-        clean.advance(c1)
+                wvar_win = win_var[a0:a1]
+                fvar = _filter(wvar_win, s.kernel, s.kernel_normalise)
+                if s.thresh_absolute:
+                    pthr = np.full((c1 - c0, w), np.float32(dthresh))
+                else:  # scanimage(): thresh = relthresh * sqrt(filtered variance), per pixel
+                    with np.errstate(invalid="ignore"):
+                        pthr = (np.float64(np.float32(s.detect_thresh))
+                                * np.sqrt(fvar[r0:r1].astype(np.float64))).astype(np.float32)
+                above = _above_map(bfilt, bsub, pthr)
+            else:
+                above = _above(bfilt, bsub, np.float32(dthresh))
+            values = [bsub, bfilt]
+            if weighted:
+                values += [pthr, wvar_win[r0:r1]]
+                if want_wflags:
+                    lo, hi = max(0, r0 - 1), min(len(wvar_win), r1 + 1)
+                    values.append(low_weight_flags(wvar_win[lo:hi], fvar[lo:hi], wthresh)[r0 - lo:r1 - lo])
+            values += [fm[c0:c1] for fm in flagmaps]
+            buf.mark(c0, above)  # detected: masked in the photometry until its detection completes
+            positions, offsets = scan.feed(above, *values)
+            drop = max(0, c1 - margin - win0)  # the next block's window starts `margin` rows above it
+            win_sub = win_sub[drop:]
+            if weighted:
+                win_var = win_var[drop:]
+            win0 += drop
+            complete(positions, offsets)
+            clean.advance(c1)
+            write_out()
+            if progress is not None:
+                progress(c1, h)
+        complete(*scan.finish())
+        clean.finish()
         write_out()
-        if progress is not None:
-            progress(c1, h)
-    complete(*scan.finish())
-    clean.finish()
-    write_out()
 
+    finally:  # also when the run is cancelled (the progress callback raises)
+        reader.shutdown()
+        pool.shutdown()
     buf.close()
-    pool.shutdown()
     seg = _segmentation((h, w), numbers)
     columns = table.arrays()
     iso = columns.pop("_iso", None)
