@@ -35,20 +35,25 @@ class ArrayRows:
 
 
 class Segmentation:
-    """SExtractor's segmentation (CHECKIMAGE_TYPE SEGMENTATION) as the written objects' pixels: each
-    ``flat index << 32 | NUMBER`` in raster order (one int64 per pixel, sorted in place)."""
+    """SExtractor's segmentation (CHECKIMAGE_TYPE SEGMENTATION) as runs of pixels along rows: each
+    run's ``first flat index << 32 | NUMBER`` (sorted) and its length. An object of ~100 pixels
+    takes ~10 runs: a few bytes per source, never a frame."""
 
-    def __init__(self, shape: tuple[int, int], packed: np.ndarray):
+    def __init__(self, shape: tuple[int, int], keys: np.ndarray, lengths: np.ndarray):
         self.shape = tuple(shape)
-        self.packed = packed
+        self.keys = keys
+        self.lengths = lengths
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Rows [y0, y1) of the map, int32."""
         w = self.shape[1]
         out = np.zeros((y1 - y0, w), np.int32)
-        lo, hi = np.searchsorted(self.packed, [np.int64(y0 * w) << 32, np.int64(y1 * w) << 32])
-        part = self.packed[lo:hi]
-        out.ravel()[(part >> 32) - y0 * w] = (part & 0xFFFFFFFF).astype(np.int32)
+        lo, hi = np.searchsorted(self.keys, [np.int64(y0 * w) << 32, np.int64(y1 * w) << 32])
+        keys, lengths = self.keys[lo:hi], self.lengths[lo:hi]
+        if len(keys):
+            first = np.repeat((keys >> 32) - y0 * w, lengths)
+            step = np.arange(len(first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            out.ravel()[first + step] = np.repeat((keys & 0xFFFFFFFF).astype(np.int32), lengths)
         return out
 
     def blocks(self, block_bytes: int = 4 << 20):
@@ -57,6 +62,18 @@ class Segmentation:
         step = max(1, block_bytes // max(1, 4 * w))
         for y0 in range(0, h, step):
             yield self.rows(y0, min(h, y0 + step))
+
+
+def _runs(idx: np.ndarray, number: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (flat indices, each with its NUMBER) as runs along rows: (first index << 32 | NUMBER,
+    length), in raster order."""
+    order = np.argsort(idx, kind="stable")
+    idx, number = idx[order].astype(np.int64), number[order]
+    starts = np.ones(len(idx), bool)
+    starts[1:] = (idx[1:] != idx[:-1] + 1) | (number[1:] != number[:-1]) | (idx[1:] % width == 0)
+    first = np.flatnonzero(starts)
+    lengths = np.diff(np.append(first, len(idx))).astype(np.int32)
+    return (idx[first] << 32) | number[first].astype(np.int64), lengths
 
 
 #: the columns kept whatever the .param file asks: the viewer's markers and CLASS_STAR's inputs
@@ -189,16 +206,14 @@ class _StripBuffer:
         return self.sub[a:b], self.comp[a:b], var
 
 
-def _segmentation(shape, numbers: list[tuple[np.ndarray, int]]) -> Segmentation:
-    """The written objects' pixels in raster order, with their NUMBER (``numbers`` is emptied)."""
-    packed = np.empty(sum(len(i) for i, _ in numbers), np.int64)
-    at = 0
-    while numbers:
-        idx, number = numbers.pop()
-        packed[at:at + len(idx)] = (idx.astype(np.int64) << 32) | number
-        at += len(idx)
-    packed.sort()
-    return Segmentation(shape, packed)
+def _segmentation(shape, numbers: list[tuple[np.ndarray, np.ndarray]]) -> Segmentation:
+    """The written objects' runs of pixels (per block, :func:`_runs`) in one raster order (the list
+    is emptied)."""
+    keys = np.concatenate([k for k, _n in numbers]) if numbers else np.zeros(0, np.int64)
+    lengths = np.concatenate([n for _k, n in numbers]) if numbers else np.zeros(0, np.int32)
+    numbers.clear()
+    order = np.argsort(keys, kind="stable")
+    return Segmentation(shape, keys[order], lengths[order])
 
 
 def _filter_block(window: np.ndarray, r0: int, r1: int, s, pool) -> np.ndarray:
@@ -312,7 +327,7 @@ def extract_rows(source, s, progress=None):
     written = 0
     table = _Columns(s.wanted)
     slim = _Slim(None if s.wanted is None else set(s.wanted) | NEEDED)
-    numbers: list[tuple[np.ndarray, int]] = []  # the pixels of each written object and its NUMBER
+    numbers: list[tuple[np.ndarray, np.ndarray]] = []  # the written objects' pixels, as runs (per block)
 
     def complete(positions, offsets):
         """Deblend and measure the detections the scan completed (in one compiled call for the whole
@@ -411,26 +426,33 @@ def extract_rows(source, s, progress=None):
         if written > 4096:  # the measured ones leave the list
             del clean.out[:written]
             written = 0
-        for number, r in enumerate(new, table.n + 1):
-            r["NUMBER"] = number
-            for part in [r, *r["_slaves"]]:
-                numbers.append((part["_idx"], number))
-                if part is not r:
-                    r["_imaflags"] = [merge(m, sl, kind) for m, sl, kind in
-                                      zip(r["_imaflags"], part["_imaflags"], s.flag_types)]
-            r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
-            r["MAG_ISO"] = mag(r["FLUX_ISO"], s.mag_zeropoint)
-            r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
-        n = buf.y1 - buf.y0
-        _photometry(new, buf.sub[:n], buf.comp[:n], bg, s, var_b, buf.var[:n] if weighted else buf.var, gainflag,
-                    buf.y0)
-        for r in new:
-            if flagmaps or s.needs("IMAFLAGS_ISO", "NIMAFLAGS_ISO"):
-                n_maps = max(len(flagmaps), 1)
-                r["IMAFLAGS_ISO"] = np.array([f for f, _n in r["_imaflags"]] or [0] * n_maps, np.int64)
-                r["NIMAFLAGS_ISO"] = np.array([n for _f, n in r["_imaflags"]] or [0] * n_maps, np.int64)
-            table.add(r)  # only the columns stay
-            r.clear()
+        for g0 in range(0, len(new), 512):  # a few hundred at a time: the temporaries stay small
+            group = new[g0:g0 + 512]
+            pixels, sizes, owners = [], [], []
+            for number, r in enumerate(group, table.n + 1):
+                r["NUMBER"] = number
+                for part in [r, *r["_slaves"]]:
+                    pixels.append(part["_idx"])
+                    sizes.append(len(part["_idx"]))
+                    owners.append(number)
+                    if part is not r:
+                        r["_imaflags"] = [merge(m, sl, kind) for m, sl, kind in
+                                          zip(r["_imaflags"], part["_imaflags"], s.flag_types)]
+                r["FLUXERR_ISO"] = math.sqrt(r["_fluxvar"])
+                r["MAG_ISO"] = mag(r["FLUX_ISO"], s.mag_zeropoint)
+                r["MAGERR_ISO"] = 1.086 * r["FLUXERR_ISO"] / r["FLUX_ISO"] if r["FLUX_ISO"] > 0 else 99.0
+            if pixels:  # the block's pixels as runs along rows, not an array per source
+                numbers.append(_runs(np.concatenate(pixels), np.repeat(np.array(owners, np.int64), sizes), w))
+            n = buf.y1 - buf.y0
+            _photometry(group, buf.sub[:n], buf.comp[:n], bg, s, var_b, buf.var[:n] if weighted else buf.var, gainflag,
+                        buf.y0)
+            for r in group:
+                if flagmaps or s.needs("IMAFLAGS_ISO", "NIMAFLAGS_ISO"):
+                    n_maps = max(len(flagmaps), 1)
+                    r["IMAFLAGS_ISO"] = np.array([f for f, _n in r["_imaflags"]] or [0] * n_maps, np.int64)
+                    r["NIMAFLAGS_ISO"] = np.array([n for _f, n in r["_imaflags"]] or [0] * n_maps, np.int64)
+                table.add(r)  # only the columns stay
+                r.clear()
 
     # rows [0, ready) are read, background-subtracted and interpolated (and in the strip buffer);
     # rows [win0, ready) of them (and their variance) are kept for the blocks' filtering
