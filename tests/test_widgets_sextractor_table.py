@@ -192,3 +192,44 @@ def test_the_table_keeps_up_with_a_large_catalogue(make_napari_viewer, qtbot):
     assert [i.row() for i in again.view.selectionModel().selectedRows()] == [7]  # catalogue order, selection shown
     points.selected_data = {9}
     assert [i.row() for i in again.view.selectionModel().selectedRows()] == [9]
+
+
+def test_the_noise_layer_is_the_weight_map_and_a_run_reports_progress_and_stops(make_napari_viewer, qtbot, tmp_path,
+                                                                                monkeypatch):
+    """A noise layer is SExtractor's MAP_RMS weight map (the CLI's ``--rms``); the scan reports its
+    rows and stops at the next block when cancelled."""
+    from napari_galseg.cli import main
+    from napari_galseg.widgets import sextractor_mode
+    from napari_galseg.widgets.segment import PhotutilsWidget
+
+    image = _field(tmp_path)
+    rms = np.full(image.shape, 2.0, np.float32)
+    rms[:, image.shape[1] // 2:] = 4.0  # noisier on the right: thresholds follow the map
+    fits.writeto(tmp_path / "rms.fits", rms)
+    assert main(["segment", "photutils", str(tmp_path / "img.fits"), "--sextractor-config", str(tmp_path / "t.sex"),
+                 "--rms", str(tmp_path / "rms.fits"), "--catalog", str(tmp_path / "w.cat"),
+                 "-o", str(tmp_path / "w_seg.fits")]) == 0
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="img")
+    viewer.add_image(rms, name="rms")
+    widget = PhotutilsWidget(viewer)
+    widget.rms_combo.value = viewer.layers["rms"]
+    widget.sextractor.file.value = str(tmp_path / "t.sex")
+    seen = []
+    widget._relay.progressed.connect(lambda done, total, message: seen.append((done, total, message)))
+    _run(widget, qtbot)
+    assert "weights: the noise layer, as WEIGHT_TYPE MAP_RMS" in widget.status.value, widget.status.value
+    np.testing.assert_array_equal(viewer.layers["sextractor"].data, fits.getdata(tmp_path / "w_seg.fits"))
+    assert len(fits.getdata(tmp_path / "w.cat", 1)) == len(viewer.layers["sextractor catalog"].data)
+    assert seen and seen[-1][:2] == (image.shape[0], image.shape[0]) and "SExtractor mode: row" in seen[-1][2]
+
+    real = sextractor_mode.run_frame
+
+    def cancelled_meanwhile(*args, **kwargs):  # the user presses cancel while the frame is read
+        widget._cancel_event.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sextractor_mode, "run_frame", cancelled_meanwhile)
+    with qtbot.waitSignal(widget.work_finished, timeout=120000):
+        widget.run(field_of_view=False)
+    assert widget.status.value == "cancelled"
