@@ -255,13 +255,13 @@ def extract_rows(source, s, progress=None):
     from .flags import as_flags, combine, merge
     from .isophotal import isophotal_rows
     from .lutz import LutzStream
-    from .weights import BIG, InterpolationState, low_weight_flags, read_map, var_threshold, weight_scale, weight_to_var
+    from .weights import BIG, InterpolationState, low_weight_flags, map_rows, read_map, var_threshold, weight_scale, weight_to_var
 
     h, w = source.shape
     wt = s.weight
-    raw = read_map(wt.image, (h, w), "weight map", "WEIGHT_IMAGE") if wt.on and wt.type != "BACKGROUND" else None
+    raw = map_rows(wt.image, (h, w), "weight map", "WEIGHT_IMAGE") if wt.on and wt.type != "BACKGROUND" else None
     wthresh = var_threshold(wt) if wt.on else np.float32(BIG)
-    raw_var = None if raw is None else (lambda y0, y1: weight_to_var(raw[y0:y1], wt.type))
+    raw_var = None if raw is None else (lambda y0, y1: weight_to_var(raw(y0, y1), wt.type))
     bg = sextractor_background_rows(source.read, (h, w), s.back_size, s.back_filtersize, s.back_filtthresh,
                                     read_var_rows=raw_var, wthresh=wthresh)
     backsig = bg.backsig
@@ -276,7 +276,7 @@ def extract_rows(source, s, progress=None):
         sigfac = weight_scale(bg)
         if wt.rescale:
             def var_rows(y0, y1):
-                return weight_to_var(raw[y0:y1], wt.type, sigfac)
+                return weight_to_var(raw(y0, y1), wt.type, sigfac)
         else:
             var_rows = raw_var
             backsig = float(np.float32(backsig / np.float32(sigfac)))

@@ -89,6 +89,31 @@ def read_map(source, shape: tuple[int, int], what: str, key: str) -> np.ndarray:
     return data
 
 
+def map_rows(source, shape: tuple[int, int], what: str, key: str):
+    """``rows(y0, y1)`` of a weight map (float32) from a FITS path or an array, checked against the
+    image as :func:`read_map` checks it; a plain FITS file is read a strip at a time, never whole."""
+    if isinstance(source, np.ndarray):
+        data = read_map(source, shape, what, key)
+        return lambda y0, y1: np.asarray(data[y0:y1], np.float32)
+    from pathlib import Path
+
+    from ..io import FitsReadError, open_fits_array
+    from ..io.fits_rows import FitsRowReader
+
+    name = str(source)
+    if not Path(source).is_file():
+        raise SExtractorInputError(f"{name} ({key}): no such file; give the path of the {what}")
+    try:
+        array, _header = open_fits_array(source)
+    except (FitsReadError, OSError, ValueError) as exc:
+        raise SExtractorInputError(f"{name} ({key}): not a readable FITS image ({exc}); give the {what} "
+                                   "as a FITS image") from None
+    if tuple(array.shape) != tuple(shape):
+        raise SExtractorInputError(f"{name} ({key}): the {what} has shape {tuple(array.shape)} but the image has "
+                                   f"{tuple(shape)}; give the {what} made for this frame")
+    return FitsRowReader(array).read_rows
+
+
 def weight_scale(bg: SExBackground) -> float:
     """makeback()'s sigfac: the median over meshes of the image σ / √(variance map's mode)."""
     wb = bg.var_back.ravel().astype(np.float64)
