@@ -15,8 +15,8 @@ import pytest
 
 from napari_galseg.sextractor import ExtractSettings, extract
 from napari_galseg.sextractor.classstar import NISO
-from napari_galseg.sextractor.extract import OBJ_MERGED, _filter
 from napari_galseg.sextractor.deblend import _local_maxima, may_split
+from napari_galseg.sextractor.extract import OBJ_MERGED, _filter
 from napari_galseg.sextractor.isophotal import _ISO_EXPO, _Weighted, isophotal_row, isophotal_rows
 from napari_galseg.sextractor.weights import WeightSettings
 from napari_galseg.synth import make_field

@@ -1,10 +1,12 @@
-"""LutzStream (the scan fed in strips of rows) gives exactly lutz_scan_into's objects, order and lists."""
+"""LutzStream (the scan fed in strips of rows) gives exactly the whole-frame scan's objects, order and
+lists (``lutz_reference``: the scan SExtractor mode ran before it read strips)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from lutz_reference import links_to_labels, lutz_scan, pixel_lists
 
-from napari_galseg.sextractor.lutz import LutzStream, links_to_labels, lutz_scan, pixel_lists
+from napari_galseg.sextractor.lutz import LutzStream, lutz_lists
 from napari_galseg.synth import make_field
 
 
@@ -100,3 +102,15 @@ def test_empty_frame_and_misuse():
     s.feed(np.ones((1, 3), bool), np.ones((1, 3), np.float32))
     with pytest.raises(ValueError):
         s.feed(np.ones((1, 3), bool))
+
+
+@pytest.mark.parametrize("minarea", [1, 3, 7])
+def test_lutz_lists_of_a_whole_map_are_the_whole_frame_scans(minarea):
+    """deblend's sub-threshold scans: the same objects, order and pixel lists as the reference."""
+    rng = np.random.default_rng(minarea)
+    for shape, density in [((1, 1), 0.9), ((37, 53), 0.5), ((64, 80), 0.3), ((120, 90), 0.7)]:
+        above = rng.random(shape) < density
+        first, counts, nextpix = lutz_scan(above)
+        flat, offsets = pixel_lists(first, counts, nextpix, minarea)
+        got_flat, got_offsets = lutz_lists(above, minarea)
+        assert np.array_equal(got_flat, flat) and np.array_equal(got_offsets, offsets)

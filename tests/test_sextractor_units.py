@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from napari_galseg.sextractor import ExtractSettings, SExtractorInputError, catalog_columns, extract, write_catalog
 from napari_galseg.sextractor.deblend import GlibcRand, pairwise_sum
 from napari_galseg.sextractor.known import KNOWN_PARAMS
-from napari_galseg.sextractor.lutz import links_to_labels, lutz_scan, pixel_lists
+from napari_galseg.sextractor.lutz import lutz_lists
 from napari_galseg.sextractor.params import read_param
 from napari_galseg.synth import make_field
 
@@ -20,13 +20,12 @@ def test_glibc_rand_sequence():
     assert [rng() for _ in range(5)] == [1804289383, 846930886, 1681692777, 1714636915, 1957747793]
 
 
-def test_lutz_scan_finds_the_8_connected_components_in_completion_order():
+def test_lutz_lists_finds_the_8_connected_components_in_completion_order():
     rng = np.random.default_rng(3)
     above = rng.random((60, 70)) > 0.6
-    first, counts, nextpix = lutz_scan(above)
-    flat, offsets = pixel_lists(first, counts, nextpix, 1)
+    flat, offsets = lutz_lists(above, 1)
     lab, n = ndi.label(above, structure=np.ones((3, 3), bool))
-    assert len(counts) == n
+    assert len(offsets) - 1 == n
     ymax_seen = []
     for k in range(n):
         idx = flat[offsets[k]:offsets[k + 1]]
@@ -35,19 +34,6 @@ def test_lutz_scan_finds_the_8_connected_components_in_completion_order():
         assert len(ids) == 1 and (lab == ids[0]).sum() == len(idx)  # one whole component each
         ymax_seen.append(ys.max())
     assert ymax_seen == sorted(ymax_seen)  # completed on the line after their last row
-
-
-def test_links_to_labels_is_an_8_connected_labelling():
-    """The component map made from the scan's links is ndimage's labelling up to the numbering."""
-    rng = np.random.default_rng(4)
-    above = rng.random((50, 64)) > 0.55
-    first, counts, nextpix = lutz_scan(above)
-    pixel_lists(first, counts, nextpix, 1)
-    comp = links_to_labels(first, nextpix.copy()).reshape(above.shape)
-    lab, n = ndi.label(above, structure=np.ones((3, 3), bool))
-    assert comp.max() == n and ((comp > 0) == above).all()
-    pairs = np.unique(np.c_[comp[above], lab[above]], axis=0)
-    assert len(pairs) == n  # one label of ours per ndimage label and back
 
 
 def test_pairwise_sum_is_numpys_sum_to_the_bit():

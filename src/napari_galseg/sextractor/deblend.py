@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .lutz import lutz_scan, pixel_lists
+from .lutz import lutz_lists
 
 PI = 3.1415926535898
 MAXDEBAREA = 3
@@ -81,8 +81,7 @@ def _sub_level(submap, cval, xs, ys, sx, sy, xmin, xmax, ymin, ymax, thresh, min
             i = box[y, x]
             if i >= 0 and cval[i] > thresh:
                 above[y, x] = True
-    first, counts, nextpix = lutz_scan(above)
-    flat, offsets = pixel_lists(first, counts, nextpix, minarea)
+    flat, offsets = lutz_lists(above, minarea)
     n = len(offsets) - 1
     idx = np.empty(len(flat), np.int64)
     flux = np.empty(n, np.float32)

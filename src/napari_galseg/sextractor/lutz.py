@@ -27,166 +27,53 @@ def _update(n, f, last, i, n2, f2, l2, nextpix):
 
 
 @njit(cache=True, nogil=True)
-def lutz_scan(above):
-    """(first pixel, pixel count) of every completed object in completion order, and ``nextpix``."""
-    h, w = above.shape
-    return lutz_scan_into(above, np.full(h * w, -1, np.int64))
-
-
-@njit(cache=True, nogil=True)
-def lutz_scan_into(above, nextpix):
-    """:func:`lutz_scan` with the pixel links in ``nextpix`` (all -1; int32 halves a frame's share)."""
+def lutz_lists(above, minarea):
+    """The objects of a whole boolean map, in the scan's completion order, of at least ``minarea``
+    pixels: their pixels (flat indices ``y * width + x``, each object's in list order) one object
+    after another, and the offsets (the strip-fed scan run once over the map and its last row)."""
     h, w = above.shape
     size = w + 2
-    info_n = np.zeros(size, np.int64)
-    info_f = np.full(size, -1, np.int64)
-    info_l = np.full(size, -1, np.int64)
-    store_n = np.zeros(size, np.int64)
-    store_f = np.full(size, -1, np.int64)
-    store_l = np.full(size, -1, np.int64)
+    sc = np.zeros(2, np.int64)
     marker = np.zeros(size, np.int8)
     start = np.zeros(size, np.int64)
     end = np.zeros(size, np.int64)
     psstack = np.zeros(2 * size + 4, np.int64)
-    out_first = np.empty(1024, np.int64)  # grown by doubling: objects are far fewer than pixels
-    out_n = np.empty(1024, np.int64)
-    nout = 0
-    co = 0
-    pstop = 0
-    for yl in range(h + 1):
-        ps = COMPLETE
-        cs = NONOBJECT
-        for xl in range(w + 1):
-            luflag = xl < w and yl < h and above[yl, xl]
-            newmarker = marker[xl]
-            marker[xl] = M_NONE
-            cur = yl * w + xl
-            if luflag and cs != OBJECT:  # start of a segment
-                cs = OBJECT
-                if ps == OBJECT:
-                    if start[co] == UNKNOWN:
-                        marker[xl] = M_S
-                        start[co] = xl
-                    else:
-                        marker[xl] = M_s
-                else:
-                    psstack[pstop] = ps
-                    pstop += 1
-                    marker[xl] = M_S
-                    co += 1
-                    start[co] = xl
-                    ps = COMPLETE
-                    info_n[co] = 0
-                    info_f[co] = -1
-                    info_l[co] = -1
-            if newmarker != M_NONE:
-                if newmarker == M_S:
-                    psstack[pstop] = ps
-                    pstop += 1
-                    if cs == NONOBJECT:
-                        psstack[pstop] = COMPLETE
-                        pstop += 1
-                        co += 1
-                        info_n[co] = store_n[xl]
-                        info_f[co] = store_f[xl]
-                        info_l[co] = store_l[xl]
-                        start[co] = UNKNOWN
-                    else:
-                        _update(info_n, info_f, info_l, co, store_n[xl], store_f[xl], store_l[xl], nextpix)
-                    ps = OBJECT
-                elif newmarker == M_s:
-                    if cs == OBJECT and ps == COMPLETE:
-                        pstop -= 1
-                        xl2 = start[co]
-                        _update(info_n, info_f, info_l, co - 1, info_n[co], info_f[co], info_l[co], nextpix)
-                        co -= 1
-                        if start[co] == UNKNOWN:
-                            start[co] = xl2
-                        else:
-                            marker[xl2] = M_s
-                    ps = OBJECT
-                elif newmarker == M_f:
-                    ps = INCOMPLETE
-                else:  # 'F'
-                    pstop -= 1
-                    ps = psstack[pstop]
-                    if cs == NONOBJECT and ps == COMPLETE:
-                        if start[co] == UNKNOWN:
-                            if nout == len(out_first):
-                                out_first = np.concatenate((out_first, np.empty(nout, np.int64)))
-                                out_n = np.concatenate((out_n, np.empty(nout, np.int64)))
-                            out_first[nout] = info_f[co]
-                            out_n[nout] = info_n[co]
-                            nout += 1
-                        else:
-                            marker[end[co]] = M_F
-                            store_n[start[co]] = info_n[co]
-                            store_f[start[co]] = info_f[co]
-                            store_l[start[co]] = info_l[co]
-                        co -= 1
-                        pstop -= 1
-                        ps = psstack[pstop]
-            if luflag:
-                _update(info_n, info_f, info_l, co, 1, cur, cur, nextpix)
-            elif cs == OBJECT:
-                cs = NONOBJECT
-                if ps != COMPLETE:
-                    marker[xl] = M_f
-                    end[co] = xl
-                else:
-                    pstop -= 1
-                    ps = psstack[pstop]
-                    marker[xl] = M_F
-                    store_n[start[co]] = info_n[co]
-                    store_f[start[co]] = info_f[co]
-                    store_l[start[co]] = info_l[co]
-                    co -= 1
-    return out_first[:nout].copy(), out_n[:nout].copy(), nextpix
-
-
-@njit(cache=True, nogil=True)
-def pixel_lists(first, counts, nextpix, minarea):
-    """The pixel lists of the objects of at least ``minarea`` pixels, concatenated, and their offsets."""
-    keep = counts >= minarea
+    info_n = np.zeros(size, np.int64)
+    store_n = np.zeros(size, np.int64)
+    lists = np.full((4, size), -1, np.int64)
+    cap = 0
+    for y in range(h):
+        for x in range(w):
+            if above[y, x]:
+                cap += 1
+    idx = np.empty(cap, np.int64)
+    nextp = np.empty(cap, np.int64)
+    npool, pos1, off1 = _stream_rows(above, 0, False, sc, marker, start, end, psstack, info_n, lists[0], lists[1],
+                                     store_n, lists[2], lists[3], idx, nextp, 0)
+    _n, pos2, off2 = _stream_rows(above[:0], h, True, sc, marker, start, end, psstack, info_n, lists[0], lists[1],
+                                  store_n, lists[2], lists[3], idx, nextp, npool)
     total = 0
-    for i in range(len(counts)):
-        if keep[i]:
-            total += counts[i]
+    nobj = 0
+    for off in (off1, off2):
+        for k in range(len(off) - 1):
+            if off[k + 1] - off[k] >= minarea:
+                total += off[k + 1] - off[k]
+                nobj += 1
     flat = np.empty(total, np.int64)
-    offsets = np.zeros(keep.sum() + 1, np.int64)
-    k = 0
+    offsets = np.zeros(nobj + 1, np.int64)
+    q = 0
     j = 0
-    for i in range(len(counts)):
-        if not keep[i]:
-            continue
-        p = first[i]
-        while p != -1:
-            flat[k] = p
-            k += 1
-            p = nextpix[p]
-        j += 1
-        offsets[j] = k
+    for pos, off in ((pos1, off1), (pos2, off2)):
+        for k in range(len(off) - 1):
+            if off[k + 1] - off[k] < minarea:
+                continue
+            for i in range(off[k], off[k + 1]):
+                flat[q] = idx[pos[i]]
+                q += 1
+            j += 1
+            offsets[j] = q
     return flat, offsets
 
-
-@njit(cache=True, nogil=True)
-def links_to_labels(first, nextpix):
-    """Turn the scan's pixel links into a component map in place: object ``k`` of ``first`` (every
-    completed object, small ones too) gets label ``k + 1``, other pixels 0. What a labelling of
-    the same mask gives up to the numbering, without a second frame (call after :func:`pixel_lists`)."""
-    for k in range(len(first)):
-        p = first[k]
-        while p != -1:
-            q = nextpix[p]  # each pixel is in one list only: its link is read before it is overwritten
-            nextpix[p] = k + 1
-            p = q
-    for i in range(len(nextpix)):
-        if nextpix[i] < 0:
-            nextpix[i] = 0
-    return nextpix
-
-
-# --- the same scan fed in strips of rows: state kept between calls, links in pool space -------------
 
 _CO, _PSTOP = 0, 1  # slots of the stream's scalar state
 DEAD = -2  # link of a pooled pixel whose object has been handed out (free at the next compaction)
@@ -195,7 +82,7 @@ DEAD = -2  # link of a pooled pixel whose object has been handed out (free at th
 @njit(cache=True, nogil=True)
 def _stream_rows(above, y0, final, sc, marker, start, end, psstack, info_n, info_f, info_l,
                  store_n, store_f, store_l, idx, nextp, npool):
-    """:func:`lutz_scan_into`'s loop over the rows of ``above`` (frame rows ``y0...``), or over the
+    """SExtractor's ``lutz()`` loop over the rows of ``above`` (frame rows ``y0...``), or over the
     final virtual row when ``final``, with pixels appended to the pool (``idx``, ``nextp``: room is
     reserved by the caller). Returns the new pool size, then the pool positions of the objects
     completed here (each object's list order) and their offsets, in completion order; their links
@@ -367,13 +254,13 @@ def _gather_rows(rows, idx, p0, p1, base, pool):
 
 
 class LutzStream:
-    """:func:`lutz_scan_into` fed a frame in strips of rows, never holding it whole.
+    """SExtractor's one-pass scan fed a frame in strips of rows, never holding it whole.
 
     Only detected pixels are kept, in a *pool*: the frame index ``y * width + x`` (``idx``), the
     given values at that pixel (``values``: one pool per array passed to :meth:`feed`), and the link
     to the next pixel of its object's list. :meth:`feed` and :meth:`finish` return the objects
     completed during the call, in the scan's completion order (small ones too), as ``(positions,
-    offsets)``: object ``k``'s pixels, in :func:`pixel_lists`' order, are
+    offsets)``: object ``k``'s pixels, in the scan's list order, are
     ``idx[positions[offsets[k]:offsets[k + 1]]]``. Feeding rows one by one or all at once gives the
     same objects. The pixels of handed-out objects are dropped from the pool at a later call (when
     they are at least half of it), so positions hold until the next call only; with
