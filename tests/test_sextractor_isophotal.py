@@ -186,10 +186,9 @@ def test_may_split_is_deblends_early_exit():
     sub = image - np.median(image)
     filt = _filter(sub, s.kernel, True)
     above = filt > 1.5 * np.std(sub[:40, :40])
-    from napari_galseg.sextractor.lutz import lutz_scan, pixel_lists
+    from napari_galseg.sextractor.lutz import lutz_lists
 
-    first, counts, nextpix = lutz_scan(above)
-    flat, offsets = pixel_lists(first, counts, nextpix, 3)
+    flat, offsets = lutz_lists(above, 3)
     ys, xs = flat // 256, flat % 256
     cval = filt[ys, xs]
     got = may_split(xs, ys, cval, offsets, 32, 0.005)
@@ -233,14 +232,13 @@ def _deblend_before(xs, ys, cval, dval, dthresh0, nthresh, mincont, minarea, rng
 def test_compiled_deblend_front_is_the_python_one(nthresh, mincont, seed, fwhm, density):
     """The same branches and the same random draws, detection after detection."""
     from napari_galseg.sextractor.deblend import GlibcRand, deblend
-    from napari_galseg.sextractor.lutz import lutz_scan, pixel_lists
+    from napari_galseg.sextractor.lutz import lutz_lists
 
     image = make_field(256, seed, psf_fwhm=fwhm, galaxy_density=density).image.astype(np.float32)
     sub = image - np.median(image)
     filt = _filter(sub, ExtractSettings().kernel, True)
     dthresh = 1.5 * float(np.std(sub[:40, :40]))
-    first, counts, nextpix = lutz_scan(filt > dthresh)
-    flat, offsets = pixel_lists(first, counts, nextpix, 5)
+    flat, offsets = lutz_lists(filt > dthresh, 5)
     ys, xs = flat // 256, flat % 256
     new_rng, old_rng = GlibcRand(), GlibcRand()
     nsplit = 0

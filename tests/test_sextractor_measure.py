@@ -16,6 +16,7 @@ from napari_galseg.sextractor.weights import WeightSettings
 from napari_galseg.synth import make_field
 
 ex = importlib.import_module("napari_galseg.sextractor.extract")
+stream = importlib.import_module("napari_galseg.sextractor.stream")
 ALL = STEP_APER | STEP_AUTO | STEP_GROWTH | STEP_WINPOS
 
 
@@ -33,7 +34,7 @@ def _captured(monkeypatch, weighted: bool, seed: int, bufsize: int = 64):
                           gainflag=gainflag, s=s_, oy=oy))
         photometry(rows, sub, comp, bg, s_, var, wvar, gainflag, oy)
 
-    monkeypatch.setattr(ex, "_photometry", grab)
+    monkeypatch.setattr(stream, "_photometry", grab)  # the strip driver's call
     ex.extract(field.image.astype(np.float32), s)
     monkeypatch.undo()
     # the call that measured the most objects, its strip rows put back at their place in the frame

@@ -5,9 +5,10 @@ thresholded and fed to the one-pass scan. Each object completed by the scan is d
 measured at once (isophotal values), enters CLEAN's list, and is written - numbered and given its
 photometry - when the strip scrolls past it, with the rows then in memory: those of SExtractor's
 MEMORY_BUFSIZE strip. What stays in memory is that strip (the background-subtracted values and the
-map of which detection owns each pixel), the detected pixels and the catalogue's columns: never a
-whole frame. The segmentation is kept as the detected pixels and their NUMBER (:class:`Segmentation`),
-which gives rows or the whole map on demand.
+map of which detection owns each pixel), the detections not yet written and the catalogue's
+columns: never a whole frame. The segmentation is kept as runs of pixels along rows
+(:class:`Segmentation`), which gives rows or the whole map on demand. The compiled steps that free
+the GIL (photometry, deblending trees, filtering, the next block's reading) use a second core.
 """
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .background import sextractor_background_rows
+from .classstar import class_star
 from .cleaning import CleanList
+from .deblend import GlibcRand, deblend, deblend_front, may_split
+from .extract import OBJ_MERGED, OBJ_TRUNC, Extraction, _above, _above_map, _clean_margin, _filter, _photometry
+from .flags import as_flags, combine, merge
+from .isophotal import isophotal_rows
+from .lutz import LutzStream
+from .weights import BIG, InterpolationState, low_weight_flags, map_rows, read_map, var_threshold, weight_scale, weight_to_var
 
 #: rows read, filtered and scanned per step (at most this many bytes of float32 per block)
 BLOCK_BYTES = 2 << 20
@@ -197,14 +206,6 @@ class _StripBuffer:
         """Give the strip's memory back (the extraction has measured everything)."""
         self.sub = self.comp = self.var = np.zeros((0, 0), np.float32)
 
-    def view(self, fy0: int, fy1: int):
-        """(sub, comp, var) of rows [fy0, fy1), indexed from fy0."""
-        if fy0 < self.y0 or fy1 > self.y1:
-            raise RuntimeError(f"rows {fy0}-{fy1} asked of a strip holding {self.y0}-{self.y1}")
-        a, b = fy0 - self.y0, fy1 - self.y0
-        var = self.var[a:b] if self.var.shape[0] else self.var
-        return self.sub[a:b], self.comp[a:b], var
-
 
 def _segmentation(shape, numbers: list[tuple[np.ndarray, np.ndarray]]) -> Segmentation:
     """The written objects' runs of pixels (per block, :func:`_runs`) in one raster order (the list
@@ -219,8 +220,6 @@ def _segmentation(shape, numbers: list[tuple[np.ndarray, np.ndarray]]) -> Segmen
 def _filter_block(window: np.ndarray, r0: int, r1: int, s, pool) -> np.ndarray:
     """Rows [r0, r1) of the filtered ``window`` (which reaches the kernel's half-height beyond them,
     or the frame's edge), each half in its own thread: the same sums as filtering it whole."""
-    from .extract import _filter
-
     if s.kernel is None:
         return window[r0:r1]
     half = np.shape(s.kernel)[0] // 2
@@ -248,14 +247,6 @@ def mag(flux: float, zp: float) -> float:
 def extract_rows(source, s, progress=None):
     """:func:`napari_galseg.sextractor.extract` of a row source (``.shape``, ``.read(y0, y1)`` →
     new float32 rows): the frame is never held whole."""
-    from .background import sextractor_background_rows
-    from .classstar import class_star
-    from .deblend import GlibcRand, deblend, deblend_front, may_split
-    from .extract import OBJ_MERGED, OBJ_TRUNC, Extraction, _above, _above_map, _clean_margin, _filter, _photometry
-    from .flags import as_flags, combine, merge
-    from .isophotal import isophotal_rows
-    from .lutz import LutzStream
-    from .weights import BIG, InterpolationState, low_weight_flags, map_rows, read_map, var_threshold, weight_scale, weight_to_var
 
     h, w = source.shape
     wt = s.weight
@@ -534,7 +525,6 @@ def extract_rows(source, s, progress=None):
         complete(*scan.finish())
         clean.finish()
         write_out()
-
     finally:  # also when the run is cancelled (the progress callback raises)
         reader.shutdown()
         pool.shutdown()
