@@ -12,12 +12,13 @@ import importlib
 
 import numpy as np
 import pytest
+from isophotal_reference import _Weighted, isophotal_row
 
 from napari_galseg.sextractor import ExtractSettings, extract
 from napari_galseg.sextractor.classstar import NISO
 from napari_galseg.sextractor.deblend import _local_maxima, may_split
 from napari_galseg.sextractor.extract import OBJ_MERGED, _filter
-from napari_galseg.sextractor.isophotal import _ISO_EXPO, _Weighted, isophotal_row, isophotal_rows
+from napari_galseg.sextractor.isophotal import _ISO_EXPO, isophotal_rows
 from napari_galseg.sextractor.weights import WeightSettings
 from napari_galseg.synth import make_field
 

@@ -2,35 +2,21 @@
 
 :func:`isophotal_rows` measures a whole batch of detections in one compiled call (one row of
 values per detection, then the dicts the driver keeps): per detection in Python it was most of the
-detection loop's time. :func:`isophotal_row` is the same measurement of one detection, written with
-numpy, which the batch reproduces bit for bit.
+detection loop's time. ``tests/isophotal_reference.py`` keeps that per-detection numpy code, which
+the batch reproduces bit for bit.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 from numba import njit
 
-from .classstar import NISO, iso_areas
-from .deblend import _moments, moments, pairwise_sum
+from .classstar import NISO
+from .deblend import _moments, pairwise_sum
 
 OBJ_TRUNC = 8
 PI = 3.1415926535898  # SExtractor's value (define.h)
-
-
-@dataclasses.dataclass
-class _Weighted:
-    """One detection's per-pixel detection thresholds and variances, in pixel-list order."""
-
-    pthr: np.ndarray
-    pvar: np.ndarray
-    gainflag: bool
-    threshfac: float
-
-    def take(self, idx) -> _Weighted:
-        return _Weighted(self.pthr[idx], self.pvar[idx], self.gainflag, self.threshfac)
 
 
 @njit(cache=True, nogil=True)
@@ -116,65 +102,6 @@ def _error_sums(xs, ys, cval, val, mx, my, var, gain, pvar, gainflag):
     return flux, sigtv, sxx, syy, sxy, pairwise_sum(err, 0, n)
 
 
-def isophotal_row(cid, ys, xs, val, cval, dthresh, thresh, var, gain, h, w, minarea, center=None,
-                  opt: _Weighted | None = None) -> dict:
-    """preanalyse(ANALYSE_FULL|ANALYSE_ROBUST) and examineiso() of one detection; ``center``: the
-    core centre of a deblended branch (its moments are taken about it). With a weight map
-    (``opt``) the detection threshold is the lowest of its pixels', the analysis threshold and the
-    isophotal flux error follow each pixel's variance. The reference :func:`isophotal_rows` keeps."""
-    pdthresh = dthresh
-    if opt is not None:
-        dthresh = float(opt.pthr.min())
-        pdthresh = opt.pthr
-    mo = moments(xs, ys, cval, val, dthresh, center)
-    rv = mo["rv"]
-    mx, my, xm2, ym2, xym, a, b = mo["mx"], mo["my"], mo["xm2"], mo["ym2"], mo["xym"], mo["a"], mo["b"]
-    singu, theta = mo["singu"], mo["theta"]
-    temp2 = xm2 * ym2 - xym * xym
-    xmin, ymin = int(xs.min()), int(ys.min())
-    pvar = np.zeros(0, np.float32) if opt is None else opt.pvar
-    flux, sigtv, sxx, syy, sxy, serr = _error_sums(xs, ys, cval, val, float(mx), float(my), float(var), float(gain),
-                                                   pvar, opt is not None and opt.gainflag)
-    athresh = np.float32(thresh)
-    if opt is None:
-        above = val > athresh
-    else:
-        pa = (opt.threshfac * np.sqrt(opt.pvar.astype(np.float64))).astype(np.float32)
-        athresh = pa.min()
-        above = val > pa
-    # position errors (examineiso, errflag)
-    fdflux2 = float(np.float32(rv)) ** 2
-    emx2 = sxx / fdflux2
-    emy2 = syy / fdflux2
-    emxy = sxy / fdflux2
-    esum = serr * 0.08333 / fdflux2
-    if singu and emx2 * emy2 - emxy * emxy < esum * esum:
-        emx2 += esum
-        emy2 += esum
-    peak = float(val.max())
-    abcor = float(np.float32(mo["abcor"]))
-    flag = OBJ_TRUNC if (xs.min() == 0 or xs.max() == w - 1 or ys.min() == 0 or ys.max() == h - 1) else 0
-    last = ys == ys.max()
-    return {
-        "_cid": cid, "_ys": ys, "_xs": xs, "_ymax": int(ys.max()), "_xend": int(xs[last].max()),
-        "_mx": mx, "_my": my, "_flag": flag, "_fdflux": float(np.float32(rv)), "_fdnpix": len(val),
-        "_abcor": abcor, "_iso": iso_areas(val, peak, float(athresh)), "_dthresh": dthresh,
-        "_mthresh": float(_mthresh(cval, np.atleast_1d(np.asarray(pdthresh, np.float32)), minarea)), "_fluxvar": sigtv,
-        "X_IMAGE": mx + 1.0, "Y_IMAGE": my + 1.0,
-        "X2_IMAGE": xm2, "Y2_IMAGE": ym2, "XY_IMAGE": xym,
-        "ERRX2_IMAGE": emx2, "ERRY2_IMAGE": emy2, "ERRXY_IMAGE": emxy,
-        "A_IMAGE": a, "B_IMAGE": b, "THETA_IMAGE": float(np.float32(theta * 180.0 / PI)),
-        "CXX_IMAGE": float(np.float32(ym2 / temp2)), "CYY_IMAGE": float(np.float32(xm2 / temp2)),
-        "CXY_IMAGE": float(np.float32(-2 * xym / temp2)),
-        "ELONGATION": a / b if b > 0 else 0.0, "ELLIPTICITY": 1 - b / a if a > 0 else 0.0,
-        "ISOAREA_IMAGE": int(above.sum()), "ISOAREAF_IMAGE": int(len(val)),
-        "FLUX_ISO": flux, "FLUX_MAX": peak,
-        "THRESHOLD": float(np.float32(dthresh)),
-        "XMIN_IMAGE": xmin + 1, "YMIN_IMAGE": ymin + 1, "XMAX_IMAGE": int(xs.max()) + 1, "YMAX_IMAGE": int(ys.max()) + 1,
-        "XPEAK_IMAGE": int(xs[np.argmax(cval)]) + 1, "YPEAK_IMAGE": int(ys[np.argmax(cval)]) + 1,
-    }
-
-
 # the kernel's float and integer columns, in the order of the row's keys
 _FKEYS = ("_mx", "_my", "_fdflux", "_abcor", "_dthresh", "_mthresh", "_fluxvar", "X_IMAGE", "Y_IMAGE", "X2_IMAGE",
           "Y2_IMAGE", "XY_IMAGE", "ERRX2_IMAGE", "ERRY2_IMAGE", "ERRXY_IMAGE", "A_IMAGE", "B_IMAGE", "THETA_IMAGE",
@@ -200,8 +127,8 @@ def _min_f32(a):
 @njit(cache=True, nogil=True)
 def _isophotal_batch(xs, ys, val, cval, starts, stops, has_center, cx, cy, pthr, pvar, gainflag, threshfac,
                      dthresh, dthresh32, thresh, var, gain, h, w, minarea, iso_expo):
-    """:func:`isophotal_row`'s arithmetic for objects ``xs[starts[k]:stops[k]]`` …: a float and an
-    integer row of values per object (``_FKEYS``, ``_IKEYS``) and its eight isophotal areas.
+    """The per-detection arithmetic (``tests/isophotal_reference.py``) for objects
+    ``xs[starts[k]:stops[k]]`` …: a float and an integer row of values per object (``_FKEYS``, ``_IKEYS``) and its eight isophotal areas.
     ``pthr``/``pvar`` empty: no weight map. ``iso_expo``: the exponents i / 8 of the isophotal
     levels, given at run time so that the compiler keeps the C library's pow() for each (it would
     turn pow(x, 0.5) into a square root, rounded differently)."""
@@ -310,7 +237,7 @@ _ISO_EXPO = np.array([i / NISO for i in range(NISO)], np.float64)
 
 def isophotal_rows(cids, xs, ys, val, cval, offsets, dthresh, thresh, var, gain, h, w, minarea, *, objects=None,
                    centers=None, pthr=None, pvar=None, gainflag=False, threshfac=1.0) -> list[dict]:
-    """:func:`isophotal_row` of many detections in one compiled call, the same dicts (keys, values,
+    """The isophotal measurements of many detections in one compiled call, the same dicts (keys, values,
     types). Detection ``k`` is the pixels ``offsets[k]:offsets[k + 1]`` of the concatenated pixel
     arrays (``xs``, ``ys`` int64, ``val`` background-subtracted and ``cval`` filtered values);
     ``objects``: which detections (all by default), ``cids`` their ids, ``centers``: each one's core
