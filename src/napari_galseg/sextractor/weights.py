@@ -153,8 +153,10 @@ def _interpolate_rows(sub, var, wthresh, xlag, ylag, allflag, ytimeout, backup, 
 
 
 class InterpolationState:
-    """interpolate() fed a block of rows at a time (the frame top to bottom): what the scan
-    remembers of the rows above."""
+    """SExtractor's interpolate() fed a block of rows at a time (the frame top to bottom): low-weight
+    pixels (variance ≥ wthresh) take the value and variance of their left neighbour for up to
+    ``xlag`` pixels, then of the pixel above for up to ``ylag`` rows, in place; this holds what the
+    scan remembers of the rows above."""
 
     def __init__(self, width: int):
         self.ytimeout = np.zeros(width, np.int64)
@@ -163,12 +165,6 @@ class InterpolationState:
 
     def apply(self, sub, var, wthresh, xlag, ylag, allflag) -> None:
         _interpolate_rows(sub, var, wthresh, xlag, ylag, allflag, self.ytimeout, self.backup, self.wbackup)
-
-
-def interpolate(sub, var, wthresh, xlag, ylag, allflag):
-    """interpolate(): low-weight pixels (variance ≥ wthresh) take the value and variance of their
-    left neighbour for up to ``xlag`` pixels, then of the pixel above for up to ``ylag`` rows; in place."""
-    InterpolationState(sub.shape[1]).apply(sub, var, wthresh, xlag, ylag, allflag)
 
 
 def low_weight_flags(var: np.ndarray, fvar: np.ndarray, wthresh: np.float32) -> np.ndarray:
